@@ -1,0 +1,142 @@
+//! Builds the standard drivers (and the hostile test drivers) as wasm32-wasip2
+//! components with a nested cargo, so that a plain `cargo build` does all.
+//!
+//! The nested cargo gets its own target directory (so it never waits on the
+//! outer build's lock) and a clean environment (so flags meant for the host,
+//! such as clippy's wrapper or `RUSTFLAGS`, do not leak into the guests).
+//! The built plugins are embedded into the binary; the test drivers' folder is
+//! exported to the host's tests as `DROVER_TEST_DRIVERS`.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The standard drivers: (registry name, crate name).
+const PLUGINS: &[(&str, &str)] = &[
+    ("noop", "drover-plugin-noop"),
+    ("sleep", "drover-plugin-sleep"),
+    ("shell", "drover-plugin-shell"),
+];
+
+/// Drivers that misbehave on purpose, for the host's tests.
+const TEST_DRIVERS: &[&str] = &[
+    "test-driver-trap",
+    "test-driver-spin",
+    "test-driver-hog",
+    "test-driver-forbidden-exec",
+    "test-driver-escape",
+];
+
+const TARGET: &str = "wasm32-wasip2";
+const PROFILE: &str = "wasm";
+
+fn main() {
+    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    let workspace = manifest_dir
+        .parent()
+        .expect("host/ lives in the workspace")
+        .to_path_buf();
+    for dir in ["wit", "sdk", "plugins", "tests/drivers"] {
+        println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
+    }
+    println!("cargo:rerun-if-changed={}", workspace.join("Cargo.toml").display());
+    println!("cargo:rerun-if-changed={}", workspace.join("Cargo.lock").display());
+    println!("cargo:rerun-if-env-changed=DROVER_WASM_TARGET_DIR");
+
+    let target_dir = env::var_os("DROVER_WASM_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| outer_target_dir(&workspace).join("wasm"));
+
+    ensure_wasm_target();
+    build_guests(&workspace, &target_dir);
+
+    let out_dir = target_dir.join(TARGET).join(PROFILE);
+    let mut embedded = String::from("/// The standard drivers built into this binary: (name, component bytes).\n");
+    embedded.push_str("pub const BUILTIN_DRIVERS: &[(&str, &[u8])] = &[\n");
+    for (name, krate) in PLUGINS {
+        let file = out_dir.join(format!("{}.wasm", krate.replace('-', "_")));
+        if !file.exists() {
+            panic!("plugin {krate} was built but {} is missing", file.display());
+        }
+        embedded.push_str(&format!("    ({name:?}, include_bytes!({:?})),\n", file));
+    }
+    embedded.push_str("];\n");
+    let generated = PathBuf::from(env::var("OUT_DIR").expect("set by cargo")).join("builtin_drivers.rs");
+    std::fs::write(&generated, embedded).expect("write builtin_drivers.rs");
+    println!("cargo:rustc-env=DROVER_TEST_DRIVERS={}", out_dir.display());
+}
+
+/// The outer build's target directory, found from `OUT_DIR`
+/// (`<target>/<profile>/build/<pkg>/out`), so that `CARGO_TARGET_DIR` is
+/// honoured without parsing cargo's configuration.
+fn outer_target_dir(workspace: &Path) -> PathBuf {
+    if let Some(dir) = env::var_os("CARGO_TARGET_DIR") {
+        let dir = PathBuf::from(dir);
+        return if dir.is_absolute() { dir } else { workspace.join(dir) };
+    }
+    let out = PathBuf::from(env::var("OUT_DIR").expect("set by cargo"));
+    out.ancestors()
+        .find(|p| p.file_name().is_some_and(|n| n == "build"))
+        .and_then(|build| build.parent()) // <target>/<profile>
+        .and_then(|profile| profile.parent()) // <target> (or <target>/<triple>)
+        .map(|p| {
+            // With --target, the layout is <target>/<triple>/<profile>.
+            if p.join("CACHEDIR.TAG").exists() {
+                p.to_path_buf()
+            } else {
+                p.parent().map(Path::to_path_buf).unwrap_or_else(|| p.to_path_buf())
+            }
+        })
+        .unwrap_or_else(|| workspace.join("target"))
+}
+
+/// rust-toolchain.toml lists the target, but a toolchain that was installed
+/// before the file existed lacks it: add it, so no manual step is needed.
+fn ensure_wasm_target() {
+    let sysroot = Command::new(env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
+        .args(["--print", "sysroot"])
+        .output();
+    if let Ok(out) = sysroot {
+        let sysroot = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if sysroot.join("lib/rustlib").join(TARGET).exists() {
+            return;
+        }
+    }
+    let status = Command::new("rustup").args(["target", "add", TARGET]).status();
+    match status {
+        Ok(s) if s.success() => {}
+        _ => panic!("the {TARGET} target is missing and `rustup target add {TARGET}` failed"),
+    }
+}
+
+fn build_guests(workspace: &Path, target_dir: &Path) {
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(workspace)
+        .args(["build", "--locked", "--target", TARGET, "--profile", PROFILE])
+        .arg("--target-dir")
+        .arg(target_dir);
+    for krate in PLUGINS.iter().map(|(_, k)| *k).chain(TEST_DRIVERS.iter().copied()) {
+        cmd.args(["-p", krate]);
+    }
+    // Variables cargo sets for build scripts, or that the outer invocation's
+    // tools set, that must not leak into the guests' build.
+    for (key, _) in env::vars_os() {
+        let key = key.to_string_lossy();
+        let leaks = key.starts_with("CARGO_")
+            && !matches!(key.as_ref(), "CARGO_HOME" | "CARGO_NET_OFFLINE" | "CARGO_REGISTRIES_CRATES_IO_PROTOCOL");
+        if leaks
+            || matches!(
+                key.as_ref(),
+                "RUSTFLAGS" | "RUSTC_WRAPPER" | "RUSTC_WORKSPACE_WRAPPER" | "RUSTDOCFLAGS" | "RUSTC" | "TARGET" | "HOST"
+                    | "OUT_DIR" | "OPT_LEVEL" | "PROFILE" | "DEBUG" | "NUM_JOBS"
+            )
+        {
+            cmd.env_remove(key.as_ref());
+        }
+    }
+    let status = cmd.status().expect("run cargo to build the wasm drivers");
+    if !status.success() {
+        panic!("building the wasm drivers failed (see the cargo output above)");
+    }
+}

@@ -1,0 +1,279 @@
+//! `drover driver`: run one node with one driver, outside any DAG, so that
+//! driver authors can try what they wrote; describe and list drivers.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, anyhow};
+use clap::{Args, Subcommand};
+use drover::config::Config;
+use drover::duration::parse_duration;
+use drover::registry;
+use drover::runtime::{Driver, NodeContext, Runtime};
+use drover::task::{LogLevel, LogLine, LogSource, NodeStatus, Outcome, Task};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use super::{CliError, OutputFormat, exit};
+
+#[derive(Debug, Subcommand)]
+pub enum DriverCommand {
+    /// Run one node with a driver and print its outcome.
+    Run(RunArgs),
+    /// Print what a driver says about itself.
+    Describe {
+        /// A built-in driver name or a path to a `.wasm` component.
+        driver: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// List the built-in drivers.
+    List,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// A built-in driver name (`shell`, `noop`, `sleep`) or a path to a `.wasm` component.
+    driver: String,
+    /// The node's artifact (for `shell`: a script file or an inline script).
+    #[arg(long, default_value = "")]
+    artifact: String,
+    /// An argument for the node; repeat for more.
+    #[arg(long = "arg", value_name = "ARG", allow_hyphen_values = true)]
+    args: Vec<String>,
+    /// An environment variable for the node, as KEY=VALUE; repeat for more.
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    env: Vec<String>,
+    /// The name of an output the node is expected to produce; repeat for more.
+    #[arg(long = "expect-output", value_name = "NAME")]
+    outputs: Vec<String>,
+    /// Stop the node after this long (`30s`, `5m`, ...).
+    #[arg(long)]
+    timeout: Option<String>,
+    /// Run in this folder instead of a fresh one (kept afterwards).
+    #[arg(long)]
+    workspace: Option<PathBuf>,
+    /// Keep the fresh workspace instead of removing it.
+    #[arg(long)]
+    keep_workspace: bool,
+    /// The node's name.
+    #[arg(long, default_value = "node")]
+    name: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    output: OutputFormat,
+}
+
+pub async fn run(cmd: DriverCommand, config: Config) -> Result<u8, CliError> {
+    match cmd {
+        DriverCommand::Run(args) => run_node(args, config).await,
+        DriverCommand::Describe { driver, output } => {
+            let runtime = Runtime::new(config)?;
+            let driver = load(&runtime, &driver).await?;
+            let d = driver.description();
+            match output {
+                OutputFormat::Json => {
+                    #[derive(Serialize)]
+                    struct Described<'a> {
+                        digest: &'a str,
+                        #[serde(flatten)]
+                        description: &'a drover::runtime::Description,
+                    }
+                    let json = serde_json::to_string_pretty(&Described {
+                        digest: driver.digest(),
+                        description: d,
+                    })?;
+                    println!("{json}");
+                }
+                OutputFormat::Text => {
+                    let c = &d.capabilities;
+                    println!("{} {} (sha256:{})", d.name, d.version, driver.digest());
+                    println!("  {}", d.summary);
+                    println!("artifact: {}", d.artifact);
+                    println!("args:     {}", d.args);
+                    println!("outputs:  {}", d.outputs);
+                    println!(
+                        "needs:    exec [{}], workspace {}, network {}, container {}, secrets {}",
+                        c.exec.join(", "),
+                        c.workspace,
+                        c.network,
+                        c.container,
+                        c.secrets
+                    );
+                }
+            }
+            Ok(exit::SUCCESS)
+        }
+        DriverCommand::List => {
+            for name in registry::builtin_names() {
+                println!("{name}");
+            }
+            Ok(exit::SUCCESS)
+        }
+    }
+}
+
+async fn load(runtime: &Runtime, spec: &str) -> Result<Driver, CliError> {
+    let source = registry::resolve(spec).map_err(CliError::bad_input)?;
+    let bytes = registry::read(&source).map_err(CliError::bad_input)?;
+    runtime
+        .load(bytes)
+        .await
+        .with_context(|| format!("cannot load driver `{spec}`"))
+        .map_err(CliError::bad_input)
+}
+
+fn parse_env(pairs: &[String]) -> Result<Vec<(String, String)>, CliError> {
+    pairs
+        .iter()
+        .map(|pair| match pair.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => Err(CliError::bad_input(anyhow!(
+                "--env `{pair}` must be KEY=VALUE"
+            ))),
+        })
+        .collect()
+}
+
+/// A short, unique-enough id for a one-off run.
+fn run_id() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{:x}{:04x}", nanos, std::process::id() & 0xffff)
+}
+
+async fn run_node(args: RunArgs, config: Config) -> Result<u8, CliError> {
+    let env = parse_env(&args.env)?;
+    let timeout: Option<Duration> = args
+        .timeout
+        .as_deref()
+        .map(parse_duration)
+        .transpose()
+        .map_err(CliError::bad_input)?;
+    let runtime = Runtime::new(config)?;
+    let driver = load(&runtime, &args.driver).await?;
+
+    let run_id = run_id();
+    let mut task = Task {
+        run_id: run_id.clone(),
+        node: args.name.clone(),
+        attempt: 1,
+        artifact: args.artifact.clone(),
+        artifact_file: None,
+        args: args.args.clone(),
+        env,
+        inputs: Vec::new(),
+        outputs: args.outputs.clone(),
+        deadline: timeout.map(|t| SystemTime::now() + t),
+    };
+    let cwd = std::env::current_dir().context("cannot read the current folder")?;
+    task.resolve_artifact_file(&cwd);
+
+    let problems = runtime.validate(&driver, &task).await.map_err(CliError::bad_input)?;
+    if !problems.is_empty() {
+        let list: Vec<String> = problems
+            .iter()
+            .map(|p| format!("  node `{}`, field `{}`: {}", task.node, p.field, p.message))
+            .collect();
+        return Err(CliError::bad_input(anyhow!(
+            "driver `{}` refused the node:\n{}",
+            driver.name(),
+            list.join("\n")
+        )));
+    }
+
+    let (workspace, remove_after) = match &args.workspace {
+        Some(dir) => (dir.clone(), false),
+        None => (
+            runtime
+                .config()
+                .data_dir()
+                .join("workspaces")
+                .join(&run_id)
+                .join(&task.node),
+            !args.keep_workspace,
+        ),
+    };
+
+    let (logs, mut lines) = tokio::sync::mpsc::channel::<LogLine>(1024);
+    let format = args.output;
+    let printer = tokio::spawn(async move {
+        while let Some(line) = lines.recv().await {
+            print_log_line(&line, format);
+        }
+    });
+    let cancel = CancellationToken::new();
+    {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("canceling…");
+                cancel.cancel();
+            }
+        });
+    }
+    let outcome = runtime
+        .run(
+            &driver,
+            task,
+            NodeContext {
+                workspace: workspace.clone(),
+                logs,
+                cancel,
+            },
+        )
+        .await;
+    // All senders are gone once `run` returns: the printer drains and ends.
+    let _ = printer.await;
+    if remove_after && workspace.exists() {
+        let _ = std::fs::remove_dir_all(workspace.parent().unwrap_or(&workspace));
+    }
+    print_outcome(&outcome, format)?;
+    Ok(match outcome.status {
+        NodeStatus::Success => exit::SUCCESS,
+        _ => exit::FAILURE,
+    })
+}
+
+fn print_log_line(line: &LogLine, format: OutputFormat) {
+    let tag = match (line.source, line.level) {
+        (LogSource::Stderr, _) => "stderr",
+        (LogSource::Stdout, _) => "stdout",
+        (LogSource::Driver, LogLevel::Error) => "error",
+        (LogSource::Driver, LogLevel::Warn) => "warn",
+        (LogSource::Driver, LogLevel::Info) => "info",
+        (LogSource::Driver, LogLevel::Debug) => "debug",
+        (LogSource::Driver, LogLevel::Trace) => "trace",
+    };
+    let text = format!("[{}] {tag}: {}", line.node, line.message);
+    match format {
+        // stdout is reserved for the JSON outcome.
+        OutputFormat::Json => eprintln!("{text}"),
+        OutputFormat::Text => println!("{text}"),
+    }
+}
+
+fn print_outcome(outcome: &Outcome, format: OutputFormat) -> Result<(), CliError> {
+    match format {
+        OutputFormat::Json => {
+            println!("{}", serde_json::to_string(outcome)?);
+        }
+        OutputFormat::Text => {
+            let code = outcome
+                .exit_code
+                .map(|c| format!(" (exit code {c})"))
+                .unwrap_or_default();
+            println!("{}{code}", outcome.status);
+            if !outcome.message.is_empty() {
+                println!("  {}", outcome.message);
+            }
+            for (key, value) in &outcome.outputs {
+                println!("  output {key}={value}");
+            }
+        }
+    }
+    Ok(())
+}

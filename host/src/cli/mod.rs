@@ -1,0 +1,118 @@
+//! Command-line parsing and the dispatch to each subcommand.
+
+mod driver;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use drover::config::Config;
+
+/// Run DAGs of work through sandboxed WebAssembly drivers.
+#[derive(Debug, Parser)]
+#[command(name = "drover", version, about)]
+struct Cli {
+    /// Configuration file (TOML): limits, sandbox settings, driver policy.
+    #[arg(long, global = true, env = "DROVER_CONFIG")]
+    config: Option<PathBuf>,
+    /// Where drover keeps compiled drivers and workspaces.
+    #[arg(long, global = true, env = "DROVER_DATA")]
+    data: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Try a driver on its own: run one node, describe a driver, list the built-in ones.
+    #[command(subcommand)]
+    Driver(driver::DriverCommand),
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum OutputFormat {
+    /// Human-readable, with live logs.
+    #[default]
+    Text,
+    /// One JSON object on stdout (logs go to stderr).
+    Json,
+}
+
+/// Exit codes shared by every subcommand.
+pub mod exit {
+    /// Everything succeeded.
+    pub const SUCCESS: u8 = 0;
+    /// The work ran and failed.
+    pub const FAILURE: u8 = 1;
+    /// The input was invalid; nothing ran.
+    pub const BAD_INPUT: u8 = 2;
+}
+
+/// An error for the user: what went wrong, and the exit code it maps to.
+#[derive(Debug)]
+pub struct CliError {
+    pub code: u8,
+    pub error: anyhow::Error,
+}
+
+impl CliError {
+    /// Bad input: exit code 2.
+    pub fn bad_input(error: impl Into<anyhow::Error>) -> Self {
+        CliError {
+            code: exit::BAD_INPUT,
+            error: error.into(),
+        }
+    }
+}
+
+impl<E: Into<anyhow::Error>> From<E> for CliError {
+    fn from(error: E) -> Self {
+        CliError {
+            code: exit::FAILURE,
+            error: error.into(),
+        }
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DROVER_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
+    let result = runtime.block_on(async move {
+        let config = load_config(&cli)?;
+        match cli.command {
+            Command::Driver(cmd) => driver::run(cmd, config).await,
+        }
+    });
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {:#}", e.error);
+            ExitCode::from(e.code)
+        }
+    }
+}
+
+fn load_config(cli: &Cli) -> Result<Config, CliError> {
+    let mut config = match &cli.config {
+        Some(path) => Config::load(path).map_err(CliError::bad_input)?,
+        None => Config::default(),
+    };
+    if let Some(data) = &cli.data {
+        config.data_dir = Some(data.clone());
+    }
+    Ok(config)
+}

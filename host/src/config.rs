@@ -1,0 +1,161 @@
+//! The operator's configuration: limits for drivers, the exec policy per
+//! driver, and where drover keeps its data. Read from a TOML file.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Everything an operator can set. Every field has a sane default, so an
+/// empty file (or none) is a valid configuration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where drover keeps compiled drivers and node workspaces.
+    pub data_dir: Option<PathBuf>,
+    /// Limits applied to every driver instance.
+    pub limits: Limits,
+    /// The OS sandbox around processes that drivers start.
+    pub sandbox: SandboxSettings,
+    /// Per-driver policy, by driver name.
+    pub drivers: BTreeMap<String, DriverPolicy>,
+}
+
+/// Limits applied to every driver instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// The most linear memory one driver instance may use, in MiB.
+    pub memory_mib: u64,
+    /// Wasm fuel per node (roughly, instructions); none means unmetered.
+    /// The node's wall-clock deadline applies either way.
+    pub fuel: Option<u64>,
+    /// How many driver instances may exist at once (the pooling allocator's
+    /// size).
+    pub max_instances: u32,
+    /// The most standard output `exec` keeps for a driver, in KiB.
+    pub captured_stdout_kib: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_mib: 256,
+            fuel: None,
+            max_instances: 256,
+            captured_stdout_kib: 1024,
+        }
+    }
+}
+
+/// The OS sandbox around processes that drivers start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SandboxSettings {
+    /// Run processes even where Landlock or network namespaces are missing,
+    /// without that layer. Off by default: drover refuses instead.
+    pub allow_unconfined: bool,
+    /// Paths processes may read and execute besides their workspace.
+    pub read_only_paths: Option<Vec<PathBuf>>,
+    /// Open files per process.
+    pub max_open_files: Option<u64>,
+    /// Address space per process, in MiB.
+    pub max_address_space_mib: Option<u64>,
+    /// Largest file a process may write, in MiB.
+    pub max_file_size_mib: Option<u64>,
+    /// CPU seconds per process.
+    pub max_cpu_seconds: Option<u64>,
+}
+
+impl Default for SandboxSettings {
+    fn default() -> Self {
+        SandboxSettings {
+            allow_unconfined: false,
+            read_only_paths: None,
+            max_open_files: Some(4096),
+            max_address_space_mib: None,
+            max_file_size_mib: Some(16 * 1024),
+            max_cpu_seconds: None,
+        }
+    }
+}
+
+/// What the operator lets one driver do.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DriverPolicy {
+    /// The programs the driver may start. Defaults to what the driver
+    /// declares; set it to narrow or widen the list.
+    pub exec: Option<Vec<String>>,
+    /// Whether the driver and its processes get the network. Defaults to
+    /// what the driver declares.
+    pub network: Option<bool>,
+}
+
+/// A configuration file that could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+}
+
+impl Config {
+    /// Reads a TOML configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+
+    /// The data directory: the configured one, or `$XDG_DATA_HOME/drover`,
+    /// or `~/.local/share/drover`, or `.drover` as a last resort.
+    pub fn data_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.data_dir {
+            return dir.clone();
+        }
+        if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+            return PathBuf::from(dir).join("drover");
+        }
+        if let Some(home) = std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+            return PathBuf::from(home).join(".local/share/drover");
+        }
+        PathBuf::from(".drover")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_default() {
+        let config: Config = toml::from_str("").unwrap();
+        assert_eq!(config, Config::default());
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_by_name() {
+        let err = toml::from_str::<Config>("[limits]\nmemory_mb = 3\n").unwrap_err();
+        assert!(err.to_string().contains("memory_mb"), "{err}");
+    }
+
+    #[test]
+    fn driver_policy_parses() {
+        let config: Config =
+            toml::from_str("[drivers.shell]\nexec = [\"sh\", \"bash\"]\nnetwork = true\n").unwrap();
+        let shell = &config.drivers["shell"];
+        assert_eq!(shell.exec.as_deref(), Some(&["sh".to_string(), "bash".to_string()][..]));
+        assert_eq!(shell.network, Some(true));
+    }
+}

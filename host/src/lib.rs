@@ -1,0 +1,12 @@
+//! drover: run DAGs of work through sandboxed WebAssembly drivers.
+//!
+//! The library behind the `drover` binary. [`runtime`] loads and runs
+//! drivers, [`sandbox`] confines the processes they start, [`registry`]
+//! finds drivers by name, [`task`] holds the types they exchange.
+
+pub mod config;
+pub mod duration;
+pub mod registry;
+pub mod runtime;
+pub mod sandbox;
+pub mod task;

@@ -1,0 +1,14 @@
+//! Host-side bindings of the `drover:driver` WIT package (`wit/driver.wit`).
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "drover:driver/driver",
+    imports: { default: async | trappable },
+    exports: { default: async },
+    additional_derives: [serde::Serialize],
+    with: {
+        "drover:driver/exec.process": crate::runtime::exec::Process,
+    },
+});
+
+pub use drover::driver::types::Capabilities;

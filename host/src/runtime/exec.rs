@@ -1,0 +1,477 @@
+//! The `exec` capability: starting allowlisted programs inside the node's
+//! sandbox, streaming their output to the node's log.
+
+use std::ffi::OsString;
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use wasmtime::component::{Resource, ResourceTable};
+
+use super::bindings::drover::driver::exec::{Command, Error, ExitStatus, Host, HostProcess};
+use super::log::LogHost;
+use crate::config::SandboxSettings;
+use crate::sandbox::{self, Confinement, Policy, Sandbox, SpawnRequest};
+use crate::task::{LogLevel, LogSource};
+
+/// The longest log line kept whole; longer lines are split.
+const MAX_LINE: usize = 64 * 1024;
+
+/// The process-wide sandbox, made on first use so that drivers that never
+/// start a process work on hosts where the sandbox cannot be set up.
+pub struct SandboxCell {
+    settings: SandboxSettings,
+    sandbox: OnceLock<Result<Arc<Sandbox>, String>>,
+}
+
+impl SandboxCell {
+    pub fn new(settings: SandboxSettings) -> Self {
+        SandboxCell {
+            settings,
+            sandbox: OnceLock::new(),
+        }
+    }
+
+    /// The sandbox, or why it cannot be had.
+    pub fn get(&self) -> Result<Arc<Sandbox>, String> {
+        self.sandbox
+            .get_or_init(|| {
+                Sandbox::new(sandbox_config(&self.settings))
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+    }
+}
+
+fn sandbox_config(settings: &SandboxSettings) -> sandbox::SandboxConfig {
+    let mut config = sandbox::SandboxConfig::default();
+    const MIB: u64 = 1024 * 1024;
+    config.allow_unconfined = settings.allow_unconfined;
+    if let Some(paths) = &settings.read_only_paths {
+        config.read_only_paths = paths.clone();
+    }
+    config.rlimits.open_files = settings.max_open_files;
+    config.rlimits.address_space = settings.max_address_space_mib.map(|m| m * MIB);
+    config.rlimits.file_size = settings.max_file_size_mib.map(|m| m * MIB);
+    config.rlimits.cpu_seconds = settings.max_cpu_seconds;
+    config
+}
+
+/// What one node's driver may start, and where.
+#[derive(Debug, Clone, Default)]
+pub struct ExecGrant {
+    /// Programs on the allowlist: bare names or absolute paths.
+    pub programs: Vec<String>,
+    /// The node's workspace; processes run inside it.
+    pub workspace: Option<PathBuf>,
+    /// Files outside the workspace that processes may read.
+    pub read_only_files: Vec<PathBuf>,
+    /// Whether processes get the network.
+    pub network: bool,
+    /// The most standard output kept for `exit-status.stdout`.
+    pub capture_limit: usize,
+}
+
+/// Per-instance state of the `exec` interface.
+pub struct ExecHost {
+    grant: Option<ExecGrant>,
+    driver: Arc<str>,
+    sandbox: Arc<SandboxCell>,
+    confinement: Option<Arc<Confinement>>,
+    log: Arc<LogHost>,
+    table: ResourceTable,
+}
+
+/// A process a driver started (the `process` resource).
+pub struct Process {
+    child: sandbox::Child,
+    started: Instant,
+    timeout: Option<Duration>,
+    stdout: Option<JoinHandle<(Vec<u8>, bool)>>,
+    stderr: Option<JoinHandle<()>>,
+    stdin: Option<JoinHandle<()>>,
+    finished: Option<ExitStatus>,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        // The child's own Drop kills its process group; the readers end when
+        // the pipes close, but a process that escaped the group could hold
+        // them open, so stop reading now.
+        for task in [self.stderr.take(), self.stdin.take()].into_iter().flatten() {
+            task.abort();
+        }
+        if let Some(task) = self.stdout.take() {
+            task.abort();
+        }
+    }
+}
+
+impl ExecHost {
+    /// `grant` is `None` while a driver is described or validated: no
+    /// process may be started then.
+    pub fn new(
+        grant: Option<ExecGrant>,
+        driver: Arc<str>,
+        sandbox: Arc<SandboxCell>,
+        log: Arc<LogHost>,
+    ) -> Self {
+        ExecHost {
+            grant,
+            driver,
+            sandbox,
+            confinement: None,
+            log,
+            table: ResourceTable::new(),
+        }
+    }
+
+    fn confinement(&mut self, grant: &ExecGrant, workspace: &Path) -> Result<Arc<Confinement>, Error> {
+        if let Some(c) = &self.confinement {
+            return Ok(c.clone());
+        }
+        let sandbox = self.sandbox.get().map_err(Error::Sandbox)?;
+        let policy = Policy {
+            workspace: workspace.to_path_buf(),
+            read_only_files: grant.read_only_files.clone(),
+            network: grant.network,
+        };
+        let confinement = Arc::new(
+            sandbox
+                .confine(&policy)
+                .map_err(|e| Error::Sandbox(e.to_string()))?,
+        );
+        self.confinement = Some(confinement.clone());
+        Ok(confinement)
+    }
+
+    async fn start(&mut self, command: Command) -> Result<Process, Error> {
+        let Some(grant) = self.grant.clone() else {
+            return Err(Error::NotAllowed(
+                "processes cannot be started while a driver is described or validated".into(),
+            ));
+        };
+        if !grant.programs.iter().any(|p| p == &command.program) {
+            return Err(Error::NotAllowed(format!(
+                "`{}` is not on the allowlist of driver `{}` (allowed: {})",
+                command.program,
+                self.driver,
+                if grant.programs.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    grant.programs.join(", ")
+                }
+            )));
+        }
+        let Some(workspace) = grant.workspace.clone() else {
+            return Err(Error::Invalid("this node has no workspace".into()));
+        };
+        let program = resolve_program(&command.program)?;
+        let cwd = resolve_cwd(&workspace, command.cwd.as_deref())?;
+        let env = build_env(&command.env, &workspace)?;
+        let args = command
+            .args
+            .iter()
+            .map(|a| check_nul("argument", a).map(|_| OsString::from(a)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let confinement = self.confinement(&grant, &workspace)?;
+        let request = SpawnRequest {
+            program,
+            args,
+            env,
+            cwd,
+            stdin: command.stdin.is_some(),
+        };
+        let mut child = confinement.spawn(&request).map_err(|e| {
+            if e.is_not_found() {
+                Error::NotFound(e.to_string())
+            } else {
+                Error::Sandbox(e.to_string())
+            }
+        })?;
+        let stdin = match (child.take_stdin(), command.stdin) {
+            (Some(mut pipe), Some(bytes)) => Some(tokio::spawn(async move {
+                // A process that exits without reading its input is fine.
+                let _ = pipe.write_all(&bytes).await;
+                let _ = pipe.shutdown().await;
+            })),
+            _ => None,
+        };
+        let capture = if command.capture_stdout {
+            grant.capture_limit
+        } else {
+            0
+        };
+        let stdout = child
+            .take_stdout()
+            .map(|out| tokio::spawn(pump(out, self.log.clone(), LogSource::Stdout, capture)));
+        let stderr = child.take_stderr().map(|err| {
+            let log = self.log.clone();
+            tokio::spawn(async move {
+                pump(err, log, LogSource::Stderr, 0).await;
+            })
+        });
+        Ok(Process {
+            child,
+            started: Instant::now(),
+            timeout: command.timeout_ms.map(Duration::from_millis),
+            stdout,
+            stderr,
+            stdin,
+            finished: None,
+        })
+    }
+}
+
+/// Reads `reader` line by line into the log, keeping up to `capture` bytes.
+async fn pump(
+    reader: impl AsyncRead + Unpin,
+    log: Arc<LogHost>,
+    source: LogSource,
+    capture: usize,
+) -> (Vec<u8>, bool) {
+    let mut reader = BufReader::with_capacity(MAX_LINE, reader);
+    let mut captured = Vec::new();
+    let mut truncated = false;
+    let mut line = Vec::new();
+    let level = match source {
+        LogSource::Stderr => LogLevel::Warn,
+        _ => LogLevel::Info,
+    };
+    loop {
+        line.clear();
+        let read = {
+            let mut limited = (&mut reader).take(MAX_LINE as u64);
+            limited.read_until(b'\n', &mut line).await
+        };
+        match read {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        if captured.len() < capture {
+            let room = capture - captured.len();
+            captured.extend_from_slice(&line[..line.len().min(room)]);
+            truncated |= line.len() > room;
+        } else if capture > 0 {
+            truncated = true;
+        }
+        let text = line.strip_suffix(b"\n").unwrap_or(&line);
+        let text = text.strip_suffix(b"\r").unwrap_or(text);
+        log.send(source, level, String::from_utf8_lossy(text).into_owned())
+            .await;
+    }
+    (captured, truncated)
+}
+
+use tokio::io::AsyncReadExt as _;
+
+fn check_nul(what: &str, value: &str) -> Result<(), Error> {
+    if value.contains('\0') {
+        return Err(Error::Invalid(format!("{what} contains a NUL byte: {value:?}")));
+    }
+    Ok(())
+}
+
+/// Finds the program: an absolute path as is, a bare name on the host's PATH.
+fn resolve_program(program: &str) -> Result<PathBuf, Error> {
+    check_nul("program", program)?;
+    let path = Path::new(program);
+    if path.is_absolute() {
+        return if is_executable(path) {
+            Ok(path.to_path_buf())
+        } else {
+            Err(Error::NotFound(format!("{program} does not exist or is not executable")))
+        };
+    }
+    if program.contains('/') || program.is_empty() {
+        return Err(Error::Invalid(format!(
+            "program `{program}` must be a bare name or an absolute path"
+        )));
+    }
+    let search = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    std::env::split_paths(&search)
+        .map(|dir| dir.join(program))
+        .find(|candidate| is_executable(candidate))
+        .ok_or_else(|| Error::NotFound(format!("`{program}` was not found on PATH")))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// The working directory: inside the workspace, never outside it.
+fn resolve_cwd(workspace: &Path, cwd: Option<&str>) -> Result<PathBuf, Error> {
+    let Some(cwd) = cwd.filter(|c| !c.is_empty() && *c != ".") else {
+        return Ok(workspace.to_path_buf());
+    };
+    check_nul("cwd", cwd)?;
+    let relative = Path::new(cwd);
+    if relative
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Err(Error::Invalid(format!(
+            "cwd `{cwd}` must be a relative path inside the workspace, without `..`"
+        )));
+    }
+    let dir = workspace.join(relative);
+    // A symlink inside the workspace could still point out of it.
+    match dir.canonicalize() {
+        Ok(real) if real.starts_with(workspace) && real.is_dir() => Ok(real),
+        Ok(_) => Err(Error::Invalid(format!("cwd `{cwd}` is not a folder inside the workspace"))),
+        Err(e) => Err(Error::Invalid(format!("cwd `{cwd}`: {e}"))),
+    }
+}
+
+fn build_env(env: &[(String, String)], workspace: &Path) -> Result<Vec<(OsString, OsString)>, Error> {
+    let mut out = Vec::with_capacity(env.len() + 2);
+    for (key, value) in env {
+        if key.is_empty() || key.contains('=') {
+            return Err(Error::Invalid(format!("invalid environment variable name {key:?}")));
+        }
+        check_nul("environment variable", key)?;
+        check_nul("environment variable", value)?;
+        out.push((OsString::from(key), OsString::from(value)));
+    }
+    if !env.iter().any(|(k, _)| k == "PATH") {
+        let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+        out.push(("PATH".into(), path));
+    }
+    out.retain(|(k, _)| k != "DROVER_WORKSPACE");
+    out.push(("DROVER_WORKSPACE".into(), workspace.as_os_str().to_owned()));
+    Ok(out)
+}
+
+impl Host for ExecHost {
+    async fn spawn(&mut self, command: Command) -> wasmtime::Result<Result<Resource<Process>, Error>> {
+        let program = command.program.clone();
+        match self.start(command).await {
+            Ok(process) => Ok(Ok(self.table.push(process)?)),
+            Err(e) => {
+                self.log
+                    .send(
+                        LogSource::Driver,
+                        LogLevel::Warn,
+                        format!("exec of `{program}` refused: {}", describe_error(&e)),
+                    )
+                    .await;
+                Ok(Err(e))
+            }
+        }
+    }
+
+    async fn workspace_path(&mut self) -> wasmtime::Result<String> {
+        Ok(self
+            .grant
+            .as_ref()
+            .and_then(|g| g.workspace.as_ref())
+            .map(|w| w.to_string_lossy().into_owned())
+            .unwrap_or_default())
+    }
+}
+
+/// The text of an exec error, for logs.
+pub fn describe_error(e: &Error) -> &str {
+    match e {
+        Error::NotAllowed(m) | Error::NotFound(m) | Error::Invalid(m) | Error::Sandbox(m) | Error::Io(m) => m,
+    }
+}
+
+impl HostProcess for ExecHost {
+    async fn id(&mut self, process: Resource<Process>) -> wasmtime::Result<u32> {
+        Ok(self.table.get(&process)?.child.id())
+    }
+
+    async fn wait(&mut self, process: Resource<Process>) -> wasmtime::Result<Result<ExitStatus, Error>> {
+        let process = self.table.get_mut(&process)?;
+        if let Some(done) = &process.finished {
+            return Ok(Ok(done.clone()));
+        }
+        let mut timed_out = false;
+        let status = match process.timeout {
+            Some(limit) => match tokio::time::timeout_at(process.started + limit, process.child.wait()).await {
+                Ok(status) => status,
+                Err(_) => {
+                    timed_out = true;
+                    process.child.kill_group();
+                    process.child.wait().await
+                }
+            },
+            None => process.child.wait().await,
+        };
+        let status = match status {
+            Ok(status) => status,
+            Err(e) => return Ok(Err(Error::Io(format!("waiting for the process failed: {e}")))),
+        };
+        // Whatever the main process left running in its group would keep the
+        // pipes open (and the node alive); the node's work is done.
+        process.child.kill_group();
+        let (stdout, stdout_truncated) = match process.stdout.take() {
+            Some(task) => task.await.unwrap_or_default(),
+            None => (Vec::new(), false),
+        };
+        if let Some(task) = process.stderr.take() {
+            let _ = task.await;
+        }
+        let done = ExitStatus {
+            code: status.code,
+            signal: status.signal,
+            timed_out,
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stdout_truncated,
+        };
+        process.finished = Some(done.clone());
+        Ok(Ok(done))
+    }
+
+    async fn kill(&mut self, process: Resource<Process>) -> wasmtime::Result<()> {
+        self.table.get(&process)?.child.kill_group();
+        Ok(())
+    }
+
+    async fn drop(&mut self, process: Resource<Process>) -> wasmtime::Result<()> {
+        self.table.delete(process)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cwd_stays_inside_the_workspace() {
+        let dir = std::env::temp_dir().join(format!("drover-cwd-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        let ws = dir.canonicalize().unwrap();
+        assert_eq!(resolve_cwd(&ws, None).unwrap(), ws);
+        assert_eq!(resolve_cwd(&ws, Some("sub")).unwrap(), ws.join("sub"));
+        for bad in ["..", "/etc", "sub/../..", "missing"] {
+            assert!(matches!(resolve_cwd(&ws, Some(bad)), Err(Error::Invalid(_))), "{bad}");
+        }
+        std::os::unix::fs::symlink("/etc", ws.join("link")).unwrap();
+        assert!(matches!(resolve_cwd(&ws, Some("link")), Err(Error::Invalid(_))));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn programs_resolve_on_path_or_absolutely() {
+        assert!(resolve_program("sh").unwrap().is_absolute());
+        assert!(matches!(resolve_program("./sh"), Err(Error::Invalid(_))));
+        assert!(matches!(resolve_program("no-such-program-here"), Err(Error::NotFound(_))));
+        assert!(matches!(resolve_program("/no/such"), Err(Error::NotFound(_))));
+    }
+
+    #[test]
+    fn env_gets_path_and_workspace() {
+        let env = build_env(&[("A".into(), "1".into())], Path::new("/ws")).unwrap();
+        assert!(env.iter().any(|(k, _)| k == "PATH"));
+        assert!(env.contains(&("DROVER_WORKSPACE".into(), "/ws".into())));
+        assert!(build_env(&[("A=B".into(), "1".into())], Path::new("/ws")).is_err());
+    }
+}

@@ -1,0 +1,55 @@
+//! The `log` capability: a driver's log lines, sent to the node's log sink.
+
+use std::sync::Arc;
+
+use super::bindings::drover::driver::log::{Host, Level};
+use crate::task::{LogLevel, LogLine, LogSink, LogSource};
+
+/// Per-instance state of the `log` interface.
+pub struct LogHost {
+    node: Arc<str>,
+    sink: Option<LogSink>,
+}
+
+impl LogHost {
+    /// Lines go to `sink`, or to `tracing` when there is none (while a
+    /// driver is described or validated).
+    pub fn new(node: Arc<str>, sink: Option<LogSink>) -> Self {
+        LogHost { node, sink }
+    }
+
+    /// Sends one line, waiting for room when the sink is full.
+    pub async fn send(&self, source: LogSource, level: LogLevel, message: String) {
+        match &self.sink {
+            // A closed sink means nobody is listening any more; the node
+            // goes on regardless.
+            Some(sink) => {
+                let _ = sink
+                    .send(LogLine {
+                        node: self.node.clone(),
+                        source,
+                        level,
+                        message,
+                    })
+                    .await;
+            }
+            None => tracing::info!(node = %self.node, ?level, "{message}"),
+        }
+    }
+}
+
+// Implemented on the `Arc` because `exec` shares the same log with the
+// tasks that pump process output.
+impl Host for Arc<LogHost> {
+    async fn write(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
+        let level = match level {
+            Level::Trace => LogLevel::Trace,
+            Level::Debug => LogLevel::Debug,
+            Level::Info => LogLevel::Info,
+            Level::Warn => LogLevel::Warn,
+            Level::Error => LogLevel::Error,
+        };
+        self.send(LogSource::Driver, level, message).await;
+        Ok(())
+    }
+}

@@ -1,0 +1,460 @@
+//! The Wasm runtime: compiles drivers once, instantiates a fresh sandboxed
+//! instance per node, and turns whatever the driver does (return, trap, loop,
+//! allocate) into an [`Outcome`].
+
+pub mod bindings;
+mod cache;
+pub mod exec;
+mod limits;
+mod log;
+mod state;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio_util::sync::CancellationToken;
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+
+pub use bindings::{Capabilities, Description};
+pub use cache::{CacheOutcome, digest};
+use exec::{ExecGrant, SandboxCell};
+pub use limits::MemoryLimitExceeded;
+use state::NodeState;
+
+use crate::config::Config;
+use crate::task::{LogSink, NodeStatus, Outcome, Problem, Task};
+
+/// How often the epoch advances. A guest that computes without calling the
+/// host yields to the executor this often, so timeouts and cancel reach it.
+const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// How long `describe` and `validate` may take.
+const QUERY_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Why a driver could not be loaded or queried.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("cannot set up the Wasm engine: {0}")]
+    Engine(String),
+    #[error("not a usable drover driver component: {0}")]
+    Compile(String),
+    #[error("the component does not implement the world drover:driver/driver: {0}")]
+    WrongWorld(String),
+    #[error("driver `{driver}` failed in `{call}`: {message}")]
+    Call {
+        driver: String,
+        call: &'static str,
+        message: String,
+    },
+}
+
+/// A loaded driver: compiled, linked, described. Cheap to clone.
+#[derive(Clone)]
+pub struct Driver {
+    inner: Arc<DriverInner>,
+}
+
+struct DriverInner {
+    digest: String,
+    description: Description,
+    cache: CacheOutcome,
+    pre: bindings::DriverPre<NodeState>,
+}
+
+impl Driver {
+    /// The sha256 of the component.
+    pub fn digest(&self) -> &str {
+        &self.inner.digest
+    }
+
+    /// What the driver says about itself.
+    pub fn description(&self) -> &Description {
+        &self.inner.description
+    }
+
+    /// The driver's name, from its description.
+    pub fn name(&self) -> &str {
+        &self.inner.description.name
+    }
+
+    /// Whether it was compiled now or loaded from the cache.
+    pub fn cache_outcome(&self) -> CacheOutcome {
+        self.inner.cache
+    }
+}
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver")
+            .field("name", &self.name())
+            .field("digest", &self.digest())
+            .finish()
+    }
+}
+
+/// Where and how one node runs.
+pub struct NodeContext {
+    /// The node's workspace folder; created when the driver needs it.
+    pub workspace: std::path::PathBuf,
+    /// Where the node's log lines go.
+    pub logs: LogSink,
+    /// Cancels the node: the instance is dropped and its processes killed.
+    pub cancel: CancellationToken,
+}
+
+/// The Wasm engine with everything needed to run drivers. Cheap to clone.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<RuntimeInner>,
+}
+
+struct RuntimeInner {
+    engine: Engine,
+    linker: Linker<NodeState>,
+    cache: cache::CompileCache,
+    config: Config,
+    sandbox: Arc<SandboxCell>,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Drop for RuntimeInner {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Runtime {
+    /// An engine configured from the operator's limits, with compiled
+    /// drivers cached under the data directory.
+    pub fn new(config: Config) -> Result<Runtime, RuntimeError> {
+        let limits = &config.limits;
+        let memory_bytes = usize::try_from(limits.memory_mib.saturating_mul(1024 * 1024))
+            .map_err(|_| RuntimeError::Engine("limits.memory_mib is too large".into()))?;
+        let instances = limits.max_instances.max(1);
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(instances)
+            .total_core_instances(instances.saturating_mul(8))
+            .total_memories(instances.saturating_mul(2))
+            .total_tables(instances.saturating_mul(4))
+            .total_stacks(instances)
+            .max_memory_size(memory_bytes);
+        let mut wasm = wasmtime::Config::new();
+        wasm.wasm_component_model(true)
+            .epoch_interruption(true)
+            .consume_fuel(limits.fuel.is_some())
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&wasm).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .and_then(|_| {
+                bindings::drover::driver::log::add_to_linker::<NodeState, HasSelf<Arc<log::LogHost>>>(
+                    &mut linker,
+                    |s| &mut s.log,
+                )
+            })
+            .and_then(|_| {
+                bindings::drover::driver::exec::add_to_linker::<NodeState, HasSelf<exec::ExecHost>>(
+                    &mut linker,
+                    |s| &mut s.exec,
+                )
+            })
+            .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        {
+            let engine = engine.clone();
+            let stop = ticker_stop.clone();
+            std::thread::Builder::new()
+                .name("drover-epoch".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(EPOCH_TICK);
+                        engine.increment_epoch();
+                    }
+                })
+                .map_err(|e| RuntimeError::Engine(format!("cannot start the epoch thread: {e}")))?;
+        }
+
+        let cache = cache::CompileCache::new(&engine, Some(config.data_dir().join("compiled")));
+        let sandbox = Arc::new(SandboxCell::new(config.sandbox.clone()));
+        Ok(Runtime {
+            inner: Arc::new(RuntimeInner {
+                engine,
+                linker,
+                cache,
+                config,
+                sandbox,
+                ticker_stop,
+            }),
+        })
+    }
+
+    /// The configuration the runtime was made with.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// Compiles (or loads from the cache) a component, links it and asks it
+    /// to describe itself.
+    pub async fn load(&self, bytes: Arc<[u8]>) -> Result<Driver, RuntimeError> {
+        let this = self.clone();
+        let (digest, component, cache) = tokio::task::spawn_blocking(move || {
+            let digest = cache::digest(&bytes);
+            this.inner
+                .cache
+                .load(&this.inner.engine, &digest, &bytes)
+                .map(|(c, hit)| (digest, c, hit))
+        })
+        .await
+        .map_err(|e| RuntimeError::Compile(format!("compile task failed: {e}")))??;
+        let pre = self
+            .inner
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| RuntimeError::WrongWorld(format!("{e:#}")))?;
+        let pre = bindings::DriverPre::new(pre).map_err(|e| RuntimeError::WrongWorld(format!("{e:#}")))?;
+
+        let state = self.query_state("describe");
+        let mut store = self.store(state, None);
+        let description = tokio::time::timeout(QUERY_DEADLINE, async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance.call_describe(&mut store).await
+        })
+        .await
+        .map_err(|_| RuntimeError::Call {
+            driver: digest.clone(),
+            call: "describe",
+            message: format!("did not answer within {QUERY_DEADLINE:?}"),
+        })?
+        .map_err(|e| RuntimeError::Call {
+            driver: digest.clone(),
+            call: "describe",
+            message: explain(&e, store.data()),
+        })?;
+        Ok(Driver {
+            inner: Arc::new(DriverInner {
+                digest,
+                description,
+                cache,
+                pre,
+            }),
+        })
+    }
+
+    /// Asks the driver whether it accepts a node. Runs in a fresh instance
+    /// that may not start processes.
+    pub async fn validate(&self, driver: &Driver, task: &Task) -> Result<Vec<Problem>, RuntimeError> {
+        let state = self.query_state(&task.node);
+        let mut store = self.store(state, None);
+        let wit_task = to_wit_task(task);
+        let problems = tokio::time::timeout(QUERY_DEADLINE, async {
+            let instance = driver.inner.pre.instantiate_async(&mut store).await?;
+            instance.call_validate(&mut store, &wit_task).await
+        })
+        .await
+        .map_err(|_| RuntimeError::Call {
+            driver: driver.name().into(),
+            call: "validate",
+            message: format!("did not answer within {QUERY_DEADLINE:?}"),
+        })?
+        .map_err(|e| RuntimeError::Call {
+            driver: driver.name().into(),
+            call: "validate",
+            message: explain(&e, store.data()),
+        })?;
+        Ok(problems
+            .into_iter()
+            .map(|p| Problem {
+                field: p.field,
+                message: p.message,
+            })
+            .collect())
+    }
+
+    /// Runs one node in a fresh instance and says how it ended. Never fails:
+    /// whatever goes wrong becomes a failed (or timed-out, or canceled)
+    /// outcome with a reason.
+    pub async fn run(&self, driver: &Driver, task: Task, ctx: NodeContext) -> Outcome {
+        let description = driver.description();
+        let grant = self.grant_for(description, &task, &ctx);
+        let needs_workspace = description.capabilities.workspace || !grant.programs.is_empty();
+        if needs_workspace && let Err(e) = std::fs::create_dir_all(&ctx.workspace) {
+            return Outcome::failure(format!(
+                "cannot create the workspace {}: {e}",
+                ctx.workspace.display()
+            ));
+        }
+        let workspace = if needs_workspace {
+            match ctx.workspace.canonicalize() {
+                Ok(w) => Some(w),
+                Err(e) => return Outcome::failure(format!("workspace {}: {e}", ctx.workspace.display())),
+            }
+        } else {
+            None
+        };
+        let deadline = task.deadline.map(|d| {
+            let left = d.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
+            Instant::now() + left
+        });
+        let state = match NodeState::for_run(state::RunSetup {
+            task: &task,
+            driver: driver.name(),
+            grant: ExecGrant {
+                workspace: workspace.clone(),
+                ..grant
+            },
+            network: self.network_for(description),
+            memory_bytes: self.memory_bytes(),
+            logs: ctx.logs.clone(),
+            sandbox: self.inner.sandbox.clone(),
+        }) {
+            Ok(state) => state,
+            Err(e) => return Outcome::failure(format!("cannot set up the driver's sandbox: {e}")),
+        };
+        let mut store = self.store(state, deadline);
+        let wit_task = to_wit_task(&task);
+        let call = async {
+            let instance = driver.inner.pre.instantiate_async(&mut store).await?;
+            instance.call_run(&mut store, &wit_task).await
+        };
+        let sleep_until = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        let result = tokio::select! {
+            biased;
+            _ = ctx.cancel.cancelled() => {
+                return Outcome::with_message(NodeStatus::Canceled, "canceled");
+            }
+            _ = sleep_until => {
+                return Outcome::with_message(NodeStatus::Timeout, "the node did not finish before its deadline");
+            }
+            result = call => result,
+        };
+        let outcome = match result {
+            Ok(outcome) => from_wit_outcome(outcome),
+            Err(e) => Outcome::failure(explain(&e, store.data())),
+        };
+        store.data_mut().flush_guest_output().await;
+        outcome
+    }
+
+    /// What the operator's policy lets this driver do for this node.
+    fn grant_for(&self, description: &Description, task: &Task, _ctx: &NodeContext) -> ExecGrant {
+        let policy = self.inner.config.drivers.get(&description.name);
+        let programs = policy
+            .and_then(|p| p.exec.clone())
+            .unwrap_or_else(|| description.capabilities.exec.clone());
+        ExecGrant {
+            programs,
+            workspace: None,
+            read_only_files: task.artifact_file.iter().cloned().collect(),
+            network: self.network_for(description),
+            capture_limit: usize::try_from(self.inner.config.limits.captured_stdout_kib * 1024).unwrap_or(usize::MAX),
+        }
+    }
+
+    fn network_for(&self, description: &Description) -> bool {
+        self.inner
+            .config
+            .drivers
+            .get(&description.name)
+            .and_then(|p| p.network)
+            .unwrap_or(description.capabilities.network)
+    }
+
+    fn memory_bytes(&self) -> usize {
+        usize::try_from(self.inner.config.limits.memory_mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX)
+    }
+
+    fn query_state(&self, label: &str) -> NodeState {
+        NodeState::for_query(label, self.memory_bytes(), self.inner.sandbox.clone())
+    }
+
+    fn store(&self, state: NodeState, _deadline: Option<Instant>) -> Store<NodeState> {
+        let mut store = Store::new(&self.inner.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.set_epoch_deadline(1);
+        // Yield at every tick: the select in `run` then sees its deadline
+        // and cancel even while a guest computes without calling the host.
+        store.epoch_deadline_callback(|_| Ok(wasmtime::UpdateDeadline::Yield(1)));
+        if let Some(fuel) = self.inner.config.limits.fuel {
+            // Cannot fail: fuel is enabled in the engine whenever it is set.
+            let _ = store.set_fuel(fuel);
+        }
+        store
+    }
+}
+
+/// A readable reason for a failed call into a driver.
+fn explain(error: &wasmtime::Error, state: &NodeState) -> String {
+    if let Some(limit) = error.downcast_ref::<MemoryLimitExceeded>() {
+        return limit.to_string();
+    }
+    if let Some(exit) = error.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        return format!("driver exited with code {} instead of returning an outcome", exit.0);
+    }
+    let panic = state.guest_panic_message();
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => "driver ran out of fuel".into(),
+        Some(trap) => match panic {
+            Some(panic) => format!("driver panicked: {panic}"),
+            None => format!("driver trapped: {trap}"),
+        },
+        None => format!("driver failed: {error:#}"),
+    }
+}
+
+fn to_wit_task(task: &Task) -> bindings::drover::driver::types::Task {
+    use bindings::drover::driver::types as wit;
+    wit::Task {
+        run_id: task.run_id.clone(),
+        node: task.node.clone(),
+        attempt: task.attempt,
+        artifact: task.artifact.clone(),
+        artifact_file: task
+            .artifact_file
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned()),
+        args: task.args.clone(),
+        env: task.env.clone(),
+        inputs: task
+            .inputs
+            .iter()
+            .map(|(node, key, value)| wit::Input {
+                node: node.clone(),
+                key: key.clone(),
+                value: value.clone(),
+            })
+            .collect(),
+        outputs: task.outputs.clone(),
+        deadline_ms: task
+            .deadline
+            .and_then(|d| d.duration_since(UNIX_EPOCH).ok())
+            .map(|d| d.as_millis() as u64),
+    }
+}
+
+fn from_wit_outcome(outcome: bindings::drover::driver::types::Outcome) -> Outcome {
+    use bindings::drover::driver::types::Status;
+    let status = match outcome.status {
+        Status::Success => NodeStatus::Success,
+        Status::Failure => NodeStatus::Failure,
+    };
+    let message = if outcome.message.is_empty() && status == NodeStatus::Failure {
+        "the driver reported failure without a reason".into()
+    } else {
+        outcome.message
+    };
+    Outcome {
+        status,
+        exit_code: outcome.exit_code,
+        outputs: outcome.outputs.into_iter().collect(),
+        message,
+    }
+}

@@ -1,0 +1,116 @@
+//! The per-instance state of a driver: WASI, the memory limiter and the
+//! drover capabilities, made fresh for every call so nothing leaks between
+//! nodes.
+
+use std::sync::Arc;
+
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{FsPerms, ResourceTable, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::exec::{ExecGrant, ExecHost, SandboxCell};
+use super::limits::MemoryLimiter;
+use super::log::LogHost;
+use crate::task::{LogLevel, LogSink, LogSource, Task};
+
+/// How much a driver may print to its own stdout/stderr (as opposed to the
+/// `log` interface) before writes fail.
+const GUEST_OUTPUT_CAP: usize = 256 * 1024;
+
+/// Everything one driver instance sees of the host.
+pub struct NodeState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub limiter: MemoryLimiter,
+    pub log: Arc<LogHost>,
+    pub exec: ExecHost,
+    stdout: MemoryOutputPipe,
+    stderr: MemoryOutputPipe,
+}
+
+/// What a node run needs to build its state.
+pub struct RunSetup<'a> {
+    pub task: &'a Task,
+    pub driver: &'a str,
+    pub grant: ExecGrant,
+    pub network: bool,
+    pub memory_bytes: usize,
+    pub logs: LogSink,
+    pub sandbox: Arc<SandboxCell>,
+}
+
+impl NodeState {
+    /// State for `describe` and `validate`: no workspace, no environment,
+    /// no network, no processes.
+    pub fn for_query(label: &str, memory_bytes: usize, sandbox: Arc<SandboxCell>) -> Self {
+        let label: Arc<str> = Arc::from(label);
+        let log = Arc::new(LogHost::new(label.clone(), None));
+        let exec = ExecHost::new(None, label, sandbox, log.clone());
+        Self::build(WasiCtxBuilder::new(), memory_bytes, log, exec)
+    }
+
+    /// State for `run`: the node's environment, its workspace as `.`, the
+    /// network only when granted.
+    pub fn for_run(setup: RunSetup<'_>) -> Result<Self, String> {
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.envs(&setup.task.env);
+        if let Some(workspace) = &setup.grant.workspace {
+            wasi.preopened_dir(workspace, ".", FsPerms::ReadWrite)
+                .map_err(|e| format!("cannot open the workspace {}: {e:#}", workspace.display()))?;
+        }
+        if setup.network {
+            wasi.inherit_network().allow_ip_name_lookup(true);
+        }
+        let node: Arc<str> = Arc::from(setup.task.node.as_str());
+        let log = Arc::new(LogHost::new(node, Some(setup.logs)));
+        let exec = ExecHost::new(Some(setup.grant), Arc::from(setup.driver), setup.sandbox, log.clone());
+        Ok(Self::build(wasi, setup.memory_bytes, log, exec))
+    }
+
+    fn build(mut wasi: WasiCtxBuilder, memory_bytes: usize, log: Arc<LogHost>, exec: ExecHost) -> Self {
+        let stdout = MemoryOutputPipe::new(GUEST_OUTPUT_CAP);
+        let stderr = MemoryOutputPipe::new(GUEST_OUTPUT_CAP);
+        wasi.stdout(stdout.clone()).stderr(stderr.clone());
+        NodeState {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter::new(memory_bytes),
+            log,
+            exec,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// The message of a Rust panic the guest printed, if any: the line after
+    /// `panicked at …:` on its stderr.
+    pub fn guest_panic_message(&self) -> Option<String> {
+        let stderr = self.stderr.contents();
+        let text = String::from_utf8_lossy(&stderr);
+        let mut lines = text.lines();
+        while let Some(line) = lines.next() {
+            if line.contains("panicked at") {
+                return Some(lines.next().unwrap_or(line).trim().to_string());
+            }
+        }
+        None
+    }
+
+    /// Sends what the guest printed on its own stdout/stderr to the log.
+    pub async fn flush_guest_output(&mut self) {
+        for (pipe, level) in [(&self.stdout, LogLevel::Info), (&self.stderr, LogLevel::Warn)] {
+            let bytes = pipe.contents();
+            for line in String::from_utf8_lossy(&bytes).lines() {
+                self.log.send(LogSource::Driver, level, line.to_string()).await;
+            }
+        }
+    }
+}
+
+impl WasiView for NodeState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! What a node asks of a driver, what it gets back, and the log lines it
+//! produces: the plain types shared by the runtime, the engine and the CLI.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+/// One node, ready for a driver: upstream outputs already substituted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Task {
+    /// The run this node belongs to.
+    pub run_id: String,
+    /// The node's name, unique in its DAG.
+    pub node: String,
+    /// 1 for the first attempt, 2 for the first retry, and so on.
+    pub attempt: u32,
+    /// What to run; its meaning is the driver's.
+    pub artifact: String,
+    /// The absolute path of `artifact` when it names an existing file
+    /// relative to the DAG file's folder. See [`Task::resolve_artifact_file`].
+    pub artifact_file: Option<PathBuf>,
+    /// Arguments; their meaning is the driver's.
+    pub args: Vec<String>,
+    /// Environment variables the node sets.
+    pub env: Vec<(String, String)>,
+    /// Outputs of upstream nodes: (node, key, value).
+    pub inputs: Vec<(String, String, String)>,
+    /// Names of the outputs the node is expected to produce.
+    pub outputs: Vec<String>,
+    /// Wall-clock deadline, if the node has one.
+    pub deadline: Option<SystemTime>,
+}
+
+impl Task {
+    /// Sets `artifact_file` when the artifact names a regular file relative to
+    /// `base` (the DAG file's folder). The check is driver-agnostic: any
+    /// driver whose artifact is a file (a script, a playbook) gets its path.
+    pub fn resolve_artifact_file(&mut self, base: &std::path::Path) {
+        if self.artifact.is_empty() || self.artifact.contains('\n') || self.artifact.len() > 4096 {
+            return;
+        }
+        let candidate = base.join(&self.artifact);
+        if candidate.is_file() {
+            self.artifact_file = candidate.canonicalize().ok();
+        }
+    }
+}
+
+/// How a node ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NodeStatus {
+    /// The driver did the node's work.
+    Success,
+    /// The driver reported failure, trapped, or broke a limit.
+    Failure,
+    /// The node's deadline passed.
+    Timeout,
+    /// The node was canceled.
+    Canceled,
+}
+
+impl NodeStatus {
+    /// The lower-case name used in output and on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeStatus::Success => "success",
+            NodeStatus::Failure => "failure",
+            NodeStatus::Timeout => "timeout",
+            NodeStatus::Canceled => "canceled",
+        }
+    }
+}
+
+impl std::fmt::Display for NodeStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The result of running one node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// How the node ended.
+    pub status: NodeStatus,
+    /// The exit code of the node's main process, when it has one.
+    pub exit_code: Option<i32>,
+    /// The node's outputs.
+    pub outputs: BTreeMap<String, String>,
+    /// A one-line summary; says why on anything but success.
+    pub message: String,
+}
+
+impl Outcome {
+    /// An outcome of the given status with a message and nothing else.
+    pub fn with_message(status: NodeStatus, message: impl Into<String>) -> Self {
+        Outcome {
+            status,
+            exit_code: None,
+            outputs: BTreeMap::new(),
+            message: message.into(),
+        }
+    }
+
+    /// A failure with a message and nothing else.
+    pub fn failure(message: impl Into<String>) -> Self {
+        Self::with_message(NodeStatus::Failure, message)
+    }
+}
+
+/// A reason a driver refuses a node at validation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    /// The node field at fault.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// How important a log line is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+/// Where a log line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogSource {
+    /// The driver, through the `log` interface (or its own stdout/stderr).
+    Driver,
+    /// Standard output of a process the driver started.
+    Stdout,
+    /// Standard error of a process the driver started.
+    Stderr,
+}
+
+/// One line of a node's log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// The node that wrote it.
+    pub node: Arc<str>,
+    /// Where it came from.
+    pub source: LogSource,
+    /// How important it is.
+    pub level: LogLevel,
+    /// The text, without a trailing newline.
+    pub message: String,
+}
+
+/// Where a node's log lines go. Bounded: a slow reader slows the node down
+/// rather than losing lines or growing memory without bound.
+pub type LogSink = tokio::sync::mpsc::Sender<LogLine>;

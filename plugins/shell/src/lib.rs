@@ -1,0 +1,165 @@
+//! The `shell` driver: runs the node's artifact, a script file or inline script, with `sh`.
+
+use std::io::ErrorKind;
+use std::time::Instant;
+
+use drover_sdk::exec::{self, Command, ExitStatus};
+use drover_sdk::outputs::parse_key_values;
+use drover_sdk::{Capabilities, Description, Driver, Outcome, Problem, Task};
+
+/// The environment variable naming the file a script may write outputs to.
+const OUTPUT_VAR: &str = "DROVER_OUTPUT";
+
+/// Runs shell scripts.
+struct Shell;
+
+impl Driver for Shell {
+    fn describe() -> Description {
+        Description::new("shell", env!("CARGO_PKG_VERSION"))
+            .with_summary("Runs a shell script with `sh`.")
+            .with_artifact(
+                "A script file, relative to the DAG file's folder, run as `sh <file> <args...>`; \
+                 otherwise an inline script, run as `sh -c <artifact> shell <args...>`.",
+            )
+            .with_args("The script's positional parameters, `$1`, `$2`, ...")
+            .with_outputs(
+                "Lines `key=value` on standard output, for the node's declared outputs, \
+                 and every `key=value` line the script writes to the file named by \
+                 `$DROVER_OUTPUT` (which wins on conflict). The node succeeds iff `sh` \
+                 exits with code 0.",
+            )
+            .with_capabilities(Capabilities::none().with_exec(["sh"]).with_workspace())
+    }
+
+    fn validate(task: &Task) -> Vec<Problem> {
+        if task.artifact.trim().is_empty() {
+            vec![Problem::new(
+                "artifact",
+                "a script is required: a script file or an inline script",
+            )]
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn run(task: Task) -> Outcome {
+        if task.artifact.trim().is_empty() {
+            return Outcome::failure("no script: the artifact is empty");
+        }
+
+        if let Err(e) = std::fs::create_dir_all(".drover") {
+            return Outcome::failure(format!("cannot create .drover in the workspace: {e}"));
+        }
+        let output_file = format!(".drover/output-{}", task.attempt);
+        if let Err(e) = std::fs::remove_file(&output_file)
+            && e.kind() != ErrorKind::NotFound
+        {
+            return Outcome::failure(format!("cannot remove stale {output_file}: {e}"));
+        }
+        let workspace = exec::workspace_path();
+        let output_path = format!("{}/{output_file}", workspace.trim_end_matches('/'));
+
+        let mut cmd = Command::new("sh");
+        match &task.artifact_file {
+            Some(file) => cmd.arg(file.as_str()),
+            None => cmd.arg("-c").arg(task.artifact.as_str()).arg("shell"),
+        };
+        cmd.args(task.args.iter().map(String::as_str));
+        cmd.envs(
+            task.env
+                .iter()
+                .filter(|(k, _)| k != OUTPUT_VAR)
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+        cmd.env(OUTPUT_VAR, output_path);
+        if !task.outputs.is_empty() {
+            cmd.capture_stdout();
+        }
+
+        let started = Instant::now();
+        let status = match cmd.run() {
+            Ok(status) => status,
+            Err(e) => return Outcome::failure(format!("cannot run sh: {e}")),
+        };
+
+        let mut outcome = if status.success() {
+            Outcome::success()
+        } else if status.timed_out {
+            Outcome::failure(format!(
+                "timed out after {:.1}s",
+                started.elapsed().as_secs_f64()
+            ))
+        } else {
+            Outcome::failure(status.to_string())
+        };
+        outcome = outcome.with_exit_code(exit_code(&status));
+
+        if !task.outputs.is_empty() {
+            if status.stdout_truncated {
+                drover_sdk::warn!(
+                    "standard output was cut at the host's limit; outputs printed after it are lost"
+                );
+            }
+            outcome = outcome.with_outputs(parse_key_values(&status.stdout, Some(&task.outputs)));
+        }
+        match std::fs::read(&output_file) {
+            Ok(bytes) => {
+                let text = String::from_utf8_lossy(&bytes);
+                outcome = outcome.with_outputs(parse_key_values(&text, None));
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => drover_sdk::warn!("cannot read ${OUTPUT_VAR} ({output_file}): {e}"),
+        }
+
+        for name in &task.outputs {
+            if outcome.output(name).is_none() {
+                drover_sdk::warn!(
+                    "declared output `{name}` was not produced: print `{name}=<value>` \
+                     or append it to ${OUTPUT_VAR}"
+                );
+            }
+        }
+        outcome
+    }
+}
+
+drover_sdk::export_driver!(Shell);
+
+/// The exit code to report: `sh`'s own, or 128 + the signal that killed it
+/// (the shell convention), or -1 when the host knows neither.
+fn exit_code(status: &ExitStatus) -> i32 {
+    match (status.code, status.signal) {
+        (Some(code), _) => code,
+        (None, Some(signal)) => 128 + signal,
+        (None, None) => -1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(code: Option<i32>, signal: Option<i32>) -> ExitStatus {
+        ExitStatus {
+            code,
+            signal,
+            timed_out: false,
+            stdout: String::new(),
+            stdout_truncated: false,
+        }
+    }
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(exit_code(&status(Some(3), None)), 3);
+        assert_eq!(exit_code(&status(None, Some(9))), 137);
+        assert_eq!(exit_code(&status(None, None)), -1);
+    }
+
+    #[test]
+    fn validate_needs_a_script() {
+        assert_eq!(Shell::validate(&Task::new("n", "")).len(), 1);
+        assert_eq!(Shell::validate(&Task::new("n", "  \n")).len(), 1);
+        assert!(Shell::validate(&Task::new("n", "echo hi")).is_empty());
+    }
+}
