@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     /// Where drover keeps compiled drivers and node workspaces.
     pub data_dir: Option<PathBuf>,
+    /// Where compiled drivers are cached; defaults to `<data_dir>/compiled`.
+    pub cache_dir: Option<PathBuf>,
     /// Limits applied to every driver instance.
     pub limits: Limits,
     /// The OS sandbox around processes that drivers start.
@@ -116,6 +118,13 @@ impl Config {
             path: path.to_path_buf(),
             message: e.to_string(),
         })
+    }
+
+    /// The folder of compiled drivers.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.cache_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir().join("compiled"))
     }
 
     /// The data directory: the configured one, or `$XDG_DATA_HOME/drover`,

@@ -61,13 +61,18 @@ impl CompileCache {
         bytes: &[u8],
     ) -> Result<(Component, CacheOutcome), RuntimeError> {
         let path = self.path_for(digest);
-        if let Some(path) = path.as_deref().filter(|p| p.is_file()) {
-            // SAFETY: the file was written by `store` below from
+        if let Some(path) = path.as_deref()
+            && let Ok(serialized) = std::fs::read(path)
+        {
+            // Read into memory rather than `deserialize_file`, which maps the
+            // file: a cache file truncated or rewritten while mapped would
+            // kill the host with SIGBUS.
+            // SAFETY: the bytes were written by `store` below from
             // `Engine::precompile_component` output of an engine with the same
             // compatibility key, into drover's own data directory.
             // Deserialization still checks the header and refuses artifacts
             // of other engines; on any error we fall back to compiling.
-            match unsafe { Component::deserialize_file(engine, path) } {
+            match unsafe { Component::deserialize(engine, &serialized) } {
                 Ok(component) => return Ok((component, CacheOutcome::Hit)),
                 Err(e) => tracing::warn!(path = %path.display(), error = %e, "ignoring unusable compiled driver"),
             }
@@ -91,10 +96,14 @@ impl CompileCache {
 fn store(path: &Path, compiled: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
+    // Unique per writer: two loads of one driver may race, in one process
+    // or in several sharing the data directory.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let tmp = dir.join(format!(
-        ".{}.{}.tmp",
+        ".{}.{}.{}.tmp",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("driver"),
-        std::process::id()
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     let mut file = std::fs::File::create(&tmp)?;
     file.write_all(compiled)?;

@@ -178,7 +178,7 @@ impl Runtime {
                 .map_err(|e| RuntimeError::Engine(format!("cannot start the epoch thread: {e}")))?;
         }
 
-        let cache = cache::CompileCache::new(&engine, Some(config.data_dir().join("compiled")));
+        let cache = cache::CompileCache::new(&engine, Some(config.cache_dir()));
         let sandbox = Arc::new(SandboxCell::new(config.sandbox.clone()));
         Ok(Runtime {
             inner: Arc::new(RuntimeInner {

@@ -51,6 +51,13 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(unit_start);
     let number = number.trim_end();
+    let not_a_duration =
+        || format!("`{text}` is not a duration; write e.g. `250ms`, `1.5s`, `2m`, `1h` or `5`");
+    let valid_number = number.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && number.chars().any(|c| c.is_ascii_digit());
+    if !valid_number {
+        return Err(not_a_duration());
+    }
     let scale = match unit {
         "ms" => 0.001,
         "" | "s" => 1.0,
@@ -62,17 +69,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
             ));
         }
     };
-    let valid_number = !number.is_empty()
-        && number.chars().all(|c| c.is_ascii_digit() || c == '.')
-        && number.chars().any(|c| c.is_ascii_digit());
-    let value: f64 = match number.parse() {
-        Ok(v) if valid_number => v,
-        _ => {
-            return Err(format!(
-                "`{text}` is not a duration; write e.g. `250ms`, `1.5s`, `2m`, `1h` or `5`"
-            ));
-        }
-    };
+    let value: f64 = number.parse().map_err(|_| not_a_duration())?;
     Duration::try_from_secs_f64(value * scale).map_err(|_| format!("duration `{text}` is too long"))
 }
 
@@ -106,6 +103,16 @@ mod tests {
         ] {
             assert!(parse_duration(bad).is_err(), "{bad:?} should be refused");
         }
+    }
+
+    #[test]
+    fn says_what_is_wrong() {
+        let e = parse_duration("soon").unwrap_err();
+        assert!(e.contains("not a duration"), "{e}");
+        let e = parse_duration("1x").unwrap_err();
+        assert!(e.contains("unknown unit `x`"), "{e}");
+        let e = parse_duration("").unwrap_err();
+        assert!(e.contains("required"), "{e}");
     }
 
     #[test]
