@@ -39,8 +39,14 @@ fn main() {
     for dir in ["wit", "sdk", "plugins", "tests/drivers"] {
         println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
     }
-    println!("cargo:rerun-if-changed={}", workspace.join("Cargo.toml").display());
-    println!("cargo:rerun-if-changed={}", workspace.join("Cargo.lock").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        workspace.join("Cargo.toml").display()
+    );
+    println!(
+        "cargo:rerun-if-changed={}",
+        workspace.join("Cargo.lock").display()
+    );
     println!("cargo:rerun-if-env-changed=DROVER_WASM_TARGET_DIR");
 
     let target_dir = env::var_os("DROVER_WASM_TARGET_DIR")
@@ -51,7 +57,8 @@ fn main() {
     build_guests(&workspace, &target_dir);
 
     let out_dir = target_dir.join(TARGET).join(PROFILE);
-    let mut embedded = String::from("/// The standard drivers built into this binary: (name, component bytes).\n");
+    let mut embedded =
+        String::from("/// The standard drivers built into this binary: (name, component bytes).\n");
     embedded.push_str("pub const BUILTIN_DRIVERS: &[(&str, &[u8])] = &[\n");
     for (name, krate) in PLUGINS {
         let file = out_dir.join(format!("{}.wasm", krate.replace('-', "_")));
@@ -61,7 +68,8 @@ fn main() {
         embedded.push_str(&format!("    ({name:?}, include_bytes!({:?})),\n", file));
     }
     embedded.push_str("];\n");
-    let generated = PathBuf::from(env::var("OUT_DIR").expect("set by cargo")).join("builtin_drivers.rs");
+    let generated =
+        PathBuf::from(env::var("OUT_DIR").expect("set by cargo")).join("builtin_drivers.rs");
     std::fs::write(&generated, embedded).expect("write builtin_drivers.rs");
     println!("cargo:rustc-env=DROVER_TEST_DRIVERS={}", out_dir.display());
 }
@@ -72,7 +80,11 @@ fn main() {
 fn outer_target_dir(workspace: &Path) -> PathBuf {
     if let Some(dir) = env::var_os("CARGO_TARGET_DIR") {
         let dir = PathBuf::from(dir);
-        return if dir.is_absolute() { dir } else { workspace.join(dir) };
+        return if dir.is_absolute() {
+            dir
+        } else {
+            workspace.join(dir)
+        };
     }
     let out = PathBuf::from(env::var("OUT_DIR").expect("set by cargo"));
     out.ancestors()
@@ -84,7 +96,9 @@ fn outer_target_dir(workspace: &Path) -> PathBuf {
             if p.join("CACHEDIR.TAG").exists() {
                 p.to_path_buf()
             } else {
-                p.parent().map(Path::to_path_buf).unwrap_or_else(|| p.to_path_buf())
+                p.parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| p.to_path_buf())
             }
         })
         .unwrap_or_else(|| workspace.join("target"))
@@ -102,7 +116,9 @@ fn ensure_wasm_target() {
             return;
         }
     }
-    let status = Command::new("rustup").args(["target", "add", TARGET]).status();
+    let status = Command::new("rustup")
+        .args(["target", "add", TARGET])
+        .status();
     match status {
         Ok(s) if s.success() => {}
         _ => panic!("the {TARGET} target is missing and `rustup target add {TARGET}` failed"),
@@ -113,10 +129,21 @@ fn build_guests(workspace: &Path, target_dir: &Path) {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(workspace)
-        .args(["build", "--locked", "--target", TARGET, "--profile", PROFILE])
+        .args([
+            "build",
+            "--locked",
+            "--target",
+            TARGET,
+            "--profile",
+            PROFILE,
+        ])
         .arg("--target-dir")
         .arg(target_dir);
-    for krate in PLUGINS.iter().map(|(_, k)| *k).chain(TEST_DRIVERS.iter().copied()) {
+    for krate in PLUGINS
+        .iter()
+        .map(|(_, k)| *k)
+        .chain(TEST_DRIVERS.iter().copied())
+    {
         cmd.args(["-p", krate]);
     }
     // Variables cargo sets for build scripts, or that the outer invocation's
@@ -124,12 +151,25 @@ fn build_guests(workspace: &Path, target_dir: &Path) {
     for (key, _) in env::vars_os() {
         let key = key.to_string_lossy();
         let leaks = key.starts_with("CARGO_")
-            && !matches!(key.as_ref(), "CARGO_HOME" | "CARGO_NET_OFFLINE" | "CARGO_REGISTRIES_CRATES_IO_PROTOCOL");
+            && !matches!(
+                key.as_ref(),
+                "CARGO_HOME" | "CARGO_NET_OFFLINE" | "CARGO_REGISTRIES_CRATES_IO_PROTOCOL"
+            );
         if leaks
             || matches!(
                 key.as_ref(),
-                "RUSTFLAGS" | "RUSTC_WRAPPER" | "RUSTC_WORKSPACE_WRAPPER" | "RUSTDOCFLAGS" | "RUSTC" | "TARGET" | "HOST"
-                    | "OUT_DIR" | "OPT_LEVEL" | "PROFILE" | "DEBUG" | "NUM_JOBS"
+                "RUSTFLAGS"
+                    | "RUSTC_WRAPPER"
+                    | "RUSTC_WORKSPACE_WRAPPER"
+                    | "RUSTDOCFLAGS"
+                    | "RUSTC"
+                    | "TARGET"
+                    | "HOST"
+                    | "OUT_DIR"
+                    | "OPT_LEVEL"
+                    | "PROFILE"
+                    | "DEBUG"
+                    | "NUM_JOBS"
             )
         {
             cmd.env_remove(key.as_ref());

@@ -164,7 +164,10 @@ mod tests {
         let config: Config =
             toml::from_str("[drivers.shell]\nexec = [\"sh\", \"bash\"]\nnetwork = true\n").unwrap();
         let shell = &config.drivers["shell"];
-        assert_eq!(shell.exec.as_deref(), Some(&["sh".to_string(), "bash".to_string()][..]));
+        assert_eq!(
+            shell.exec.as_deref(),
+            Some(&["sh".to_string(), "bash".to_string()][..])
+        );
         assert_eq!(shell.network, Some(true));
     }
 }

@@ -5,34 +5,55 @@ use std::time::Duration;
 
 /// A duration that could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid duration `{input}`: expected a number with a unit (ms, s, m, h), e.g. `250ms`, `30s`, `1.5m`")]
-pub struct DurationError {
-    input: String,
+pub enum DurationError {
+    #[error(
+        "invalid duration `{0}`: expected a number with a unit (`ms`, `s`, `m`, `h`), e.g. `250ms`, `30s`, `1.5m`"
+    )]
+    Invalid(String),
+    #[error("duration `{0}` is too long")]
+    TooLong(String),
 }
 
-/// Parses `250ms`, `2s`, `1.5m`, `1h` or a bare number of seconds.
-pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
-    let err = || DurationError {
-        input: input.to_string(),
-    };
-    let text = input.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number.parse().map_err(|_| err())?;
-    let scale = match unit.trim() {
-        "ms" => 0.001,
-        "" | "s" | "sec" | "secs" => 1.0,
-        "m" | "min" | "mins" => 60.0,
-        "h" | "hr" | "hrs" => 3600.0,
-        _ => return Err(err()),
-    };
-    let secs = value * scale;
-    if !secs.is_finite() || secs < 0.0 || secs > 1e10 {
-        return Err(err());
+/// Parses `250ms`, `2s`, `1.5m`, `1h` or a bare number of seconds, exactly
+/// (integer arithmetic, nanosecond precision).
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
+    const UNITS: [(&str, u128); 4] = [
+        ("ms", 1_000_000),
+        ("s", 1_000_000_000),
+        ("m", 60_000_000_000),
+        ("h", 3_600_000_000_000),
+    ];
+    let bad = || DurationError::Invalid(text.to_string());
+    let too_long = || DurationError::TooLong(text.to_string());
+    let trimmed = text.trim();
+    let (number, unit) = UNITS
+        .iter()
+        .find_map(|&(suffix, nanos)| trimmed.strip_suffix(suffix).map(|n| (n, nanos)))
+        .unwrap_or((trimmed, 1_000_000_000));
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty()
+        || !digits(whole)
+        || !digits(fraction)
+        || (number.contains('.') && fraction.is_empty())
+    {
+        return Err(bad());
     }
-    Ok(Duration::from_secs_f64(secs))
+    let whole: u128 = whole.parse().map_err(|_| too_long())?;
+    // Nanosecond precision at most: 18 fraction digits are plenty for hours.
+    let fraction = &fraction[..fraction.len().min(18)];
+    let scale = 10u128.pow(fraction.len() as u32);
+    let fraction: u128 = if fraction.is_empty() {
+        0
+    } else {
+        fraction.parse().map_err(|_| bad())?
+    };
+    let nanos = whole
+        .checked_mul(unit)
+        .and_then(|n| n.checked_add(fraction * unit / scale))
+        .ok_or_else(too_long)?;
+    let nanos = u64::try_from(nanos).map_err(|_| too_long())?;
+    Ok(Duration::from_nanos(nanos))
 }
 
 #[cfg(test)]
@@ -50,9 +71,13 @@ mod tests {
 
     #[test]
     fn garbage_is_refused_with_the_input_named() {
-        for bad in ["", "s", "1x", "-1s", "1..2s", "1e400"] {
+        for bad in ["", "s", "1x", "-1s", "1..2s", "1e400", "1 s", ".5s"] {
             let e = parse_duration(bad).unwrap_err();
             assert!(e.to_string().contains(&format!("`{bad}`")), "{e}");
         }
+        assert!(matches!(
+            parse_duration("99999999999999999999999h"),
+            Err(DurationError::TooLong(_))
+        ));
     }
 }

@@ -5,6 +5,7 @@
 //! finds drivers by name, [`task`] holds the types they exchange.
 
 pub mod config;
+pub mod dag;
 pub mod duration;
 pub mod registry;
 pub mod runtime;

@@ -18,7 +18,9 @@ pub enum DriverSource {
 /// A driver name or path that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    #[error("unknown driver `{name}` (built-in drivers: {known}; or give a path to a .wasm component)")]
+    #[error(
+        "unknown driver `{name}` (built-in drivers: {known}; or give a path to a .wasm component)"
+    )]
     Unknown { name: String, known: String },
     #[error("cannot read driver component {path}: {source}")]
     Read {
@@ -37,7 +39,10 @@ pub fn builtin_names() -> impl Iterator<Item = &'static str> {
 pub fn builtin(name: &str) -> Option<&'static [u8]> {
     // gorchestrator called the do-nothing engine `nil`.
     let name = if name == "nil" { "noop" } else { name };
-    BUILTIN_DRIVERS.iter().find(|(n, _)| *n == name).map(|(_, bytes)| *bytes)
+    BUILTIN_DRIVERS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, bytes)| *bytes)
 }
 
 /// Resolves what a user typed: a built-in name, or a path (anything with a

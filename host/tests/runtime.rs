@@ -14,7 +14,8 @@ use drover::task::{LogLine, LogSource, NodeStatus, Outcome, Task};
 use tokio_util::sync::CancellationToken;
 
 fn test_driver(name: &str) -> Arc<[u8]> {
-    let path = Path::new(env!("DROVER_TEST_DRIVERS")).join(format!("test_driver_{}.wasm", name.replace('-', "_")));
+    let path = Path::new(env!("DROVER_TEST_DRIVERS"))
+        .join(format!("test_driver_{}.wasm", name.replace('-', "_")));
     std::fs::read(&path)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
         .into()
@@ -61,7 +62,12 @@ impl Harness {
         self.run_with(driver, task, CancellationToken::new()).await
     }
 
-    async fn run_with(&self, driver: &Driver, task: Task, cancel: CancellationToken) -> (Outcome, Vec<LogLine>) {
+    async fn run_with(
+        &self,
+        driver: &Driver,
+        task: Task,
+        cancel: CancellationToken,
+    ) -> (Outcome, Vec<LogLine>) {
         let (logs, mut rx) = tokio::sync::mpsc::channel(64);
         let collect = tokio::spawn(async move {
             let mut lines = Vec::new();
@@ -121,9 +127,17 @@ async fn compiled_drivers_are_cached_by_digest() {
         data_dir: Some(dir.path().to_path_buf()),
         ..Config::default()
     };
-    let first = Runtime::new(config.clone()).unwrap().load(builtin("shell")).await.unwrap();
+    let first = Runtime::new(config.clone())
+        .unwrap()
+        .load(builtin("shell"))
+        .await
+        .unwrap();
     assert_eq!(first.cache_outcome(), CacheOutcome::Compiled);
-    let second = Runtime::new(config).unwrap().load(builtin("shell")).await.unwrap();
+    let second = Runtime::new(config)
+        .unwrap()
+        .load(builtin("shell"))
+        .await
+        .unwrap();
     assert_eq!(second.cache_outcome(), CacheOutcome::Hit);
     assert_eq!(first.digest(), second.digest());
     assert_eq!(first.digest().len(), 64);
@@ -135,18 +149,36 @@ async fn compiled_drivers_are_cached_by_digest() {
         data_dir: Some(dir.path().to_path_buf()),
         ..Config::default()
     };
-    let third = Runtime::new(config).unwrap().load(builtin("shell")).await.unwrap();
+    let third = Runtime::new(config)
+        .unwrap()
+        .load(builtin("shell"))
+        .await
+        .unwrap();
     assert_eq!(third.cache_outcome(), CacheOutcome::Compiled);
 }
 
 #[tokio::test]
 async fn things_that_are_not_drivers_are_refused() {
     let h = Harness::new();
-    let garbage = h.runtime.load(Arc::from(&b"not wasm at all"[..])).await.unwrap_err();
-    assert!(garbage.to_string().contains("not a usable drover driver"), "{garbage}");
+    let garbage = h
+        .runtime
+        .load(Arc::from(&b"not wasm at all"[..]))
+        .await
+        .unwrap_err();
+    assert!(
+        garbage.to_string().contains("not a usable drover driver"),
+        "{garbage}"
+    );
     // A valid core module (the 8-byte empty module) is not a component.
-    let core = h.runtime.load(Arc::from(&b"\0asm\x01\0\0\0"[..])).await.unwrap_err();
-    assert!(core.to_string().contains("not a usable drover driver"), "{core}");
+    let core = h
+        .runtime
+        .load(Arc::from(&b"\0asm\x01\0\0\0"[..]))
+        .await
+        .unwrap_err();
+    assert!(
+        core.to_string().contains("not a usable drover driver"),
+        "{core}"
+    );
 }
 
 #[tokio::test]
@@ -157,10 +189,20 @@ async fn sleep_waits_and_validates_its_duration() {
     let (outcome, _) = h.run(&sleep, task("s", "150ms")).await;
     assert_eq!(outcome.status, NodeStatus::Success, "{outcome:?}");
     assert!(started.elapsed() >= Duration::from_millis(150));
-    let problems = h.runtime.validate(&sleep, &task("s", "soon")).await.unwrap();
+    let problems = h
+        .runtime
+        .validate(&sleep, &task("s", "soon"))
+        .await
+        .unwrap();
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert_eq!(problems[0].field, "artifact");
-    assert!(h.runtime.validate(&sleep, &task("s", "2s")).await.unwrap().is_empty());
+    assert!(
+        h.runtime
+            .validate(&sleep, &task("s", "2s"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -169,7 +211,10 @@ async fn sleep_past_its_deadline_times_out() {
     let sleep = h.load(builtin("sleep")).await;
     let started = Instant::now();
     let (outcome, _) = h
-        .run(&sleep, with_timeout(task("s", "1h"), Duration::from_millis(200)))
+        .run(
+            &sleep,
+            with_timeout(task("s", "1h"), Duration::from_millis(200)),
+        )
         .await;
     assert_eq!(outcome.status, NodeStatus::Timeout, "{outcome:?}");
     assert!(started.elapsed() < Duration::from_secs(5));
@@ -188,12 +233,28 @@ async fn shell_runs_inline_scripts_and_collects_outputs() {
     let (outcome, logs) = h.run(&shell, t).await;
     assert_eq!(outcome.status, NodeStatus::Success, "{outcome:?}");
     assert_eq!(outcome.exit_code, Some(0));
-    assert_eq!(outcome.outputs.get("ip").map(String::as_str), Some("10.0.0.1"));
-    assert_eq!(outcome.outputs.get("from_file").map(String::as_str), Some("yes"));
+    assert_eq!(
+        outcome.outputs.get("ip").map(String::as_str),
+        Some("10.0.0.1")
+    );
+    assert_eq!(
+        outcome.outputs.get("from_file").map(String::as_str),
+        Some("yes")
+    );
     // Only declared outputs come from stdout.
-    assert!(!outcome.outputs.contains_key("other"), "{:?}", outcome.outputs);
-    assert!(logs.iter().any(|l| l.source == LogSource::Stdout && l.message == "hello world"));
-    assert!(logs.iter().any(|l| l.source == LogSource::Stderr && l.message == "warn"));
+    assert!(
+        !outcome.outputs.contains_key("other"),
+        "{:?}",
+        outcome.outputs
+    );
+    assert!(
+        logs.iter()
+            .any(|l| l.source == LogSource::Stdout && l.message == "hello world")
+    );
+    assert!(
+        logs.iter()
+            .any(|l| l.source == LogSource::Stderr && l.message == "warn")
+    );
 }
 
 #[tokio::test]
@@ -201,7 +262,11 @@ async fn shell_runs_script_files_and_reports_failure() {
     let h = Harness::new();
     let shell = h.load(builtin("shell")).await;
     let scripts = tempfile::tempdir().unwrap();
-    std::fs::write(scripts.path().join("build.sh"), "echo \"args: $*\"\nexit 3\n").unwrap();
+    std::fs::write(
+        scripts.path().join("build.sh"),
+        "echo \"args: $*\"\nexit 3\n",
+    )
+    .unwrap();
     let mut t = task("file", "build.sh");
     t.args = vec!["a".into(), "b".into()];
     t.resolve_artifact_file(scripts.path());
@@ -220,7 +285,10 @@ async fn shell_timeout_kills_the_whole_process_group() {
     let marker = format!("{}.{}", 500 + std::process::id() % 100, std::process::id());
     let script = format!("sleep {marker} & sleep {marker}");
     let (outcome, _) = h
-        .run(&shell, with_timeout(task("slow", &script), Duration::from_millis(300)))
+        .run(
+            &shell,
+            with_timeout(task("slow", &script), Duration::from_millis(300)),
+        )
         .await;
     assert_eq!(outcome.status, NodeStatus::Timeout, "{outcome:?}");
     // Both sleeps (the child and the backgrounded grandchild) are gone.
@@ -230,7 +298,10 @@ async fn shell_timeout_kills_the_whole_process_group() {
         if alive == 0 {
             break;
         }
-        assert!(Instant::now() < deadline, "{alive} process(es) survived the timeout");
+        assert!(
+            Instant::now() < deadline,
+            "{alive} process(es) survived the timeout"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -246,7 +317,9 @@ async fn canceling_a_shell_node_kills_its_processes() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         trigger.cancel();
     });
-    let (outcome, _) = h.run_with(&shell, task("c", &format!("sleep {marker}")), cancel).await;
+    let (outcome, _) = h
+        .run_with(&shell, task("c", &format!("sleep {marker}")), cancel)
+        .await;
     assert_eq!(outcome.status, NodeStatus::Canceled, "{outcome:?}");
     let deadline = Instant::now() + Duration::from_secs(5);
     while processes_with_arg(&marker) > 0 {
@@ -259,12 +332,20 @@ fn processes_with_arg(arg: &str) -> usize {
     std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().chars().all(|c| c.is_ascii_digit()))
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .chars()
+                .all(|c| c.is_ascii_digit())
+        })
         .filter(|e| {
             let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
             let state = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
             // Zombies are dead already; they only wait to be reaped.
-            let zombie = state.rsplit(')').next().is_some_and(|s| s.trim_start().starts_with('Z'));
+            let zombie = state
+                .rsplit(')')
+                .next()
+                .is_some_and(|s| s.trim_start().starts_with('Z'));
             !zombie && cmdline.split(|b| *b == 0).any(|a| a == arg.as_bytes())
         })
         .count()
@@ -341,7 +422,11 @@ async fn the_operator_can_narrow_the_exec_allowlist() {
     let shell = h.load(builtin("shell")).await;
     let (outcome, _) = h.run(&shell, task("narrow", "true")).await;
     assert_eq!(outcome.status, NodeStatus::Failure, "{outcome:?}");
-    assert!(outcome.message.contains("not on the allowlist"), "{}", outcome.message);
+    assert!(
+        outcome.message.contains("not on the allowlist"),
+        "{}",
+        outcome.message
+    );
 }
 
 #[tokio::test]
@@ -350,7 +435,11 @@ async fn a_trapping_driver_fails_its_node_with_the_panic_message() {
     let trap = h.load(test_driver("trap")).await;
     let (outcome, _) = h.run(&trap, task("trap", "")).await;
     assert_eq!(outcome.status, NodeStatus::Failure, "{outcome:?}");
-    assert!(outcome.message.starts_with("driver panicked"), "{}", outcome.message);
+    assert!(
+        outcome.message.starts_with("driver panicked"),
+        "{}",
+        outcome.message
+    );
     host_still_works(&h).await;
 }
 
@@ -360,10 +449,17 @@ async fn a_looping_driver_times_out_and_the_host_carries_on() {
     let spin = h.load(test_driver("spin")).await;
     let started = Instant::now();
     let (outcome, _) = h
-        .run(&spin, with_timeout(task("spin", ""), Duration::from_millis(300)))
+        .run(
+            &spin,
+            with_timeout(task("spin", ""), Duration::from_millis(300)),
+        )
         .await;
     assert_eq!(outcome.status, NodeStatus::Timeout, "{outcome:?}");
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     host_still_works(&h).await;
 }
 
@@ -386,7 +482,10 @@ async fn a_looping_driver_runs_out_of_fuel_when_fuel_is_set() {
     let h = Harness::with_config(|c| c.limits.fuel = Some(50_000_000));
     let spin = h.load(test_driver("spin")).await;
     let (outcome, _) = h
-        .run(&spin, with_timeout(task("spin", ""), Duration::from_secs(60)))
+        .run(
+            &spin,
+            with_timeout(task("spin", ""), Duration::from_secs(60)),
+        )
         .await;
     assert_eq!(outcome.status, NodeStatus::Failure, "{outcome:?}");
     assert!(outcome.message.contains("fuel"), "{}", outcome.message);
@@ -400,7 +499,11 @@ async fn an_allocating_driver_hits_its_memory_limit() {
         .run(&hog, with_timeout(task("hog", ""), Duration::from_secs(60)))
         .await;
     assert_eq!(outcome.status, NodeStatus::Failure, "{outcome:?}");
-    assert!(outcome.message.contains("memory limit of 64 MiB"), "{}", outcome.message);
+    assert!(
+        outcome.message.contains("memory limit of 64 MiB"),
+        "{}",
+        outcome.message
+    );
     host_still_works(&h).await;
 }
 
@@ -410,8 +513,16 @@ async fn a_driver_cannot_start_programs_off_its_allowlist() {
     let driver = h.load(test_driver("forbidden-exec")).await;
     for program in ["/usr/bin/id", "curl", "python3"] {
         let (outcome, _) = h.run(&driver, task("forbidden", program)).await;
-        assert_eq!(outcome.status, NodeStatus::Failure, "{program}: {outcome:?}");
-        assert!(outcome.message.contains("not on the allowlist"), "{}", outcome.message);
+        assert_eq!(
+            outcome.status,
+            NodeStatus::Failure,
+            "{program}: {outcome:?}"
+        );
+        assert!(
+            outcome.message.contains("not on the allowlist"),
+            "{}",
+            outcome.message
+        );
         assert!(!outcome.outputs.contains_key("ran"));
     }
 }
@@ -428,7 +539,14 @@ async fn a_driver_cannot_reach_outside_its_workspace() {
     let (outcome, _) = h.run(&driver, t).await;
     assert_eq!(outcome.status, NodeStatus::Success, "{outcome:?}");
     let out = |k: &str| outcome.outputs.get(k).cloned().unwrap_or_default();
-    for key in ["etc_passwd", "parent_hostname", "parent_dir", "tmp_write", "tcp", "home"] {
+    for key in [
+        "etc_passwd",
+        "parent_hostname",
+        "parent_dir",
+        "tmp_write",
+        "tcp",
+        "home",
+    ] {
         assert!(out(key).starts_with("denied"), "{key} = {}", out(key));
     }
     // The environment is exactly what the node was granted.

@@ -172,7 +172,10 @@ async fn run_node(args: RunArgs, config: Config) -> Result<u8, CliError> {
     let cwd = std::env::current_dir().context("cannot read the current folder")?;
     task.resolve_artifact_file(&cwd);
 
-    let problems = runtime.validate(&driver, &task).await.map_err(CliError::bad_input)?;
+    let problems = runtime
+        .validate(&driver, &task)
+        .await
+        .map_err(CliError::bad_input)?;
     if !problems.is_empty() {
         let list: Vec<String> = problems
             .iter()

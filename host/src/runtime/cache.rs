@@ -74,7 +74,9 @@ impl CompileCache {
             // of other engines; on any error we fall back to compiling.
             match unsafe { Component::deserialize(engine, &serialized) } {
                 Ok(component) => return Ok((component, CacheOutcome::Hit)),
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "ignoring unusable compiled driver"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "ignoring unusable compiled driver")
+                }
             }
         }
         let compiled = engine
@@ -101,7 +103,9 @@ fn store(path: &Path, compiled: &[u8]) -> std::io::Result<()> {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let tmp = dir.join(format!(
         ".{}.{}.{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("driver"),
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("driver"),
         std::process::id(),
         NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));

@@ -102,7 +102,10 @@ impl Drop for Process {
         // The child's own Drop kills its process group; the readers end when
         // the pipes close, but a process that escaped the group could hold
         // them open, so stop reading now.
-        for task in [self.stderr.take(), self.stdin.take()].into_iter().flatten() {
+        for task in [self.stderr.take(), self.stdin.take()]
+            .into_iter()
+            .flatten()
+        {
             task.abort();
         }
         if let Some(task) = self.stdout.take() {
@@ -130,7 +133,11 @@ impl ExecHost {
         }
     }
 
-    fn confinement(&mut self, grant: &ExecGrant, workspace: &Path) -> Result<Arc<Confinement>, Error> {
+    fn confinement(
+        &mut self,
+        grant: &ExecGrant,
+        workspace: &Path,
+    ) -> Result<Arc<Confinement>, Error> {
         if let Some(c) = &self.confinement {
             return Ok(c.clone());
         }
@@ -271,7 +278,9 @@ use tokio::io::AsyncReadExt as _;
 
 fn check_nul(what: &str, value: &str) -> Result<(), Error> {
     if value.contains('\0') {
-        return Err(Error::Invalid(format!("{what} contains a NUL byte: {value:?}")));
+        return Err(Error::Invalid(format!(
+            "{what} contains a NUL byte: {value:?}"
+        )));
     }
     Ok(())
 }
@@ -284,7 +293,9 @@ fn resolve_program(program: &str) -> Result<PathBuf, Error> {
         return if is_executable(path) {
             Ok(path.to_path_buf())
         } else {
-            Err(Error::NotFound(format!("{program} does not exist or is not executable")))
+            Err(Error::NotFound(format!(
+                "{program} does not exist or is not executable"
+            )))
         };
     }
     if program.contains('/') || program.is_empty() {
@@ -323,23 +334,31 @@ fn resolve_cwd(workspace: &Path, cwd: Option<&str>) -> Result<PathBuf, Error> {
     // A symlink inside the workspace could still point out of it.
     match dir.canonicalize() {
         Ok(real) if real.starts_with(workspace) && real.is_dir() => Ok(real),
-        Ok(_) => Err(Error::Invalid(format!("cwd `{cwd}` is not a folder inside the workspace"))),
+        Ok(_) => Err(Error::Invalid(format!(
+            "cwd `{cwd}` is not a folder inside the workspace"
+        ))),
         Err(e) => Err(Error::Invalid(format!("cwd `{cwd}`: {e}"))),
     }
 }
 
-fn build_env(env: &[(String, String)], workspace: &Path) -> Result<Vec<(OsString, OsString)>, Error> {
+fn build_env(
+    env: &[(String, String)],
+    workspace: &Path,
+) -> Result<Vec<(OsString, OsString)>, Error> {
     let mut out = Vec::with_capacity(env.len() + 2);
     for (key, value) in env {
         if key.is_empty() || key.contains('=') {
-            return Err(Error::Invalid(format!("invalid environment variable name {key:?}")));
+            return Err(Error::Invalid(format!(
+                "invalid environment variable name {key:?}"
+            )));
         }
         check_nul("environment variable", key)?;
         check_nul("environment variable", value)?;
         out.push((OsString::from(key), OsString::from(value)));
     }
     if !env.iter().any(|(k, _)| k == "PATH") {
-        let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+        let path =
+            std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
         out.push(("PATH".into(), path));
     }
     out.retain(|(k, _)| k != "DROVER_WORKSPACE");
@@ -348,7 +367,10 @@ fn build_env(env: &[(String, String)], workspace: &Path) -> Result<Vec<(OsString
 }
 
 impl Host for ExecHost {
-    async fn spawn(&mut self, command: Command) -> wasmtime::Result<Result<Resource<Process>, Error>> {
+    async fn spawn(
+        &mut self,
+        command: Command,
+    ) -> wasmtime::Result<Result<Resource<Process>, Error>> {
         let program = command.program.clone();
         match self.start(command).await {
             Ok(process) => Ok(Ok(self.table.push(process)?)),
@@ -378,7 +400,11 @@ impl Host for ExecHost {
 /// The text of an exec error, for logs.
 pub fn describe_error(e: &Error) -> &str {
     match e {
-        Error::NotAllowed(m) | Error::NotFound(m) | Error::Invalid(m) | Error::Sandbox(m) | Error::Io(m) => m,
+        Error::NotAllowed(m)
+        | Error::NotFound(m)
+        | Error::Invalid(m)
+        | Error::Sandbox(m)
+        | Error::Io(m) => m,
     }
 }
 
@@ -387,26 +413,35 @@ impl HostProcess for ExecHost {
         Ok(self.table.get(&process)?.child.id())
     }
 
-    async fn wait(&mut self, process: Resource<Process>) -> wasmtime::Result<Result<ExitStatus, Error>> {
+    async fn wait(
+        &mut self,
+        process: Resource<Process>,
+    ) -> wasmtime::Result<Result<ExitStatus, Error>> {
         let process = self.table.get_mut(&process)?;
         if let Some(done) = &process.finished {
             return Ok(Ok(done.clone()));
         }
         let mut timed_out = false;
         let status = match process.timeout {
-            Some(limit) => match tokio::time::timeout_at(process.started + limit, process.child.wait()).await {
-                Ok(status) => status,
-                Err(_) => {
-                    timed_out = true;
-                    process.child.kill_group();
-                    process.child.wait().await
+            Some(limit) => {
+                match tokio::time::timeout_at(process.started + limit, process.child.wait()).await {
+                    Ok(status) => status,
+                    Err(_) => {
+                        timed_out = true;
+                        process.child.kill_group();
+                        process.child.wait().await
+                    }
                 }
-            },
+            }
             None => process.child.wait().await,
         };
         let status = match status {
             Ok(status) => status,
-            Err(e) => return Ok(Err(Error::Io(format!("waiting for the process failed: {e}")))),
+            Err(e) => {
+                return Ok(Err(Error::Io(format!(
+                    "waiting for the process failed: {e}"
+                ))));
+            }
         };
         // Whatever the main process left running in its group would keep the
         // pipes open (and the node alive); the node's work is done.
@@ -452,10 +487,16 @@ mod tests {
         assert_eq!(resolve_cwd(&ws, None).unwrap(), ws);
         assert_eq!(resolve_cwd(&ws, Some("sub")).unwrap(), ws.join("sub"));
         for bad in ["..", "/etc", "sub/../..", "missing"] {
-            assert!(matches!(resolve_cwd(&ws, Some(bad)), Err(Error::Invalid(_))), "{bad}");
+            assert!(
+                matches!(resolve_cwd(&ws, Some(bad)), Err(Error::Invalid(_))),
+                "{bad}"
+            );
         }
         std::os::unix::fs::symlink("/etc", ws.join("link")).unwrap();
-        assert!(matches!(resolve_cwd(&ws, Some("link")), Err(Error::Invalid(_))));
+        assert!(matches!(
+            resolve_cwd(&ws, Some("link")),
+            Err(Error::Invalid(_))
+        ));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -463,8 +504,14 @@ mod tests {
     fn programs_resolve_on_path_or_absolutely() {
         assert!(resolve_program("sh").unwrap().is_absolute());
         assert!(matches!(resolve_program("./sh"), Err(Error::Invalid(_))));
-        assert!(matches!(resolve_program("no-such-program-here"), Err(Error::NotFound(_))));
-        assert!(matches!(resolve_program("/no/such"), Err(Error::NotFound(_))));
+        assert!(matches!(
+            resolve_program("no-such-program-here"),
+            Err(Error::NotFound(_))
+        ));
+        assert!(matches!(
+            resolve_program("/no/such"),
+            Err(Error::NotFound(_))
+        ));
     }
 
     #[test]

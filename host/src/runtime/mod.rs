@@ -215,7 +215,8 @@ impl Runtime {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| RuntimeError::WrongWorld(format!("{e:#}")))?;
-        let pre = bindings::DriverPre::new(pre).map_err(|e| RuntimeError::WrongWorld(format!("{e:#}")))?;
+        let pre = bindings::DriverPre::new(pre)
+            .map_err(|e| RuntimeError::WrongWorld(format!("{e:#}")))?;
 
         let state = self.query_state("describe");
         let mut store = self.store(state, None);
@@ -246,7 +247,11 @@ impl Runtime {
 
     /// Asks the driver whether it accepts a node. Runs in a fresh instance
     /// that may not start processes.
-    pub async fn validate(&self, driver: &Driver, task: &Task) -> Result<Vec<Problem>, RuntimeError> {
+    pub async fn validate(
+        &self,
+        driver: &Driver,
+        task: &Task,
+    ) -> Result<Vec<Problem>, RuntimeError> {
         let state = self.query_state(&task.node);
         let mut store = self.store(state, None);
         let wit_task = to_wit_task(task);
@@ -290,13 +295,17 @@ impl Runtime {
         let workspace = if needs_workspace {
             match ctx.workspace.canonicalize() {
                 Ok(w) => Some(w),
-                Err(e) => return Outcome::failure(format!("workspace {}: {e}", ctx.workspace.display())),
+                Err(e) => {
+                    return Outcome::failure(format!("workspace {}: {e}", ctx.workspace.display()));
+                }
             }
         } else {
             None
         };
         let deadline = task.deadline.map(|d| {
-            let left = d.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
+            let left = d
+                .duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO);
             Instant::now() + left
         });
         let state = match NodeState::for_run(state::RunSetup {
@@ -355,7 +364,8 @@ impl Runtime {
             workspace: None,
             read_only_files: task.artifact_file.iter().cloned().collect(),
             network: self.network_for(description),
-            capture_limit: usize::try_from(self.inner.config.limits.captured_stdout_kib * 1024).unwrap_or(usize::MAX),
+            capture_limit: usize::try_from(self.inner.config.limits.captured_stdout_kib * 1024)
+                .unwrap_or(usize::MAX),
         }
     }
 
@@ -369,7 +379,14 @@ impl Runtime {
     }
 
     fn memory_bytes(&self) -> usize {
-        usize::try_from(self.inner.config.limits.memory_mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX)
+        usize::try_from(
+            self.inner
+                .config
+                .limits
+                .memory_mib
+                .saturating_mul(1024 * 1024),
+        )
+        .unwrap_or(usize::MAX)
     }
 
     fn query_state(&self, label: &str) -> NodeState {
@@ -397,7 +414,10 @@ fn explain(error: &wasmtime::Error, state: &NodeState) -> String {
         return limit.to_string();
     }
     if let Some(exit) = error.downcast_ref::<wasmtime_wasi::I32Exit>() {
-        return format!("driver exited with code {} instead of returning an outcome", exit.0);
+        return format!(
+            "driver exited with code {} instead of returning an outcome",
+            exit.0
+        );
     }
     let panic = state.guest_panic_message();
     match error.downcast_ref::<Trap>() {

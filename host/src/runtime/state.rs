@@ -62,11 +62,21 @@ impl NodeState {
         }
         let node: Arc<str> = Arc::from(setup.task.node.as_str());
         let log = Arc::new(LogHost::new(node, Some(setup.logs)));
-        let exec = ExecHost::new(Some(setup.grant), Arc::from(setup.driver), setup.sandbox, log.clone());
+        let exec = ExecHost::new(
+            Some(setup.grant),
+            Arc::from(setup.driver),
+            setup.sandbox,
+            log.clone(),
+        );
         Ok(Self::build(wasi, setup.memory_bytes, log, exec))
     }
 
-    fn build(mut wasi: WasiCtxBuilder, memory_bytes: usize, log: Arc<LogHost>, exec: ExecHost) -> Self {
+    fn build(
+        mut wasi: WasiCtxBuilder,
+        memory_bytes: usize,
+        log: Arc<LogHost>,
+        exec: ExecHost,
+    ) -> Self {
         let stdout = MemoryOutputPipe::new(GUEST_OUTPUT_CAP);
         let stderr = MemoryOutputPipe::new(GUEST_OUTPUT_CAP);
         wasi.stdout(stdout.clone()).stderr(stderr.clone());
@@ -97,10 +107,15 @@ impl NodeState {
 
     /// Sends what the guest printed on its own stdout/stderr to the log.
     pub async fn flush_guest_output(&mut self) {
-        for (pipe, level) in [(&self.stdout, LogLevel::Info), (&self.stderr, LogLevel::Warn)] {
+        for (pipe, level) in [
+            (&self.stdout, LogLevel::Info),
+            (&self.stderr, LogLevel::Warn),
+        ] {
             let bytes = pipe.contents();
             for line in String::from_utf8_lossy(&bytes).lines() {
-                self.log.send(LogSource::Driver, level, line.to_string()).await;
+                self.log
+                    .send(LogSource::Driver, level, line.to_string())
+                    .await;
             }
         }
     }

@@ -1,0 +1,62 @@
+//! DAG files: parsing both formats into one model, validating, output references, rendering.
+
+mod error;
+mod gorchestrator;
+mod graph;
+pub mod model;
+mod native;
+mod raw;
+pub mod render;
+pub mod template;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+
+pub use error::{DagError, Problem};
+pub use model::{Dag, Node, NodeIndex, NodeState, OutputRef, RetryPolicy, SourceFormat};
+pub use render::{to_dot, to_mermaid};
+pub use template::{
+    MissingOutput, TemplateError, arg_references, references, substitute, substitute_arg,
+};
+pub use validate::{MAX_RETRIES, parse_duration};
+
+/// Parses and validates a DAG file in either format: JSON with a `digraph`
+/// key is gorchestrator's, anything else drover's native YAML or JSON.
+/// `drivers` tells whether a driver (as written, with any `@version`) exists.
+pub fn parse(
+    text: &str,
+    base_dir: Option<&Path>,
+    drivers: &dyn Fn(&str) -> bool,
+) -> Result<Dag, DagError> {
+    let top = raw::read(text)?;
+    let draft = if top.digraph.is_some() {
+        gorchestrator::convert(top)
+    } else {
+        native::convert(top)
+    };
+    validate::finish(draft, base_dir, drivers)
+}
+
+/// Parses and validates a DAG in drover's native format, YAML or JSON.
+pub fn parse_native(
+    text: &str,
+    base_dir: Option<&Path>,
+    drivers: &dyn Fn(&str) -> bool,
+) -> Result<Dag, DagError> {
+    let top = raw::read(text)?;
+    validate::finish(native::convert(top), base_dir, drivers)
+}
+
+/// Parses and validates a DAG in gorchestrator's JSON format.
+pub fn parse_gorchestrator(
+    text: &str,
+    base_dir: Option<&Path>,
+    drivers: &dyn Fn(&str) -> bool,
+) -> Result<Dag, DagError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let top = raw::read_json(text)?;
+    validate::finish(gorchestrator::convert(top), base_dir, drivers)
+}

@@ -1,0 +1,290 @@
+//! `drover driver …` as a user runs it: the real binary, real drivers, exit
+//! codes 0 (success), 1 (the node failed) and 2 (bad input).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+struct Drover {
+    dir: tempfile::TempDir,
+}
+
+impl Drover {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("drover-compiled");
+        std::fs::write(
+            dir.path().join("drover.toml"),
+            format!("cache_dir = {:?}\n", cache.display().to_string()),
+        )
+        .unwrap();
+        Drover { dir }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_drover"));
+        cmd.args(args)
+            .arg("--config")
+            .arg(self.dir.path().join("drover.toml"))
+            .arg("--data")
+            .arg(self.dir.path().join("data"))
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> (i32, Value) {
+        let out = self.run(args);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not one JSON object ({e}): {stdout}\nstderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out.status.code().unwrap(), value)
+    }
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn test_driver(name: &str) -> PathBuf {
+    Path::new(env!("DROVER_TEST_DRIVERS")).join(format!("test_driver_{name}.wasm"))
+}
+
+#[test]
+fn lists_the_builtin_drivers() {
+    let out = Drover::new().run(&["driver", "list"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for name in ["noop", "sleep", "shell"] {
+        assert!(text.lines().any(|l| l == name), "{text}");
+    }
+}
+
+#[test]
+fn describes_a_driver_as_json() {
+    let (code, json) = Drover::new().json(&["driver", "describe", "shell", "--output", "json"]);
+    assert_eq!(code, 0);
+    assert_eq!(json["name"], "shell");
+    assert_eq!(json["capabilities"]["exec"], serde_json::json!(["sh"]));
+    assert_eq!(json["digest"].as_str().unwrap().len(), 64);
+}
+
+#[test]
+fn noop_succeeds_with_a_json_outcome() {
+    let (code, json) = Drover::new().json(&["driver", "run", "noop", "--output", "json"]);
+    assert_eq!(code, 0);
+    assert_eq!(json["status"], "success");
+    assert!(json.get("exit_code").is_some());
+    assert!(json["outputs"].as_object().unwrap().is_empty());
+    assert!(json.get("message").is_some());
+}
+
+#[test]
+fn shell_outputs_args_and_env_reach_the_outcome() {
+    let (code, json) = Drover::new().json(&[
+        "driver",
+        "run",
+        "shell",
+        "--artifact",
+        "echo greeting=$GREETING-$1",
+        "--arg",
+        "world",
+        "--env",
+        "GREETING=hello",
+        "--expect-output",
+        "greeting",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(json["outputs"]["greeting"], "hello-world");
+    assert_eq!(json["exit_code"], 0);
+}
+
+#[test]
+fn a_failing_node_exits_1() {
+    let (code, json) = Drover::new().json(&[
+        "driver",
+        "run",
+        "shell",
+        "--artifact",
+        "exit 4",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(code, 1);
+    assert_eq!(json["status"], "failure");
+    assert_eq!(json["exit_code"], 4);
+}
+
+#[test]
+fn text_output_streams_logs_prefixed_with_the_node() {
+    let out = Drover::new().run(&[
+        "driver",
+        "run",
+        "shell",
+        "--artifact",
+        "echo one; echo two >&2",
+        "--name",
+        "build",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("[build] stdout: one"), "{text}");
+    assert!(text.contains("[build] stderr: two"), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("success")), "{text}");
+}
+
+#[test]
+fn script_files_resolve_from_the_current_folder() {
+    let drover = Drover::new();
+    std::fs::write(
+        drover.dir.path().join("hello.sh"),
+        "echo \"hi $1\"\necho said=yes >> \"$DROVER_OUTPUT\"\n",
+    )
+    .unwrap();
+    let (code, json) = drover.json(&[
+        "driver",
+        "run",
+        "shell",
+        "--artifact",
+        "hello.sh",
+        "--arg",
+        "there",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(json["outputs"]["said"], "yes");
+}
+
+#[test]
+fn bad_input_exits_2_and_says_what_is_wrong() {
+    let drover = Drover::new();
+    let cases: &[(&[&str], &str)] = &[
+        (&["driver", "run", "nosuch"], "unknown driver `nosuch`"),
+        (&["driver", "run", "./missing.wasm"], "missing.wasm"),
+        (
+            &["driver", "run", "sleep", "--artifact", "soon"],
+            "field `artifact`",
+        ),
+        (&["driver", "run", "noop", "--env", "NOEQUALS"], "KEY=VALUE"),
+        (
+            &["driver", "run", "noop", "--timeout", "soon"],
+            "invalid duration `soon`",
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = drover.run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(expected),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    // Not a component at all.
+    std::fs::write(drover.dir.path().join("junk.wasm"), b"junk").unwrap();
+    let out = drover.run(&["driver", "run", "./junk.wasm"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not a usable drover driver"),
+        "{}",
+        stderr(&out)
+    );
+    // A broken config file names itself and the field.
+    std::fs::write(
+        drover.dir.path().join("drover.toml"),
+        "[limits]\nmemory = 3\n",
+    )
+    .unwrap();
+    let out = drover.run(&["driver", "run", "noop"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("drover.toml") && stderr(&out).contains("memory"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_driver_given_by_path_runs_and_a_trap_exits_1() {
+    let path = test_driver("trap");
+    let (code, json) =
+        Drover::new().json(&["driver", "run", path.to_str().unwrap(), "--output", "json"]);
+    assert_eq!(code, 1);
+    assert_eq!(json["status"], "failure");
+    assert!(
+        json["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("driver panicked"),
+        "{json}"
+    );
+}
+
+#[test]
+fn timeout_is_reported() {
+    let (code, json) = Drover::new().json(&[
+        "driver",
+        "run",
+        "sleep",
+        "--artifact",
+        "30s",
+        "--timeout",
+        "300ms",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(code, 1);
+    assert_eq!(json["status"], "timeout");
+}
+
+#[test]
+fn ctrl_c_cancels_the_node() {
+    use std::io::{BufRead, BufReader, Read};
+    let drover = Drover::new();
+    let mut child = drover
+        .command(&[
+            "driver",
+            "run",
+            "shell",
+            "--artifact",
+            "echo started; sleep 30",
+            "--output",
+            "json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the process runs (logs go to stderr in JSON mode).
+    let mut logs = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("stdout: started") {
+        line.clear();
+        assert!(logs.read_line(&mut line).unwrap() > 0, "drover ended early");
+    }
+    // SAFETY: plain kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1));
+    let json: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["status"], "canceled");
+}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs, skipping whatever is already there, so
+# a second run costs nothing. Everything is local: no service is reachable
+# from outside the machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# The pinned toolchain and the wasm32-wasip2 target from rust-toolchain.toml.
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
+    rustup toolchain install
+fi
+
+# The sandbox tests start python3 to try network connections.
+need_apt=()
+[ -x /usr/bin/python3 ] || need_apt+=(python3)
+if ((${#need_apt[@]})); then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+fi
