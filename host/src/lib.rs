@@ -7,6 +7,7 @@
 pub mod config;
 pub mod dag;
 pub mod duration;
+pub mod engine;
 pub mod registry;
 pub mod runtime;
 pub mod sandbox;

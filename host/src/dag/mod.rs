@@ -60,3 +60,35 @@ pub fn parse_gorchestrator(
     let top = raw::read_json(text)?;
     validate::finish(gorchestrator::convert(top), base_dir, drivers)
 }
+
+/// Builds and validates a DAG from nodes made in code, with `needs` given by
+/// index (benchmarks, tests, generated graphs). Checks the same rules as the
+/// parsers.
+pub fn from_nodes(
+    name: impl Into<String>,
+    nodes: Vec<Node>,
+    drivers: &dyn Fn(&str) -> bool,
+) -> Result<Dag, DagError> {
+    let mut problems = Vec::new();
+    for (i, node) in nodes.iter().enumerate() {
+        for &need in &node.needs {
+            if need >= nodes.len() {
+                problems.push(Problem::new(
+                    validate::field_label(&validate::node_label(i, &node.name), "needs"),
+                    format!("no node at index {need} (the DAG has {})", nodes.len()),
+                ));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(DagError { problems });
+    }
+    let draft = validate::Draft {
+        name: name.into(),
+        format: SourceFormat::Native,
+        nodes,
+        need_names: Vec::new(),
+        problems,
+    };
+    validate::finish(draft, None, drivers)
+}

@@ -1,0 +1,125 @@
+//! The record of a run, as `drover run --output json` prints it and as it is stored.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use super::rfc3339;
+use crate::dag::NodeState;
+
+/// A node's outputs, shared between the record and the nodes that read them.
+pub type Outputs = Arc<BTreeMap<String, String>>;
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunState {
+    /// Every node succeeded.
+    Success,
+    /// Some node did not succeed.
+    Failure,
+    /// The run-wide timeout passed.
+    Timeout,
+    /// The run was canceled.
+    Canceled,
+}
+
+impl RunState {
+    /// The lower-case name used in output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Success => "success",
+            RunState::Failure => "failure",
+            RunState::Timeout => "timeout",
+            RunState::Canceled => "canceled",
+        }
+    }
+}
+
+impl std::fmt::Display for RunState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What happened in a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// The run's id.
+    pub id: String,
+    /// The DAG's name.
+    pub name: String,
+    /// How the run ended.
+    pub state: RunState,
+    /// One record per node, in DAG order.
+    pub nodes: Vec<NodeRecord>,
+}
+
+/// What happened to one node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    /// The node's name.
+    pub name: String,
+    /// The node's state.
+    pub state: NodeState,
+    /// gorchestrator's code for `state`; always `state.code()`.
+    pub state_code: u8,
+    /// The exit code of the last attempt, when it has one.
+    pub exit_code: Option<i32>,
+    /// The outputs of the successful attempt; empty otherwise.
+    pub outputs: Outputs,
+    /// Every attempt, in order; empty for a node that never started.
+    pub attempts: Vec<AttemptRecord>,
+    /// When the first attempt started.
+    #[serde(with = "rfc3339::optional")]
+    pub started_at: Option<SystemTime>,
+    /// When the node reached its final state.
+    #[serde(with = "rfc3339::optional")]
+    pub finished_at: Option<SystemTime>,
+    /// Why the node did not succeed; `None` on success.
+    pub error: Option<String>,
+}
+
+impl NodeRecord {
+    /// A node that has not started, with `outputs` as its (empty) outputs.
+    pub(super) fn new(name: String, outputs: Outputs) -> Self {
+        NodeRecord {
+            name,
+            state: NodeState::Initial,
+            state_code: NodeState::Initial.code(),
+            exit_code: None,
+            outputs,
+            attempts: Vec::new(),
+            started_at: None,
+            finished_at: None,
+            error: None,
+        }
+    }
+
+    /// Sets `state` and `state_code` together.
+    pub(super) fn set_state(&mut self, state: NodeState) {
+        self.state = state;
+        self.state_code = state.code();
+    }
+}
+
+/// One attempt of a node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    /// 1 for the first attempt, 2 for the first retry, and so on.
+    pub attempt: u32,
+    /// How the attempt ended: `success`, `failure`, `timeout` or `canceled`.
+    pub state: NodeState,
+    /// The exit code the dispatcher reported, if any.
+    pub exit_code: Option<i32>,
+    /// When the attempt was handed to the dispatcher.
+    #[serde(with = "rfc3339::required")]
+    pub started_at: SystemTime,
+    /// When the dispatcher returned (or was given up on).
+    #[serde(with = "rfc3339::required")]
+    pub finished_at: SystemTime,
+    /// Why the attempt did not succeed; `None` on success.
+    pub error: Option<String>,
+}

@@ -1,0 +1,499 @@
+//! The scheduler: in-degree counters, a ready queue, a retry queue, and one loop reacting to events.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::attempt::{self, Ended};
+use super::prepare::{self, OutputLookup};
+use super::record::{AttemptRecord, NodeRecord, RunRecord, RunState};
+use super::{Dispatch, Event, EventSink, NodeRun, Options, rfc3339};
+use crate::dag::{Dag, NodeIndex, NodeState};
+use crate::task::{LogLine, NodeStatus, Outcome};
+
+/// How many log lines may wait for the event sink before nodes slow down.
+const LOG_BUFFER: usize = 1024;
+/// How many ended attempts the loop takes in one go.
+const BATCH: usize = 64;
+
+/// Why the run stopped before every node ended on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Canceled,
+    Timeout(Duration),
+    FailFast(NodeIndex),
+}
+
+/// The state of one run.
+pub(super) struct Scheduler<E> {
+    dag: Arc<Dag>,
+    run_id: String,
+    dispatch: Arc<dyn Dispatch>,
+    parallelism: usize,
+    fail_fast: bool,
+    run_timeout: Option<Duration>,
+    events: E,
+    /// The record of each node, updated as the run goes.
+    records: Vec<NodeRecord>,
+    /// For each node, how many of its needs have not succeeded yet.
+    waiting: Vec<u32>,
+    /// Nodes whose needs all succeeded, waiting for a slot.
+    ready: VecDeque<NodeIndex>,
+    /// Nodes waiting for their next attempt, earliest first.
+    retries: BinaryHeap<Reverse<(Instant, NodeIndex)>>,
+    /// How many attempts are running.
+    running: usize,
+    /// How many nodes are not in a final state.
+    unfinished: usize,
+    stop: Option<Stop>,
+    outputs: OutputLookup,
+    /// Fires when the run stops; each attempt then cancels its own token.
+    run_token: Arc<CancellationToken>,
+    ended_tx: mpsc::UnboundedSender<Ended>,
+    ended_rx: mpsc::UnboundedReceiver<Ended>,
+    log_tx: mpsc::Sender<LogLine>,
+    log_rx: mpsc::Receiver<LogLine>,
+}
+
+impl<E: EventSink> Scheduler<E> {
+    pub(super) fn new(
+        dag: Arc<Dag>,
+        run_id: String,
+        dispatch: Arc<dyn Dispatch>,
+        options: Options,
+        events: E,
+    ) -> Self {
+        let no_outputs: super::Outputs = Arc::new(BTreeMap::new());
+        let records = dag
+            .nodes
+            .iter()
+            .map(|node| NodeRecord::new(node.name.clone(), no_outputs.clone()))
+            .collect();
+        let waiting = dag
+            .nodes
+            .iter()
+            .map(|node| u32::try_from(node.needs.len()).unwrap_or(u32::MAX))
+            .collect();
+        let (ended_tx, ended_rx) = mpsc::unbounded_channel();
+        let (log_tx, log_rx) = mpsc::channel(LOG_BUFFER);
+        Scheduler {
+            run_id,
+            dispatch,
+            parallelism: options.parallelism.max(1),
+            fail_fast: options.fail_fast,
+            run_timeout: options.run_timeout,
+            events,
+            records,
+            waiting,
+            ready: VecDeque::new(),
+            retries: BinaryHeap::new(),
+            running: 0,
+            unfinished: dag.nodes.len(),
+            stop: None,
+            outputs: OutputLookup::new(Arc::clone(&dag)),
+            dag,
+            run_token: Arc::new(CancellationToken::new()),
+            ended_tx,
+            ended_rx,
+            log_tx,
+            log_rx,
+        }
+    }
+
+    /// Runs the DAG to the end.
+    pub(super) async fn run(mut self, cancel: CancellationToken) -> RunRecord {
+        tracing::debug!(run = %self.run_id, dag = %self.dag.name, nodes = self.dag.nodes.len(), "run starts");
+        // Attempts still running if this future is dropped are canceled.
+        let _guard = (*self.run_token).clone().drop_guard();
+        let run_deadline = tokio::time::sleep(self.run_timeout.unwrap_or(Duration::MAX));
+        let retry_sleep = tokio::time::sleep(Duration::MAX);
+        tokio::pin!(run_deadline, retry_sleep);
+        let mut ended = Vec::with_capacity(BATCH);
+        let canceled = cancel.cancelled();
+        tokio::pin!(canceled);
+
+        if cancel.is_cancelled() {
+            self.stop(Stop::Canceled).await;
+        } else if self.run_timeout == Some(Duration::ZERO) {
+            self.stop(Stop::Timeout(Duration::ZERO)).await;
+        }
+        for index in 0..self.dag.nodes.len() {
+            if self.waiting[index] == 0 && self.stop.is_none() {
+                self.make_ready(index, 1).await;
+            }
+        }
+
+        loop {
+            self.start_ready().await;
+            if self.unfinished == 0 {
+                break;
+            }
+            if self.running == 0 && self.ready.is_empty() && self.retries.is_empty() {
+                self.stalled().await;
+                break;
+            }
+            if !self.retries.is_empty() {
+                // Here rather than only in `select!`, where a busy run could starve it.
+                self.wake_retries().await;
+            }
+            let next_retry = self.retries.peek().map(|Reverse((at, _))| *at);
+            if let Some(at) = next_retry
+                && retry_sleep.deadline() != at
+            {
+                retry_sleep.as_mut().reset(at);
+            }
+            tokio::select! {
+                biased;
+                _ = &mut canceled, if self.stop.is_none() => self.stop(Stop::Canceled).await,
+                _ = &mut run_deadline, if self.run_timeout.is_some() && self.stop.is_none() => {
+                    self.stop(Stop::Timeout(self.run_timeout.unwrap_or_default())).await;
+                }
+                _ = self.ended_rx.recv_many(&mut ended, BATCH) => {
+                    // An attempt's log lines were all sent before it ended.
+                    self.forward_logs().await;
+                    for end in ended.drain(..) {
+                        self.ended(end).await;
+                    }
+                }
+                Some(line) = self.log_rx.recv() => self.events.emit(Event::Log(line)).await,
+                _ = &mut retry_sleep, if next_retry.is_some() => self.wake_retries().await,
+            }
+        }
+
+        self.forward_logs().await;
+        let state = match self.stop {
+            Some(Stop::Canceled) => RunState::Canceled,
+            Some(Stop::Timeout(_)) => RunState::Timeout,
+            _ if self.records.iter().all(|r| r.state == NodeState::Success) => RunState::Success,
+            _ => RunState::Failure,
+        };
+        tracing::debug!(run = %self.run_id, %state, "run ends");
+        self.events.emit(Event::Finished(state)).await;
+        RunRecord {
+            id: self.run_id,
+            name: self.dag.name.clone(),
+            state,
+            nodes: self.records,
+        }
+    }
+
+    /// Moves `index` to the ready queue for attempt `attempt`.
+    async fn make_ready(&mut self, index: NodeIndex, attempt: u32) {
+        self.records[index].set_state(NodeState::ToRun);
+        self.ready.push_back(index);
+        self.emit_state(index, NodeState::ToRun, attempt).await;
+    }
+
+    /// Starts ready nodes while there are free slots.
+    async fn start_ready(&mut self) {
+        while self.running < self.parallelism && self.stop.is_none() {
+            let Some(index) = self.ready.pop_front() else {
+                break;
+            };
+            self.start(index).await;
+        }
+    }
+
+    /// Starts the next attempt of `index`, or fails it if an output
+    /// reference cannot be resolved.
+    async fn start(&mut self, index: NodeIndex) {
+        let attempt = attempt_number(self.records[index].attempts.len() + 1);
+        let timeout = self.dag.nodes[index].timeout;
+        let task = match prepare::task(
+            &self.outputs,
+            &self.records,
+            index,
+            attempt,
+            &self.run_id,
+            timeout,
+        ) {
+            Ok(task) => task,
+            Err(missing) => {
+                tracing::debug!(node = %self.records[index].name, %missing, "output reference not resolved");
+                self.finish(index, NodeState::Failure, missing.to_string())
+                    .await;
+                return;
+            }
+        };
+        let record = &mut self.records[index];
+        record.set_state(NodeState::Running);
+        if record.attempts.is_empty() {
+            record.attempts.reserve_exact(1);
+        }
+        self.running += 1;
+        let run = NodeRun {
+            dag: Arc::clone(&self.dag),
+            index,
+            task,
+            logs: self.log_tx.clone(),
+            cancel: CancellationToken::new(),
+        };
+        tokio::spawn(attempt::run(
+            Arc::clone(&self.dispatch),
+            run,
+            timeout,
+            Arc::clone(&self.run_token),
+            self.ended_tx.clone(),
+        ));
+        self.emit_state(index, NodeState::Running, attempt).await;
+    }
+
+    /// Records an ended attempt and decides what comes next for its node.
+    async fn ended(&mut self, end: Ended) {
+        self.running -= 1;
+        let Ended {
+            index,
+            attempt,
+            started_at,
+            finished_at,
+            outcome,
+            timed_out,
+        } = end;
+        let Outcome {
+            status,
+            exit_code,
+            outputs,
+            message,
+        } = outcome;
+        let (mut state, mut error) = judge(status, exit_code, message, timed_out);
+        if state != NodeState::Success
+            && let Some(stop) = self.stop
+        {
+            (state, error) = match stop {
+                Stop::Timeout(limit) => (
+                    NodeState::Timeout,
+                    Some(format!("the run timed out after {limit:?}")),
+                ),
+                _ => (NodeState::Canceled, Some(self.stop_message(stop))),
+            };
+        }
+        let record = &mut self.records[index];
+        record.exit_code = exit_code;
+        if record.started_at.is_none() {
+            record.started_at = Some(started_at);
+        }
+        record.attempts.push(AttemptRecord {
+            attempt,
+            state,
+            exit_code,
+            started_at,
+            finished_at,
+            error: error.clone(),
+        });
+        let retry = &self.dag.nodes[index].retries;
+        let retryable =
+            matches!(state, NodeState::Failure | NodeState::Timeout) && self.stop.is_none();
+        if retryable && attempt <= retry.max {
+            let delay = retry.delay_before(attempt + 1);
+            tracing::debug!(node = %record.name, attempt, ?delay, "attempt failed; will retry");
+            record.set_state(NodeState::ToRun);
+            self.events
+                .emit(Event::Retry {
+                    node: index,
+                    attempt,
+                    state,
+                    delay,
+                    error: error.unwrap_or_default(),
+                })
+                .await;
+            if delay.is_zero() {
+                self.make_ready(index, attempt + 1).await;
+            } else {
+                self.retries.push(Reverse((Instant::now() + delay, index)));
+            }
+            return;
+        }
+        if state == NodeState::Success {
+            let record = &mut self.records[index];
+            record.outputs = Arc::new(outputs);
+            record.finished_at = Some(finished_at);
+            self.succeed(index, attempt).await;
+        } else {
+            self.finish(index, state, error.unwrap_or_default()).await;
+        }
+    }
+
+    /// Marks `index` succeeded (its `finished_at` already set) and readies the children whose needs all succeeded.
+    async fn succeed(&mut self, index: NodeIndex, attempt: u32) {
+        let record = &mut self.records[index];
+        record.set_state(NodeState::Success);
+        record.error = None;
+        self.unfinished -= 1;
+        self.emit_state(index, NodeState::Success, attempt).await;
+        let dag = Arc::clone(&self.dag);
+        for &child in dag
+            .children
+            .get(index)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            let Some(waiting) = self.waiting.get_mut(child) else {
+                continue;
+            };
+            if *waiting > 1 {
+                *waiting -= 1;
+            } else if *waiting == 1 {
+                *waiting = 0;
+                if self.records[child].state == NodeState::Initial && self.stop.is_none() {
+                    self.make_ready(child, 1).await;
+                }
+            }
+        }
+    }
+
+    /// Marks `index` ended badly for good (`state` is failure, timeout or
+    /// canceled), every node downstream of it not-runnable, and stops the
+    /// run when failing fast.
+    async fn finish(&mut self, index: NodeIndex, state: NodeState, error: String) {
+        tracing::debug!(node = %self.records[index].name, %error, "node ended {}", state.as_str());
+        self.set_final(index, state, error).await;
+        let reason = format!(
+            "not run: upstream node `{}` {}",
+            self.dag.nodes[index].name,
+            match state {
+                NodeState::Timeout => "timed out",
+                NodeState::Canceled => "was canceled",
+                _ => "failed",
+            }
+        );
+        let dag = Arc::clone(&self.dag);
+        let mut stack = vec![index];
+        while let Some(node) = stack.pop() {
+            for &child in dag
+                .children
+                .get(node)
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+            {
+                if self.records.get(child).is_some_and(|r| !r.state.is_final()) {
+                    self.set_final(child, NodeState::NotRunnable, reason.clone())
+                        .await;
+                    stack.push(child);
+                }
+            }
+        }
+        if self.fail_fast && self.stop.is_none() {
+            self.stop(Stop::FailFast(index)).await;
+        }
+    }
+
+    /// Puts `index` in final state `state` with `error`.
+    async fn set_final(&mut self, index: NodeIndex, state: NodeState, error: String) {
+        let record = &mut self.records[index];
+        record.set_state(state);
+        record.finished_at = Some(rfc3339::now());
+        record.error = Some(error);
+        let attempt = attempt_number(record.attempts.len());
+        self.unfinished -= 1;
+        self.emit_state(index, state, attempt).await;
+    }
+
+    /// Stops the run: cancels running attempts (they end when they return)
+    /// and marks every node that is neither final nor running canceled.
+    async fn stop(&mut self, stop: Stop) {
+        tracing::debug!(run = %self.run_id, ?stop, "run stops");
+        self.stop = Some(stop);
+        self.run_token.cancel();
+        self.ready.clear();
+        self.retries.clear();
+        let message = format!("canceled: {}", self.stop_message(stop));
+        for index in 0..self.records.len() {
+            let state = self.records[index].state;
+            if !state.is_final() && state != NodeState::Running {
+                self.set_final(index, NodeState::Canceled, message.clone())
+                    .await;
+            }
+        }
+    }
+
+    /// Why the run stopped, for the records of the nodes it stopped.
+    fn stop_message(&self, stop: Stop) -> String {
+        match stop {
+            Stop::Canceled => "the run was canceled".to_owned(),
+            Stop::Timeout(limit) => format!("the run timed out after {limit:?}"),
+            Stop::FailFast(node) => format!(
+                "node `{}` failed and the run fails fast",
+                self.dag.nodes[node].name
+            ),
+        }
+    }
+
+    /// Moves the nodes whose backoff has passed to the ready queue.
+    async fn wake_retries(&mut self) {
+        let now = Instant::now();
+        while let Some(&Reverse((at, index))) = self.retries.peek() {
+            if at > now {
+                break;
+            }
+            self.retries.pop();
+            let attempt = attempt_number(self.records[index].attempts.len() + 1);
+            self.make_ready(index, attempt).await;
+        }
+    }
+
+    /// Ends nodes that can never start: only reachable with an invalid DAG
+    /// (a cycle, or `children` not matching `needs`).
+    async fn stalled(&mut self) {
+        tracing::warn!(run = %self.run_id, unfinished = self.unfinished, "nodes can never start; is the DAG valid?");
+        for index in 0..self.records.len() {
+            if !self.records[index].state.is_final() {
+                let error = "not run: its needs never completed (invalid DAG)".to_owned();
+                self.set_final(index, NodeState::NotRunnable, error).await;
+            }
+        }
+    }
+
+    /// Forwards the log lines already waiting (at most a buffer's worth, so
+    /// that a chatty node cannot hold the loop).
+    async fn forward_logs(&mut self) {
+        for _ in 0..LOG_BUFFER {
+            let Ok(line) = self.log_rx.try_recv() else {
+                break;
+            };
+            self.events.emit(Event::Log(line)).await;
+        }
+    }
+
+    async fn emit_state(&self, node: NodeIndex, state: NodeState, attempt: u32) {
+        self.events
+            .emit(Event::NodeState {
+                node,
+                state,
+                attempt,
+            })
+            .await;
+    }
+}
+
+/// The state and error of an attempt from what the dispatcher reported and
+/// whether the engine had to stop it at its deadline (`timed_out`).
+fn judge(
+    status: NodeStatus,
+    exit_code: Option<i32>,
+    message: String,
+    timed_out: Option<Duration>,
+) -> (NodeState, Option<String>) {
+    let state = match (status, timed_out) {
+        (_, Some(_)) | (NodeStatus::Timeout, None) => NodeState::Timeout,
+        (NodeStatus::Success, None) => NodeState::Success,
+        (NodeStatus::Failure, None) => NodeState::Failure,
+        (NodeStatus::Canceled, None) => NodeState::Canceled,
+    };
+    let error = match (state, timed_out, exit_code) {
+        (NodeState::Success, _, _) => None,
+        (_, Some(limit), _) => Some(format!("timed out after {limit:?}")),
+        _ if !message.is_empty() => Some(message),
+        (NodeState::Failure, _, Some(code)) => Some(format!("failed with exit code {code}")),
+        _ => Some(state.as_str().to_owned()),
+    };
+    (state, error)
+}
+
+fn attempt_number(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
