@@ -1,6 +1,7 @@
 //! Command-line parsing and the dispatch to each subcommand.
 
 mod driver;
+mod run;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,6 +25,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a DAG file: nodes start as soon as their needs succeed.
+    Run(run::RunArgs),
+    /// Print a DAG file as a graph (Graphviz dot or Mermaid).
+    Graph(run::GraphArgs),
     /// Try a driver on its own: run one node, describe a driver, list the built-in ones.
     #[command(subcommand)]
     Driver(driver::DriverCommand),
@@ -97,6 +102,8 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         let config = load_config(&cli)?;
         match cli.command {
+            Command::Run(args) => run::run(args, config).await,
+            Command::Graph(args) => run::graph(args),
             Command::Driver(cmd) => driver::run(cmd, config).await,
         }
     });

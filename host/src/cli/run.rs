@@ -1,0 +1,338 @@
+//! `drover run FILE` and `drover graph FILE`: run a DAG from the command
+//! line with live progress, or print it as a graph.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, anyhow};
+use clap::{Args, ValueEnum};
+use drover::config::Config;
+use drover::dag::{self, Dag, DagError, NodeState};
+use drover::duration::parse_duration;
+use drover::engine::{self, Event, Options, RunRecord, RunState};
+use drover::runtime::Runtime;
+use drover::task::{LogLine, LogSource};
+use drover::transport::{self, LocalDispatch};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio_util::sync::CancellationToken;
+
+use super::{CliError, OutputFormat, exit};
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The DAG file: drover's YAML/JSON format or gorchestrator's JSON.
+    file: PathBuf,
+    /// How many nodes may run at once (default: the number of cores).
+    #[arg(long, short = 'j')]
+    parallelism: Option<usize>,
+    /// Stop the run at the first node that fails for good.
+    #[arg(long)]
+    fail_fast: bool,
+    /// Stop the whole run after this long (`10m`, `1h`, ...).
+    #[arg(long)]
+    timeout: Option<String>,
+    /// Keep the nodes' workspaces after the run (under the data folder).
+    #[arg(long)]
+    keep_workspaces: bool,
+    /// Output format: live progress and a summary, or the run record as JSON.
+    #[arg(long, value_enum, default_value_t)]
+    output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    /// The DAG file.
+    file: PathBuf,
+    /// Graph language.
+    #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+    format: GraphFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GraphFormat {
+    /// Graphviz.
+    Dot,
+    /// Mermaid flowchart.
+    Mermaid,
+}
+
+/// Reads and validates a DAG file (structure and driver names only).
+fn read_dag(file: &Path) -> Result<Dag, CliError> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read {}", file.display()))
+        .map_err(CliError::bad_input)?;
+    let base = file
+        .parent()
+        .map(|p| {
+            if p.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                p
+            }
+        })
+        .and_then(|p| p.canonicalize().ok());
+    let exists = |driver: &str| transport::driver_exists(driver, base.as_deref());
+    dag::parse(&text, base.as_deref(), &exists).map_err(|e| invalid(file, e))
+}
+
+fn invalid(file: &Path, e: DagError) -> CliError {
+    CliError::bad_input(anyhow!(
+        "{} is not a valid DAG ({} problem{}):\n{}",
+        file.display(),
+        e.problems.len(),
+        if e.problems.len() == 1 { "" } else { "s" },
+        e.problems
+            .iter()
+            .map(|p| format!("  {p}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    ))
+}
+
+pub fn graph(args: GraphArgs) -> Result<u8, CliError> {
+    let dag = read_dag(&args.file)?;
+    let text = match args.format {
+        GraphFormat::Dot => dag::to_dot(&dag),
+        GraphFormat::Mermaid => dag::to_mermaid(&dag),
+    };
+    println!("{}", text.trim_end());
+    Ok(exit::SUCCESS)
+}
+
+pub async fn run(args: RunArgs, config: Config) -> Result<u8, CliError> {
+    let started = Instant::now();
+    let run_timeout = args
+        .timeout
+        .as_deref()
+        .map(parse_duration)
+        .transpose()
+        .map_err(CliError::bad_input)?;
+    let parallelism = args
+        .parallelism
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if parallelism == 0 {
+        return Err(CliError::bad_input(anyhow!(
+            "--parallelism must be at least 1"
+        )));
+    }
+    let dag = Arc::new(read_dag(&args.file)?);
+    let runtime = Runtime::new(config)?;
+    let drivers = transport::load_drivers(&runtime, &dag)
+        .await
+        .map_err(|e| invalid(&args.file, e))?;
+    transport::validate_nodes(&runtime, &dag, &drivers, parallelism)
+        .await
+        .map_err(|e| invalid(&args.file, e))?;
+
+    let run_id = new_run_id();
+    let workspaces = runtime.config().data_dir().join("runs").join(&run_id);
+    let dispatch = Arc::new(LocalDispatch::new(
+        runtime.clone(),
+        drivers,
+        workspaces.clone(),
+    ));
+    let cancel = CancellationToken::new();
+    {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("canceling the run…");
+                cancel.cancel();
+            }
+        });
+    }
+    let (events, rx) = tokio::sync::mpsc::channel(4096);
+    let progress = tokio::spawn(show_progress(dag.clone(), rx, args.output));
+    let options = Options {
+        parallelism,
+        fail_fast: args.fail_fast,
+        run_timeout,
+    };
+    let record = engine::run(dag.clone(), run_id, dispatch, options, events, cancel).await;
+    let _ = progress.await;
+    if !args.keep_workspaces {
+        let _ = std::fs::remove_dir_all(&workspaces);
+    }
+    match args.output {
+        OutputFormat::Json => println!("{}", serde_json::to_string(&record)?),
+        OutputFormat::Text => print_summary(
+            &record,
+            started.elapsed(),
+            args.keep_workspaces.then_some(&workspaces),
+        ),
+    }
+    Ok(match record.state {
+        RunState::Success => exit::SUCCESS,
+        _ => exit::FAILURE,
+    })
+}
+
+fn new_run_id() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{:x}{:04x}", nanos, std::process::id() & 0xffff)
+}
+
+/// Live progress: a bar with counts per state and the running nodes on a
+/// terminal; plain lines otherwise. Log lines are prefixed with their node.
+async fn show_progress(
+    dag: Arc<Dag>,
+    mut events: tokio::sync::mpsc::Receiver<Event>,
+    format: OutputFormat,
+) {
+    let interactive = format == OutputFormat::Text && std::io::stderr().is_terminal();
+    let bar = if interactive {
+        let bar = ProgressBar::with_draw_target(
+            Some(dag.nodes.len() as u64),
+            ProgressDrawTarget::stderr(),
+        );
+        bar.set_style(
+            ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(200));
+        Some(bar)
+    } else {
+        None
+    };
+    let mut states = vec![NodeState::Initial; dag.nodes.len()];
+    let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
+    counts.insert(NodeState::Initial.as_str(), dag.nodes.len());
+    let mut running: BTreeMap<usize, ()> = BTreeMap::new();
+    let mut done = 0u64;
+    while let Some(event) = events.recv().await {
+        match event {
+            Event::Log(line) => {
+                let text = log_text(&line);
+                match (&bar, format) {
+                    (Some(bar), _) => bar.println(text),
+                    (None, OutputFormat::Text) => println!("{text}"),
+                    (None, OutputFormat::Json) => eprintln!("{text}"),
+                }
+            }
+            Event::NodeState {
+                node,
+                state,
+                attempt,
+            } => {
+                let old = std::mem::replace(&mut states[node], state);
+                if let Some(c) = counts.get_mut(old.as_str()) {
+                    *c = c.saturating_sub(1);
+                }
+                *counts.entry(state.as_str()).or_default() += 1;
+                if state == NodeState::Running {
+                    running.insert(node, ());
+                } else {
+                    running.remove(&node);
+                }
+                if state.is_final() {
+                    done += 1;
+                }
+                match &bar {
+                    Some(bar) => {
+                        bar.set_position(done);
+                        let names: Vec<&str> = running
+                            .keys()
+                            .take(4)
+                            .map(|&i| dag.nodes[i].name.as_str())
+                            .collect();
+                        let more = running.len().saturating_sub(names.len());
+                        let tally: Vec<String> = counts
+                            .iter()
+                            .filter(|(_, n)| **n > 0)
+                            .map(|(s, n)| format!("{s} {n}"))
+                            .collect();
+                        bar.set_message(format!(
+                            "{} | running: {}{}",
+                            tally.join(", "),
+                            names.join(" "),
+                            if more > 0 {
+                                format!(" +{more}")
+                            } else {
+                                String::new()
+                            }
+                        ));
+                    }
+                    None if format == OutputFormat::Text && state != NodeState::ToRun => {
+                        let retry = if attempt > 1 {
+                            format!(" (attempt {attempt})")
+                        } else {
+                            String::new()
+                        };
+                        println!("[{}] {}{retry}", dag.nodes[node].name, state.as_str());
+                    }
+                    None => {}
+                }
+            }
+            Event::Retry {
+                node,
+                attempt,
+                delay,
+                error,
+                ..
+            } => {
+                let text = format!(
+                    "[{}] attempt {attempt} failed ({error}); retrying in {delay:?}",
+                    dag.nodes[node].name
+                );
+                match &bar {
+                    Some(bar) => bar.println(text),
+                    None => eprintln!("{text}"),
+                }
+            }
+            Event::Finished(_) => break,
+        }
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+}
+
+fn log_text(line: &LogLine) -> String {
+    let stream = match line.source {
+        LogSource::Stdout => "",
+        LogSource::Stderr => "stderr: ",
+        LogSource::Driver => "driver: ",
+    };
+    format!("[{}] {stream}{}", line.node, line.message)
+}
+
+fn print_summary(record: &RunRecord, took: Duration, workspaces: Option<&PathBuf>) {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for node in &record.nodes {
+        *counts.entry(node.state.as_str()).or_default() += 1;
+    }
+    let tally: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
+    println!(
+        "\nrun {} `{}`: {} in {:.2}s ({})",
+        record.id,
+        record.name,
+        record.state.as_str(),
+        took.as_secs_f64(),
+        tally.join(", ")
+    );
+    let bad: Vec<_> = record
+        .nodes
+        .iter()
+        .filter(|n| !matches!(n.state, NodeState::Success | NodeState::NotRunnable))
+        .collect();
+    for node in bad.iter().take(20) {
+        println!(
+            "  {} {}: {}",
+            node.state.as_str(),
+            node.name,
+            node.error.as_deref().unwrap_or("")
+        );
+    }
+    if bad.len() > 20 {
+        println!("  … and {} more", bad.len() - 20);
+    }
+    if let Some(dir) = workspaces {
+        println!("workspaces kept in {}", dir.display());
+    }
+}

@@ -1,0 +1,242 @@
+//! In-process dispatch: each node runs in this process's Wasm runtime, with
+//! the DAG's drivers loaded once before the run starts.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::task::JoinSet;
+
+use crate::dag::{Dag, DagError, Problem};
+use crate::engine::{Dispatch, DispatchFuture, NodeRun};
+use crate::registry;
+use crate::runtime::{Driver, NodeContext, Runtime};
+use crate::task::{Outcome, Task};
+
+/// The drivers a DAG names, loaded, by the name as written in the DAG.
+#[derive(Debug, Clone, Default)]
+pub struct DriverSet {
+    drivers: HashMap<String, Driver>,
+}
+
+impl DriverSet {
+    /// The driver a node names.
+    pub fn get(&self, written: &str) -> Option<&Driver> {
+        self.drivers.get(written)
+    }
+}
+
+/// Splits `shell@0.1` into `shell` and the pin `0.1`.
+fn split_pin(written: &str) -> (&str, Option<&str>) {
+    match written.rsplit_once('@') {
+        Some((name, pin)) if !name.is_empty() && !written.contains('/') => (name, Some(pin)),
+        _ => (written, None),
+    }
+}
+
+/// Whether a driver as written in a DAG can be found: a built-in name
+/// (optionally pinned, `shell@0`), or a component file relative to the DAG.
+pub fn driver_exists(written: &str, base_dir: Option<&Path>) -> bool {
+    let (name, _) = split_pin(written);
+    match registry::resolve(name) {
+        Ok(registry::DriverSource::Builtin(_)) => true,
+        Ok(registry::DriverSource::File(path)) => resolve_path(&path, base_dir).is_file(),
+        Err(_) => false,
+    }
+}
+
+fn resolve_path(path: &Path, base_dir: Option<&Path>) -> PathBuf {
+    match base_dir {
+        Some(base) if path.is_relative() => base.join(path),
+        _ => path.to_path_buf(),
+    }
+}
+
+/// Loads every driver the DAG names, once each. A pin (`shell@0.1`) must be
+/// a prefix of the driver's own version, component by component.
+pub async fn load_drivers(runtime: &Runtime, dag: &Dag) -> Result<DriverSet, DagError> {
+    let mut drivers = HashMap::new();
+    let mut problems = Vec::new();
+    for node in &dag.nodes {
+        if drivers.contains_key(&node.driver) {
+            continue;
+        }
+        let (name, pin) = split_pin(&node.driver);
+        let location = format!("node `{}`, field `driver`", node.name);
+        let loaded = async {
+            let source = match registry::resolve(name).map_err(|e| e.to_string())? {
+                registry::DriverSource::File(path) => {
+                    registry::DriverSource::File(resolve_path(&path, dag.base_dir.as_deref()))
+                }
+                builtin => builtin,
+            };
+            let bytes = registry::read(&source).map_err(|e| e.to_string())?;
+            runtime.load(bytes).await.map_err(|e| e.to_string())
+        }
+        .await;
+        match loaded {
+            Ok(driver) => {
+                if let Some(pin) = pin
+                    && !version_matches(&driver.description().version, pin)
+                {
+                    problems.push(Problem::new(
+                        location,
+                        format!(
+                            "driver `{name}` is version {}, which does not match `@{pin}`",
+                            driver.description().version
+                        ),
+                    ));
+                }
+                drivers.insert(node.driver.clone(), driver);
+            }
+            Err(message) => problems.push(Problem::new(location, message)),
+        }
+    }
+    if problems.is_empty() {
+        Ok(DriverSet { drivers })
+    } else {
+        Err(DagError { problems })
+    }
+}
+
+fn version_matches(version: &str, pin: &str) -> bool {
+    let have: Vec<&str> = version.split('.').collect();
+    let want: Vec<&str> = pin.split('.').collect();
+    want.len() <= have.len() && want.iter().zip(&have).all(|(w, h)| w == h)
+}
+
+/// The task a node would get, as written (before any output is known), for
+/// the driver's `validate`.
+fn task_as_written(dag: &Dag, index: usize) -> Task {
+    let node = &dag.nodes[index];
+    let mut task = Task {
+        run_id: String::new(),
+        node: node.name.clone(),
+        attempt: 1,
+        artifact: node.artifact.clone(),
+        artifact_file: None,
+        args: node.args.clone(),
+        env: node.env.clone(),
+        inputs: Vec::new(),
+        outputs: node.outputs.clone(),
+        deadline: None,
+    };
+    if let Some(base) = &dag.base_dir {
+        task.resolve_artifact_file(base);
+    }
+    task
+}
+
+/// Asks each node's driver to validate it; every refusal is reported, by
+/// node and field. Runs on as many tasks as `parallelism`.
+pub async fn validate_nodes(
+    runtime: &Runtime,
+    dag: &Arc<Dag>,
+    drivers: &DriverSet,
+    parallelism: usize,
+) -> Result<(), DagError> {
+    let mut problems: Vec<(usize, Problem)> = Vec::new();
+    let mut set = JoinSet::new();
+    let workers = parallelism.max(1);
+    for worker in 0..workers {
+        let runtime = runtime.clone();
+        let dag = dag.clone();
+        let drivers = drivers.clone();
+        set.spawn(async move {
+            let mut found = Vec::new();
+            for index in (worker..dag.nodes.len()).step_by(workers) {
+                let node = &dag.nodes[index];
+                let Some(driver) = drivers.get(&node.driver) else {
+                    continue;
+                };
+                let task = task_as_written(&dag, index);
+                match runtime.validate(driver, &task).await {
+                    Ok(refused) => found.extend(refused.into_iter().map(|p| {
+                        (
+                            index,
+                            Problem::new(
+                                format!("node `{}`, field `{}`", node.name, p.field),
+                                p.message,
+                            ),
+                        )
+                    })),
+                    Err(e) => found.push((
+                        index,
+                        Problem::new(format!("node `{}`", node.name), e.to_string()),
+                    )),
+                }
+            }
+            found
+        });
+    }
+    while let Some(found) = set.join_next().await {
+        match found {
+            Ok(found) => problems.extend(found),
+            Err(e) => problems.push((usize::MAX, Problem::new("validation", e.to_string()))),
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    problems.sort_by_key(|(index, _)| *index);
+    Err(DagError {
+        problems: problems.into_iter().map(|(_, p)| p).collect(),
+    })
+}
+
+/// Runs nodes in this process.
+pub struct LocalDispatch {
+    runtime: Runtime,
+    drivers: DriverSet,
+    workspaces: PathBuf,
+}
+
+impl LocalDispatch {
+    /// Each node gets the workspace `<workspaces>/<node name>`.
+    pub fn new(runtime: Runtime, drivers: DriverSet, workspaces: PathBuf) -> Self {
+        LocalDispatch {
+            runtime,
+            drivers,
+            workspaces,
+        }
+    }
+}
+
+impl Dispatch for LocalDispatch {
+    fn dispatch(&self, run: NodeRun) -> DispatchFuture {
+        let node = &run.dag.nodes[run.index];
+        let driver = self.drivers.get(&node.driver).cloned();
+        let runtime = self.runtime.clone();
+        let workspace = self.workspaces.join(&node.name);
+        Box::pin(async move {
+            let Some(driver) = driver else {
+                return Outcome::failure(format!(
+                    "driver `{}` is not loaded",
+                    run.dag.nodes[run.index].driver
+                ));
+            };
+            let ctx = NodeContext {
+                workspace,
+                logs: run.logs,
+                cancel: run.cancel,
+            };
+            runtime.run(&driver, run.task, ctx).await
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pins() {
+        assert_eq!(split_pin("shell@1"), ("shell", Some("1")));
+        assert_eq!(split_pin("shell"), ("shell", None));
+        assert_eq!(split_pin("./d@v/x.wasm"), ("./d@v/x.wasm", None));
+        assert!(version_matches("0.1.0", "0"));
+        assert!(version_matches("0.1.0", "0.1"));
+        assert!(!version_matches("0.1.0", "1"));
+        assert!(!version_matches("0.1.0", "0.1.0.1"));
+    }
+}

@@ -1,0 +1,6 @@
+//! How the engine's nodes reach a runtime: in this process for now
+//! (distributed dispatch over Redis comes later).
+
+mod local;
+
+pub use local::{DriverSet, LocalDispatch, driver_exists, load_drivers, validate_nodes};
