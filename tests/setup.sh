@@ -13,6 +13,8 @@ fi
 # The sandbox tests start python3 to try network connections.
 need_apt=()
 [ -x /usr/bin/python3 ] || need_apt+=(python3)
+# The DAG benchmark compares drover with ninja on the same graphs.
+command -v ninja >/dev/null || need_apt+=(ninja-build)
 if ((${#need_apt[@]})); then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"

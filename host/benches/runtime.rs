@@ -45,6 +45,18 @@ fn ms(d: Duration) -> String {
 }
 
 async fn bench(nodes: usize) {
+    if std::env::args().any(|a| a == "--shell-only") {
+        // For profiling the exec path alone.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let runtime = Runtime::new(config(dir.path())).expect("runtime");
+        let shell = runtime
+            .load(registry::builtin("shell").expect("shell").into())
+            .await
+            .expect("load shell");
+        let took = run_many(&runtime, &shell, "true", 500, 1).await;
+        println!("shell `true`: {} per node", ms(took / 500));
+        return;
+    }
     println!("drover runtime benchmark (release host, pooling allocator)\n");
     println!(
         "{:<8} {:>10} {:>14} {:>16}",
@@ -141,9 +153,11 @@ async fn run_many(
         let artifact = artifact.to_string();
         let root = std::env::temp_dir().join(format!("drover-bench-{}", std::process::id()));
         workers.push(tokio::spawn(async move {
+            // One log channel for all nodes, as the engine does.
+            let (logs, mut rx) = tokio::sync::mpsc::channel(1024);
+            let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
             for i in 0..per_worker {
-                let (logs, mut rx) = tokio::sync::mpsc::channel(16);
-                let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+                let logs = logs.clone();
                 let task = Task {
                     run_id: "bench".into(),
                     node: format!("n{w}-{i}"),
@@ -164,8 +178,9 @@ async fn run_many(
                     )
                     .await;
                 assert_eq!(outcome.status, NodeStatus::Success, "{outcome:?}");
-                let _ = drain.await;
             }
+            drop(logs);
+            let _ = drain.await;
             let _ = std::fs::remove_dir_all(&root);
         }));
     }

@@ -52,6 +52,10 @@ impl NodeState {
     /// network only when granted.
     pub fn for_run(setup: RunSetup<'_>) -> Result<Self, String> {
         let mut wasi = WasiCtxBuilder::new();
+        // Workspace file operations are local and short: doing them on the
+        // calling thread saves a hop to tokio's blocking pool per call (set
+        // before the preopen, which captures it).
+        wasi.allow_blocking_current_thread(true);
         wasi.envs(&setup.task.env);
         if let Some(workspace) = &setup.grant.workspace {
             wasi.preopened_dir(workspace, ".", FsPerms::ReadWrite)

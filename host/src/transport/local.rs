@@ -127,6 +127,30 @@ fn task_as_written(dag: &Dag, index: usize) -> Task {
     task
 }
 
+/// What `validate` sees of a node, but its name.
+#[derive(PartialEq, Eq, Hash)]
+struct ValidationKey {
+    driver: String,
+    artifact: String,
+    artifact_file: Option<PathBuf>,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    outputs: Vec<String>,
+}
+
+impl ValidationKey {
+    fn of(driver: &str, task: &Task) -> Self {
+        ValidationKey {
+            driver: driver.to_string(),
+            artifact: task.artifact.clone(),
+            artifact_file: task.artifact_file.clone(),
+            args: task.args.clone(),
+            env: task.env.clone(),
+            outputs: task.outputs.clone(),
+        }
+    }
+}
+
 /// Asks each node's driver to validate it; every refusal is reported, by
 /// node and field. Runs on as many tasks as `parallelism`.
 pub async fn validate_nodes(
@@ -144,27 +168,40 @@ pub async fn validate_nodes(
         let drivers = drivers.clone();
         set.spawn(async move {
             let mut found = Vec::new();
+            // `validate` answers from the node's fields alone, so identical
+            // nodes (a wide fan-out of one command) are asked about once.
+            let mut seen: HashMap<ValidationKey, Vec<(String, String)>> = HashMap::new();
             for index in (worker..dag.nodes.len()).step_by(workers) {
                 let node = &dag.nodes[index];
                 let Some(driver) = drivers.get(&node.driver) else {
                     continue;
                 };
                 let task = task_as_written(&dag, index);
-                match runtime.validate(driver, &task).await {
-                    Ok(refused) => found.extend(refused.into_iter().map(|p| {
-                        (
-                            index,
-                            Problem::new(
-                                format!("node `{}`, field `{}`", node.name, p.field),
-                                p.message,
-                            ),
-                        )
-                    })),
-                    Err(e) => found.push((
+                let key = ValidationKey::of(&node.driver, &task);
+                let refused = match seen.get(&key) {
+                    Some(refused) => refused.clone(),
+                    None => match runtime.validate(driver, &task).await {
+                        Ok(refused) => {
+                            let refused: Vec<(String, String)> =
+                                refused.into_iter().map(|p| (p.field, p.message)).collect();
+                            seen.insert(key, refused.clone());
+                            refused
+                        }
+                        Err(e) => {
+                            found.push((
+                                index,
+                                Problem::new(format!("node `{}`", node.name), e.to_string()),
+                            ));
+                            continue;
+                        }
+                    },
+                };
+                found.extend(refused.into_iter().map(|(field, message)| {
+                    (
                         index,
-                        Problem::new(format!("node `{}`", node.name), e.to_string()),
-                    )),
-                }
+                        Problem::new(format!("node `{}`, field `{field}`", node.name), message),
+                    )
+                }));
             }
             found
         });
