@@ -185,7 +185,9 @@ impl ExecHost {
             .iter()
             .map(|a| check_nul("argument", a).map(|_| OsString::from(a)))
             .collect::<Result<Vec<_>, _>>()?;
+        let began = Instant::now();
         let confinement = self.confinement(&grant, &workspace)?;
+        tracing::trace!(us = began.elapsed().as_micros(), "confinement ready");
         let request = SpawnRequest {
             program,
             args,
@@ -193,6 +195,7 @@ impl ExecHost {
             cwd,
             stdin: command.stdin.is_some(),
         };
+        let spawned = Instant::now();
         let mut child = confinement.spawn(&request).map_err(|e| {
             if e.is_not_found() {
                 Error::NotFound(e.to_string())
@@ -222,6 +225,7 @@ impl ExecHost {
                 pump(err, log, LogSource::Stderr, 0).await;
             })
         });
+        tracing::trace!(us = spawned.elapsed().as_micros(), "process spawned");
         Ok(Process {
             child,
             started: Instant::now(),
@@ -332,8 +336,11 @@ fn resolve_cwd(workspace: &Path, cwd: Option<&str>) -> Result<PathBuf, Error> {
     }
     let dir = workspace.join(relative);
     // A symlink inside the workspace could still point out of it.
+    let root = workspace
+        .canonicalize()
+        .unwrap_or_else(|_| workspace.to_path_buf());
     match dir.canonicalize() {
-        Ok(real) if real.starts_with(workspace) && real.is_dir() => Ok(real),
+        Ok(real) if real.starts_with(&root) && real.is_dir() => Ok(real),
         Ok(_) => Err(Error::Invalid(format!(
             "cwd `{cwd}` is not a folder inside the workspace"
         ))),
@@ -443,6 +450,7 @@ impl HostProcess for ExecHost {
                 ))));
             }
         };
+        tracing::trace!(us = process.started.elapsed().as_micros(), "process exited");
         // Whatever the main process left running in its group would keep the
         // pipes open (and the node alive); the node's work is done.
         process.child.kill_group();
@@ -453,6 +461,10 @@ impl HostProcess for ExecHost {
         if let Some(task) = process.stderr.take() {
             let _ = task.await;
         }
+        tracing::trace!(
+            us = process.started.elapsed().as_micros(),
+            "process output drained"
+        );
         let done = ExitStatus {
             code: status.code,
             signal: status.signal,

@@ -293,6 +293,7 @@ impl Runtime {
     /// whatever goes wrong becomes a failed (or timed-out, or canceled)
     /// outcome with a reason.
     pub async fn run(&self, driver: &Driver, task: Task, ctx: NodeContext) -> Outcome {
+        let began = Instant::now();
         let description = driver.description();
         let grant = self.grant_for(description, &task, &ctx);
         let needs_workspace = description.capabilities.workspace || !grant.programs.is_empty();
@@ -302,15 +303,19 @@ impl Runtime {
                 ctx.workspace.display()
             ));
         }
-        let workspace = if needs_workspace {
+        let workspace = if !needs_workspace {
+            None
+        } else if ctx.workspace.is_absolute() {
+            // Callers hand absolute paths under a folder they resolved once;
+            // resolving every node's path again costs a syscall per component.
+            Some(ctx.workspace.clone())
+        } else {
             match ctx.workspace.canonicalize() {
                 Ok(w) => Some(w),
                 Err(e) => {
                     return Outcome::failure(format!("workspace {}: {e}", ctx.workspace.display()));
                 }
             }
-        } else {
-            None
         };
         let deadline = task.deadline.map(|d| {
             let left = d
@@ -333,6 +338,7 @@ impl Runtime {
             Ok(state) => state,
             Err(e) => return Outcome::failure(format!("cannot set up the driver's sandbox: {e}")),
         };
+        tracing::trace!(node = %task.node, us = began.elapsed().as_micros(), "instance state ready");
         let mut store = self.store(state, deadline);
         let wit_task = to_wit_task(&task);
         let call = async {
@@ -360,6 +366,7 @@ impl Runtime {
             Err(e) => Outcome::failure(explain(&e, store.data())),
         };
         store.data_mut().flush_guest_output().await;
+        tracing::trace!(node = %task.node, us = began.elapsed().as_micros(), "node done");
         outcome
     }
 

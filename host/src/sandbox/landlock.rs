@@ -47,7 +47,7 @@ pub(crate) struct Grants<'a> {
     pub(crate) read_write_dirs: &'a [&'a Path],
     /// Read and execute, from the sandbox configuration; missing ones are skipped because the
     /// defaults name directories (such as `/lib32`) that not every system has.
-    pub(crate) system_read_only: &'a [std::path::PathBuf],
+    pub(crate) system_read_only: &'a [File],
     /// Read and execute, from the node's policy; each must exist.
     pub(crate) policy_read_only: &'a [std::path::PathBuf],
     pub(crate) network: bool,
@@ -75,6 +75,20 @@ fn ruleset_err(source: landlock::RulesetError) -> SandboxError {
 
 /// Builds the ruleset and returns its fd, which `landlock_restrict_self` can apply to any number
 /// of processes. `Ok(None)` means the kernel cannot enforce Landlock.
+/// Opens the system's read-only paths once; missing ones are skipped.
+pub(crate) fn open_read_only_paths(paths: &[std::path::PathBuf]) -> Vec<File> {
+    paths
+        .iter()
+        .filter_map(|path| match open_o_path(path) {
+            Ok(fd) => Some(fd),
+            Err(e) => {
+                tracing::debug!(path = %path.display(), error = %e, "skipping missing read-only path");
+                None
+            }
+        })
+        .collect()
+}
+
 pub(crate) fn build_ruleset(grants: &Grants<'_>) -> Result<Option<OwnedFd>, SandboxError> {
     let abi = VETTED_ABI;
     let all_fs = AccessFs::from_all(abi);
@@ -104,17 +118,10 @@ pub(crate) fn build_ruleset(grants: &Grants<'_>) -> Result<Option<OwnedFd>, Sand
             .add_rule(PathBeneath::new(fd, all_fs))
             .map_err(ruleset_err)?;
     }
-    for path in grants.system_read_only {
-        match open_o_path(path) {
-            Ok(fd) => {
-                created = created
-                    .add_rule(PathBeneath::new(fd, read_exec))
-                    .map_err(ruleset_err)?;
-            }
-            Err(e) => {
-                tracing::debug!(path = %path.display(), error = %e, "skipping missing read-only path")
-            }
-        }
+    for fd in grants.system_read_only {
+        created = created
+            .add_rule(PathBeneath::new(fd, read_exec))
+            .map_err(ruleset_err)?;
     }
     for path in grants.policy_read_only {
         let fd = open_path("read-only file", path)?;

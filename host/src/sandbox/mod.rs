@@ -102,7 +102,9 @@ struct Shared {
     /// Stdin for processes that get no stdin pipe.
     dev_null: OwnedFd,
     landlock_abi: Option<i32>,
-    read_only_paths: Vec<PathBuf>,
+    /// The system's read-only paths, opened once (`O_PATH`) so that each
+    /// node's ruleset costs a rule per path, not an `open` as well.
+    read_only_paths: Vec<std::fs::File>,
     rlimits: RawRlimits,
 }
 
@@ -161,7 +163,7 @@ impl Sandbox {
                 netns,
                 dev_null: dev_null.into(),
                 landlock_abi,
-                read_only_paths: config.read_only_paths,
+                read_only_paths: landlock::open_read_only_paths(&config.read_only_paths),
                 rlimits: RawRlimits::from(&config.rlimits),
             }),
         })

@@ -231,6 +231,11 @@ pub struct LocalDispatch {
 impl LocalDispatch {
     /// Each node gets the workspace `<workspaces>/<node name>`.
     pub fn new(runtime: Runtime, drivers: DriverSet, workspaces: PathBuf) -> Self {
+        // Resolved once here so that the runtime need not resolve each node's
+        // path; if it cannot be made, each node says so when it runs.
+        let workspaces = std::fs::create_dir_all(&workspaces)
+            .and_then(|_| workspaces.canonicalize())
+            .unwrap_or(workspaces);
         LocalDispatch {
             runtime,
             drivers,
