@@ -11,4 +11,4 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use drover::driver::types::Capabilities;
+pub use self::drover::driver::types::Capabilities;
