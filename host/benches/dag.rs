@@ -6,7 +6,8 @@
 //! Run with `cargo bench -p drover --bench dag` (release). Needs `ninja`
 //! (Debian's `ninja-build`; `tests/setup.sh` installs it). Options:
 //! `-- --shell-nodes N` (default 1000), `--noop-nodes N` (default 10000),
-//! `-j N` (default: the number of cores), `--repeat N` (default 3, best of).
+//! `-j N` (default: the number of cores), `--repeat N` (default 3, best of),
+//! `--workspaces DIR` (where node workspaces go, e.g. `/dev/shm/drover`).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -115,16 +116,36 @@ fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let drover = PathBuf::from(env!("CARGO_BIN_EXE_drover"));
+    // `--workspaces DIR` puts node workspaces there (e.g. on tmpfs).
+    let args: Vec<String> = std::env::args().collect();
+    let workspaces = args
+        .iter()
+        .position(|a| a == "--workspaces")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+    let config = dir.path().join("drover.toml");
+    let mut toml = String::new();
+    if let Some(w) = &workspaces {
+        toml.push_str(&format!("workspace_dir = {w:?}\n"));
+    }
+    std::fs::write(&config, toml).expect("write config");
     let drover_run = |file: &Path| {
         let mut cmd = Command::new(&drover);
         cmd.arg("run")
             .arg(file)
             .args(["-j", &jobs.to_string(), "--output", "json", "--data"])
-            .arg(&data);
+            .arg(&data)
+            .arg("--config")
+            .arg(&config);
         cmd
     };
 
-    println!("drover vs ninja, -j {jobs}, best of {repeat} (wall time of the whole command)\n");
+    println!(
+        "drover vs ninja, -j {jobs}, best of {repeat} (wall time of the whole command); workspaces in {}\n",
+        workspaces
+            .as_deref()
+            .unwrap_or("the data folder (a tempdir)")
+    );
     println!(
         "{:<8} {:>6} {:<6} {:>10} {:>10} {:>8}",
         "dag", "nodes", "driver", "drover", "ninja", "ratio"

@@ -15,6 +15,9 @@ pub struct Config {
     pub data_dir: Option<PathBuf>,
     /// Where compiled drivers are cached; defaults to `<data_dir>/compiled`.
     pub cache_dir: Option<PathBuf>,
+    /// Where nodes' workspaces are made; defaults to `<data_dir>/runs`. On
+    /// tmpfs, short nodes run markedly faster (no disk inodes to allocate).
+    pub workspace_dir: Option<PathBuf>,
     /// Limits applied to every driver instance.
     pub limits: Limits,
     /// The OS sandbox around processes that drivers start.
@@ -125,6 +128,13 @@ impl Config {
         self.cache_dir
             .clone()
             .unwrap_or_else(|| self.data_dir().join("compiled"))
+    }
+
+    /// The folder under which each run gets a folder of node workspaces.
+    pub fn workspace_dir(&self) -> PathBuf {
+        self.workspace_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir().join("runs"))
     }
 
     /// The data directory: the configured one, or `$XDG_DATA_HOME/drover`,

@@ -193,8 +193,7 @@ async fn run_node(args: RunArgs, config: Config) -> Result<u8, CliError> {
         None => (
             runtime
                 .config()
-                .data_dir()
-                .join("workspaces")
+                .workspace_dir()
                 .join(&run_id)
                 .join(&task.node),
             !args.keep_workspace,

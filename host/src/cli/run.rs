@@ -128,7 +128,7 @@ pub async fn run(args: RunArgs, config: Config) -> Result<u8, CliError> {
         .map_err(|e| invalid(&args.file, e))?;
 
     let run_id = new_run_id();
-    let workspaces = runtime.config().data_dir().join("runs").join(&run_id);
+    let workspaces = runtime.config().workspace_dir().join(&run_id);
     let dispatch = Arc::new(LocalDispatch::new(
         runtime.clone(),
         drivers,

@@ -47,10 +47,9 @@ impl Driver for Shell {
             return Outcome::failure("no script: the artifact is empty");
         }
 
-        if let Err(e) = std::fs::create_dir_all(".drover") {
-            return Outcome::failure(format!("cannot create .drover in the workspace: {e}"));
-        }
-        let output_file = format!(".drover/output-{}", task.attempt);
+        // A plain file at the workspace's top: a folder for it would cost
+        // an extra inode per node, which shows on short nodes.
+        let output_file = format!(".drover-output-{}", task.attempt);
         if let Err(e) = std::fs::remove_file(&output_file)
             && e.kind() != ErrorKind::NotFound
         {
