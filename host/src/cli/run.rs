@@ -119,6 +119,16 @@ pub async fn run(args: RunArgs, config: Config) -> Result<u8, CliError> {
         )));
     }
     let dag = Arc::new(read_dag(&args.file)?);
+    // Each running node holds a driver instance from a fixed pool.
+    let max_instances = config.limits.max_instances.max(1) as usize;
+    let parallelism = if parallelism > max_instances {
+        eprintln!(
+            "warning: --parallelism {parallelism} is more than limits.max_instances ({max_instances}); running {max_instances} nodes at once"
+        );
+        max_instances
+    } else {
+        parallelism
+    };
     let runtime = Runtime::new(config)?;
     let drivers = transport::load_drivers(&runtime, &dag)
         .await
