@@ -610,6 +610,38 @@ nodes:{MARKER_NODE}
     assert!(drover.files_in_runs("marker").is_empty());
 }
 
+#[test]
+fn graph_problems_and_driver_refusals_are_reported_together() {
+    let drover = Drover::new();
+    let file = drover.write(
+        "both.yaml",
+        &format!(
+            r#"name: both
+nodes:{MARKER_NODE}
+  a: {{driver: shell, artifact: "echo a", needs: [c]}}
+  b: {{driver: shell, artifact: "echo b", needs: [a]}}
+  c: {{driver: shell, artifact: "echo c", needs: [b]}}
+  nap: {{driver: sleep, artifact: soon}}
+  ghost: {{driver: nosuch}}
+"#
+        ),
+    );
+    let out = drover.run(&["run", &file, "--keep-workspaces"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("3 problems"), "{err}");
+    assert!(err.contains("cycle: "), "{err}");
+    assert!(
+        err.contains("node `ghost`, field `driver`: unknown driver `nosuch`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("node `nap`, field `artifact`: `soon` is not a duration"),
+        "{err}"
+    );
+    assert!(drover.files_in_runs("marker").is_empty());
+}
+
 /// A gorchestrator DAG whose first node leaves a marker.
 fn gorchestrator(digraph: &str, nodes: &[(i64, &str, &str)]) -> String {
     let nodes: Vec<String> = nodes

@@ -78,6 +78,60 @@ fn read_dag(file: &Path) -> Result<Dag, CliError> {
     dag::parse(&text, base.as_deref(), &exists).map_err(|e| invalid(file, e))
 }
 
+/// Reads a DAG file for running: when the graph itself is refused, each
+/// node whose driver exists is still checked by that driver, so that every
+/// problem is reported in one answer.
+async fn read_dag_and_check_nodes(
+    file: &Path,
+    config: &Config,
+    parallelism: usize,
+) -> Result<Dag, CliError> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read {}", file.display()))
+        .map_err(CliError::bad_input)?;
+    let base = base_dir(file);
+    let exists = |driver: &str| transport::driver_exists(driver, base.as_deref());
+    match dag::parse_keeping_nodes(&text, base.as_deref(), &exists) {
+        Ok(dag) => Ok(dag),
+        Err(mut rejected) => {
+            let nodes: Vec<_> = rejected
+                .nodes
+                .into_iter()
+                .filter(|n| exists(&n.driver))
+                .collect();
+            if !nodes.is_empty()
+                && let Ok(runtime) = Runtime::new(config.clone())
+            {
+                let (drivers, load_problems) =
+                    transport::load_node_drivers(&runtime, &nodes, base.as_deref()).await;
+                let refused = transport::validate_each(
+                    &runtime,
+                    nodes.into(),
+                    base.clone(),
+                    &drivers,
+                    parallelism,
+                )
+                .await;
+                rejected.error.problems.extend(load_problems);
+                rejected.error.problems.extend(refused);
+            }
+            Err(invalid(file, rejected.error))
+        }
+    }
+}
+
+fn base_dir(file: &Path) -> Option<PathBuf> {
+    file.parent()
+        .map(|p| {
+            if p.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                p
+            }
+        })
+        .and_then(|p| p.canonicalize().ok())
+}
+
 fn invalid(file: &Path, e: DagError) -> CliError {
     CliError::bad_input(anyhow!(
         "{} is not a valid DAG ({} problem{}):\n{}",
@@ -118,7 +172,7 @@ pub async fn run(args: RunArgs, config: Config) -> Result<u8, CliError> {
             "--parallelism must be at least 1"
         )));
     }
-    let dag = Arc::new(read_dag(&args.file)?);
+    let dag = Arc::new(read_dag_and_check_nodes(&args.file, &config, parallelism).await?);
     // Each running node holds a driver instance from a fixed pool.
     let max_instances = config.limits.max_instances.max(1) as usize;
     let parallelism = if parallelism > max_instances {

@@ -21,7 +21,7 @@ pub use render::{to_dot, to_mermaid};
 pub use template::{
     MissingOutput, TemplateError, arg_references, references, substitute, substitute_arg,
 };
-pub use validate::{MAX_RETRIES, parse_duration};
+pub use validate::{MAX_RETRIES, Rejected, parse_duration};
 
 /// Parses and validates a DAG file in either format: JSON with a `digraph`
 /// key is gorchestrator's, anything else drover's native YAML or JSON.
@@ -38,6 +38,26 @@ pub fn parse(
         native::convert(top)
     };
     validate::finish(draft, base_dir, drivers)
+}
+
+/// Like [`parse`], but a refused DAG comes back with its nodes as read, so
+/// that per-node checks (each driver's own `validate`) can be reported in
+/// the same answer as the graph's problems.
+pub fn parse_keeping_nodes(
+    text: &str,
+    base_dir: Option<&Path>,
+    drivers: &dyn Fn(&str) -> bool,
+) -> Result<Dag, Rejected> {
+    let top = raw::read(text).map_err(|problem| Rejected {
+        error: problem.into(),
+        nodes: Vec::new(),
+    })?;
+    let draft = if top.digraph.is_some() {
+        gorchestrator::convert(top)
+    } else {
+        native::convert(top)
+    };
+    validate::finish_keeping_nodes(draft, base_dir, drivers)
 }
 
 /// Parses and validates a DAG in drover's native format, YAML or JSON.

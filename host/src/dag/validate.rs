@@ -107,6 +107,17 @@ impl Suggester<'_> {
     }
 }
 
+/// A DAG that failed validation: every problem, and the nodes as read (for
+/// checks that look at one node at a time).
+#[derive(Debug, Clone)]
+pub struct Rejected {
+    /// Every problem found.
+    pub error: DagError,
+    /// The nodes as read; `needs` may be incomplete. Empty when the file
+    /// could not be read at all.
+    pub nodes: Vec<Node>,
+}
+
 /// A reference found in a node, and where.
 struct RefUse {
     node: NodeIndex,
@@ -121,6 +132,16 @@ pub(super) fn finish(
     base_dir: Option<&Path>,
     drivers: &dyn Fn(&str) -> bool,
 ) -> Result<Dag, DagError> {
+    finish_keeping_nodes(draft, base_dir, drivers).map_err(|rejected| rejected.error)
+}
+
+/// Like [`finish`], but a refusal keeps the nodes as read, so that checks
+/// beyond the graph (a driver's own `validate`) can still report on them.
+pub(super) fn finish_keeping_nodes(
+    draft: Draft,
+    base_dir: Option<&Path>,
+    drivers: &dyn Fn(&str) -> bool,
+) -> Result<Dag, Rejected> {
     let Draft {
         name,
         format,
@@ -163,7 +184,10 @@ pub(super) fn finish(
     );
 
     if !problems.is_empty() {
-        return Err(DagError { problems });
+        return Err(Rejected {
+            error: DagError { problems },
+            nodes,
+        });
     }
     Ok(Dag::from_checked(
         name,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tokio::task::JoinSet;
 
-use crate::dag::{Dag, DagError, Problem};
+use crate::dag::{Dag, DagError, Node, Problem};
 use crate::engine::{Dispatch, DispatchFuture, NodeRun};
 use crate::registry;
 use crate::runtime::{Driver, NodeContext, Runtime};
@@ -55,9 +55,24 @@ fn resolve_path(path: &Path, base_dir: Option<&Path>) -> PathBuf {
 /// Loads every driver the DAG names, once each. A pin (`shell@0.1`) must be
 /// a prefix of the driver's own version, component by component.
 pub async fn load_drivers(runtime: &Runtime, dag: &Dag) -> Result<DriverSet, DagError> {
+    let (drivers, problems) = load_node_drivers(runtime, &dag.nodes, dag.base_dir.as_deref()).await;
+    if problems.is_empty() {
+        Ok(drivers)
+    } else {
+        Err(DagError { problems })
+    }
+}
+
+/// Loads the drivers of `nodes` that can be found, and says why others
+/// could not be loaded.
+pub async fn load_node_drivers(
+    runtime: &Runtime,
+    nodes: &[Node],
+    base_dir: Option<&Path>,
+) -> (DriverSet, Vec<Problem>) {
     let mut drivers = HashMap::new();
     let mut problems = Vec::new();
-    for node in &dag.nodes {
+    for node in nodes {
         if drivers.contains_key(&node.driver) {
             continue;
         }
@@ -66,7 +81,7 @@ pub async fn load_drivers(runtime: &Runtime, dag: &Dag) -> Result<DriverSet, Dag
         let loaded = async {
             let source = match registry::resolve(name).map_err(|e| e.to_string())? {
                 registry::DriverSource::File(path) => {
-                    registry::DriverSource::File(resolve_path(&path, dag.base_dir.as_deref()))
+                    registry::DriverSource::File(resolve_path(&path, base_dir))
                 }
                 builtin => builtin,
             };
@@ -92,11 +107,7 @@ pub async fn load_drivers(runtime: &Runtime, dag: &Dag) -> Result<DriverSet, Dag
             Err(message) => problems.push(Problem::new(location, message)),
         }
     }
-    if problems.is_empty() {
-        Ok(DriverSet { drivers })
-    } else {
-        Err(DagError { problems })
-    }
+    (DriverSet { drivers }, problems)
 }
 
 fn version_matches(version: &str, pin: &str) -> bool {
@@ -107,8 +118,7 @@ fn version_matches(version: &str, pin: &str) -> bool {
 
 /// The task a node would get, as written (before any output is known), for
 /// the driver's `validate`.
-fn task_as_written(dag: &Dag, index: usize) -> Task {
-    let node = &dag.nodes[index];
+fn task_as_written(node: &Node, base_dir: Option<&Path>) -> Task {
     let mut task = Task {
         run_id: String::new(),
         node: node.name.clone(),
@@ -121,7 +131,7 @@ fn task_as_written(dag: &Dag, index: usize) -> Task {
         outputs: node.outputs.clone(),
         deadline: None,
     };
-    if let Some(base) = &dag.base_dir {
+    if let Some(base) = base_dir {
         task.resolve_artifact_file(base);
     }
     task
@@ -159,24 +169,43 @@ pub async fn validate_nodes(
     drivers: &DriverSet,
     parallelism: usize,
 ) -> Result<(), DagError> {
+    let nodes: Arc<[Node]> = dag.nodes.clone().into();
+    let problems = validate_each(runtime, nodes, dag.base_dir.clone(), drivers, parallelism).await;
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(DagError { problems })
+    }
+}
+
+/// Asks each node's driver (when loaded) to validate it, on `parallelism`
+/// tasks; the refusals come back in node order.
+pub async fn validate_each(
+    runtime: &Runtime,
+    nodes: Arc<[Node]>,
+    base_dir: Option<PathBuf>,
+    drivers: &DriverSet,
+    parallelism: usize,
+) -> Vec<Problem> {
     let mut problems: Vec<(usize, Problem)> = Vec::new();
     let mut set = JoinSet::new();
     let workers = parallelism.max(1);
     for worker in 0..workers {
         let runtime = runtime.clone();
-        let dag = dag.clone();
+        let nodes = nodes.clone();
+        let base_dir = base_dir.clone();
         let drivers = drivers.clone();
         set.spawn(async move {
             let mut found = Vec::new();
             // `validate` answers from the node's fields alone, so identical
             // nodes (a wide fan-out of one command) are asked about once.
             let mut seen: HashMap<ValidationKey, Vec<(String, String)>> = HashMap::new();
-            for index in (worker..dag.nodes.len()).step_by(workers) {
-                let node = &dag.nodes[index];
+            for index in (worker..nodes.len()).step_by(workers) {
+                let node = &nodes[index];
                 let Some(driver) = drivers.get(&node.driver) else {
                     continue;
                 };
-                let task = task_as_written(&dag, index);
+                let task = task_as_written(node, base_dir.as_deref());
                 let key = ValidationKey::of(&node.driver, &task);
                 let refused = match seen.get(&key) {
                     Some(refused) => refused.clone(),
@@ -212,13 +241,8 @@ pub async fn validate_nodes(
             Err(e) => problems.push((usize::MAX, Problem::new("validation", e.to_string()))),
         }
     }
-    if problems.is_empty() {
-        return Ok(());
-    }
     problems.sort_by_key(|(index, _)| *index);
-    Err(DagError {
-        problems: problems.into_iter().map(|(_, p)| p).collect(),
-    })
+    problems.into_iter().map(|(_, p)| p).collect()
 }
 
 /// Runs nodes in this process.

@@ -3,4 +3,7 @@
 
 mod local;
 
-pub use local::{DriverSet, LocalDispatch, driver_exists, load_drivers, validate_nodes};
+pub use local::{
+    DriverSet, LocalDispatch, driver_exists, load_drivers, load_node_drivers, validate_each,
+    validate_nodes,
+};
