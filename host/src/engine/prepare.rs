@@ -1,6 +1,6 @@
 //! Builds the [`Task`] of one attempt: upstream outputs substituted, inputs gathered.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::record::NodeRecord;
@@ -11,33 +11,18 @@ use crate::task::Task;
 /// Looks node outputs up by node name, for output references.
 pub(super) struct OutputLookup {
     dag: Arc<Dag>,
-    /// Node indices sorted by name; built on the first reference, as most
-    /// DAGs have none.
-    by_name: OnceLock<Vec<NodeIndex>>,
 }
 
 impl OutputLookup {
     pub(super) fn new(dag: Arc<Dag>) -> Self {
-        OutputLookup {
-            dag,
-            by_name: OnceLock::new(),
-        }
+        OutputLookup { dag }
     }
 
     /// The value of output `key` of the node called `node`, if that node
     /// succeeded and produced it. The validator makes sure references only
     /// name ancestors, which have all succeeded by the time a node starts.
     fn get(&self, records: &[NodeRecord], node: &str, key: &str) -> Option<String> {
-        let nodes = &self.dag.nodes;
-        let by_name = self.by_name.get_or_init(|| {
-            let mut by_name: Vec<NodeIndex> = (0..nodes.len()).collect();
-            by_name.sort_unstable_by(|&a, &b| nodes[a].name.cmp(&nodes[b].name));
-            by_name
-        });
-        let found = by_name
-            .binary_search_by(|&i| nodes[i].name.as_str().cmp(node))
-            .ok()?;
-        let record = records.get(by_name[found])?;
+        let record = records.get(self.dag.index_of(node)?)?;
         if record.state != NodeState::Success {
             return None;
         }
