@@ -12,9 +12,8 @@ use drover::registry;
 use drover::runtime::{Driver, NodeContext, Runtime};
 use drover::task::{LogLevel, LogLine, LogSource, NodeStatus, Outcome, Task};
 use serde::Serialize;
-use tokio_util::sync::CancellationToken;
 
-use super::{CliError, OutputFormat, exit};
+use super::{CliError, OutputFormat, cancel_on_ctrl_c, exit, new_run_id};
 
 #[derive(Debug, Subcommand)]
 pub enum DriverCommand {
@@ -136,15 +135,6 @@ fn parse_env(pairs: &[String]) -> Result<Vec<(String, String)>, CliError> {
         .collect()
 }
 
-/// A short, unique-enough id for a one-off run.
-fn run_id() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    format!("{:x}{:04x}", nanos, std::process::id() & 0xffff)
-}
-
 async fn run_node(args: RunArgs, config: Config) -> Result<u8, CliError> {
     let env = parse_env(&args.env)?;
     let timeout: Option<Duration> = args
@@ -156,7 +146,7 @@ async fn run_node(args: RunArgs, config: Config) -> Result<u8, CliError> {
     let runtime = Runtime::new(config)?;
     let driver = load(&runtime, &args.driver).await?;
 
-    let run_id = run_id();
+    let run_id = new_run_id();
     let mut task = Task {
         run_id: run_id.clone(),
         node: args.name.clone(),
@@ -207,16 +197,7 @@ async fn run_node(args: RunArgs, config: Config) -> Result<u8, CliError> {
             print_log_line(&line, format);
         }
     });
-    let cancel = CancellationToken::new();
-    {
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("canceling…");
-                cancel.cancel();
-            }
-        });
-    }
+    let cancel = cancel_on_ctrl_c("canceling…");
     let outcome = runtime
         .run(
             &driver,

@@ -80,6 +80,29 @@ impl<E: Into<anyhow::Error>> From<E> for CliError {
     }
 }
 
+/// A short id for a run made from the command line: unique enough on one
+/// machine (time in nanoseconds, then the process id).
+pub fn new_run_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{:x}{:04x}", nanos, std::process::id() & 0xffff)
+}
+
+/// A token that Ctrl-C cancels, saying `message` on stderr when it does.
+pub fn cancel_on_ctrl_c(message: &'static str) -> tokio_util::sync::CancellationToken {
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let trigger = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("{message}");
+            trigger.cancel();
+        }
+    });
+    cancel
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()

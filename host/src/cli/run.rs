@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
 use clap::{Args, ValueEnum};
@@ -17,9 +17,8 @@ use drover::runtime::Runtime;
 use drover::task::{LogLine, LogSource};
 use drover::transport::{self, LocalDispatch};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use tokio_util::sync::CancellationToken;
 
-use super::{CliError, OutputFormat, exit};
+use super::{CliError, OutputFormat, cancel_on_ctrl_c, exit, new_run_id};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -198,16 +197,7 @@ pub async fn run(args: RunArgs, config: Config) -> Result<u8, CliError> {
         drivers,
         workspaces.clone(),
     ));
-    let cancel = CancellationToken::new();
-    {
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("canceling the run…");
-                cancel.cancel();
-            }
-        });
-    }
+    let cancel = cancel_on_ctrl_c("canceling the run…");
     let (events, rx) = tokio::sync::mpsc::channel(4096);
     let progress = tokio::spawn(show_progress(dag.clone(), rx, args.output));
     let options = Options {
@@ -232,14 +222,6 @@ pub async fn run(args: RunArgs, config: Config) -> Result<u8, CliError> {
         RunState::Success => exit::SUCCESS,
         _ => exit::FAILURE,
     })
-}
-
-fn new_run_id() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    format!("{:x}{:04x}", nanos, std::process::id() & 0xffff)
 }
 
 /// Live progress: a bar with counts per state and the running nodes on a
