@@ -229,7 +229,7 @@ impl Runtime {
             .map_err(|e| RuntimeError::WrongWorld(format!("{e:#}")))?;
 
         let state = self.query_state("describe");
-        let mut store = self.store(state, None);
+        let mut store = self.store(state);
         let description = tokio::time::timeout(QUERY_DEADLINE, async {
             let instance = pre.instantiate_async(&mut store).await?;
             instance.call_describe(&mut store).await
@@ -263,7 +263,7 @@ impl Runtime {
         task: &Task,
     ) -> Result<Vec<Problem>, RuntimeError> {
         let state = self.query_state(&task.node);
-        let mut store = self.store(state, None);
+        let mut store = self.store(state);
         let wit_task = to_wit_task(task);
         let problems = tokio::time::timeout(QUERY_DEADLINE, async {
             let instance = driver.inner.pre.instantiate_async(&mut store).await?;
@@ -295,7 +295,7 @@ impl Runtime {
     pub async fn run(&self, driver: &Driver, task: Task, ctx: NodeContext) -> Outcome {
         let began = Instant::now();
         let description = driver.description();
-        let grant = self.grant_for(description, &task, &ctx);
+        let grant = self.grant_for(description, &task);
         let needs_workspace = description.capabilities.workspace || !grant.programs.is_empty();
         if needs_workspace && let Err(e) = std::fs::create_dir_all(&ctx.workspace) {
             return Outcome::failure(format!(
@@ -330,7 +330,6 @@ impl Runtime {
                 workspace: workspace.clone(),
                 ..grant
             },
-            network: self.network_for(description),
             memory_bytes: self.memory_bytes(),
             logs: ctx.logs.clone(),
             sandbox: self.inner.sandbox.clone(),
@@ -339,7 +338,7 @@ impl Runtime {
             Err(e) => return Outcome::failure(format!("cannot set up the driver's sandbox: {e}")),
         };
         tracing::trace!(node = %task.node, us = began.elapsed().as_micros(), "instance state ready");
-        let mut store = self.store(state, deadline);
+        let mut store = self.store(state);
         let wit_task = to_wit_task(&task);
         let call = async {
             let instance = driver.inner.pre.instantiate_async(&mut store).await?;
@@ -371,7 +370,7 @@ impl Runtime {
     }
 
     /// What the operator's policy lets this driver do for this node.
-    fn grant_for(&self, description: &Description, task: &Task, _ctx: &NodeContext) -> ExecGrant {
+    fn grant_for(&self, description: &Description, task: &Task) -> ExecGrant {
         let policy = self.inner.config.drivers.get(&description.name);
         let programs = policy
             .and_then(|p| p.exec.clone())
@@ -410,7 +409,7 @@ impl Runtime {
         NodeState::for_query(label, self.memory_bytes(), self.inner.sandbox.clone())
     }
 
-    fn store(&self, state: NodeState, _deadline: Option<Instant>) -> Store<NodeState> {
+    fn store(&self, state: NodeState) -> Store<NodeState> {
         let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(1);

@@ -32,7 +32,6 @@ pub struct RunSetup<'a> {
     pub task: &'a Task,
     pub driver: &'a str,
     pub grant: ExecGrant,
-    pub network: bool,
     pub memory_bytes: usize,
     pub logs: LogSink,
     pub sandbox: Arc<SandboxCell>,
@@ -61,7 +60,8 @@ impl NodeState {
             wasi.preopened_dir(workspace, ".", FsPerms::ReadWrite)
                 .map_err(|e| format!("cannot open the workspace {}: {e:#}", workspace.display()))?;
         }
-        if setup.network {
+        // WASI sockets follow the same network grant as processes.
+        if setup.grant.network {
             wasi.inherit_network().allow_ip_name_lookup(true);
         }
         let node: Arc<str> = Arc::from(setup.task.node.as_str());
