@@ -105,7 +105,7 @@ async fn read_dag_and_check_nodes(
                     transport::load_node_drivers(&runtime, &nodes, base.as_deref()).await;
                 let refused = transport::validate_each(
                     &runtime,
-                    nodes.into(),
+                    Arc::new(nodes),
                     base.clone(),
                     &drivers,
                     parallelism,

@@ -56,6 +56,12 @@ impl Dag {
     }
 }
 
+impl AsRef<[Node]> for Dag {
+    fn as_ref(&self) -> &[Node] {
+        &self.nodes
+    }
+}
+
 /// For each node, the nodes that need it, ascending.
 pub(super) fn children_of(nodes: &[Node]) -> Vec<Vec<NodeIndex>> {
     let mut children = vec![Vec::new(); nodes.len()];

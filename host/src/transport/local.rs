@@ -169,8 +169,14 @@ pub async fn validate_nodes(
     drivers: &DriverSet,
     parallelism: usize,
 ) -> Result<(), DagError> {
-    let nodes: Arc<[Node]> = dag.nodes.clone().into();
-    let problems = validate_each(runtime, nodes, dag.base_dir.clone(), drivers, parallelism).await;
+    let problems = validate_each(
+        runtime,
+        dag.clone(),
+        dag.base_dir.clone(),
+        drivers,
+        parallelism,
+    )
+    .await;
     if problems.is_empty() {
         Ok(())
     } else {
@@ -180,9 +186,9 @@ pub async fn validate_nodes(
 
 /// Asks each node's driver (when loaded) to validate it, on `parallelism`
 /// tasks; the refusals come back in node order.
-pub async fn validate_each(
+pub async fn validate_each<N: AsRef<[Node]> + Send + Sync + 'static>(
     runtime: &Runtime,
-    nodes: Arc<[Node]>,
+    nodes: Arc<N>,
     base_dir: Option<PathBuf>,
     drivers: &DriverSet,
     parallelism: usize,
@@ -200,6 +206,7 @@ pub async fn validate_each(
             // `validate` answers from the node's fields alone, so identical
             // nodes (a wide fan-out of one command) are asked about once.
             let mut seen: HashMap<ValidationKey, Vec<(String, String)>> = HashMap::new();
+            let nodes = (*nodes).as_ref();
             for index in (worker..nodes.len()).step_by(workers) {
                 let node = &nodes[index];
                 let Some(driver) = drivers.get(&node.driver) else {
