@@ -35,14 +35,16 @@ pub fn builtin_names() -> impl Iterator<Item = &'static str> {
     BUILTIN_DRIVERS.iter().map(|(name, _)| *name)
 }
 
-/// The component bytes of a built-in driver.
-pub fn builtin(name: &str) -> Option<&'static [u8]> {
+/// The built-in driver of that name, as (its name, its component bytes).
+fn find_builtin(name: &str) -> Option<&'static (&'static str, &'static [u8])> {
     // gorchestrator called the do-nothing engine `nil`.
     let name = if name == "nil" { "noop" } else { name };
-    BUILTIN_DRIVERS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, bytes)| *bytes)
+    BUILTIN_DRIVERS.iter().find(|(n, _)| *n == name)
+}
+
+/// The component bytes of a built-in driver.
+pub fn builtin(name: &str) -> Option<&'static [u8]> {
+    find_builtin(name).map(|(_, bytes)| *bytes)
 }
 
 /// Resolves what a user typed: a built-in name, or a path (anything with a
@@ -51,8 +53,7 @@ pub fn resolve(spec: &str) -> Result<DriverSource, RegistryError> {
     if spec.contains('/') || spec.ends_with(".wasm") {
         return Ok(DriverSource::File(PathBuf::from(spec)));
     }
-    let name = if spec == "nil" { "noop" } else { spec };
-    match BUILTIN_DRIVERS.iter().find(|(n, _)| *n == name) {
+    match find_builtin(spec) {
         Some((name, _)) => Ok(DriverSource::Builtin(name)),
         None => Err(RegistryError::Unknown {
             name: spec.to_string(),
