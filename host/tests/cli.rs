@@ -2,58 +2,13 @@
 //! codes 0 (success), 1 (the node failed) and 2 (bad input).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 
 use serde_json::Value;
 
-struct Drover {
-    dir: tempfile::TempDir,
-}
+mod support;
 
-impl Drover {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("drover-compiled");
-        std::fs::write(
-            dir.path().join("drover.toml"),
-            format!("cache_dir = {:?}\n", cache.display().to_string()),
-        )
-        .unwrap();
-        Drover { dir }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_drover"));
-        cmd.args(args)
-            .arg("--config")
-            .arg(self.dir.path().join("drover.toml"))
-            .arg("--data")
-            .arg(self.dir.path().join("data"))
-            .current_dir(self.dir.path())
-            .stdin(Stdio::null());
-        cmd
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().unwrap()
-    }
-
-    fn json(&self, args: &[&str]) -> (i32, Value) {
-        let out = self.run(args);
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
-            panic!(
-                "stdout is not one JSON object ({e}): {stdout}\nstderr: {}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-        (out.status.code().unwrap(), value)
-    }
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use support::{Drover, stderr};
 
 fn test_driver(name: &str) -> PathBuf {
     Path::new(env!("DROVER_TEST_DRIVERS")).join(format!("test_driver_{name}.wasm"))

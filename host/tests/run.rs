@@ -6,105 +6,15 @@
 //! out, or was canceled), 2 for invalid input, which never starts a run.
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+
+use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-/// A temporary folder with a config whose compile cache is shared by every
-/// test (drivers compile once), a data folder, and the DAG files.
-struct Drover {
-    dir: tempfile::TempDir,
-}
+mod support;
 
-impl Drover {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("drover-compiled");
-        std::fs::write(
-            dir.path().join("drover.toml"),
-            format!("cache_dir = {:?}\n", cache.display().to_string()),
-        )
-        .unwrap();
-        Drover { dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// Writes a file into the folder; returns its name (relative, as a user
-    /// would type it from the folder).
-    fn write(&self, name: &str, text: &str) -> String {
-        std::fs::write(self.path(name), text).unwrap();
-        name.to_owned()
-    }
-
-    fn data(&self) -> PathBuf {
-        self.path("data")
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_drover"));
-        cmd.args(args)
-            .arg("--config")
-            .arg(self.path("drover.toml"))
-            .arg("--data")
-            .arg(self.data())
-            .current_dir(self.dir.path())
-            .env_remove("DROVER_LOG")
-            .stdin(Stdio::null());
-        cmd
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().unwrap()
-    }
-
-    /// Runs with `--output json`; returns the exit code and the record.
-    fn json(&self, args: &[&str]) -> (i32, Value) {
-        let mut all = args.to_vec();
-        all.extend(["--output", "json"]);
-        let out = self.run(&all);
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
-            panic!(
-                "stdout is not one JSON object ({e}): {stdout}\nstderr: {}",
-                stderr(&out)
-            )
-        });
-        (out.status.code().unwrap(), value)
-    }
-
-    /// Every file called `name` under the data folder's `runs/`.
-    fn files_in_runs(&self, name: &str) -> Vec<PathBuf> {
-        fn walk(dir: &Path, name: &str, found: &mut Vec<PathBuf>) {
-            let Ok(entries) = std::fs::read_dir(dir) else {
-                return;
-            };
-            for entry in entries.flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    walk(&path, name, found);
-                } else if path.file_name().is_some_and(|n| n == name) {
-                    found.push(path);
-                }
-            }
-        }
-        let mut found = Vec::new();
-        walk(&self.data().join("runs"), name, &mut found);
-        found
-    }
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use support::{Drover, stderr, stdout};
 
 /// The record of the node called `name`.
 fn node<'a>(record: &'a Value, name: &str) -> &'a Value {
@@ -325,7 +235,7 @@ fn a_native_json_dag_prints_the_run_record_and_outputs_flow_everywhere() {
   }
 }"#,
     );
-    let (code, record) = drover.json(&["run", &file]);
+    let (code, record) = drover.record(&["run", &file]);
     assert_eq!(code, 0, "{record:#}");
     assert_eq!(record["name"], "flow");
     assert_eq!(record["state"], "success");
@@ -424,7 +334,7 @@ fn a_gorchestrator_dag_runs_with_get_attribute_end_to_end() {
   ]
 }"#,
     );
-    let (code, record) = drover.json(&["run", &file]);
+    let (code, record) = drover.record(&["run", &file]);
     assert_eq!(code, 0, "{record:#}");
     assert_eq!(record["name"], "legacy");
     assert_eq!(record["state"], "success");
@@ -469,7 +379,7 @@ fn the_marker_node_leaves_its_marker_when_the_dag_is_valid() {
     // The control for the tests below: a valid DAG does run the node.
     let drover = Drover::new();
     let file = drover.write("ok.yaml", &format!("name: ok\nnodes:{MARKER_NODE}"));
-    let (code, record) = drover.json(&["run", &file, "--keep-workspaces"]);
+    let (code, record) = drover.record(&["run", &file, "--keep-workspaces"]);
     assert_eq!(code, 0, "{record:#}");
     assert_eq!(drover.files_in_runs("marker").len(), 1);
 }
@@ -757,7 +667,7 @@ fn bad_flags_and_missing_files_exit_2() {
         );
     }
     // The same file with good flags runs.
-    let (code, record) = drover.json(&["run", &file, "-j", "1", "--timeout", "1m"]);
+    let (code, record) = drover.record(&["run", &file, "-j", "1", "--timeout", "1m"]);
     assert_eq!(code, 0, "{record:#}");
 }
 
@@ -791,7 +701,7 @@ nodes:
 fn a_failure_makes_descendants_not_runnable_while_other_branches_finish() {
     let drover = Drover::new();
     let file = drover.write("failing.yaml", FAILING);
-    let (code, record) = drover.json(&["run", &file, "-j", "4"]);
+    let (code, record) = drover.record(&["run", &file, "-j", "4"]);
     assert_eq!(code, 1, "{record:#}");
     assert_eq!(record["state"], "failure");
     assert_state(&record, "bad", "failure", 4);
@@ -847,7 +757,7 @@ fn fail_fast_cancels_running_and_waiting_nodes() {
     // `slow` sleeps long enough that only the cancel can end it early.
     let file = drover.write("failing.yaml", &FAILING.replace("sleep 1;", "sleep 30;"));
     let started = Instant::now();
-    let (code, record) = drover.json(&["run", &file, "-j", "4", "--fail-fast"]);
+    let (code, record) = drover.record(&["run", &file, "-j", "4", "--fail-fast"]);
     let took = started.elapsed();
     assert_eq!(code, 1, "{record:#}");
     assert_eq!(record["state"], "failure");
@@ -915,7 +825,7 @@ nodes:
         ),
     );
     let started = Instant::now();
-    let (code, record) = drover.json(&["run", &file, "-j", "4"]);
+    let (code, record) = drover.record(&["run", &file, "-j", "4"]);
     assert!(started.elapsed() < Duration::from_secs(20));
     assert_eq!(code, 1, "{record:#}");
     assert_eq!(record["state"], "failure");
@@ -970,7 +880,7 @@ nodes:
     artifact: "exit 1"
 "#,
     );
-    let (code, record) = drover.json(&["run", &file, "-j", "3"]);
+    let (code, record) = drover.record(&["run", &file, "-j", "3"]);
     assert_eq!(code, 1, "{record:#}");
     // Succeeds on the second attempt; its record keeps both.
     assert_state(&record, "flaky", "success", 3);
@@ -1067,7 +977,7 @@ nodes:
         ),
     );
     let started = Instant::now();
-    let (code, record) = drover.json(&["run", &file, "--timeout", "1s"]);
+    let (code, record) = drover.record(&["run", &file, "--timeout", "1s"]);
     let took = started.elapsed();
     assert_eq!(code, 1, "{record:#}");
     assert_eq!(record["state"], "timeout");
@@ -1195,7 +1105,7 @@ nodes:
     };
 
     // -j 1: no two attempts overlap.
-    let (code, one) = drover.json(&["run", &file, "-j", "1"]);
+    let (code, one) = drover.record(&["run", &file, "-j", "1"]);
     assert_eq!(code, 0, "{one:#}");
     let spans = intervals(&one);
     assert_eq!(spans.len(), 4);
@@ -1210,13 +1120,13 @@ nodes:
     assert!(span(&one) >= 1_200_000, "{}µs", span(&one));
 
     // -j 2: two at a time, so at least two rounds of 0.3 s.
-    let (code, two) = drover.json(&["run", &file, "-j", "2"]);
+    let (code, two) = drover.record(&["run", &file, "-j", "2"]);
     assert_eq!(code, 0, "{two:#}");
     assert_eq!(max_concurrency(&two), 2, "{two:#}");
     assert!(span(&two) >= 600_000, "{}µs", span(&two));
 
     // -j 4: all four at once.
-    let (code, four) = drover.json(&["run", &file, "-j", "4"]);
+    let (code, four) = drover.record(&["run", &file, "-j", "4"]);
     assert_eq!(code, 0, "{four:#}");
     assert_eq!(max_concurrency(&four), 4, "{four:#}");
 }
@@ -1349,7 +1259,7 @@ fn a_large_layered_noop_dag_validates_and_runs() {
     let drover = Drover::new();
     let file = drover.write("big.json", &layered(total));
     let started = Instant::now();
-    let (code, record) = drover.json(&["run", &file]);
+    let (code, record) = drover.record(&["run", &file]);
     let took = started.elapsed();
     eprintln!("{total} noop nodes: {took:.1?}");
     assert_eq!(code, 0);
