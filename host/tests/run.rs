@@ -6,7 +6,6 @@
 //! out, or was canceled), 2 for invalid input, which never starts a run.
 
 use std::io::{BufRead, BufReader, Read};
-
 use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
