@@ -5,7 +5,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Act, TestDispatch, dag, node, parallel, retries, run_with};
+use common::{Act, Fold, TestDispatch, dag, node, parallel, retries, run_with};
 use drover::dag::NodeState;
 use drover::engine::{self, Event, NoEvents, Options, RunRecord, RunState};
 use drover::task::Task;
@@ -673,9 +673,11 @@ async fn events_report_states_logs_and_the_end_in_order() {
                 node,
                 state,
                 attempt,
+                ..
             } => format!("{node}:{}:{attempt}", state.as_str()),
             Event::Log(line) => format!("log:{}:{}", line.node, line.message),
             Event::Retry { .. } => "retry".to_owned(),
+            Event::Attempt { node, record } => format!("attempt:{node}:{}", record.attempt),
             Event::Finished(state) => format!("finished:{state}"),
         })
         .collect();
@@ -686,9 +688,11 @@ async fn events_report_states_logs_and_the_end_in_order() {
             "0:running:1",
             "log:a:one",
             "log:a:two",
+            "attempt:0:1",
             "0:success:1",
             "1:to-run:1",
             "1:running:1",
+            "attempt:1:1",
             "1:success:1",
             "finished:success",
         ]
@@ -834,4 +838,143 @@ async fn dropping_the_run_future_cancels_running_attempts() {
     let calls = dispatch.probe.calls_of("hang");
     assert_eq!(calls.len(), 1);
     assert!(calls[0].saw_cancel);
+}
+
+/// Runs `dag` until `stop_when` holds of the fold of its events, then drops
+/// the run as a crash would, and returns the record folded so far.
+async fn crash_when(
+    dag: &Arc<drover::dag::Dag>,
+    dispatch: &TestDispatch,
+    stop_when: impl Fn(&RunRecord) -> bool,
+) -> RunRecord {
+    let fold = Fold::new(dag, "crashed");
+    let run = engine::run(
+        Arc::clone(dag),
+        "crashed".into(),
+        Arc::new(dispatch.clone()),
+        parallel(4),
+        fold.clone(),
+        CancellationToken::new(),
+    );
+    tokio::pin!(run);
+    loop {
+        tokio::select! {
+            _ = &mut run => panic!("the run ended before the crash point"),
+            _ = tokio::time::sleep(MS) => {}
+        }
+        if stop_when(&fold.record()) {
+            return fold.record();
+        }
+    }
+}
+
+/// Resumes `record` on `dispatch`, checking the fold of the new events.
+async fn resume(
+    dag: &Arc<drover::dag::Dag>,
+    dispatch: &TestDispatch,
+    record: RunRecord,
+) -> RunRecord {
+    let fold = Fold(Arc::new(std::sync::Mutex::new(record.clone())));
+    let done = engine::resume(
+        Arc::clone(dag),
+        record,
+        Arc::new(dispatch.clone()),
+        parallel(4),
+        fold.clone(),
+        CancellationToken::new(),
+    )
+    .await;
+    assert_eq!(fold.record(), done);
+    done
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resumed_run_retries_the_interrupted_node_and_skips_finished_ones() {
+    let dag = dag()
+        .node("a", &[])
+        .node("b", &["a"])
+        .with(|n| n.retries = retries(1, 1, 1))
+        .node("c", &["a", "b"])
+        .with(|n| n.args = vec!["${{ nodes.a.outputs.k }}".into()])
+        .build();
+    let before = TestDispatch::new(&[("a", Act::Succeed(vec![("k", "from-a")])), ("b", Act::Hang)]);
+    let record = crash_when(&dag, &before, |r| r.nodes[1].state == NodeState::Running).await;
+    assert_eq!(record.state, RunState::Running);
+    assert_eq!(record.nodes[0].state, NodeState::Success);
+
+    let after = TestDispatch::new(&[]);
+    let done = resume(&dag, &after, record).await;
+    assert_eq!(done.state, RunState::Success, "{done:#?}");
+    assert!(
+        after.probe.calls_of("a").is_empty(),
+        "a finished before; not run again"
+    );
+    let b = node(&done, "b");
+    assert_eq!(b.attempts.len(), 2);
+    assert_eq!(b.attempts[0].state, NodeState::Failure);
+    assert!(
+        b.attempts[0]
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("interrupted"),
+        "{:?}",
+        b.attempts[0]
+    );
+    assert_eq!(b.attempts[1].state, NodeState::Success);
+    assert_eq!(after.probe.calls_of("b")[0].task.attempt, 2);
+    assert_eq!(task_of(&after, "c").args, vec!["from-a".to_owned()]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_interrupted_node_without_retries_fails_and_its_children_do_not_run() {
+    let dag = dag()
+        .node("a", &[])
+        .node("b", &["a"])
+        .node("other", &[])
+        .build();
+    let before = TestDispatch::new(&[("a", Act::Hang), ("other", Act::Hang)]);
+    let record = crash_when(&dag, &before, |r| {
+        r.nodes
+            .iter()
+            .filter(|n| n.state == NodeState::Running)
+            .count()
+            == 2
+    })
+    .await;
+    let after = TestDispatch::new(&[]);
+    let done = resume(&dag, &after, record).await;
+    assert_eq!(done.state, RunState::Failure);
+    assert_eq!(
+        states(&done),
+        vec![
+            ("a", NodeState::Failure, 4),
+            ("b", NodeState::NotRunnable, 5),
+            ("other", NodeState::Failure, 4),
+        ]
+    );
+    assert!(after.probe.calls().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resumed_run_marks_children_of_a_failed_node_not_runnable() {
+    // A crash can land after a node failed but before its descendants were
+    // marked: the resumed run marks them.
+    let dag = dag()
+        .node("a", &[])
+        .node("b", &["a"])
+        .node("c", &["b"])
+        .build();
+    let mut record = RunRecord::new(&dag, "r".into());
+    record.nodes[0].state = NodeState::Failure;
+    record.nodes[0].state_code = NodeState::Failure.code();
+    let after = TestDispatch::new(&[]);
+    let done = resume(&dag, &after, record).await;
+    assert_eq!(done.state, RunState::Failure);
+    assert_eq!(node(&done, "c").state, NodeState::NotRunnable);
+    assert_eq!(
+        node(&done, "c").error.as_deref(),
+        Some("not run: upstream node `a` failed")
+    );
+    assert!(after.probe.calls().is_empty());
 }

@@ -265,6 +265,7 @@ async fn show_progress(
                 node,
                 state,
                 attempt,
+                ..
             } => {
                 let old = std::mem::replace(&mut states[node], state);
                 if let Some(c) = counts.get_mut(old.as_str()) {
@@ -331,6 +332,7 @@ async fn show_progress(
                     None => eprintln!("{text}"),
                 }
             }
+            Event::Attempt { .. } => {}
             Event::Finished(_) => break,
         }
     }

@@ -64,6 +64,7 @@ impl Drop for Report {
 pub(super) async fn run(
     dispatch: Arc<dyn Dispatch>,
     run: NodeRun,
+    started_at: SystemTime,
     timeout: Option<Duration>,
     stop: Arc<CancellationToken>,
     to: UnboundedSender<Ended>,
@@ -72,7 +73,7 @@ pub(super) async fn run(
         to,
         index: run.index,
         attempt: run.task.attempt,
-        started_at: rfc3339::now(),
+        started_at,
         sent: false,
     };
     let deadline = timeout.map(|t| (t, Instant::now() + t));

@@ -10,7 +10,7 @@ mod scheduler;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
@@ -85,6 +85,11 @@ impl Default for Options {
 }
 
 /// Something that happened during a run, in the order it happened.
+///
+/// The events carry everything the run record holds: folding them in order
+/// with [`RunRecord::apply`] onto [`RunRecord::new`] gives the record the run
+/// returns, which is how a persisted run is rebuilt and how a live view of a
+/// running run is kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// A node entered `state`. `attempt` is the attempt the state belongs to:
@@ -94,6 +99,17 @@ pub enum Event {
         node: NodeIndex,
         state: NodeState,
         attempt: u32,
+        /// When it happened.
+        at: SystemTime,
+        /// Why a node in a final state did not succeed.
+        error: Option<String>,
+        /// The outputs of a node that succeeded.
+        outputs: Option<Outputs>,
+    },
+    /// An attempt of a node ended; comes before the node's `Retry` or final state.
+    Attempt {
+        node: NodeIndex,
+        record: AttemptRecord,
     },
     /// Attempt `attempt` of a node ended in `state` (`failure` or `timeout`);
     /// the next attempt becomes `to-run` after `delay`.
@@ -134,7 +150,26 @@ pub async fn run(
     events: impl EventSink,
     cancel: CancellationToken,
 ) -> RunRecord {
-    let scheduler = scheduler::Scheduler::new(dag, run_id, dispatch, options, events);
+    let record = RunRecord::new(&dag, run_id);
+    resume(dag, record, dispatch, options, events, cancel).await
+}
+
+/// Carries on a run that was interrupted, from its record so far (the fold
+/// of the events it had emitted): nodes that succeeded are not run again and
+/// their outputs feed their children; a node that was `running` gets its
+/// interrupted attempt recorded as a failure and is retried under its retry
+/// policy; `to-run` nodes start again; descendants of nodes that ended badly
+/// are `not-runnable`. With a record fresh from [`RunRecord::new`] this is
+/// [`run`].
+pub async fn resume(
+    dag: Arc<Dag>,
+    record: RunRecord,
+    dispatch: Arc<dyn Dispatch>,
+    options: Options,
+    events: impl EventSink,
+    cancel: CancellationToken,
+) -> RunRecord {
+    let scheduler = scheduler::Scheduler::new(dag, record, dispatch, options, events);
     let task = tokio::spawn(scheduler.run(cancel));
     let _abort = AbortOnDrop(task.abort_handle());
     match task.await {

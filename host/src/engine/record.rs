@@ -6,8 +6,8 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use super::rfc3339;
-use crate::dag::NodeState;
+use super::{Event, rfc3339};
+use crate::dag::{Dag, NodeState};
 
 /// A node's outputs, shared between the record and the nodes that read them.
 pub type Outputs = Arc<BTreeMap<String, String>>;
@@ -16,6 +16,8 @@ pub type Outputs = Arc<BTreeMap<String, String>>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RunState {
+    /// The run has not ended yet; never the state of a record [`run`](super::run) returns.
+    Running,
     /// Every node succeeded.
     Success,
     /// Some node did not succeed.
@@ -30,6 +32,7 @@ impl RunState {
     /// The lower-case name used in output.
     pub fn as_str(self) -> &'static str {
         match self {
+            RunState::Running => "running",
             RunState::Success => "success",
             RunState::Failure => "failure",
             RunState::Timeout => "timeout",
@@ -57,6 +60,74 @@ pub struct RunRecord {
     pub nodes: Vec<NodeRecord>,
 }
 
+impl RunRecord {
+    /// The record of a run of `dag` that has not started: every node `initial`.
+    pub fn new(dag: &Dag, id: String) -> Self {
+        let no_outputs: Outputs = Arc::new(BTreeMap::new());
+        RunRecord {
+            id,
+            name: dag.name.clone(),
+            state: RunState::Running,
+            nodes: dag
+                .nodes
+                .iter()
+                .map(|node| NodeRecord::new(node.name.clone(), Arc::clone(&no_outputs)))
+                .collect(),
+        }
+    }
+
+    /// Brings the record up to date with `event`, the next event of the run.
+    /// Events naming a node the record does not have are ignored.
+    pub fn apply(&mut self, event: &Event) {
+        match event {
+            Event::NodeState {
+                node,
+                state,
+                at,
+                error,
+                outputs,
+                ..
+            } => {
+                let Some(record) = self.nodes.get_mut(*node) else {
+                    return;
+                };
+                record.set_state(*state);
+                match state {
+                    NodeState::Running => {
+                        record.started_at.get_or_insert(*at);
+                        record.running_since = Some(*at);
+                    }
+                    state if state.is_final() => {
+                        record.finished_at = Some(*at);
+                        record.error.clone_from(error);
+                        if let Some(outputs) = outputs {
+                            record.outputs = Arc::clone(outputs);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Event::Attempt {
+                node,
+                record: attempt,
+            } => {
+                if let Some(record) = self.nodes.get_mut(*node) {
+                    record.exit_code = attempt.exit_code;
+                    record.running_since = None;
+                    record.attempts.push(attempt.clone());
+                }
+            }
+            Event::Retry { node, .. } => {
+                if let Some(record) = self.nodes.get_mut(*node) {
+                    record.set_state(NodeState::ToRun);
+                }
+            }
+            Event::Log(_) => {}
+            Event::Finished(state) => self.state = *state,
+        }
+    }
+}
+
 /// What happened to one node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeRecord {
@@ -80,6 +151,10 @@ pub struct NodeRecord {
     pub finished_at: Option<SystemTime>,
     /// Why the node did not succeed; `None` on success.
     pub error: Option<String>,
+    /// When the attempt running now started; `None` when none is running.
+    /// Kept so that a resumed run can record the attempt it interrupted.
+    #[serde(skip)]
+    pub running_since: Option<SystemTime>,
 }
 
 impl NodeRecord {
@@ -95,6 +170,7 @@ impl NodeRecord {
             started_at: None,
             finished_at: None,
             error: None,
+            running_since: None,
         }
     }
 

@@ -61,24 +61,38 @@ pub(super) struct Scheduler<E> {
 }
 
 impl<E: EventSink> Scheduler<E> {
+    /// A scheduler carrying on from `record` (fresh from [`RunRecord::new`]
+    /// for a new run).
     pub(super) fn new(
         dag: Arc<Dag>,
-        run_id: String,
+        record: RunRecord,
         dispatch: Arc<dyn Dispatch>,
         options: Options,
         events: E,
     ) -> Self {
-        let no_outputs: super::Outputs = Arc::new(BTreeMap::new());
-        let records = dag
-            .nodes
-            .iter()
-            .map(|node| NodeRecord::new(node.name.clone(), no_outputs.clone()))
-            .collect();
+        let RunRecord {
+            id: run_id,
+            nodes: mut records,
+            ..
+        } = record;
+        // A record that does not match the DAG cannot be carried on: start over.
+        if records.len() != dag.nodes.len() {
+            let fresh = RunRecord::new(&dag, String::new());
+            records = fresh.nodes;
+        }
         let waiting = dag
             .nodes
             .iter()
-            .map(|node| u32::try_from(node.needs.len()).unwrap_or(u32::MAX))
+            .map(|node| {
+                let pending = node
+                    .needs
+                    .iter()
+                    .filter(|&&need| records[need].state != NodeState::Success)
+                    .count();
+                u32::try_from(pending).unwrap_or(u32::MAX)
+            })
             .collect();
+        let unfinished = records.iter().filter(|r| !r.state.is_final()).count();
         let (ended_tx, ended_rx) = mpsc::unbounded_channel();
         let (log_tx, log_rx) = mpsc::channel(LOG_BUFFER);
         Scheduler {
@@ -93,7 +107,7 @@ impl<E: EventSink> Scheduler<E> {
             ready: VecDeque::new(),
             retries: BinaryHeap::new(),
             running: 0,
-            unfinished: dag.nodes.len(),
+            unfinished,
             stop: None,
             outputs: OutputLookup::new(Arc::clone(&dag)),
             dag,
@@ -122,11 +136,7 @@ impl<E: EventSink> Scheduler<E> {
         } else if self.run_timeout == Some(Duration::ZERO) {
             self.stop(Stop::Timeout(Duration::ZERO)).await;
         }
-        for index in 0..self.dag.nodes.len() {
-            if self.waiting[index] == 0 && self.stop.is_none() {
-                self.make_ready(index, 1).await;
-            }
-        }
+        self.restore().await;
 
         loop {
             self.start_ready().await;
@@ -182,6 +192,56 @@ impl<E: EventSink> Scheduler<E> {
         }
     }
 
+    /// Picks up the nodes of the record the run starts from: all of them
+    /// `initial` for a new run, any mix for a resumed one.
+    async fn restore(&mut self) {
+        let nodes = self.records.len();
+        for index in 0..nodes {
+            let record = &self.records[index];
+            if record.state.is_final() && record.state != NodeState::Success {
+                let reason = self.upstream_reason(index);
+                self.propagate(index, &reason).await;
+            }
+        }
+        for index in 0..nodes {
+            if self.records[index].state == NodeState::Running {
+                self.interrupted(index).await;
+            }
+        }
+        for index in 0..nodes {
+            if self.stop.is_some() {
+                break;
+            }
+            let record = &self.records[index];
+            let ready = match record.state {
+                NodeState::ToRun => true,
+                NodeState::Initial => self.waiting[index] == 0,
+                _ => false,
+            };
+            if ready {
+                let attempt = attempt_number(record.attempts.len() + 1);
+                self.make_ready(index, attempt).await;
+            }
+        }
+    }
+
+    /// Records the attempt of `index` that was running when the run was
+    /// interrupted as failed, then retries or fails the node.
+    async fn interrupted(&mut self, index: NodeIndex) {
+        let now = rfc3339::now();
+        let record = &mut self.records[index];
+        let attempt = AttemptRecord {
+            attempt: attempt_number(record.attempts.len() + 1),
+            state: NodeState::Failure,
+            exit_code: None,
+            started_at: record.running_since.take().unwrap_or(now),
+            finished_at: now,
+            error: Some("interrupted: drover stopped while this attempt ran".to_owned()),
+        };
+        tracing::info!(node = %record.name, attempt = attempt.attempt, "attempt interrupted by a restart");
+        self.after_attempt(index, attempt, BTreeMap::new()).await;
+    }
+
     /// Moves `index` to the ready queue for attempt `attempt`.
     async fn make_ready(&mut self, index: NodeIndex, attempt: u32) {
         self.records[index].set_state(NodeState::ToRun);
@@ -220,8 +280,11 @@ impl<E: EventSink> Scheduler<E> {
                 return;
             }
         };
+        let started_at = rfc3339::now();
         let record = &mut self.records[index];
         record.set_state(NodeState::Running);
+        record.started_at.get_or_insert(started_at);
+        record.running_since = Some(started_at);
         if record.attempts.is_empty() {
             record.attempts.reserve_exact(1);
         }
@@ -236,6 +299,7 @@ impl<E: EventSink> Scheduler<E> {
         tokio::spawn(attempt::run(
             Arc::clone(&self.dispatch),
             run,
+            started_at,
             timeout,
             Arc::clone(&self.run_token),
             self.ended_tx.clone(),
@@ -272,19 +336,44 @@ impl<E: EventSink> Scheduler<E> {
                 _ => (NodeState::Canceled, Some(self.stop_message(stop))),
             };
         }
-        let record = &mut self.records[index];
-        record.exit_code = exit_code;
-        if record.started_at.is_none() {
-            record.started_at = Some(started_at);
-        }
-        record.attempts.push(AttemptRecord {
+        let attempt = AttemptRecord {
             attempt,
             state,
             exit_code,
             started_at,
             finished_at,
-            error: error.clone(),
-        });
+            error,
+        };
+        self.after_attempt(index, attempt, outputs).await;
+    }
+
+    /// Records an ended attempt of `index` (its outputs given apart) and
+    /// retries the node, or puts it in its final state.
+    async fn after_attempt(
+        &mut self,
+        index: NodeIndex,
+        attempt: AttemptRecord,
+        outputs: BTreeMap<String, String>,
+    ) {
+        let record = &mut self.records[index];
+        record.exit_code = attempt.exit_code;
+        record.running_since = None;
+        record.started_at.get_or_insert(attempt.started_at);
+        record.attempts.push(attempt.clone());
+        self.events
+            .emit(Event::Attempt {
+                node: index,
+                record: attempt.clone(),
+            })
+            .await;
+        let AttemptRecord {
+            attempt,
+            state,
+            finished_at,
+            error,
+            ..
+        } = attempt;
+        let record = &mut self.records[index];
         let retry = &self.dag.nodes[index].retries;
         let retryable =
             matches!(state, NodeState::Failure | NodeState::Timeout) && self.stop.is_none();
@@ -352,15 +441,33 @@ impl<E: EventSink> Scheduler<E> {
     async fn finish(&mut self, index: NodeIndex, state: NodeState, error: String) {
         tracing::debug!(node = %self.records[index].name, %error, "node ended {}", state.as_str());
         self.set_final(index, state, error).await;
-        let reason = format!(
-            "not run: upstream node `{}` {}",
-            self.dag.nodes[index].name,
-            match state {
-                NodeState::Timeout => "timed out",
-                NodeState::Canceled => "was canceled",
-                _ => "failed",
-            }
-        );
+        let reason = self.upstream_reason(index);
+        self.propagate(index, &reason).await;
+        if self.fail_fast && self.stop.is_none() {
+            self.stop(Stop::FailFast(index)).await;
+        }
+    }
+
+    /// Why the nodes downstream of `index`, which ended badly, are not run.
+    fn upstream_reason(&self, index: NodeIndex) -> String {
+        let record = &self.records[index];
+        match record.state {
+            // Already not-runnable: the reason names the node that failed.
+            NodeState::NotRunnable => record.error.clone().unwrap_or_default(),
+            state => format!(
+                "not run: upstream node `{}` {}",
+                record.name,
+                match state {
+                    NodeState::Timeout => "timed out",
+                    NodeState::Canceled => "was canceled",
+                    _ => "failed",
+                }
+            ),
+        }
+    }
+
+    /// Makes every unfinished node downstream of `index` not-runnable.
+    async fn propagate(&mut self, index: NodeIndex, reason: &str) {
         let dag = Arc::clone(&self.dag);
         let mut stack = vec![index];
         while let Some(node) = stack.pop() {
@@ -371,14 +478,11 @@ impl<E: EventSink> Scheduler<E> {
                 .unwrap_or_default()
             {
                 if self.records.get(child).is_some_and(|r| !r.state.is_final()) {
-                    self.set_final(child, NodeState::NotRunnable, reason.clone())
+                    self.set_final(child, NodeState::NotRunnable, reason.to_owned())
                         .await;
                     stack.push(child);
                 }
             }
-        }
-        if self.fail_fast && self.stop.is_none() {
-            self.stop(Stop::FailFast(index)).await;
         }
     }
 
@@ -459,12 +563,26 @@ impl<E: EventSink> Scheduler<E> {
         }
     }
 
+    /// Emits the state `node` just entered, with what its record now says
+    /// about it: when, and for a final state its error and outputs.
     async fn emit_state(&self, node: NodeIndex, state: NodeState, attempt: u32) {
+        let record = &self.records[node];
+        let (at, error, outputs) = if state.is_final() {
+            let outputs = (state == NodeState::Success).then(|| Arc::clone(&record.outputs));
+            (record.finished_at, record.error.clone(), outputs)
+        } else if state == NodeState::Running {
+            (record.running_since, None, None)
+        } else {
+            (None, None, None)
+        };
         self.events
             .emit(Event::NodeState {
                 node,
                 state,
                 attempt,
+                at: at.unwrap_or_else(rfc3339::now),
+                error,
+                outputs,
             })
             .await;
     }

@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use drover::dag::{Dag, Node, RetryPolicy};
-use drover::engine::{self, Dispatch, DispatchFuture, NoEvents, NodeRun, Options, RunRecord};
+use drover::engine::{
+    self, Dispatch, DispatchFuture, Event, EventSink, NodeRun, Options, RunRecord,
+};
 use drover::task::{LogLevel, LogLine, LogSource, NodeStatus, Outcome, Task};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -281,17 +283,47 @@ impl Dispatch for Noop {
     }
 }
 
-/// Runs `dag` on `dispatch` with `options`, no events, no cancel.
+/// Folds a run's events into a record as they come, the way a server keeps
+/// its live view of a run.
+#[derive(Clone)]
+pub struct Fold(pub Arc<Mutex<RunRecord>>);
+
+impl Fold {
+    pub fn new(dag: &Dag, id: &str) -> Self {
+        Fold(Arc::new(Mutex::new(RunRecord::new(dag, id.to_owned()))))
+    }
+
+    pub fn record(&self) -> RunRecord {
+        self.0.lock().expect("fold lock").clone()
+    }
+}
+
+impl EventSink for Fold {
+    fn emit(&self, event: Event) -> impl std::future::Future<Output = ()> + Send {
+        self.0.lock().expect("fold lock").apply(&event);
+        std::future::ready(())
+    }
+}
+
+/// Runs `dag` on `dispatch` with `options`, no cancel, and checks that
+/// folding the run's events gives the record the run returned.
 pub async fn run_with(dag: &Arc<Dag>, dispatch: &TestDispatch, options: Options) -> RunRecord {
-    engine::run(
+    let fold = Fold::new(dag, "run-1");
+    let record = engine::run(
         Arc::clone(dag),
         "run-1".to_owned(),
         Arc::new(dispatch.clone()),
         options,
-        NoEvents,
+        fold.clone(),
         CancellationToken::new(),
     )
-    .await
+    .await;
+    assert_eq!(
+        fold.record(),
+        record,
+        "the fold of the events differs from the record"
+    );
+    record
 }
 
 pub fn parallel(n: usize) -> Options {
