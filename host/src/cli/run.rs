@@ -77,46 +77,20 @@ fn read_dag(file: &Path) -> Result<Dag, CliError> {
     dag::parse(&text, base.as_deref(), &exists).map_err(|e| invalid(file, e))
 }
 
-/// Reads a DAG file for running: when the graph itself is refused, each
-/// node whose driver exists is still checked by that driver, so that every
-/// problem is reported in one answer.
-async fn read_dag_and_check_nodes(
+/// Reads a DAG file for running and checks everything before it runs:
+/// every problem, of the graph and of each node's driver, in one answer.
+async fn accept_file(
     file: &Path,
-    config: &Config,
+    runtime: &Runtime,
     parallelism: usize,
-) -> Result<Dag, CliError> {
+) -> Result<transport::Accepted, CliError> {
     let text = std::fs::read_to_string(file)
         .with_context(|| format!("cannot read {}", file.display()))
         .map_err(CliError::bad_input)?;
     let base = base_dir(file);
-    let exists = |driver: &str| transport::driver_exists(driver, base.as_deref());
-    match dag::parse_keeping_nodes(&text, base.as_deref(), &exists) {
-        Ok(dag) => Ok(dag),
-        Err(mut rejected) => {
-            let nodes: Vec<_> = rejected
-                .nodes
-                .into_iter()
-                .filter(|n| exists(&n.driver))
-                .collect();
-            if !nodes.is_empty()
-                && let Ok(runtime) = Runtime::new(config.clone())
-            {
-                let (drivers, load_problems) =
-                    transport::load_node_drivers(&runtime, &nodes, base.as_deref()).await;
-                let refused = transport::validate_each(
-                    &runtime,
-                    Arc::new(nodes),
-                    base.clone(),
-                    &drivers,
-                    parallelism,
-                )
-                .await;
-                rejected.error.problems.extend(load_problems);
-                rejected.error.problems.extend(refused);
-            }
-            Err(invalid(file, rejected.error))
-        }
-    }
+    transport::accept(runtime, &text, base.as_deref(), parallelism)
+        .await
+        .map_err(|refused| invalid(file, refused.problems().clone()))
 }
 
 fn base_dir(file: &Path) -> Option<PathBuf> {
@@ -171,7 +145,6 @@ pub async fn run(args: RunArgs, config: Config) -> Result<u8, CliError> {
             "--parallelism must be at least 1"
         )));
     }
-    let dag = Arc::new(read_dag_and_check_nodes(&args.file, &config, parallelism).await?);
     // Each running node holds a driver instance from a fixed pool.
     let max_instances = config.limits.max_instances.max(1) as usize;
     let parallelism = if parallelism > max_instances {
@@ -183,12 +156,8 @@ pub async fn run(args: RunArgs, config: Config) -> Result<u8, CliError> {
         parallelism
     };
     let runtime = Runtime::new(config)?;
-    let drivers = transport::load_drivers(&runtime, &dag)
-        .await
-        .map_err(|e| invalid(&args.file, e))?;
-    transport::validate_nodes(&runtime, &dag, &drivers, parallelism)
-        .await
-        .map_err(|e| invalid(&args.file, e))?;
+    let transport::Accepted { dag, drivers } =
+        accept_file(&args.file, &runtime, parallelism).await?;
 
     let run_id = new_run_id();
     let workspaces = runtime.config().workspace_dir().join(&run_id);

@@ -51,6 +51,7 @@ pub fn parse_keeping_nodes(
     let top = raw::read(text).map_err(|problem| Rejected {
         error: problem.into(),
         nodes: Vec::new(),
+        unreadable: true,
     })?;
     let draft = if top.digraph.is_some() {
         gorchestrator::convert(top)

@@ -116,6 +116,9 @@ pub struct Rejected {
     /// The nodes as read; `needs` may be incomplete. Empty when the file
     /// could not be read at all.
     pub nodes: Vec<Node>,
+    /// The text is not YAML or JSON at all (a syntax error), as opposed to
+    /// a DAG that breaks the rules.
+    pub unreadable: bool,
 }
 
 /// A reference found in a node, and where.
@@ -187,6 +190,7 @@ pub(super) fn finish_keeping_nodes(
         return Err(Rejected {
             error: DagError { problems },
             nodes,
+            unreadable: false,
         });
     }
     Ok(Dag::from_checked(

@@ -7,8 +7,9 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{CANCEL_GRACE, Dispatch, NodeRun, rfc3339};
+use super::{CANCEL_GRACE, Dispatch, NodeRun};
 use crate::dag::NodeIndex;
+use crate::rfc3339;
 use crate::task::{NodeStatus, Outcome};
 
 /// How an attempt ended, as reported to the scheduler.

@@ -4,7 +4,6 @@ mod attempt;
 mod events;
 mod prepare;
 mod record;
-mod rfc3339;
 mod scheduler;
 
 use std::future::Future;

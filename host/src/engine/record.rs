@@ -6,8 +6,9 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Event, rfc3339};
+use super::Event;
 use crate::dag::{Dag, NodeState};
+use crate::rfc3339;
 
 /// A node's outputs, shared between the record and the nodes that read them.
 pub type Outputs = Arc<BTreeMap<String, String>>;

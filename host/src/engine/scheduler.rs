@@ -12,8 +12,9 @@ use tokio_util::sync::CancellationToken;
 use super::attempt::{self, Ended};
 use super::prepare::{self, OutputLookup};
 use super::record::{AttemptRecord, NodeRecord, RunRecord, RunState};
-use super::{Dispatch, Event, EventSink, NodeRun, Options, rfc3339};
+use super::{Dispatch, Event, EventSink, NodeRun, Options};
 use crate::dag::{Dag, NodeIndex, NodeState};
+use crate::rfc3339;
 use crate::task::{LogLine, NodeStatus, Outcome};
 
 /// How many log lines may wait for the event sink before nodes slow down.

@@ -120,6 +120,9 @@ struct RuntimeInner {
     config: Config,
     sandbox: Arc<SandboxCell>,
     ticker_stop: Arc<AtomicBool>,
+    /// One permit per slot of the instance pool: callers beyond the pool's
+    /// size wait for a slot instead of failing to instantiate.
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Drop for RuntimeInner {
@@ -198,6 +201,7 @@ impl Runtime {
                 config,
                 sandbox,
                 ticker_stop,
+                slots: Arc::new(tokio::sync::Semaphore::new(instances as usize)),
             }),
         })
     }
@@ -205,6 +209,13 @@ impl Runtime {
     /// The configuration the runtime was made with.
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// Waits for a free slot of the instance pool; the slot is held until
+    /// the permit is dropped.
+    async fn slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        // The semaphore is never closed, so this only fails if it were.
+        Arc::clone(&self.inner.slots).acquire_owned().await.ok()
     }
 
     /// Compiles (or loads from the cache) a component, links it and asks it
@@ -228,6 +239,7 @@ impl Runtime {
         let pre = bindings::DriverPre::new(pre)
             .map_err(|e| RuntimeError::WrongWorld(format!("{e:#}")))?;
 
+        let _slot = self.slot().await;
         let state = self.query_state("describe");
         let mut store = self.store(state);
         let description = tokio::time::timeout(QUERY_DEADLINE, async {
@@ -262,6 +274,7 @@ impl Runtime {
         driver: &Driver,
         task: &Task,
     ) -> Result<Vec<Problem>, RuntimeError> {
+        let _slot = self.slot().await;
         let state = self.query_state(&task.node);
         let mut store = self.store(state);
         let wit_task = to_wit_task(task);
@@ -338,6 +351,12 @@ impl Runtime {
             Err(e) => return Outcome::failure(format!("cannot set up the driver's sandbox: {e}")),
         };
         tracing::trace!(node = %task.node, us = began.elapsed().as_micros(), "instance state ready");
+        let _slot = tokio::select! {
+            slot = self.slot() => slot,
+            _ = ctx.cancel.cancelled() => {
+                return Outcome::with_message(NodeStatus::Canceled, "canceled while waiting for a driver instance");
+            }
+        };
         let mut store = self.store(state);
         let wit_task = to_wit_task(&task);
         let call = async {

@@ -1,8 +1,10 @@
 //! How the engine's nodes reach a runtime: in this process for now
 //! (distributed dispatch over Redis comes later).
 
+mod accept;
 mod local;
 
+pub use accept::{Accepted, Refused, accept};
 pub use local::{
     DriverSet, LocalDispatch, driver_exists, load_drivers, load_node_drivers, validate_each,
     validate_nodes,

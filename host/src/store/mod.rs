@@ -1,0 +1,365 @@
+//! Persistence of runs in an embedded database (redb) in the data folder:
+//! each run's summary, the DAG text it was submitted with, its events in
+//! order and its final record.
+//!
+//! Writes go through one writer thread that commits whatever has queued up
+//! in a single durable transaction (group commit), so many small writes cost
+//! one `fsync` between them. A write is reported done only once committed.
+
+mod meta;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use tokio::sync::{mpsc, oneshot};
+
+pub use meta::{Api, RunMeta, RunOptions};
+
+use crate::engine::RunRecord;
+
+/// Run id → [`RunMeta`] as JSON.
+const RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("runs");
+/// Run id → the DAG text as submitted.
+const SOURCES: TableDefinition<&str, &str> = TableDefinition::new("sources");
+/// (run id, sequence number from 1) → one event as JSON.
+const EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("events");
+/// Run id → the final [`RunRecord`] as JSON.
+const RECORDS: TableDefinition<&str, &[u8]> = TableDefinition::new("records");
+
+/// How many writes may wait for the writer before writers wait in turn.
+const QUEUE: usize = 16 * 1024;
+/// How many queued writes go into one transaction at most.
+const GROUP: usize = 4096;
+
+/// What can go wrong with the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: redb::Error,
+    },
+    #[error("database error: {0}")]
+    Database(#[from] redb::Error),
+    #[error("a stored {what} is corrupt: {message}")]
+    Corrupt { what: &'static str, message: String },
+    #[error("the store's writer has stopped")]
+    Stopped,
+}
+
+impl StoreError {
+    fn db(e: impl Into<redb::Error>) -> Self {
+        StoreError::Database(e.into())
+    }
+}
+
+/// One change to the store.
+#[derive(Debug)]
+pub enum Write {
+    /// A new run: its summary and DAG text.
+    Submit {
+        meta: Vec<u8>,
+        source: String,
+        id: String,
+    },
+    /// The summary of a run, replaced.
+    Meta { id: String, meta: Vec<u8> },
+    /// One event of a run.
+    Event {
+        run: String,
+        seq: u64,
+        event: Vec<u8>,
+    },
+    /// The final record of a run.
+    Record { id: String, record: Vec<u8> },
+}
+
+impl Write {
+    /// A new run.
+    pub fn submit(meta: &RunMeta, source: &str) -> Self {
+        Write::Submit {
+            id: meta.id.clone(),
+            meta: meta.to_json(),
+            source: source.to_owned(),
+        }
+    }
+
+    /// A run's summary, replaced.
+    pub fn meta(meta: &RunMeta) -> Self {
+        Write::Meta {
+            id: meta.id.clone(),
+            meta: meta.to_json(),
+        }
+    }
+
+    /// A run's final record.
+    pub fn record(record: &RunRecord) -> Self {
+        Write::Record {
+            id: record.id.clone(),
+            // A record is plain data; serializing it cannot fail.
+            record: serde_json::to_vec(record).unwrap_or_default(),
+        }
+    }
+}
+
+/// Called on the writer thread once a write is committed (or failed).
+pub type Then = Box<dyn FnOnce(Result<(), Arc<StoreError>>) + Send>;
+
+struct Job {
+    writes: Vec<Write>,
+    then: Then,
+}
+
+/// The database, shared: cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+    jobs: mpsc::Sender<Job>,
+    path: Arc<Path>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the database at `path` and starts its writer.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
+                path: path.to_owned(),
+                source: redb::Error::Io(e),
+            })?;
+        }
+        let db = Database::create(path).map_err(|e| StoreError::Open {
+            path: path.to_owned(),
+            source: e.into(),
+        })?;
+        // Make the tables exist, so that readers never see them missing.
+        let txn = db.begin_write().map_err(StoreError::db)?;
+        txn.open_table(RUNS).map_err(StoreError::db)?;
+        txn.open_table(SOURCES).map_err(StoreError::db)?;
+        txn.open_table(EVENTS).map_err(StoreError::db)?;
+        txn.open_table(RECORDS).map_err(StoreError::db)?;
+        txn.commit().map_err(StoreError::db)?;
+
+        let db = Arc::new(db);
+        let (jobs, rx) = mpsc::channel(QUEUE);
+        let writer_db = Arc::clone(&db);
+        std::thread::Builder::new()
+            .name("drover-store".into())
+            .spawn(move || writer(&writer_db, rx))
+            .map_err(|e| StoreError::Open {
+                path: path.to_owned(),
+                source: redb::Error::Io(e),
+            })?;
+        Ok(Store {
+            db,
+            jobs,
+            path: path.into(),
+        })
+    }
+
+    /// Where the database lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Queues `writes` (committed together, in order after every write
+    /// queued before) and calls `then` on the writer thread once they are
+    /// durable. Waits only while the queue is full.
+    pub async fn write_then(&self, writes: Vec<Write>, then: Then) -> Result<(), StoreError> {
+        self.jobs
+            .send(Job { writes, then })
+            .await
+            .map_err(|_| StoreError::Stopped)
+    }
+
+    /// Writes `writes` and waits until they are durable.
+    pub async fn write(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        let (tx, rx) = oneshot::channel();
+        let then: Then = Box::new(move |result| {
+            let _ = tx.send(result);
+        });
+        self.write_then(writes, then).await?;
+        match rx.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(StoreError::Corrupt {
+                what: "write",
+                message: e.to_string(),
+            }),
+            Err(_) => Err(StoreError::Stopped),
+        }
+    }
+
+    /// The summary of run `id`.
+    pub fn run(&self, id: &str) -> Result<Option<RunMeta>, StoreError> {
+        let txn = self.db.begin_read().map_err(StoreError::db)?;
+        let table = txn.open_table(RUNS).map_err(StoreError::db)?;
+        let Some(bytes) = table.get(id).map_err(StoreError::db)? else {
+            return Ok(None);
+        };
+        RunMeta::from_json(bytes.value()).map(Some)
+    }
+
+    /// Up to `limit` run summaries, newest first, starting after run
+    /// `before` (exclusive) and keeping those `keep` accepts.
+    pub fn runs(
+        &self,
+        before: Option<&str>,
+        limit: usize,
+        keep: impl Fn(&RunMeta) -> bool,
+    ) -> Result<Vec<RunMeta>, StoreError> {
+        let txn = self.db.begin_read().map_err(StoreError::db)?;
+        let table = txn.open_table(RUNS).map_err(StoreError::db)?;
+        let range = match before {
+            Some(before) => table.range::<&str>(..before),
+            None => table.range::<&str>(..),
+        }
+        .map_err(StoreError::db)?;
+        let mut found = Vec::new();
+        for entry in range.rev() {
+            if found.len() >= limit {
+                break;
+            }
+            let (_, bytes) = entry.map_err(StoreError::db)?;
+            let meta = RunMeta::from_json(bytes.value())?;
+            if keep(&meta) {
+                found.push(meta);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Every run not finished, oldest first: the runs to carry on after a restart.
+    pub fn unfinished(&self) -> Result<Vec<RunMeta>, StoreError> {
+        let txn = self.db.begin_read().map_err(StoreError::db)?;
+        let table = txn.open_table(RUNS).map_err(StoreError::db)?;
+        let mut found = Vec::new();
+        for entry in table.iter().map_err(StoreError::db)? {
+            let (_, bytes) = entry.map_err(StoreError::db)?;
+            let meta = RunMeta::from_json(bytes.value())?;
+            if meta.finished_at.is_none() {
+                found.push(meta);
+            }
+        }
+        Ok(found)
+    }
+
+    /// The DAG text run `id` was submitted with.
+    pub fn source(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let txn = self.db.begin_read().map_err(StoreError::db)?;
+        let table = txn.open_table(SOURCES).map_err(StoreError::db)?;
+        Ok(table
+            .get(id)
+            .map_err(StoreError::db)?
+            .map(|text| text.value().to_owned()))
+    }
+
+    /// The final record of run `id`, once it has one.
+    pub fn record(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
+        let txn = self.db.begin_read().map_err(StoreError::db)?;
+        let table = txn.open_table(RECORDS).map_err(StoreError::db)?;
+        let Some(bytes) = table.get(id).map_err(StoreError::db)? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(bytes.value())
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt {
+                what: "run record",
+                message: e.to_string(),
+            })
+    }
+
+    /// Up to `limit` events of run `run` with sequence numbers above
+    /// `after`, in order, as (sequence number, JSON).
+    pub fn events(
+        &self,
+        run: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let txn = self.db.begin_read().map_err(StoreError::db)?;
+        let table = txn.open_table(EVENTS).map_err(StoreError::db)?;
+        let Some(first) = after.checked_add(1) else {
+            return Ok(Vec::new());
+        };
+        let mut found = Vec::new();
+        for entry in table
+            .range((run, first)..=(run, u64::MAX))
+            .map_err(StoreError::db)?
+        {
+            if found.len() >= limit {
+                break;
+            }
+            let (key, bytes) = entry.map_err(StoreError::db)?;
+            found.push((key.value().1, bytes.value().to_vec()));
+        }
+        Ok(found)
+    }
+}
+
+/// The writer thread: takes every job queued, commits them in one
+/// transaction, then tells each job how it went.
+fn writer(db: &Database, mut jobs: mpsc::Receiver<Job>) {
+    let mut batch: Vec<Job> = Vec::with_capacity(GROUP);
+    while jobs.blocking_recv().map(|job| batch.push(job)).is_some() {
+        while batch.len() < GROUP {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let result = commit(db, &batch).map_err(Arc::new);
+        if let Err(e) = &result {
+            tracing::error!(error = %e, writes = batch.len(), "store commit failed");
+        }
+        for job in batch.drain(..) {
+            (job.then)(result.clone());
+        }
+    }
+    tracing::debug!("store writer stops");
+}
+
+fn commit(db: &Database, batch: &[Job]) -> Result<(), StoreError> {
+    let txn = db.begin_write().map_err(StoreError::db)?;
+    {
+        let mut runs = txn.open_table(RUNS).map_err(StoreError::db)?;
+        let mut sources = txn.open_table(SOURCES).map_err(StoreError::db)?;
+        let mut events = txn.open_table(EVENTS).map_err(StoreError::db)?;
+        let mut records = txn.open_table(RECORDS).map_err(StoreError::db)?;
+        for write in batch.iter().flat_map(|job| &job.writes) {
+            match write {
+                Write::Submit { id, meta, source } => {
+                    runs.insert(id.as_str(), meta.as_slice())
+                        .map_err(StoreError::db)?;
+                    sources
+                        .insert(id.as_str(), source.as_str())
+                        .map_err(StoreError::db)?;
+                }
+                Write::Meta { id, meta } => {
+                    runs.insert(id.as_str(), meta.as_slice())
+                        .map_err(StoreError::db)?;
+                }
+                Write::Event { run, seq, event } => {
+                    events
+                        .insert((run.as_str(), *seq), event.as_slice())
+                        .map_err(StoreError::db)?;
+                }
+                Write::Record { id, record } => {
+                    records
+                        .insert(id.as_str(), record.as_slice())
+                        .map_err(StoreError::db)?;
+                }
+            }
+        }
+    }
+    txn.commit().map_err(StoreError::db)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,83 @@
+//! Accepting a DAG to run: parse, check the graph, load its drivers and let each driver validate its nodes.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::dag::{self, Dag, DagError};
+use crate::runtime::Runtime;
+
+use super::local::{self, DriverSet};
+
+/// A DAG ready to run, with its drivers loaded.
+pub struct Accepted {
+    pub dag: Arc<Dag>,
+    pub drivers: DriverSet,
+}
+
+/// Why a DAG was not accepted.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Refused {
+    /// The text is not YAML or JSON; the problem says where (line and column).
+    #[error("{0}")]
+    Unreadable(DagError),
+    /// The DAG breaks the rules: every problem, graph and drivers together.
+    #[error("{0}")]
+    Invalid(DagError),
+}
+
+impl Refused {
+    /// Every problem found.
+    pub fn problems(&self) -> &DagError {
+        match self {
+            Refused::Unreadable(e) | Refused::Invalid(e) => e,
+        }
+    }
+}
+
+/// Reads `text` (either DAG format) and checks everything that can be
+/// checked before a run: the graph's rules, that each driver exists and
+/// loads, and each node against its driver's `validate`, on up to
+/// `parallelism` tasks. When the graph itself is refused, the nodes whose
+/// drivers exist are still checked, so one answer lists every problem.
+/// `base_dir` resolves drivers and artifact files named by relative path.
+pub async fn accept(
+    runtime: &Runtime,
+    text: &str,
+    base_dir: Option<&Path>,
+    parallelism: usize,
+) -> Result<Accepted, Refused> {
+    let exists = |driver: &str| local::driver_exists(driver, base_dir);
+    let dag = match dag::parse_keeping_nodes(text, base_dir, &exists) {
+        Ok(dag) => Arc::new(dag),
+        Err(rejected) if rejected.unreadable => return Err(Refused::Unreadable(rejected.error)),
+        Err(mut rejected) => {
+            let nodes: Vec<_> = rejected
+                .nodes
+                .into_iter()
+                .filter(|n| exists(&n.driver))
+                .collect();
+            if !nodes.is_empty() {
+                let (drivers, load_problems) =
+                    local::load_node_drivers(runtime, &nodes, base_dir).await;
+                let refused = local::validate_each(
+                    runtime,
+                    Arc::new(nodes),
+                    base_dir.map(Path::to_path_buf),
+                    &drivers,
+                    parallelism,
+                )
+                .await;
+                rejected.error.problems.extend(load_problems);
+                rejected.error.problems.extend(refused);
+            }
+            return Err(Refused::Invalid(rejected.error));
+        }
+    };
+    let drivers = local::load_drivers(runtime, &dag)
+        .await
+        .map_err(Refused::Invalid)?;
+    local::validate_nodes(runtime, &dag, &drivers, parallelism)
+        .await
+        .map_err(Refused::Invalid)?;
+    Ok(Accepted { dag, drivers })
+}
