@@ -15,6 +15,9 @@ need_apt=()
 [ -x /usr/bin/python3 ] || need_apt+=(python3)
 # The DAG benchmark compares drover with ninja on the same graphs.
 command -v ninja >/dev/null || need_apt+=(ninja-build)
+# The server tests make a certificate and speak HTTPS with the real tools.
+command -v openssl >/dev/null || need_apt+=(openssl)
+command -v curl >/dev/null || need_apt+=(curl)
 if ((${#need_apt[@]})); then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"

@@ -24,6 +24,78 @@ pub struct Config {
     pub sandbox: SandboxSettings,
     /// Per-driver policy, by driver name.
     pub drivers: BTreeMap<String, DriverPolicy>,
+    /// `drover serve`: tokens, TLS, request limits.
+    pub server: ServerSettings,
+}
+
+/// Settings of `drover serve`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Bearer tokens and their roles. Without any, the server only starts
+    /// on a loopback address (or with `--insecure`), and every caller is admin.
+    pub tokens: Vec<TokenSetting>,
+    /// Serve HTTPS with this certificate chain and key (PEM files).
+    pub tls: Option<TlsSetting>,
+    /// The largest request body accepted, in bytes; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// How many nodes of one run may run at once, unless the submission
+    /// says; defaults to the number of cores.
+    pub parallelism: Option<usize>,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            tokens: Vec::new(),
+            tls: None,
+            max_body_bytes: 8 * 1024 * 1024,
+            parallelism: None,
+        }
+    }
+}
+
+/// One bearer token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSetting {
+    /// The secret the client sends as `Authorization: Bearer <token>`.
+    pub token: String,
+    /// What it may do: `admin`, `operator` (submit and cancel) or `viewer` (read).
+    pub role: Role,
+}
+
+/// What a caller may do; each role may do everything the ones below it may.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Read runs, events, logs, drivers and metrics.
+    Viewer,
+    /// Also submit and cancel runs.
+    Operator,
+    /// Everything.
+    Admin,
+}
+
+impl Role {
+    /// The lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+/// A certificate and key for HTTPS.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSetting {
+    /// PEM file with the certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM file with the private key.
+    pub key: PathBuf,
 }
 
 /// Limits applied to every driver instance.

@@ -4,12 +4,14 @@
 //! drivers, [`sandbox`] confines the processes they start, [`registry`]
 //! finds drivers by name, [`task`] holds the types they exchange.
 
+pub mod api;
 pub mod config;
 pub mod dag;
 pub mod duration;
 pub mod engine;
 pub mod registry;
 pub mod rfc3339;
+pub mod runs;
 pub mod runtime;
 pub mod sandbox;
 pub mod store;

@@ -2,6 +2,7 @@
 
 mod driver;
 mod run;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,6 +28,8 @@ struct Cli {
 enum Command {
     /// Run a DAG file: nodes start as soon as their needs succeed.
     Run(run::RunArgs),
+    /// Serve the HTTP API: submit DAGs, watch them run; runs survive restarts.
+    Serve(serve::ServeArgs),
     /// Print a DAG file as a graph (Graphviz dot or Mermaid).
     Graph(run::GraphArgs),
     /// Try a driver on its own: run one node, describe a driver, list the built-in ones.
@@ -80,15 +83,7 @@ impl<E: Into<anyhow::Error>> From<E> for CliError {
     }
 }
 
-/// A short id for a run made from the command line: unique enough on one
-/// machine (time in nanoseconds, then the process id).
-pub fn new_run_id() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    format!("{:x}{:04x}", nanos, std::process::id() & 0xffff)
-}
+pub use drover::runs::new_run_id;
 
 /// A token that Ctrl-C cancels, saying `message` on stderr when it does.
 pub fn cancel_on_ctrl_c(message: &'static str) -> tokio_util::sync::CancellationToken {
@@ -127,6 +122,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Run(args) => run::run(args, config).await,
             Command::Graph(args) => run::graph(args),
+            Command::Serve(args) => serve::serve(args, config).await,
             Command::Driver(cmd) => driver::run(cmd, config).await,
         }
     });

@@ -204,25 +204,27 @@ impl<E: EventSink> Scheduler<E> {
                 self.propagate(index, &reason).await;
             }
         }
+        // Which nodes were waiting to start, before the interrupted ones
+        // (which schedule their own retries) change anything.
+        let waiting: Vec<NodeIndex> = (0..nodes)
+            .filter(|&index| match self.records[index].state {
+                NodeState::ToRun => true,
+                NodeState::Initial => self.waiting[index] == 0,
+                _ => false,
+            })
+            .collect();
         for index in 0..nodes {
             if self.records[index].state == NodeState::Running {
                 self.interrupted(index).await;
             }
         }
-        for index in 0..nodes {
-            if self.stop.is_some() {
-                break;
-            }
+        for index in waiting {
             let record = &self.records[index];
-            let ready = match record.state {
-                NodeState::ToRun => true,
-                NodeState::Initial => self.waiting[index] == 0,
-                _ => false,
-            };
-            if ready {
-                let attempt = attempt_number(record.attempts.len() + 1);
-                self.make_ready(index, attempt).await;
+            if self.stop.is_some() || record.state.is_final() {
+                continue;
             }
+            let attempt = attempt_number(record.attempts.len() + 1);
+            self.make_ready(index, attempt).await;
         }
     }
 

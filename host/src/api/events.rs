@@ -1,0 +1,209 @@
+//! Live views of a run: Server-Sent Events of everything, and one node's log as text.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::{Stream, StreamExt, stream};
+use serde::Deserialize;
+use tokio::sync::watch;
+
+use super::{ApiError, AppState};
+use crate::runs::{LiveRun, Published, Runs, RunsError, WireEvent};
+
+/// How many events are read in one go.
+const BATCH: usize = 512;
+
+/// Where a run's events come from: memory while it runs, the store after.
+enum Source {
+    Live(Arc<LiveRun>, watch::Receiver<u64>),
+    Stored(Runs, String),
+}
+
+impl Source {
+    fn open(runs: &Runs, id: &str) -> Result<Source, RunsError> {
+        if let Some(live) = runs.live(id) {
+            let rx = live.subscribe();
+            return Ok(Source::Live(live, rx));
+        }
+        // Only a run that has ended leaves the live set, and its events
+        // are all durable by then.
+        runs.meta(id)?;
+        Ok(Source::Stored(runs.clone(), id.to_owned()))
+    }
+}
+
+/// Reads a run's events in order from after a given one, waiting for more
+/// while the run goes on, and ends after the `finished` event.
+struct Cursor {
+    source: Source,
+    after: u64,
+    buffer: VecDeque<Arc<Published>>,
+    done: bool,
+}
+
+impl Cursor {
+    async fn next(&mut self) -> Option<Arc<Published>> {
+        loop {
+            if let Some(event) = self.buffer.pop_front() {
+                self.after = event.seq;
+                if matches!(event.event, WireEvent::Finished { .. }) {
+                    self.done = true;
+                }
+                return Some(event);
+            }
+            if self.done {
+                return None;
+            }
+            match &mut self.source {
+                Source::Live(live, rx) => {
+                    // Mark the signal seen before reading, so that nothing
+                    // published in between is missed.
+                    rx.borrow_and_update();
+                    let batch = live.events_after(self.after, BATCH);
+                    if batch.is_empty() {
+                        // The sender lives as long as `live`: this only
+                        // fails if it were dropped.
+                        rx.changed().await.ok()?;
+                    }
+                    self.buffer.extend(batch);
+                }
+                Source::Stored(runs, id) => {
+                    let batch = match runs.stored_events(id, self.after, BATCH) {
+                        Ok(batch) => batch,
+                        Err(e) => {
+                            tracing::error!(run = %id, error = %e, "cannot read stored events");
+                            return None;
+                        }
+                    };
+                    if batch.is_empty() {
+                        return None;
+                    }
+                    self.buffer.extend(batch);
+                }
+            }
+        }
+    }
+
+    fn into_stream(self) -> impl Stream<Item = Arc<Published>> + Send {
+        stream::unfold(self, |mut cursor| async move {
+            cursor.next().await.map(|event| (event, cursor))
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct EventsQuery {
+    after: Option<u64>,
+}
+
+pub(super) async fn stream(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<EventsQuery>,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let after = match headers.get("last-event-id") {
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .ok_or_else(|| {
+                ApiError::bad_request("Last-Event-ID must be the id (a number) of an event")
+            })?,
+        None => query.after.unwrap_or(0),
+    };
+    let cursor = Cursor {
+        source: Source::open(&state.runs, &id)?,
+        after,
+        buffer: VecDeque::new(),
+        done: false,
+    };
+    let events = cursor.into_stream().map(|published| {
+        Ok(Event::default()
+            .id(published.seq.to_string())
+            .event(published.event.kind())
+            .data(&published.json))
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct LogsQuery {
+    #[serde(default)]
+    follow: bool,
+}
+
+pub(super) async fn logs(
+    State(state): State<AppState>,
+    Path((id, node)): Path<(String, String)>,
+    Query(query): Query<LogsQuery>,
+) -> Result<Response, ApiError> {
+    let source = Source::open(&state.runs, &id)?;
+    let known = match &source {
+        Source::Live(live, _) => live.dag.index_of(&node).is_some(),
+        Source::Stored(runs, id) => runs.record(id)?.nodes.iter().any(|n| n.name == node),
+    };
+    if !known {
+        return Err(ApiError::not_found(format!(
+            "run `{id}` has no node `{node}`"
+        )));
+    }
+    let line_of = {
+        let node = node.clone();
+        move |published: &Published| match &published.event {
+            WireEvent::Log {
+                node: n, message, ..
+            } if *n == node => Some(Bytes::from(format!("{message}\n"))),
+            _ => None,
+        }
+    };
+    let body = if query.follow {
+        let cursor = Cursor {
+            source,
+            after: 0,
+            buffer: VecDeque::new(),
+            done: false,
+        };
+        let lines = cursor
+            .into_stream()
+            .take_while(move |published| {
+                let ended = match &published.event {
+                    WireEvent::Node { node: n, state, .. } => *n == node && state.is_final(),
+                    WireEvent::Finished { .. } => true,
+                    _ => false,
+                };
+                std::future::ready(!ended)
+            })
+            .filter_map(move |published| {
+                std::future::ready(line_of(&published).map(Ok::<_, Infallible>))
+            });
+        Body::from_stream(lines)
+    } else {
+        // Everything durable now.
+        let mut text = Vec::new();
+        match source {
+            Source::Live(live, _) => {
+                for published in live.events_after(0, usize::MAX) {
+                    text.extend(line_of(&published));
+                }
+            }
+            Source::Stored(runs, id) => {
+                let mut after = 0;
+                loop {
+                    let batch = runs.stored_events(&id, after, BATCH)?;
+                    let Some(last) = batch.last() else { break };
+                    after = last.seq;
+                    text.extend(batch.iter().filter_map(|p| line_of(p)));
+                }
+            }
+        }
+        Body::from(text.concat())
+    };
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response())
+}

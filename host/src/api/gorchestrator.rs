@@ -1,0 +1,152 @@
+//! gorchestrator's API under `/v1/tasks`, so that its clients keep working:
+//! the graph goes in as posted and comes back with states and outputs filled.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::native::body_text;
+use super::{ApiError, AppState};
+use crate::engine::RunState;
+use crate::rfc3339;
+use crate::runs::Submission;
+use crate::store::{Api, RunMeta};
+
+/// gorchestrator's code for a run state (the node codes, applied to the run).
+fn run_code(state: RunState) -> u8 {
+    match state {
+        RunState::Running => 2,
+        RunState::Success => 3,
+        RunState::Failure => 4,
+        RunState::Timeout => 10,
+        RunState::Canceled => 11,
+    }
+}
+
+pub(super) async fn submit(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let text = body_text(body).map_err(ApiError::for_gorchestrator)?;
+    let value: Value = serde_json::from_str(&text).map_err(|e| {
+        ApiError::bad_request(format!(
+            "invalid JSON at line {}, column {}: {e}",
+            e.line(),
+            e.column()
+        ))
+        .for_gorchestrator()
+    })?;
+    if value.get("digraph").is_none() {
+        return Err(ApiError::bad_request(
+            "not gorchestrator's format: the object has no `digraph` (drover's own format goes to POST /api/v1/runs)",
+        )
+        .for_gorchestrator());
+    }
+    let meta = state
+        .runs
+        .submit(Submission {
+            api: Api::Gorchestrator,
+            ..Submission::new(&text)
+        })
+        .await
+        .map_err(|e| ApiError::from(e).for_gorchestrator())?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "id": meta.id }))).into_response())
+}
+
+pub(super) async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let mut tasks = Vec::new();
+    let mut before: Option<String> = None;
+    loop {
+        let page = state
+            .runs
+            .list(None, before.as_deref(), 1000)
+            .map_err(|e| ApiError::from(e).for_gorchestrator())?;
+        let Some(last) = page.last() else { break };
+        before = Some(last.id.clone());
+        tasks.extend(
+            page.iter()
+                .filter(|meta| meta.api == Api::Gorchestrator)
+                .map(task_summary),
+        );
+    }
+    Ok(Json(json!({ "tasks": tasks })))
+}
+
+fn task_summary(meta: &RunMeta) -> Value {
+    json!({
+        "id": meta.id,
+        "name": meta.name,
+        "state": meta.state.as_str(),
+        "start_date": rfc3339::format(meta.submitted_at),
+        "stop_date": meta.finished_at.map(rfc3339::format),
+    })
+}
+
+/// The run, if it is a gorchestrator task.
+fn task(state: &AppState, id: &str) -> Result<RunMeta, ApiError> {
+    let not_found =
+        || ApiError::not_found(format!("no task has the id `{id}`")).for_gorchestrator();
+    let meta = state.runs.meta(id).map_err(|_| not_found())?;
+    if meta.api != Api::Gorchestrator {
+        return Err(not_found());
+    }
+    Ok(meta)
+}
+
+pub(super) async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    task(&state, &id)?;
+    let fail = |e| ApiError::from(e).for_gorchestrator();
+    let record = state.runs.record(&id).map_err(fail)?;
+    let source = state.runs.source(&id).map_err(fail)?;
+    let mut graph: Value = serde_json::from_str(&source).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the stored graph does not parse: {e}"),
+        )
+        .for_gorchestrator()
+    })?;
+    graph["state"] = json!(run_code(record.state));
+    if let Some(nodes) = graph.get_mut("nodes").and_then(Value::as_array_mut) {
+        for node in nodes {
+            let Some(name) = node.get("name").and_then(Value::as_str) else {
+                continue;
+            };
+            let Some(done) = record.nodes.iter().find(|n| n.name == name) else {
+                continue;
+            };
+            node["state"] = json!(done.state_code);
+            let mut output = node
+                .get("output")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            for (key, value) in done.outputs.iter() {
+                output.insert(key.clone(), json!(value));
+            }
+            if !output.is_empty() {
+                node["output"] = Value::Object(output);
+            }
+        }
+    }
+    Ok(Json(graph))
+}
+
+pub(super) async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    task(&state, &id)?;
+    state
+        .runs
+        .cancel(&id)
+        .await
+        .map_err(|e| ApiError::from(e).for_gorchestrator())?;
+    Ok(Json(json!({ "id": id })))
+}

@@ -1,0 +1,79 @@
+//! The HTTP API of `drover serve` (axum): drover's own under `/api/v1`,
+//! gorchestrator's under `/v1`, bearer-token roles, and HTTP or HTTPS.
+
+mod auth;
+mod error;
+mod events;
+mod gorchestrator;
+mod native;
+mod openapi;
+mod routes;
+mod tls;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use auth::{Auth, TOKENS_ENV};
+pub use error::ApiError;
+pub use routes::{ROUTES, Route};
+pub use tls::{TlsError, load_tls};
+
+use crate::runs::Runs;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub runs: Runs,
+    pub auth: Arc<Auth>,
+    /// `GET /drivers`, made on first use: the built-in drivers do not change.
+    drivers: Arc<tokio::sync::OnceCell<serde_json::Value>>,
+}
+
+impl AppState {
+    pub fn new(runs: Runs, auth: Auth) -> Self {
+        AppState {
+            runs,
+            auth: Arc::new(auth),
+            drivers: Arc::default(),
+        }
+    }
+}
+
+/// The whole API, built from [`ROUTES`] so that the OpenAPI document and
+/// the router cannot disagree. Bodies over `max_body_bytes` get 413.
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    let mut router = Router::new();
+    for route in ROUTES {
+        router = router.route(route.path, (route.handler)(&state, route.role));
+    }
+    router
+        .fallback(error::not_found)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` (HTTPS when `tls` is given) until
+/// `shutdown` fires; connections in progress are then let finish.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    match tls {
+        None => {
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+        }
+        Some(config) => tls::serve(listener, router, config, shutdown).await,
+    }
+}

@@ -1,0 +1,208 @@
+//! drover's own API under `/api/v1`: submit, list, read and cancel runs; drivers, health, metrics.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{ApiError, AppState};
+use crate::duration::parse_duration;
+use crate::engine::{RunRecord, RunState};
+use crate::registry;
+use crate::rfc3339;
+use crate::runs::Submission;
+use crate::store::{Api, RunMeta};
+
+/// The request body as text, or why it cannot be read.
+pub(super) fn body_text(body: Result<Bytes, BytesRejection>) -> Result<String, ApiError> {
+    let bytes = body.map_err(|rejection| {
+        let status = rejection.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                status,
+                "the request body is larger than this server accepts (server.max_body_bytes)",
+            )
+        } else {
+            ApiError::new(status, format!("cannot read the request body: {rejection}"))
+        }
+    })?;
+    String::from_utf8(bytes.into()).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the body is not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        ))
+    })
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct SubmitQuery {
+    parallelism: Option<usize>,
+    #[serde(default)]
+    fail_fast: bool,
+    timeout: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Created<'a> {
+    id: &'a str,
+    url: String,
+}
+
+pub(super) async fn submit(
+    State(state): State<AppState>,
+    Query(query): Query<SubmitQuery>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let text = body_text(body)?;
+    let timeout = query
+        .timeout
+        .as_deref()
+        .map(parse_duration)
+        .transpose()
+        .map_err(|e| ApiError::bad_request(format!("query `timeout`: {e}")))?;
+    let meta = state
+        .runs
+        .submit(Submission {
+            text: &text,
+            api: Api::Native,
+            parallelism: query.parallelism,
+            fail_fast: query.fail_fast,
+            timeout,
+        })
+        .await?;
+    let url = format!("/api/v1/runs/{}", meta.id);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, url.clone())],
+        Json(Created { id: &meta.id, url }),
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct ListQuery {
+    state: Option<String>,
+    limit: Option<usize>,
+    before: Option<String>,
+}
+
+/// One run in a list.
+#[derive(Debug, Serialize)]
+struct Summary<'a> {
+    id: &'a str,
+    name: &'a str,
+    state: RunState,
+    nodes: usize,
+    submitted_at: String,
+    finished_at: Option<String>,
+    url: String,
+}
+
+impl<'a> Summary<'a> {
+    fn of(meta: &'a RunMeta) -> Self {
+        Summary {
+            id: &meta.id,
+            name: &meta.name,
+            state: meta.state,
+            nodes: meta.nodes,
+            submitted_at: rfc3339::format(meta.submitted_at),
+            finished_at: meta.finished_at.map(rfc3339::format),
+            url: format!("/api/v1/runs/{}", meta.id),
+        }
+    }
+}
+
+/// A run state named in a query.
+pub(super) fn run_state(name: &str) -> Result<RunState, ApiError> {
+    match name {
+        "running" => Ok(RunState::Running),
+        "success" => Ok(RunState::Success),
+        "failure" => Ok(RunState::Failure),
+        "timeout" => Ok(RunState::Timeout),
+        "canceled" => Ok(RunState::Canceled),
+        other => Err(ApiError::bad_request(format!(
+            "query `state`: unknown run state `{other}` (running, success, failure, timeout or canceled)"
+        ))),
+    }
+}
+
+pub(super) async fn list(
+    State(state): State<AppState>,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, ApiError> {
+    let filter = query.state.as_deref().map(run_state).transpose()?;
+    let limit = query.limit.unwrap_or(50).clamp(1, 1000);
+    let runs = state.runs.list(filter, query.before.as_deref(), limit)?;
+    let next = (runs.len() == limit)
+        .then(|| runs.last().map(|m| m.id.clone()))
+        .flatten();
+    let summaries: Vec<Summary> = runs.iter().map(Summary::of).collect();
+    Ok(Json(json!({ "runs": summaries, "next": next })).into_response())
+}
+
+pub(super) async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<RunRecord>, ApiError> {
+    Ok(Json(state.runs.record(&id)?))
+}
+
+pub(super) async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let meta = state.runs.cancel(&id).await?;
+    let url = format!("/api/v1/runs/{}", meta.id);
+    Ok((StatusCode::ACCEPTED, Json(Created { id: &meta.id, url })).into_response())
+}
+
+pub(super) async fn drivers(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let list = state
+        .drivers
+        .get_or_try_init(|| async {
+            let mut found = Vec::new();
+            for name in registry::builtin_names() {
+                let Some(bytes) = registry::builtin(name) else {
+                    continue;
+                };
+                let driver = state.runs.runtime().load(bytes.into()).await.map_err(|e| {
+                    ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("driver `{name}`: {e}"),
+                    )
+                })?;
+                found.push(json!({
+                    "name": name,
+                    "digest": format!("sha256:{}", driver.digest()),
+                    "builtin": true,
+                    "description": driver.description(),
+                }));
+            }
+            Ok::<_, ApiError>(json!({ "drivers": found }))
+        })
+        .await?;
+    Ok(Json(list.clone()).into_response())
+}
+
+pub(super) async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "runs_running": state.runs.running(),
+    }))
+}
+
+pub(super) async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.runs.metrics(),
+    )
+        .into_response()
+}

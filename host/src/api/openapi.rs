@@ -1,0 +1,132 @@
+//! The OpenAPI 3 document, generated from the route table.
+
+use axum::Json;
+use serde_json::{Map, Value, json};
+
+use super::ROUTES;
+
+pub(super) async fn document() -> Json<Value> {
+    Json(build())
+}
+
+/// The document for every route in [`ROUTES`].
+pub fn build() -> Value {
+    let mut paths = Map::new();
+    for route in ROUTES {
+        let mut parameters: Vec<Value> = route
+            .path
+            .split('/')
+            .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
+            .map(|name| {
+                json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}})
+            })
+            .collect();
+        parameters.extend(route.query.iter().map(|(name, kind, description)| {
+            json!({"name": name, "in": "query", "required": false,
+                   "description": description, "schema": {"type": kind}})
+        }));
+        if route.path.ends_with("/events") {
+            parameters.push(
+                json!({"name": "Last-Event-ID", "in": "header", "required": false,
+                "description": "Resume after this event id", "schema": {"type": "integer"}}),
+            );
+        }
+        let mut responses = Map::new();
+        for (status, description, schema) in route.responses {
+            let content = match *schema {
+                "text" => json!({"text/plain": {"schema": {"type": "string"}}}),
+                "sse" => json!({"text/event-stream": {"schema": {"type": "string"}}}),
+                "object" => json!({"application/json": {"schema": {"type": "object"}}}),
+                name => {
+                    json!({"application/json": {"schema": {"$ref": format!("#/components/schemas/{name}")}}})
+                }
+            };
+            responses.insert(
+                status.to_string(),
+                json!({"description": description, "content": content}),
+            );
+        }
+        let mut operation = json!({
+            "summary": route.summary,
+            "tags": [route.tag],
+            "parameters": parameters,
+            "responses": responses,
+        });
+        if let Some(body) = route.body {
+            operation["requestBody"] = json!({
+                "required": true,
+                "description": body,
+                "content": {
+                    "application/json": {"schema": {"type": "object"}},
+                    "application/yaml": {"schema": {"type": "string"}},
+                },
+            });
+        }
+        if let Some(role) = route.role {
+            operation["security"] = json!([{"bearer": []}]);
+            operation["x-drover-role"] = json!(role.as_str());
+        }
+        let entry = paths
+            .entry(route.path.to_owned())
+            .or_insert_with(|| json!({}));
+        entry[route.method.to_lowercase()] = operation;
+    }
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "drover",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Run DAGs of work through sandboxed WebAssembly drivers.",
+        },
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": schemas(),
+        },
+    })
+}
+
+fn schemas() -> Value {
+    let string = json!({"type": "string"});
+    let time = json!({"type": "string", "format": "date-time", "nullable": true});
+    let outputs = json!({"type": "object", "additionalProperties": {"type": "string"}});
+    let node_state = json!({"type": "string", "enum": ["initial", "to-run", "running", "success", "failure", "not-runnable", "timeout", "canceled"]});
+    let run_state =
+        json!({"type": "string", "enum": ["running", "success", "failure", "timeout", "canceled"]});
+    json!({
+        "Error": {"type": "object", "required": ["error"], "properties": {
+            "error": string,
+            "problems": {"type": "array", "items": {"type": "object", "properties": {
+                "location": string, "message": string}}},
+        }},
+        "Created": {"type": "object", "required": ["id", "url"], "properties": {"id": string, "url": string}},
+        "AttemptRecord": {"type": "object", "properties": {
+            "attempt": {"type": "integer"}, "state": node_state, "exit_code": {"type": "integer", "nullable": true},
+            "started_at": time, "finished_at": time, "error": {"type": "string", "nullable": true},
+        }},
+        "NodeRecord": {"type": "object", "properties": {
+            "name": string, "state": node_state, "state_code": {"type": "integer"},
+            "exit_code": {"type": "integer", "nullable": true}, "outputs": outputs,
+            "attempts": {"type": "array", "items": {"$ref": "#/components/schemas/AttemptRecord"}},
+            "started_at": time, "finished_at": time, "error": {"type": "string", "nullable": true},
+        }},
+        "RunRecord": {"type": "object", "properties": {
+            "id": string, "name": string, "state": run_state,
+            "nodes": {"type": "array", "items": {"$ref": "#/components/schemas/NodeRecord"}},
+        }},
+        "RunSummary": {"type": "object", "properties": {
+            "id": string, "name": string, "state": run_state, "nodes": {"type": "integer"},
+            "submitted_at": time, "finished_at": time, "url": string,
+        }},
+        "RunList": {"type": "object", "properties": {
+            "runs": {"type": "array", "items": {"$ref": "#/components/schemas/RunSummary"}},
+            "next": {"type": "string", "nullable": true},
+        }},
+        "DriverList": {"type": "object", "properties": {"drivers": {"type": "array", "items": {"type": "object"}}}},
+        "Health": {"type": "object", "properties": {"status": string, "version": string, "runs_running": {"type": "integer"}}},
+        "TaskId": {"type": "object", "properties": {"id": string}},
+        "TaskError": {"type": "object", "properties": {"code": {"type": "integer"}, "message": string}},
+        "TaskList": {"type": "object", "properties": {"tasks": {"type": "array", "items": {"type": "object", "properties": {
+            "id": string, "name": string, "state": string, "start_date": time, "stop_date": time}}}}},
+    })
+}

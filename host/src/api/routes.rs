@@ -1,0 +1,271 @@
+//! Every route of the API in one table: the router and the OpenAPI document are both built from it.
+
+use axum::routing::{MethodRouter, delete, get, post};
+
+use super::{AppState, auth, events, gorchestrator, native, openapi};
+use crate::config::Role;
+
+/// One operation of the API.
+pub struct Route {
+    /// `GET`, `POST` or `DELETE`.
+    pub method: &'static str,
+    /// The path, with `{name}` parameters (axum and OpenAPI agree on the syntax).
+    pub path: &'static str,
+    /// The least role that may call it; `None` for anyone.
+    pub role: Option<Role>,
+    /// A short summary, and the OpenAPI tag.
+    pub summary: &'static str,
+    pub tag: &'static str,
+    /// Query parameters: name, OpenAPI type, description.
+    pub query: &'static [(&'static str, &'static str, &'static str)],
+    /// The request body's description, if it takes one.
+    pub body: Option<&'static str>,
+    /// Status codes with a description and, for JSON bodies, a schema name
+    /// under `components/schemas` (or `text`/`sse`).
+    pub responses: &'static [(u16, &'static str, &'static str)],
+    /// Builds the axum handler, guarded by `role`.
+    pub handler: fn(&AppState, Option<Role>) -> MethodRouter<AppState>,
+}
+
+const DAG_BODY: &str = "A DAG in drover's native format (YAML or JSON) or gorchestrator's JSON.";
+const ERRORS: [(u16, &str, &str); 3] = [
+    (401, "No or unknown bearer token", "Error"),
+    (403, "The token's role may not do this", "Error"),
+    (404, "No such run", "Error"),
+];
+
+/// The API.
+pub const ROUTES: &[Route] = &[
+    Route {
+        method: "POST",
+        path: "/api/v1/runs",
+        role: Some(Role::Operator),
+        summary: "Submit a DAG to run",
+        tag: "runs",
+        query: &[
+            ("parallelism", "integer", "How many nodes may run at once"),
+            ("fail_fast", "boolean", "Stop the run at the first failure"),
+            ("timeout", "string", "Run-wide timeout, e.g. `10m`"),
+        ],
+        body: Some(DAG_BODY),
+        responses: &[
+            (201, "Accepted and durable", "Created"),
+            (400, "Not YAML or JSON (with line and column)", "Error"),
+            (413, "Body too large", "Error"),
+            (
+                422,
+                "The DAG breaks the rules; every problem listed",
+                "Error",
+            ),
+            ERRORS[0],
+            ERRORS[1],
+        ],
+        handler: |s, r| auth::guard(post(native::submit), s, r),
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/runs",
+        role: Some(Role::Viewer),
+        summary: "List runs, newest first",
+        tag: "runs",
+        query: &[
+            (
+                "state",
+                "string",
+                "Only runs in this state (running, success, failure, timeout, canceled)",
+            ),
+            (
+                "limit",
+                "integer",
+                "At most this many (default 50, at most 1000)",
+            ),
+            ("before", "string", "The `next` of the previous page"),
+        ],
+        body: None,
+        responses: &[(200, "A page of runs", "RunList"), ERRORS[0], ERRORS[1]],
+        handler: |s, r| auth::guard(get(native::list), s, r),
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/runs/{id}",
+        role: Some(Role::Viewer),
+        summary: "The run record, while it runs and after",
+        tag: "runs",
+        query: &[],
+        body: None,
+        responses: &[
+            (200, "The run record", "RunRecord"),
+            ERRORS[0],
+            ERRORS[1],
+            ERRORS[2],
+        ],
+        handler: |s, r| auth::guard(get(native::get), s, r),
+    },
+    Route {
+        method: "POST",
+        path: "/api/v1/runs/{id}/cancel",
+        role: Some(Role::Operator),
+        summary: "Cancel a run",
+        tag: "runs",
+        query: &[],
+        body: None,
+        responses: &[
+            (202, "Cancel requested", "Created"),
+            (409, "The run has already ended", "Error"),
+            ERRORS[0],
+            ERRORS[1],
+            ERRORS[2],
+        ],
+        handler: |s, r| auth::guard(post(native::cancel), s, r),
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/runs/{id}/events",
+        role: Some(Role::Viewer),
+        summary: "Server-Sent Events of a run: node states, attempts, log lines, the end. Resumes after `Last-Event-ID`",
+        tag: "runs",
+        query: &[(
+            "after",
+            "integer",
+            "Start after this event id (like Last-Event-ID)",
+        )],
+        body: None,
+        responses: &[
+            (
+                200,
+                "An event stream; each event's id is its sequence number",
+                "sse",
+            ),
+            ERRORS[0],
+            ERRORS[1],
+            ERRORS[2],
+        ],
+        handler: |s, r| auth::guard(get(events::stream), s, r),
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/runs/{id}/nodes/{node}/logs",
+        role: Some(Role::Viewer),
+        summary: "A node's log as plain text",
+        tag: "runs",
+        query: &[("follow", "boolean", "Keep streaming until the node ends")],
+        body: None,
+        responses: &[
+            (200, "The log, one line per line", "text"),
+            ERRORS[0],
+            ERRORS[1],
+            (404, "No such run or node", "Error"),
+        ],
+        handler: |s, r| auth::guard(get(events::logs), s, r),
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/drivers",
+        role: Some(Role::Viewer),
+        summary: "The drivers this server has",
+        tag: "server",
+        query: &[],
+        body: None,
+        responses: &[
+            (200, "Each driver's description", "DriverList"),
+            ERRORS[0],
+            ERRORS[1],
+        ],
+        handler: |s, r| auth::guard(get(native::drivers), s, r),
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/health",
+        role: None,
+        summary: "Whether the server is up",
+        tag: "server",
+        query: &[],
+        body: None,
+        responses: &[(200, "Up", "Health")],
+        handler: |s, r| auth::guard(get(native::health), s, r),
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/metrics",
+        role: Some(Role::Viewer),
+        summary: "Metrics in Prometheus' text format",
+        tag: "server",
+        query: &[],
+        body: None,
+        responses: &[
+            (
+                200,
+                "Runs and nodes by state, node durations, queue depth",
+                "text",
+            ),
+            ERRORS[0],
+            ERRORS[1],
+        ],
+        handler: |s, r| auth::guard(get(native::metrics), s, r),
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/openapi.json",
+        role: None,
+        summary: "This document",
+        tag: "server",
+        query: &[],
+        body: None,
+        responses: &[(200, "OpenAPI 3", "object")],
+        handler: |s, r| auth::guard(get(openapi::document), s, r),
+    },
+    Route {
+        method: "POST",
+        path: "/v1/tasks",
+        role: Some(Role::Operator),
+        summary: "gorchestrator: submit a graph",
+        tag: "gorchestrator",
+        query: &[],
+        body: Some("gorchestrator's {name, state, digraph, nodes}"),
+        responses: &[
+            (202, "Accepted", "TaskId"),
+            (400, "Not gorchestrator's JSON", "TaskError"),
+            (422, "Invalid graph", "TaskError"),
+        ],
+        handler: |s, r| auth::guard(post(gorchestrator::submit), s, r),
+    },
+    Route {
+        method: "GET",
+        path: "/v1/tasks",
+        role: Some(Role::Viewer),
+        summary: "gorchestrator: list tasks",
+        tag: "gorchestrator",
+        query: &[],
+        body: None,
+        responses: &[(200, "Every task", "TaskList")],
+        handler: |s, r| auth::guard(get(gorchestrator::list), s, r),
+    },
+    Route {
+        method: "GET",
+        path: "/v1/tasks/{id}",
+        role: Some(Role::Viewer),
+        summary: "gorchestrator: the graph with each node's state and output",
+        tag: "gorchestrator",
+        query: &[],
+        body: None,
+        responses: &[
+            (200, "The graph as submitted, states filled in", "object"),
+            (404, "No such task", "TaskError"),
+        ],
+        handler: |s, r| auth::guard(get(gorchestrator::get), s, r),
+    },
+    Route {
+        method: "DELETE",
+        path: "/v1/tasks/{id}",
+        role: Some(Role::Operator),
+        summary: "gorchestrator: cancel a task",
+        tag: "gorchestrator",
+        query: &[],
+        body: None,
+        responses: &[
+            (200, "Cancel requested", "TaskId"),
+            (404, "No such task", "TaskError"),
+        ],
+        handler: |s, r| auth::guard(delete(gorchestrator::cancel), s, r),
+    },
+];

@@ -1,0 +1,135 @@
+//! `drover serve`: the HTTP service, with runs kept in the data folder and
+//! carried on after a restart.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, anyhow};
+use clap::Args;
+use drover::api::{self, AppState, Auth};
+use drover::config::Config;
+use drover::runs::Runs;
+use drover::runtime::Runtime;
+use drover::store::Store;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::{CliError, exit};
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port (printed at start).
+    #[arg(long, default_value = "127.0.0.1:8080", env = "DROVER_LISTEN")]
+    listen: String,
+    /// Listen on a non-loopback address without any token: anyone who can
+    /// reach the port may run anything.
+    #[arg(long)]
+    insecure: bool,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) for --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// How many nodes of one run may run at once, unless a submission says
+    /// (default: server.parallelism, else the number of cores).
+    #[arg(long, short = 'j')]
+    parallelism: Option<usize>,
+}
+
+pub async fn serve(args: ServeArgs, config: Config) -> Result<u8, CliError> {
+    let addr: SocketAddr = tokio::net::lookup_host(&args.listen)
+        .await
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| {
+            CliError::bad_input(anyhow!(
+                "--listen `{}` is not an address (try 127.0.0.1:8080)",
+                args.listen
+            ))
+        })?;
+    let env_tokens = std::env::var(api::TOKENS_ENV).ok();
+    let auth = Auth::new(&config.server.tokens, env_tokens.as_deref())
+        .map_err(|e| CliError::bad_input(anyhow!(e)))?;
+    if auth.is_open() && !addr.ip().is_loopback() && !args.insecure {
+        return Err(CliError::bad_input(anyhow!(
+            "refusing to listen on {addr} without tokens: anyone reaching it could run anything. \
+             Add [[server.tokens]] to the config file or set {}=admin:<token>, \
+             listen on a loopback address, or pass --insecure",
+            api::TOKENS_ENV
+        )));
+    }
+    let tls = match (&args.tls_cert, &args.tls_key, &config.server.tls) {
+        (Some(cert), Some(key), _) => Some(api::load_tls(cert, key).map_err(CliError::bad_input)?),
+        (_, _, Some(tls)) => Some(api::load_tls(&tls.cert, &tls.key).map_err(CliError::bad_input)?),
+        _ => None,
+    };
+    let parallelism = args
+        .parallelism
+        .or(config.server.parallelism)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if parallelism == 0 {
+        return Err(CliError::bad_input(anyhow!(
+            "--parallelism must be at least 1"
+        )));
+    }
+    let max_body = config.server.max_body_bytes;
+    let db = config.data_dir().join("drover.redb");
+    let store = Store::open(&db)
+        .with_context(|| "is another `drover serve` using the same data folder?")?;
+    let runtime = Runtime::new(config)?;
+    let runs = Runs::new(runtime, store, parallelism);
+    let recovered = runs.recover().await?;
+    if recovered > 0 {
+        eprintln!("carrying on {recovered} unfinished run(s) from before the restart");
+    }
+
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    eprintln!(
+        "drover {} listening on {scheme}://{local} (data in {}{})",
+        env!("CARGO_PKG_VERSION"),
+        db.display(),
+        if auth.is_open() {
+            ", no tokens: every caller is admin"
+        } else {
+            ""
+        }
+    );
+    let router = api::router(AppState::new(runs.clone(), auth), max_body);
+    let shutdown = CancellationToken::new();
+    {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            shutdown.cancel();
+        });
+    }
+    api::serve(listener, router, tls, shutdown).await?;
+    let running = runs.running();
+    if running > 0 {
+        eprintln!(
+            "stopping; {running} run(s) in progress will carry on when drover serve starts again"
+        );
+    }
+    Ok(exit::SUCCESS)
+}
+
+/// Ctrl-C or SIGTERM.
+async fn wait_for_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}

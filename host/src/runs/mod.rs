@@ -1,0 +1,477 @@
+//! The run service behind `drover serve`: accepts DAGs, runs them in this
+//! process through the engine, makes every event durable before anyone
+//! sees it, and carries unfinished runs on after a restart.
+
+mod live;
+mod metrics;
+mod wire;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio_util::task::TaskTracker;
+
+pub use live::{LiveRun, Published};
+pub use metrics::{Gauges, Metrics};
+pub use wire::{Numbered, WireEvent};
+
+use crate::dag::NodeState;
+use crate::engine::{self, Event, EventSink, Options, RunRecord, RunState};
+use crate::rfc3339;
+use crate::runtime::Runtime;
+use crate::store::{Api, RunMeta, RunOptions, Store, StoreError, Write};
+use crate::transport::{self, Accepted, LocalDispatch, Refused};
+
+/// What can go wrong with a request to the run service.
+#[derive(Debug, thiserror::Error)]
+pub enum RunsError {
+    /// The DAG was refused; nothing was stored.
+    #[error("the DAG was refused:\n{0}")]
+    Refused(#[from] Refused),
+    /// A run option is out of range.
+    #[error("{0}")]
+    BadOption(String),
+    /// No run has this id.
+    #[error("no run has the id `{0}`")]
+    NotFound(String),
+    /// The run has ended: it cannot be canceled any more.
+    #[error("run `{0}` has already ended")]
+    Ended(String),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A DAG to run, and how.
+#[derive(Debug, Clone)]
+pub struct Submission<'a> {
+    /// The DAG text, in any format drover reads.
+    pub text: &'a str,
+    /// Which API it came through.
+    pub api: Api,
+    /// How many nodes may run at once; the server's default when `None`.
+    pub parallelism: Option<usize>,
+    /// Stop at the first failure.
+    pub fail_fast: bool,
+    /// The run-wide timeout.
+    pub timeout: Option<Duration>,
+}
+
+impl<'a> Submission<'a> {
+    /// `text` through drover's own API, with default options.
+    pub fn new(text: &'a str) -> Self {
+        Submission {
+            text,
+            api: Api::Native,
+            parallelism: None,
+            fail_fast: false,
+            timeout: None,
+        }
+    }
+}
+
+/// The run service; cheap to clone.
+#[derive(Clone)]
+pub struct Runs {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    runtime: Runtime,
+    store: Store,
+    live: Mutex<HashMap<String, Arc<LiveRun>>>,
+    metrics: Metrics,
+    /// Nodes at once per run, unless the submission says otherwise.
+    parallelism: usize,
+    tasks: TaskTracker,
+}
+
+impl Runs {
+    /// A run service executing on `runtime` and keeping runs in `store`;
+    /// runs get `parallelism` slots each unless they ask for another number.
+    pub fn new(runtime: Runtime, store: Store, parallelism: usize) -> Runs {
+        let max = runtime.config().limits.max_instances.max(1) as usize;
+        Runs {
+            inner: Arc::new(Inner {
+                runtime,
+                store,
+                live: Mutex::new(HashMap::new()),
+                metrics: Metrics::default(),
+                parallelism: parallelism.clamp(1, max),
+                tasks: TaskTracker::new(),
+            }),
+        }
+    }
+
+    fn live_map(&self) -> MutexGuard<'_, HashMap<String, Arc<LiveRun>>> {
+        self.inner.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The runtime runs execute on.
+    pub fn runtime(&self) -> &Runtime {
+        &self.inner.runtime
+    }
+
+    /// Validates and stores a DAG, then starts running it. Returns once the
+    /// run is durable; a refused DAG stores nothing.
+    pub async fn submit(&self, submission: Submission<'_>) -> Result<RunMeta, RunsError> {
+        let max = self.inner.runtime.config().limits.max_instances.max(1) as usize;
+        let parallelism = match submission.parallelism {
+            Some(0) => {
+                return Err(RunsError::BadOption(
+                    "parallelism must be at least 1".into(),
+                ));
+            }
+            Some(n) => n.min(max),
+            None => self.inner.parallelism,
+        };
+        let accepted = transport::accept(&self.inner.runtime, submission.text, None, parallelism)
+            .await
+            .inspect_err(|_| {
+                self.inner.metrics.refused.fetch_add(1, Ordering::Relaxed);
+            })?;
+        let meta = RunMeta {
+            id: new_run_id(),
+            name: accepted.dag.name.clone(),
+            state: RunState::Running,
+            nodes: accepted.dag.nodes.len(),
+            api: submission.api,
+            options: RunOptions {
+                parallelism,
+                fail_fast: submission.fail_fast,
+                timeout_ms: submission
+                    .timeout
+                    .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+            },
+            submitted_at: rfc3339::now(),
+            finished_at: None,
+            cancel_requested: false,
+        };
+        self.inner
+            .store
+            .write(vec![Write::submit(&meta, submission.text)])
+            .await?;
+        self.inner.metrics.submitted.fetch_add(1, Ordering::Relaxed);
+        let record = RunRecord::new(&accepted.dag, meta.id.clone());
+        self.start(meta.clone(), accepted, record, Vec::new());
+        Ok(meta)
+    }
+
+    /// Carries on every run a previous server left unfinished. Call once,
+    /// before serving.
+    pub async fn recover(&self) -> Result<usize, RunsError> {
+        let unfinished = self.inner.store.unfinished()?;
+        let count = unfinished.len();
+        for meta in unfinished {
+            self.recover_one(meta).await?;
+        }
+        Ok(count)
+    }
+
+    async fn recover_one(&self, meta: RunMeta) -> Result<(), RunsError> {
+        let id = meta.id.clone();
+        let text = self.inner.store.source(&id)?.unwrap_or_default();
+        let accepted =
+            match transport::accept(&self.inner.runtime, &text, None, meta.options.parallelism)
+                .await
+            {
+                Ok(accepted) => accepted,
+                Err(refused) => {
+                    // The DAG was valid when accepted; a driver it needs has
+                    // gone since. End the run rather than retrying for ever.
+                    tracing::error!(run = %id, error = %refused, "cannot carry on run; failing it");
+                    let mut meta = meta;
+                    meta.state = RunState::Failure;
+                    meta.finished_at = Some(rfc3339::now());
+                    self.inner.store.write(vec![Write::meta(&meta)]).await?;
+                    return Ok(());
+                }
+            };
+        let mut record = RunRecord::new(&accepted.dag, id.clone());
+        let mut events = Vec::new();
+        let mut after = 0;
+        loop {
+            let batch = self.inner.store.events(&id, after, 4096)?;
+            let Some(&(last, _)) = batch.last() else {
+                break;
+            };
+            for (seq, json) in batch {
+                let numbered: Numbered =
+                    serde_json::from_slice(&json).map_err(|e| StoreError::Corrupt {
+                        what: "event",
+                        message: format!("run {id}, event {seq}: {e}"),
+                    })?;
+                if let Some(event) = numbered.event.to_event(&accepted.dag) {
+                    record.apply(&event);
+                }
+                events.push(Arc::new(Published {
+                    seq,
+                    event: numbered.event,
+                    json: String::from_utf8_lossy(&json).into_owned(),
+                }));
+            }
+            after = last;
+        }
+        tracing::info!(run = %id, events = events.len(), "carrying on a run after a restart");
+        if record.state != RunState::Running {
+            // It ended, but the server stopped before storing the record.
+            let mut meta = meta;
+            meta.state = record.state;
+            meta.finished_at = Some(rfc3339::now());
+            self.inner
+                .store
+                .write(vec![Write::meta(&meta), Write::record(&record)])
+                .await?;
+            return Ok(());
+        }
+        self.start(meta, accepted, record, events);
+        Ok(())
+    }
+
+    /// Runs `accepted` from `record` in the background.
+    fn start(
+        &self,
+        meta: RunMeta,
+        accepted: Accepted,
+        record: RunRecord,
+        events: Vec<Arc<Published>>,
+    ) {
+        let Accepted { dag, drivers } = accepted;
+        let id = meta.id.clone();
+        let options = Options {
+            parallelism: meta.options.parallelism,
+            fail_fast: meta.options.fail_fast,
+            run_timeout: meta.options.timeout(),
+        };
+        let cancel_requested = meta.cancel_requested;
+        let next = events.len() as u64 + 1;
+        let live = LiveRun::new(meta, Arc::clone(&dag), record.clone(), events);
+        if cancel_requested {
+            live.cancel.cancel();
+        }
+        self.live_map().insert(id.clone(), Arc::clone(&live));
+        let workspaces = self.inner.runtime.config().workspace_dir().join(&id);
+        let dispatch = Arc::new(LocalDispatch::new(
+            self.inner.runtime.clone(),
+            drivers,
+            workspaces.clone(),
+        ));
+        let sink = Persist {
+            live: Arc::clone(&live),
+            store: self.inner.store.clone(),
+            runs: Arc::clone(&self.inner),
+            id: id.clone(),
+            next: AtomicU64::new(next),
+        };
+        let this = self.clone();
+        self.inner.tasks.spawn(async move {
+            let cancel = live.cancel.clone();
+            let record = engine::resume(dag, record, dispatch, options, sink, cancel).await;
+            let _ = tokio::fs::remove_dir_all(&workspaces).await;
+            this.finish(&live, &record).await;
+        });
+    }
+
+    /// Stores the final record of a run and lets it go from memory.
+    async fn finish(&self, live: &LiveRun, record: &RunRecord) {
+        let meta = live.update_meta(|meta| {
+            meta.state = record.state;
+            meta.finished_at = Some(rfc3339::now());
+        });
+        let written = self
+            .inner
+            .store
+            .write(vec![Write::meta(&meta), Write::record(record)])
+            .await;
+        if let Err(e) = written {
+            // The events are durable; a restart rebuilds the record from them.
+            tracing::error!(run = %meta.id, error = %e, "cannot store the final record");
+            return;
+        }
+        self.inner.metrics.run_finished(record.state);
+        self.live_map().remove(&meta.id);
+    }
+
+    /// The run in progress with this id, if there is one.
+    pub fn live(&self, id: &str) -> Option<Arc<LiveRun>> {
+        self.live_map().get(id).cloned()
+    }
+
+    /// The summary of run `id`.
+    pub fn meta(&self, id: &str) -> Result<RunMeta, RunsError> {
+        if let Some(live) = self.live(id) {
+            return Ok(live.meta());
+        }
+        self.inner
+            .store
+            .run(id)?
+            .ok_or_else(|| RunsError::NotFound(id.to_owned()))
+    }
+
+    /// The record of run `id`: live while it runs, stored after.
+    pub fn record(&self, id: &str) -> Result<RunRecord, RunsError> {
+        if let Some(live) = self.live(id) {
+            return Ok(live.record());
+        }
+        self.inner
+            .store
+            .record(id)?
+            .ok_or_else(|| RunsError::NotFound(id.to_owned()))
+    }
+
+    /// The DAG text run `id` was submitted with.
+    pub fn source(&self, id: &str) -> Result<String, RunsError> {
+        self.inner
+            .store
+            .source(id)?
+            .ok_or_else(|| RunsError::NotFound(id.to_owned()))
+    }
+
+    /// Up to `limit` runs, newest first, after run `before`, only those in
+    /// `state` when given.
+    pub fn list(
+        &self,
+        state: Option<RunState>,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<RunMeta>, RunsError> {
+        Ok(self
+            .inner
+            .store
+            .runs(before, limit, |meta| state.is_none_or(|s| s == meta.state))?)
+    }
+
+    /// Cancels run `id`. The cancel is durable: a run carried on after a
+    /// restart is canceled too.
+    pub async fn cancel(&self, id: &str) -> Result<RunMeta, RunsError> {
+        let Some(live) = self.live(id) else {
+            return match self.inner.store.run(id)? {
+                Some(_) => Err(RunsError::Ended(id.to_owned())),
+                None => Err(RunsError::NotFound(id.to_owned())),
+            };
+        };
+        let meta = live.update_meta(|meta| meta.cancel_requested = true);
+        self.inner.store.write(vec![Write::meta(&meta)]).await?;
+        live.cancel.cancel();
+        Ok(meta)
+    }
+
+    /// Up to `limit` stored events of run `id` after `after`.
+    pub fn stored_events(
+        &self,
+        id: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Arc<Published>>, RunsError> {
+        let mut found = Vec::new();
+        for (seq, json) in self.inner.store.events(id, after, limit)? {
+            let numbered: Numbered =
+                serde_json::from_slice(&json).map_err(|e| StoreError::Corrupt {
+                    what: "event",
+                    message: format!("run {id}, event {seq}: {e}"),
+                })?;
+            found.push(Arc::new(Published {
+                seq,
+                event: numbered.event,
+                json: String::from_utf8_lossy(&json).into_owned(),
+            }));
+        }
+        Ok(found)
+    }
+
+    /// The metrics, in Prometheus' text format.
+    pub fn metrics(&self) -> String {
+        let live: Vec<Arc<LiveRun>> = self.live_map().values().cloned().collect();
+        let mut gauges = Gauges {
+            runs_running: live.len() as u64,
+            ..Gauges::default()
+        };
+        for run in live {
+            for node in run.record().nodes {
+                match node.state {
+                    NodeState::Running => gauges.nodes_running += 1,
+                    NodeState::ToRun => gauges.nodes_queued += 1,
+                    _ => {}
+                }
+            }
+        }
+        self.inner.metrics.render(gauges)
+    }
+
+    /// How many runs are in progress.
+    pub fn running(&self) -> usize {
+        self.live_map().len()
+    }
+
+    /// Waits for every run in progress to end (after canceling them, when
+    /// `cancel` is set).
+    pub async fn drain(&self, cancel: bool) {
+        if cancel {
+            for live in self.live_map().values() {
+                live.cancel.cancel();
+            }
+        }
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+    }
+}
+
+/// The engine's event sink for a served run: numbers each event, queues it
+/// for the store, and publishes it once it is durable.
+struct Persist {
+    live: Arc<LiveRun>,
+    store: Store,
+    runs: Arc<Inner>,
+    id: String,
+    next: AtomicU64,
+}
+
+impl EventSink for Persist {
+    async fn emit(&self, event: Event) {
+        let seq = self.next.fetch_add(1, Ordering::Relaxed);
+        let numbered = Numbered {
+            seq,
+            event: WireEvent::from_event(&self.live.dag, &event),
+        };
+        // Plain data: serializing it cannot fail.
+        let json = serde_json::to_string(&numbered).unwrap_or_default();
+        let write = Write::Event {
+            run: self.id.clone(),
+            seq,
+            event: json.clone().into_bytes(),
+        };
+        let live = Arc::clone(&self.live);
+        let runs = Arc::clone(&self.runs);
+        let then = Box::new(move |result: Result<(), Arc<StoreError>>| {
+            if let Err(e) = result {
+                tracing::error!(seq = numbered.seq, error = %e, "an event could not be stored");
+            }
+            live.publish(numbered, json, &event, &runs.metrics);
+        });
+        if let Err(e) = self.store.write_then(vec![write], then).await {
+            tracing::error!(run = %self.id, error = %e, "the store has stopped; event lost");
+        }
+    }
+}
+
+/// A new run id: 16 hex digits of the time in nanoseconds, strictly
+/// increasing within a process (so ids sort in submission order), then 4
+/// of the process id (so that two processes sharing a folder differ).
+pub fn new_run_id() -> String {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or_default();
+    let mut last = LAST.load(Ordering::Relaxed);
+    let id = loop {
+        let next = now.max(last + 1);
+        match LAST.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => break next,
+            Err(seen) => last = seen,
+        }
+    };
+    format!("{id:016x}{:04x}", std::process::id() & 0xffff)
+}

@@ -1,0 +1,1038 @@
+//! `drover serve` end to end: a real server process, real HTTP over loopback.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use support::Drover;
+
+/// A running `drover serve` on a free loopback port.
+struct Server {
+    child: Child,
+    base: String,
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Server {
+    /// Starts `drover serve` in `drover`'s folder with `extra` arguments and
+    /// waits until it listens.
+    fn start(drover: &Drover, extra: &[&str]) -> Server {
+        let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
+        args.extend(extra);
+        Server::start_with(drover, &args, &[])
+    }
+
+    fn start_with(drover: &Drover, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut cmd = drover.command(args);
+        cmd.stderr(Stdio::piped()).stdout(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start drover serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let keep = log.clone();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if !sent && let Some(at) = line.find("listening on ") {
+                    let url = line[at + 13..]
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("")
+                        .to_owned();
+                    let _ = tx.send(url);
+                    sent = true;
+                }
+                keep.lock().unwrap().push(line);
+            }
+        });
+        let base = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("drover serve did not start: {:?}", log.lock().unwrap()));
+        Server { child, base, log }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+async fn submit(server: &Server, body: &str) -> String {
+    let response = client()
+        .post(server.url("/api/v1/runs"))
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let json: Value = response.json().await.unwrap();
+    assert_eq!(status, StatusCode::CREATED, "{json}");
+    json["id"].as_str().unwrap().to_owned()
+}
+
+async fn get_json(server: &Server, path: &str) -> (StatusCode, Value) {
+    let response = client().get(server.url(path)).send().await.unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Polls the run until `done` holds of its record.
+async fn wait_for(server: &Server, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let start = Instant::now();
+    loop {
+        let (status, record) = get_json(server, &format!("/api/v1/runs/{id}")).await;
+        if status == StatusCode::OK && done(&record) {
+            return record;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "run {id} never got there: {record}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn wait_end(server: &Server, id: &str) -> Value {
+    wait_for(server, id, |r| r["state"] != "running").await
+}
+
+fn node<'a>(record: &'a Value, name: &str) -> &'a Value {
+    record["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == name)
+        .unwrap_or_else(|| panic!("no node {name} in {record}"))
+}
+
+/// Reads an SSE stream to its end (or `limit` events): (id, event, data).
+async fn sse(
+    base: &str,
+    id: &str,
+    last_event_id: Option<u64>,
+    limit: usize,
+) -> Vec<(u64, String, Value)> {
+    let mut request = client().get(format!("{base}/api/v1/runs/{id}/events"));
+    if let Some(last) = last_event_id {
+        request = request.header("Last-Event-ID", last.to_string());
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    let mut stream = response.bytes_stream();
+    let mut buffer = String::new();
+    let mut events = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        buffer.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let (mut seq, mut kind, mut data) = (None, String::new(), Value::Null);
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("id: ") {
+                    seq = v.parse().ok();
+                } else if let Some(v) = line.strip_prefix("event: ") {
+                    kind = v.to_owned();
+                } else if let Some(v) = line.strip_prefix("data: ") {
+                    data = serde_json::from_str(v).unwrap();
+                }
+            }
+            if let Some(seq) = seq {
+                events.push((seq, kind, data));
+                if events.len() >= limit {
+                    return events;
+                }
+            }
+        }
+    }
+    events
+}
+
+const SMALL: &str = r#"
+name: small
+nodes:
+  hello:
+    driver: shell
+    artifact: |
+      echo "line one"
+      echo "line two"
+      echo "greeting=hi there"
+    outputs: [greeting]
+  use:
+    driver: shell
+    needs: [hello]
+    artifact: 'echo "got $G"'
+    env: {G: '${{ nodes.hello.outputs.greeting }}'}
+  idle:
+    driver: noop
+"#;
+
+#[tokio::test]
+async fn a_submitted_dag_runs_and_its_record_matches_drover_run() {
+    let drover = Drover::new();
+    let server = Server::start(&drover, &[]);
+    let response = client()
+        .post(server.url("/api/v1/runs"))
+        .body(SMALL)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let created: Value = response.json().await.unwrap();
+    let id = created["id"].as_str().unwrap();
+    assert_eq!(location, format!("/api/v1/runs/{id}"));
+    assert_eq!(created["url"], location.as_str());
+
+    let record = wait_end(&server, id).await;
+    assert_eq!(record["state"], "success", "{record}");
+    assert_eq!(record["id"], id);
+    assert_eq!(record["name"], "small");
+    assert_eq!(node(&record, "hello")["outputs"]["greeting"], "hi there");
+    assert_eq!(node(&record, "use")["state_code"], 3);
+
+    // The same DAG through `drover run`: the same shape, key for key.
+    drover.write("small.yaml", SMALL);
+    let (code, cli) = drover.record(&["run", "small.yaml"]);
+    assert_eq!(code, 0);
+    let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(&record), keys(&cli));
+    assert_eq!(keys(node(&record, "hello")), keys(node(&cli, "hello")));
+    assert_eq!(
+        keys(&node(&record, "hello")["attempts"][0]),
+        keys(&node(&cli, "hello")["attempts"][0])
+    );
+
+    // The log of one node, as text.
+    let text = client()
+        .get(server.url(&format!("/api/v1/runs/{id}/nodes/hello/logs")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.starts_with("line one\nline two\n"), "{text}");
+}
+
+#[tokio::test]
+async fn invalid_dags_are_refused_with_every_problem_and_nothing_is_stored() {
+    let drover = Drover::new();
+    let server = Server::start(&drover, &[]);
+    let bad = r#"
+name: bad
+nodes:
+  a: {driver: noop, needs: [c]}
+  b: {driver: noop, needs: [a]}
+  c: {driver: noop, needs: [b]}
+  d: {driver: nosuchdriver}
+  e: {driver: shell, needs: [ghost]}
+"#;
+    let response = client()
+        .post(server.url("/api/v1/runs"))
+        .body(bad)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let error: Value = response.json().await.unwrap();
+    let problems = error["problems"].to_string();
+    assert!(problems.contains("cycle"), "{error}");
+    assert!(problems.contains("nosuchdriver"), "{error}");
+    assert!(problems.contains("ghost"), "{error}");
+    assert!(
+        problems.contains("node `e`, field `artifact`"),
+        "the shell driver's own refusal: {error}"
+    );
+
+    // Not YAML at all: 400 with where.
+    let response = client()
+        .post(server.url("/api/v1/runs"))
+        .body("name: x\nnodes:\n  a: [unclosed\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let error: Value = response.json().await.unwrap();
+    assert!(
+        error["problems"][0]["location"]
+            .as_str()
+            .unwrap()
+            .starts_with("line "),
+        "{error}"
+    );
+    // Malformed JSON too.
+    let response = client()
+        .post(server.url("/api/v1/runs"))
+        .body("{\"name\": \"x\", \"nodes\": {")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let error: Value = response.json().await.unwrap();
+    assert!(error["error"].as_str().unwrap().contains("JSON"), "{error}");
+
+    // Bad options.
+    let response = client()
+        .post(server.url("/api/v1/runs?parallelism=0"))
+        .body(SMALL)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+
+    let (_, list) = get_json(&server, "/api/v1/runs").await;
+    assert_eq!(list["runs"], json!([]), "a refused DAG stores nothing");
+    let (status, error) = get_json(&server, "/api/v1/runs/nope").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(error["error"].as_str().unwrap().contains("nope"));
+}
+
+#[tokio::test]
+async fn bodies_over_the_cap_get_413() {
+    let drover = Drover::new();
+    drover.write(
+        "drover.toml",
+        &format!(
+            "{}\n[server]\nmax_body_bytes = 1024\n",
+            std::fs::read_to_string(drover.path("drover.toml")).unwrap()
+        ),
+    );
+    let server = Server::start(&drover, &[]);
+    let big = format!(
+        "name: big\n# {}\nnodes:\n  a: {{driver: noop}}\n",
+        "x".repeat(4096)
+    );
+    let response = client()
+        .post(server.url("/api/v1/runs"))
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let error: Value = response.json().await.unwrap();
+    assert!(error["error"].as_str().unwrap().contains("max_body_bytes"));
+    // A small one still goes through.
+    let id = submit(&server, "name: ok\nnodes:\n  a: {driver: noop}\n").await;
+    assert_eq!(wait_end(&server, &id).await["state"], "success");
+}
+
+#[tokio::test]
+async fn runs_are_listed_newest_first_filtered_and_paginated() {
+    let drover = Drover::new();
+    let server = Server::start(&drover, &[]);
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let fail = if i % 2 == 0 { "true" } else { "false" };
+        let id = submit(
+            &server,
+            &format!("name: r{i}\nnodes:\n  a: {{driver: shell, artifact: '{fail}'}}\n"),
+        )
+        .await;
+        wait_end(&server, &id).await;
+        ids.push(id);
+    }
+    let (_, all) = get_json(&server, "/api/v1/runs").await;
+    let listed: Vec<&str> = all["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    let mut newest_first: Vec<&str> = ids.iter().map(String::as_str).collect();
+    newest_first.reverse();
+    assert_eq!(listed, newest_first);
+    assert!(all["runs"][0]["finished_at"].is_string());
+
+    let (_, failed) = get_json(&server, "/api/v1/runs?state=failure").await;
+    assert_eq!(failed["runs"].as_array().unwrap().len(), 2);
+    let (status, _) = get_json(&server, "/api/v1/runs?state=bogus").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    let (_, page1) = get_json(&server, "/api/v1/runs?limit=2").await;
+    assert_eq!(page1["runs"].as_array().unwrap().len(), 2);
+    let next = page1["next"].as_str().unwrap();
+    let (_, page2) = get_json(&server, &format!("/api/v1/runs?limit=2&before={next}")).await;
+    assert_eq!(page2["runs"][0]["id"], newest_first[2]);
+}
+
+#[tokio::test]
+async fn a_run_is_canceled_over_http() {
+    let drover = Drover::new();
+    let server = Server::start(&drover, &[]);
+    let id = submit(
+        &server,
+        "name: long\nnodes:\n  nap: {driver: shell, artifact: 'sleep 30'}\n  after: {driver: noop, needs: [nap]}\n",
+    )
+    .await;
+    wait_for(&server, &id, |r| node(r, "nap")["state"] == "running").await;
+    let response = client()
+        .post(server.url(&format!("/api/v1/runs/{id}/cancel")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let started = Instant::now();
+    let record = wait_end(&server, &id).await;
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(record["state"], "canceled");
+    assert_eq!(node(&record, "nap")["state"], "canceled");
+    assert_eq!(node(&record, "after")["state_code"], 11);
+
+    let response = client()
+        .post(server.url(&format!("/api/v1/runs/{id}/cancel")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    let response = client()
+        .post(server.url("/api/v1/runs/nope/cancel"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn events_stream_in_order_and_resume_after_last_event_id() {
+    let drover = Drover::new();
+    let server = Server::start(&drover, &[]);
+    let id = submit(
+        &server,
+        r#"
+name: chatty
+nodes:
+  talk:
+    driver: shell
+    artifact: 'for i in 1 2 3 4 5; do echo "line $i"; sleep 0.05; done'
+  flaky:
+    driver: shell
+    artifact: 'test -f .t || { touch .t; exit 1; }'
+    retries: {max: 1, backoff: 10ms}
+"#,
+    )
+    .await;
+    // Watch from the start while it runs.
+    let live = sse(&server.base, &id, None, usize::MAX).await;
+    let seqs: Vec<u64> = live.iter().map(|e| e.0).collect();
+    assert_eq!(
+        seqs,
+        (1..=live.len() as u64).collect::<Vec<_>>(),
+        "no gaps, no repeats"
+    );
+    let last = live.last().unwrap();
+    assert_eq!(last.1, "finished");
+    assert_eq!(last.2["state"], "success");
+    let logs: Vec<&str> = live
+        .iter()
+        .filter(|e| e.1 == "log")
+        .map(|e| e.2["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(logs, ["line 1", "line 2", "line 3", "line 4", "line 5"]);
+    assert!(
+        live.iter()
+            .any(|e| e.1 == "retry" && e.2["node"] == "flaky")
+    );
+    assert!(
+        live.iter()
+            .any(|e| e.1 == "attempt" && e.2["attempt"]["attempt"] == 2)
+    );
+    for (seq, _, data) in &live {
+        assert_eq!(data["seq"], *seq);
+    }
+
+    // Resume from the middle: exactly the rest.
+    let middle = live.len() as u64 / 2;
+    let rest = sse(&server.base, &id, Some(middle), usize::MAX).await;
+    assert_eq!(rest, live[middle as usize..].to_vec());
+    // `?after=` works the same; past the end gives nothing.
+    let none = sse(&server.base, &id, Some(live.len() as u64), usize::MAX).await;
+    assert!(none.is_empty());
+
+    let response = client()
+        .get(server.url(&format!("/api/v1/runs/{id}/events")))
+        .header("Last-Event-ID", "banana")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn many_watchers_see_every_event_of_a_live_run() {
+    let drover = Drover::new();
+    let server = Server::start(&drover, &[]);
+    let id = submit(
+        &server,
+        "name: watched\nnodes:\n  talk: {driver: shell, artifact: 'sleep 0.3; for i in $(seq 1 50); do echo \"l$i\"; done'}\n  b: {driver: noop, needs: [talk]}\n",
+    )
+    .await;
+    let watchers: Vec<_> = (0..100)
+        .map(|_| {
+            let base = server.base.clone();
+            let id = id.clone();
+            tokio::spawn(async move { sse(&base, &id, None, usize::MAX).await })
+        })
+        .collect();
+    let mut seen = Vec::new();
+    for watcher in watchers {
+        seen.push(watcher.await.unwrap());
+    }
+    let first = &seen[0];
+    assert_eq!(first.last().unwrap().1, "finished");
+    assert_eq!(first.iter().filter(|e| e.1 == "log").count(), 50);
+    for other in &seen {
+        assert_eq!(other, first);
+    }
+}
+
+#[tokio::test]
+async fn logs_follow_a_running_node_until_it_ends() {
+    let drover = Drover::new();
+    let server = Server::start(&drover, &[]);
+    let id = submit(
+        &server,
+        "name: follow\nnodes:\n  slow: {driver: shell, artifact: 'for i in 1 2 3; do echo \"tick $i\"; sleep 0.2; done'}\n",
+    )
+    .await;
+    let text = client()
+        .get(server.url(&format!("/api/v1/runs/{id}/nodes/slow/logs?follow=true")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(text, "tick 1\ntick 2\ntick 3\n");
+    let response = client()
+        .get(server.url(&format!("/api/v1/runs/{id}/nodes/ghost/logs")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}
+
+fn gorchestrator_graph(sleep: &str) -> Value {
+    json!({
+        "name": "legacy",
+        "state": 0,
+        "digraph": [0, 1, 1,
+                    0, 0, 0,
+                    0, 0, 0],
+        "nodes": [
+            {"id": 0, "name": "d", "engine": "shell", "artifact": format!("sleep {sleep}; echo ip_address=10.0.0.7"),
+             "args": null, "output": {"ip_address": ""}},
+            {"id": 1, "name": "c", "engine": "shell", "artifact": "echo \"seen=$1\"",
+             "args": ["get_attribute d:ip_address"], "output": {"seen": ""}},
+            {"id": 2, "name": "e", "engine": "nil", "artifact": "", "args": null, "output": null}
+        ]
+    })
+}
+
+#[tokio::test]
+async fn the_gorchestrator_api_keeps_its_clients_working() {
+    let drover = Drover::new();
+    let server = Server::start(&drover, &[]);
+    let response = client()
+        .post(server.url("/v1/tasks"))
+        .json(&gorchestrator_graph("0"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let id = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wait_end(&server, &id).await;
+    let (status, graph) = get_json(&server, &format!("/v1/tasks/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(graph["state"], 3, "{graph}");
+    assert_eq!(graph["digraph"], gorchestrator_graph("0")["digraph"]);
+    assert_eq!(graph["nodes"][0]["state"], 3);
+    assert_eq!(graph["nodes"][0]["output"]["ip_address"], "10.0.0.7");
+    assert_eq!(graph["nodes"][1]["output"]["seen"], "10.0.0.7");
+    assert_eq!(graph["nodes"][2]["state"], 3);
+
+    let (_, tasks) = get_json(&server, "/v1/tasks").await;
+    let task = &tasks["tasks"][0];
+    assert_eq!(task["id"], id.as_str());
+    assert_eq!(task["name"], "legacy");
+    assert!(task["start_date"].as_str().unwrap().starts_with("20"));
+    assert!(task["stop_date"].as_str().unwrap().starts_with("20"));
+
+    // Cancel one while it runs.
+    let response = client()
+        .post(server.url("/v1/tasks"))
+        .json(&gorchestrator_graph("30"))
+        .send()
+        .await
+        .unwrap();
+    let id = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wait_for(&server, &id, |r| node(r, "d")["state"] == "running").await;
+    let response = client()
+        .delete(server.url(&format!("/v1/tasks/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    wait_end(&server, &id).await;
+    let (_, graph) = get_json(&server, &format!("/v1/tasks/{id}")).await;
+    assert_eq!(graph["state"], 11);
+    assert_eq!(graph["nodes"][0]["state"], 11);
+    assert_eq!(graph["nodes"][1]["state"], 11);
+
+    // Errors in gorchestrator's shape.
+    let (status, error) = get_json(&server, "/v1/tasks/nope").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(error["code"], 404);
+    assert!(error["message"].is_string());
+    let response = client()
+        .post(server.url("/v1/tasks"))
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(response.json::<Value>().await.unwrap()["code"], 400);
+    let mut bad = gorchestrator_graph("0");
+    bad["digraph"] = json!([0, 1]);
+    let response = client()
+        .post(server.url("/v1/tasks"))
+        .json(&bad)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["code"], 422);
+    assert!(
+        error["message"].as_str().unwrap().contains("digraph"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn tokens_and_roles_guard_the_api() {
+    let drover = Drover::new();
+    drover.write(
+        "drover.toml",
+        &format!(
+            "{}\n[[server.tokens]]\ntoken = \"view-secret\"\nrole = \"viewer\"\n",
+            std::fs::read_to_string(drover.path("drover.toml")).unwrap()
+        ),
+    );
+    let server = Server::start_with(
+        &drover,
+        &["serve", "--listen", "127.0.0.1:0"],
+        &[("DROVER_TOKENS", "operator:op-secret,admin:admin-secret")],
+    );
+    let post = |token: Option<&str>| {
+        let mut request = client().post(server.url("/api/v1/runs")).body(SMALL);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    let response = post(None).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(response.headers()["www-authenticate"], "Bearer");
+    assert_eq!(
+        post(Some("wrong")).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let response = post(Some("view-secret")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let error: Value = response.json().await.unwrap();
+    assert!(
+        error["error"].as_str().unwrap().contains("operator"),
+        "{error}"
+    );
+    let response = post(Some("op-secret")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let id = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        post(Some("admin-secret")).await.unwrap().status(),
+        StatusCode::CREATED
+    );
+
+    let read = |token: &'static str| {
+        client()
+            .get(server.url(&format!("/api/v1/runs/{id}")))
+            .bearer_auth(token)
+            .send()
+    };
+    assert_eq!(read("view-secret").await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        client()
+            .get(server.url(&format!("/api/v1/runs/{id}")))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // Health and the API document are open.
+    assert_eq!(
+        client()
+            .get(server.url("/api/v1/health"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+}
+
+#[test]
+fn a_server_on_a_public_address_without_tokens_refuses_to_start() {
+    let drover = Drover::new();
+    let out = drover.run(&["serve", "--listen", "0.0.0.0:0"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = support::stderr(&out);
+    assert!(
+        stderr.contains("without tokens") && stderr.contains("--insecure"),
+        "{stderr}"
+    );
+    let out = drover.run(&["serve", "--listen", "not an address"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = drover
+        .command(&["serve", "--listen", "127.0.0.1:0"])
+        .env("DROVER_TOKENS", "superuser:x")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(support::stderr(&out).contains("unknown role `superuser`"));
+}
+
+#[tokio::test]
+async fn insecure_allows_a_public_address_without_tokens() {
+    let drover = Drover::new();
+    let server = Server::start_with(
+        &drover,
+        &["serve", "--listen", "0.0.0.0:0", "--insecure"],
+        &[],
+    );
+    let port = server.base.rsplit(':').next().unwrap().to_owned();
+    let response = client()
+        .get(format!("http://127.0.0.1:{port}/api/v1/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn https_with_a_certificate_and_key() {
+    let drover = Drover::new();
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-keyout",
+        ])
+        .arg(drover.path("key.pem"))
+        .arg("-out")
+        .arg(drover.path("cert.pem"))
+        .output()
+        .expect("openssl (tests/setup.sh installs it)");
+    assert!(made.status.success(), "{}", support::stderr(&made));
+    let cert = drover.path("cert.pem").display().to_string();
+    let key = drover.path("key.pem").display().to_string();
+    let server = Server::start(&drover, &["--tls-cert", &cert, "--tls-key", &key]);
+    assert!(server.base.starts_with("https://"), "{}", server.base);
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--cacert", &cert])
+        .arg(server.url("/api/v1/health"))
+        .output()
+        .expect("curl");
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let health: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(health["status"], "ok");
+    // A plain-HTTP client gets nowhere.
+    let plain = server.url("/api/v1/health").replace("https://", "http://");
+    assert!(client().get(plain).send().await.is_err());
+
+    let out = drover.run(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        "missing.pem",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(support::stderr(&out).contains("missing.pem"));
+}
+
+#[tokio::test]
+async fn a_run_survives_a_server_killed_mid_run() {
+    let drover = Drover::new();
+    let mut server = Server::start(&drover, &[]);
+    let id = submit(
+        &server,
+        r#"
+name: survivor
+nodes:
+  first:
+    driver: shell
+    artifact: 'echo "token=abc"'
+    outputs: [token]
+  slow:
+    driver: shell
+    needs: [first]
+    artifact: 'test -f .started || { touch .started; echo "first try"; sleep 30; }; echo "second try"'
+    retries: {max: 1, backoff: 10ms}
+  last:
+    driver: shell
+    needs: [slow]
+    artifact: 'echo "got $T"'
+    env: {T: '${{ nodes.first.outputs.token }}'}
+"#,
+    )
+    .await;
+    wait_for(&server, &id, |r| node(r, "slow")["state"] == "running").await;
+    // What a watcher saw before the crash.
+    let before = sse(&server.base, &id, None, 6).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    server.kill();
+
+    let server = Server::start(&drover, &[]);
+    let record = wait_end(&server, &id).await;
+    assert_eq!(record["state"], "success", "{record}");
+    let first = node(&record, "first");
+    assert_eq!(
+        first["attempts"].as_array().unwrap().len(),
+        1,
+        "not run again"
+    );
+    let slow = node(&record, "slow");
+    let attempts = slow["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{slow}");
+    assert_eq!(attempts[0]["state"], "failure");
+    assert!(
+        attempts[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("interrupted")
+    );
+    assert_eq!(attempts[1]["state"], "success");
+    assert_eq!(node(&record, "last")["state"], "success");
+
+    // Every event, before and after the crash, once and in order.
+    let all = sse(&server.base, &id, None, usize::MAX).await;
+    let seqs: Vec<u64> = all.iter().map(|e| e.0).collect();
+    assert_eq!(seqs, (1..=all.len() as u64).collect::<Vec<_>>());
+    assert_eq!(
+        all[..before.len()],
+        before[..],
+        "events seen before the crash are kept"
+    );
+    let first_runs = all
+        .iter()
+        .filter(|e| e.2["node"] == "first" && e.2["state"] == "running")
+        .count();
+    assert_eq!(first_runs, 1);
+    let logs: Vec<&str> = all
+        .iter()
+        .filter(|e| e.1 == "log" && e.2["node"] == "slow")
+        .map(|e| e.2["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(logs, ["first try", "second try"]);
+    assert_eq!(all.last().unwrap().1, "finished");
+    let log = server.log.lock().unwrap().join("\n");
+    assert!(log.contains("carrying on 1 unfinished run"), "{log}");
+}
+
+#[tokio::test]
+async fn metrics_drivers_and_health_report_the_server() {
+    let drover = Drover::new();
+    let server = Server::start(&drover, &[]);
+    let id = submit(&server, SMALL).await;
+    wait_end(&server, &id).await;
+    let text = client()
+        .get(server.url("/api/v1/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("drover_runs_total{state=\"success\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("drover_nodes_total{state=\"success\"} 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("drover_node_duration_seconds_count 3"),
+        "{text}"
+    );
+    assert!(text.contains("drover_queue_depth 0"), "{text}");
+    assert!(text.contains("drover_submissions_total 1"), "{text}");
+
+    let (_, drivers) = get_json(&server, "/api/v1/drivers").await;
+    let names: Vec<&str> = drivers["drivers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    for name in ["noop", "shell", "sleep"] {
+        assert!(names.contains(&name), "{drivers}");
+    }
+    let (_, health) = get_json(&server, "/api/v1/health").await;
+    assert_eq!(health["status"], "ok");
+    let (status, error) = get_json(&server, "/api/v2/nothing").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(error["error"].as_str().unwrap().contains("openapi.json"));
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_every_route_and_each_answers() {
+    let drover = Drover::new();
+    let server = Server::start(&drover, &[]);
+    let (_, doc) = get_json(&server, "/api/v1/openapi.json").await;
+    assert_eq!(doc["openapi"], "3.0.3");
+    let paths = doc["paths"].as_object().unwrap();
+    let mut operations = Vec::new();
+    for (path, methods) in paths {
+        for method in methods.as_object().unwrap().keys() {
+            operations.push((method.to_uppercase(), path.clone()));
+        }
+    }
+    let expected: Vec<(String, String)> = drover::api::ROUTES
+        .iter()
+        .map(|r| (r.method.to_owned(), r.path.to_owned()))
+        .collect();
+    for route in &expected {
+        assert!(
+            operations.contains(route),
+            "{route:?} missing from the document"
+        );
+    }
+    assert_eq!(operations.len(), expected.len());
+    for wanted in [
+        ("POST", "/api/v1/runs"),
+        ("GET", "/api/v1/runs/{id}/events"),
+        ("GET", "/api/v1/runs/{id}/nodes/{node}/logs"),
+        ("GET", "/api/v1/metrics"),
+        ("DELETE", "/v1/tasks/{id}"),
+    ] {
+        assert!(operations.contains(&(wanted.0.to_owned(), wanted.1.to_owned())));
+    }
+    // Each documented operation exists on the server: never 404 for an
+    // unknown route nor 405.
+    for (method, path) in &operations {
+        let url = server.url(&path.replace("{id}", "nope").replace("{node}", "x"));
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let response = client()
+            .request(method.clone(), url)
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_ne!(
+            response.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}"
+        );
+        if response.status() == StatusCode::NOT_FOUND {
+            let body: Value = response.json().await.unwrap();
+            let message = body["error"]
+                .as_str()
+                .or(body["message"].as_str())
+                .unwrap_or("");
+            assert!(
+                !message.contains("no such endpoint"),
+                "{method} {path}: {body}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn many_concurrent_submissions_all_run() {
+    let drover = Drover::new();
+    let server = Server::start(&drover, &[]);
+    let base = server.base.clone();
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let base = base.clone();
+            tokio::spawn(async move {
+                let response = client()
+                    .post(format!("{base}/api/v1/runs"))
+                    .body(format!(
+                        "name: load{i}\nnodes:\n  a: {{driver: noop}}\n  b: {{driver: noop, needs: [a]}}\n"
+                    ))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), StatusCode::CREATED);
+                response.json::<Value>().await.unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for task in tasks {
+        ids.push(task.await.unwrap());
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 200, "ids are unique");
+    for id in &ids {
+        assert_eq!(wait_end(&server, id).await["state"], "success");
+    }
+    let (_, list) = get_json(&server, "/api/v1/runs?limit=1000&state=success").await;
+    assert_eq!(list["runs"].as_array().unwrap().len(), 200);
+}
