@@ -1036,3 +1036,98 @@ async fn many_concurrent_submissions_all_run() {
     let (_, list) = get_json(&server, "/api/v1/runs?limit=1000&state=success").await;
     assert_eq!(list["runs"].as_array().unwrap().len(), 200);
 }
+
+#[tokio::test]
+async fn mangled_bodies_never_crash_the_server() {
+    let drover = Drover::new();
+    let server = Server::start(&drover, &[]);
+    let seeds = [
+        SMALL.to_owned(),
+        gorchestrator_graph("0").to_string(),
+        serde_json::to_string_pretty(&gorchestrator_graph("0")).unwrap(),
+    ];
+    let tokens = [
+        "{",
+        "}",
+        "[",
+        "]",
+        ":",
+        ",",
+        "\"",
+        "\n",
+        " ",
+        "-",
+        "${{",
+        "}}",
+        "null",
+        "~",
+        "&a",
+        "*a",
+        "digraph",
+        "needs",
+        "driver",
+        "\u{feff}",
+        "\t",
+        "1e999",
+        "-1",
+        "99999999999999999999",
+    ];
+    // A fixed pseudo-random sequence: the same mutations on every run.
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = |below: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % below as u64) as usize
+    };
+    let mut seen = std::collections::BTreeMap::new();
+    for i in 0..300 {
+        let mut text = seeds[i % seeds.len()].clone();
+        for _ in 0..1 + next(5) {
+            let mut at = next(text.len() + 1);
+            while !text.is_char_boundary(at) {
+                at -= 1;
+            }
+            let token = tokens[next(tokens.len())];
+            if next(2) == 0 {
+                text.insert_str(at, token);
+            } else {
+                let mut end = (at + 1 + next(8)).min(text.len());
+                while !text.is_char_boundary(end) {
+                    end -= 1;
+                }
+                text.replace_range(at..end, "");
+            }
+        }
+        let path = if i % 2 == 0 {
+            "/api/v1/runs"
+        } else {
+            "/v1/tasks"
+        };
+        let response = client()
+            .post(server.url(path))
+            .body(text.clone())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        assert!(
+            matches!(status, 201 | 202 | 400 | 422),
+            "{status} for {path} with:\n{text}"
+        );
+        let body: Value = response.json().await.expect("every answer is JSON");
+        if status >= 400 {
+            assert!(
+                body["error"].is_string() || body["message"].is_string(),
+                "{body}"
+            );
+        }
+        *seen.entry(status).or_insert(0) += 1;
+    }
+    assert!(
+        seen.len() > 1,
+        "the mutations found several outcomes: {seen:?}"
+    );
+    let (status, _) = get_json(&server, "/api/v1/health").await;
+    assert_eq!(status, StatusCode::OK);
+}

@@ -7,6 +7,7 @@ mod metrics;
 mod wire;
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -85,6 +86,8 @@ struct Inner {
     metrics: Metrics,
     /// Nodes at once per run, unless the submission says otherwise.
     parallelism: usize,
+    /// Where each run's folder of node workspaces goes, resolved once.
+    workspaces: PathBuf,
     tasks: TaskTracker,
 }
 
@@ -93,6 +96,12 @@ impl Runs {
     /// runs get `parallelism` slots each unless they ask for another number.
     pub fn new(runtime: Runtime, store: Store, parallelism: usize) -> Runs {
         let max = runtime.config().limits.max_instances.max(1) as usize;
+        let root = runtime.config().workspace_dir();
+        // Resolved here once rather than for every run; if it cannot be
+        // made, each node that needs a workspace says so.
+        let workspaces = std::fs::create_dir_all(&root)
+            .and_then(|_| root.canonicalize())
+            .unwrap_or(root);
         Runs {
             inner: Arc::new(Inner {
                 runtime,
@@ -100,6 +109,7 @@ impl Runs {
                 live: Mutex::new(HashMap::new()),
                 metrics: Metrics::default(),
                 parallelism: parallelism.clamp(1, max),
+                workspaces,
                 tasks: TaskTracker::new(),
             }),
         }
@@ -252,8 +262,8 @@ impl Runs {
             live.cancel.cancel();
         }
         self.live_map().insert(id.clone(), Arc::clone(&live));
-        let workspaces = self.inner.runtime.config().workspace_dir().join(&id);
-        let dispatch = Arc::new(LocalDispatch::new(
+        let workspaces = self.inner.workspaces.join(&id);
+        let dispatch = Arc::new(LocalDispatch::resolved(
             self.inner.runtime.clone(),
             drivers,
             workspaces.clone(),
@@ -269,7 +279,11 @@ impl Runs {
         self.inner.tasks.spawn(async move {
             let cancel = live.cancel.clone();
             let record = engine::resume(dag, record, dispatch, options, sink, cancel).await;
-            let _ = tokio::fs::remove_dir_all(&workspaces).await;
+            // Most runs of drivers that need no workspace made no folder:
+            // look before paying for a blocking-pool round trip.
+            if std::fs::symlink_metadata(&workspaces).is_ok() {
+                let _ = tokio::fs::remove_dir_all(&workspaces).await;
+            }
             this.finish(&live, &record).await;
         });
     }

@@ -9,10 +9,12 @@ mod limits;
 mod log;
 mod state;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
@@ -123,6 +125,10 @@ struct RuntimeInner {
     /// One permit per slot of the instance pool: callers beyond the pool's
     /// size wait for a slot instead of failing to instantiate.
     slots: Arc<tokio::sync::Semaphore>,
+    /// Drivers loaded so far, by digest: loading one again costs nothing.
+    loaded: std::sync::Mutex<HashMap<String, Arc<OnceCell<Driver>>>>,
+    /// Built-in drivers by the address of their bytes (see `load_static`).
+    statics: std::sync::Mutex<HashMap<usize, Arc<OnceCell<Driver>>>>,
 }
 
 impl Drop for RuntimeInner {
@@ -202,6 +208,8 @@ impl Runtime {
                 sandbox,
                 ticker_stop,
                 slots: Arc::new(tokio::sync::Semaphore::new(instances as usize)),
+                loaded: Default::default(),
+                statics: Default::default(),
             }),
         })
     }
@@ -220,14 +228,27 @@ impl Runtime {
 
     /// Compiles (or loads from the cache) a component, links it and asks it
     /// to describe itself.
+    /// A driver already loaded (same digest) comes back from memory, and
+    /// callers asking for the same driver at once share one compilation.
     pub async fn load(&self, bytes: Arc<[u8]>) -> Result<Driver, RuntimeError> {
+        let digest = {
+            let bytes = Arc::clone(&bytes);
+            tokio::task::spawn_blocking(move || cache::digest(&bytes))
+                .await
+                .map_err(|e| RuntimeError::Compile(format!("digest task failed: {e}")))?
+        };
+        let cell = Arc::clone(self.loaded().entry(digest.clone()).or_default());
+        cell.get_or_try_init(|| self.load_new(digest, bytes))
+            .await
+            .cloned()
+    }
+
+    /// Compiles (or reads from the disk cache) a driver not in memory yet.
+    async fn load_new(&self, digest: String, bytes: Arc<[u8]>) -> Result<Driver, RuntimeError> {
         let this = self.clone();
-        let (digest, component, cache) = tokio::task::spawn_blocking(move || {
-            let digest = cache::digest(&bytes);
-            this.inner
-                .cache
-                .load(&this.inner.engine, &digest, &bytes)
-                .map(|(c, hit)| (digest, c, hit))
+        let key = digest.clone();
+        let (component, cache) = tokio::task::spawn_blocking(move || {
+            this.inner.cache.load(&this.inner.engine, &key, &bytes)
         })
         .await
         .map_err(|e| RuntimeError::Compile(format!("compile task failed: {e}")))??;
@@ -265,6 +286,23 @@ impl Runtime {
                 pre,
             }),
         })
+    }
+
+    /// Loads a driver whose bytes live for the whole program (a built-in
+    /// one), remembered by address so that its digest is computed once.
+    pub async fn load_static(&self, bytes: &'static [u8]) -> Result<Driver, RuntimeError> {
+        let cell = Arc::clone(self.statics().entry(bytes.as_ptr() as usize).or_default());
+        cell.get_or_try_init(|| self.load(Arc::from(bytes)))
+            .await
+            .cloned()
+    }
+
+    fn loaded(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<OnceCell<Driver>>>> {
+        self.inner.loaded.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn statics(&self) -> std::sync::MutexGuard<'_, HashMap<usize, Arc<OnceCell<Driver>>>> {
+        self.inner.statics.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Asks the driver whether it accepts a node. Runs in a fresh instance

@@ -85,8 +85,17 @@ pub async fn load_node_drivers(
                 }
                 builtin => builtin,
             };
-            let bytes = registry::read(&source).map_err(|e| e.to_string())?;
-            runtime.load(bytes).await.map_err(|e| e.to_string())
+            match source {
+                registry::DriverSource::Builtin(name) => {
+                    let bytes = registry::builtin(name).unwrap_or_default();
+                    runtime.load_static(bytes).await
+                }
+                file => {
+                    let bytes = registry::read(&file).map_err(|e| e.to_string())?;
+                    runtime.load(bytes).await
+                }
+            }
+            .map_err(|e| e.to_string())
         }
         .await;
         match loaded {
@@ -193,63 +202,121 @@ pub async fn validate_each<N: AsRef<[Node]> + Send + Sync + 'static>(
     drivers: &DriverSet,
     parallelism: usize,
 ) -> Vec<Problem> {
+    // A task per worker only pays off for bigger DAGs.
+    let workers = parallelism
+        .max(1)
+        .min((*nodes).as_ref().len().div_ceil(NODES_PER_WORKER))
+        .max(1);
     let mut problems: Vec<(usize, Problem)> = Vec::new();
-    let mut set = JoinSet::new();
-    let workers = parallelism.max(1);
-    for worker in 0..workers {
-        let runtime = runtime.clone();
-        let nodes = nodes.clone();
-        let base_dir = base_dir.clone();
-        let drivers = drivers.clone();
-        set.spawn(async move {
-            let mut found = Vec::new();
-            // `validate` answers from the node's fields alone, so identical
-            // nodes (a wide fan-out of one command) are asked about once.
-            let mut seen: HashMap<ValidationKey, Vec<(String, String)>> = HashMap::new();
-            let nodes = (*nodes).as_ref();
-            for index in (worker..nodes.len()).step_by(workers) {
-                let node = &nodes[index];
-                let Some(driver) = drivers.get(&node.driver) else {
-                    continue;
-                };
-                let task = task_as_written(node, base_dir.as_deref());
-                let key = ValidationKey::of(&node.driver, &task);
-                let refused = match seen.get(&key) {
-                    Some(refused) => refused.clone(),
-                    None => match runtime.validate(driver, &task).await {
-                        Ok(refused) => {
-                            let refused: Vec<(String, String)> =
-                                refused.into_iter().map(|p| (p.field, p.message)).collect();
-                            seen.insert(key, refused.clone());
-                            refused
-                        }
-                        Err(e) => {
-                            found.push((
-                                index,
-                                Problem::new(format!("node `{}`", node.name), e.to_string()),
-                            ));
-                            continue;
-                        }
-                    },
-                };
-                found.extend(refused.into_iter().map(|(field, message)| {
-                    (
-                        index,
-                        Problem::new(format!("node `{}`, field `{field}`", node.name), message),
-                    )
-                }));
+    if workers == 1 {
+        problems = validate_part(
+            runtime,
+            (*nodes).as_ref(),
+            0,
+            1,
+            base_dir.as_deref(),
+            drivers,
+        )
+        .await;
+    } else {
+        let mut set = JoinSet::new();
+        for worker in 0..workers {
+            let runtime = runtime.clone();
+            let nodes = nodes.clone();
+            let base_dir = base_dir.clone();
+            let drivers = drivers.clone();
+            set.spawn(async move {
+                validate_part(
+                    &runtime,
+                    (*nodes).as_ref(),
+                    worker,
+                    workers,
+                    base_dir.as_deref(),
+                    &drivers,
+                )
+                .await
+            });
+        }
+        while let Some(found) = set.join_next().await {
+            match found {
+                Ok(found) => problems.extend(found),
+                Err(e) => problems.push((usize::MAX, Problem::new("validation", e.to_string()))),
             }
-            found
-        });
-    }
-    while let Some(found) = set.join_next().await {
-        match found {
-            Ok(found) => problems.extend(found),
-            Err(e) => problems.push((usize::MAX, Problem::new("validation", e.to_string()))),
         }
     }
     problems.sort_by_key(|(index, _)| *index);
     problems.into_iter().map(|(_, p)| p).collect()
+}
+
+/// Below this many nodes per worker, validation runs on the calling task.
+const NODES_PER_WORKER: usize = 16;
+/// How many answers of `validate` are remembered before starting afresh.
+const VALIDATED_MAX: usize = 16 * 1024;
+
+/// Answers of drivers' `validate`, by driver digest and what it sees of the
+/// node: `validate` depends on nothing else, so the same node in the next
+/// submission is not asked about again.
+static VALIDATED: std::sync::LazyLock<std::sync::Mutex<Validated>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// Refusals (field, message) by driver digest and node as `validate` sees it.
+type Validated = HashMap<(String, ValidationKey), Vec<(String, String)>>;
+
+fn validated() -> std::sync::MutexGuard<'static, Validated> {
+    VALIDATED.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Validates every `workers`-th node from `worker` on.
+async fn validate_part(
+    runtime: &Runtime,
+    nodes: &[Node],
+    worker: usize,
+    workers: usize,
+    base_dir: Option<&Path>,
+    drivers: &DriverSet,
+) -> Vec<(usize, Problem)> {
+    let mut found = Vec::new();
+    for index in (worker..nodes.len()).step_by(workers) {
+        let node = &nodes[index];
+        let Some(driver) = drivers.get(&node.driver) else {
+            continue;
+        };
+        let task = task_as_written(node, base_dir);
+        let key = (
+            driver.digest().to_owned(),
+            ValidationKey::of(&node.driver, &task),
+        );
+        let known = validated().get(&key).cloned();
+        let refused = match known {
+            Some(refused) => refused,
+            None => match runtime.validate(driver, &task).await {
+                Ok(refused) => {
+                    let refused: Vec<(String, String)> =
+                        refused.into_iter().map(|p| (p.field, p.message)).collect();
+                    let mut cache = validated();
+                    if cache.len() >= VALIDATED_MAX {
+                        cache.clear();
+                    }
+                    cache.insert(key, refused.clone());
+                    refused
+                }
+                Err(e) => {
+                    found.push((
+                        index,
+                        Problem::new(format!("node `{}`", node.name), e.to_string()),
+                    ));
+                    continue;
+                }
+            },
+        };
+        found.extend(refused.into_iter().map(|(field, message)| {
+            (
+                index,
+                Problem::new(format!("node `{}`, field `{field}`", node.name), message),
+            )
+        }));
+    }
+    found
 }
 
 /// Runs nodes in this process.
@@ -267,6 +334,13 @@ impl LocalDispatch {
         let workspaces = std::fs::create_dir_all(&workspaces)
             .and_then(|_| workspaces.canonicalize())
             .unwrap_or(workspaces);
+        LocalDispatch::resolved(runtime, drivers, workspaces)
+    }
+
+    /// Like [`new`](Self::new) for a `workspaces` path already made
+    /// canonical (by canonicalizing its parent once for many runs): touches
+    /// no file. The folder is made when a node first needs a workspace.
+    pub fn resolved(runtime: Runtime, drivers: DriverSet, workspaces: PathBuf) -> Self {
         LocalDispatch {
             runtime,
             drivers,
