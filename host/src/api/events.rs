@@ -124,12 +124,15 @@ pub(super) async fn stream(
         buffer: VecDeque::new(),
         done: false,
     };
-    let events = cursor.into_stream().map(|published| {
-        Ok(Event::default()
-            .id(published.seq.to_string())
-            .event(published.event.kind())
-            .data(&published.json))
-    });
+    let events = cursor
+        .into_stream()
+        .take_until(state.shutdown.clone().cancelled_owned())
+        .map(|published| {
+            Ok(Event::default()
+                .id(published.seq.to_string())
+                .event(published.event.kind())
+                .data(&published.json))
+        });
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
@@ -172,6 +175,7 @@ pub(super) async fn logs(
         };
         let lines = cursor
             .into_stream()
+            .take_until(state.shutdown.clone().cancelled_owned())
             .take_while(move |published| {
                 let ended = match &published.event {
                     WireEvent::Node { node: n, state, .. } => *n == node && state.is_final(),

@@ -32,14 +32,18 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     /// `GET /drivers`, made on first use: the built-in drivers do not change.
     drivers: Arc<tokio::sync::OnceCell<serde_json::Value>>,
+    /// Fires when the server stops: streams end so that connections close.
+    pub shutdown: CancellationToken,
 }
 
 impl AppState {
-    pub fn new(runs: Runs, auth: Auth) -> Self {
+    /// The state of a server whose streams end when `shutdown` fires.
+    pub fn new(runs: Runs, auth: Auth, shutdown: CancellationToken) -> Self {
         AppState {
             runs,
             auth: Arc::new(auth),
             drivers: Arc::default(),
+            shutdown,
         }
     }
 }

@@ -99,8 +99,11 @@ pub async fn serve(args: ServeArgs, config: Config) -> Result<u8, CliError> {
             ""
         }
     );
-    let router = api::router(AppState::new(runs.clone(), auth), max_body);
     let shutdown = CancellationToken::new();
+    let router = api::router(
+        AppState::new(runs.clone(), auth, shutdown.clone()),
+        max_body,
+    );
     {
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
