@@ -122,6 +122,25 @@ async fn submissions(server: &Server, total: usize, concurrency: usize) -> (Dura
     (start.elapsed(), ids)
 }
 
+/// Waits until no run is in progress.
+async fn wait_idle(server: &Server) {
+    let client = reqwest::Client::new();
+    loop {
+        let health: Value = client
+            .get(format!("{}/api/v1/health", server.base))
+            .send()
+            .await
+            .expect("health")
+            .json()
+            .await
+            .expect("json");
+        if health["runs_running"] == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 async fn count_runs(server: &Server) -> usize {
     let client = reqwest::Client::new();
     let mut count = 0;
@@ -224,11 +243,20 @@ fn main() {
         let server = Server::start(data.path());
         // Warm up: compile the drivers and open connections.
         submissions(&server, 200, concurrency).await;
+        wait_idle(&server).await;
+        let started = Instant::now();
         let (took, ids) = submissions(&server, total, concurrency).await;
         let rate = total as f64 / took.as_secs_f64();
         println!(
             "submissions: {total} small DAGs, {concurrency} at a time: {:.2} s, {rate:.0} accepted and durable per second",
             took.as_secs_f64()
+        );
+        wait_idle(&server).await;
+        let all = started.elapsed();
+        println!(
+            "  and all {total} runs finished after {:.2} s: {:.0} runs per second end to end",
+            all.as_secs_f64(),
+            total as f64 / all.as_secs_f64()
         );
         server.kill();
         let server = Server::start(data.path());

@@ -31,6 +31,8 @@ const RECORDS: TableDefinition<&str, &[u8]> = TableDefinition::new("records");
 const QUEUE: usize = 16 * 1024;
 /// How many queued writes go into one transaction at most.
 const GROUP: usize = 4096;
+/// How long the writer waits for more writes when several came at once.
+const LINGER: std::time::Duration = std::time::Duration::from_micros(1000);
 
 /// What can go wrong with the store.
 #[derive(Debug, thiserror::Error)]
@@ -308,11 +310,13 @@ impl Store {
 fn writer(db: &Database, mut jobs: mpsc::Receiver<Job>) {
     let mut batch: Vec<Job> = Vec::with_capacity(GROUP);
     while jobs.blocking_recv().map(|job| batch.push(job)).is_some() {
-        while batch.len() < GROUP {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
+        drain(&mut jobs, &mut batch);
+        if batch.len() > 1 && batch.len() < GROUP / 4 {
+            // Writes are arriving steadily: wait a moment for more, so that
+            // one commit (one fsync: a costly exit to the hypervisor on a
+            // VM) carries more of them.
+            std::thread::sleep(LINGER);
+            drain(&mut jobs, &mut batch);
         }
         let result = commit(db, &batch).map_err(Arc::new);
         if let Err(e) = &result {
@@ -323,6 +327,16 @@ fn writer(db: &Database, mut jobs: mpsc::Receiver<Job>) {
         }
     }
     tracing::debug!("store writer stops");
+}
+
+/// Moves every queued job into `batch`, up to [`GROUP`].
+fn drain(jobs: &mut mpsc::Receiver<Job>, batch: &mut Vec<Job>) {
+    while batch.len() < GROUP {
+        match jobs.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
+    }
 }
 
 fn commit(db: &Database, batch: &[Job]) -> Result<(), StoreError> {
