@@ -82,13 +82,18 @@ fn client() -> reqwest::Client {
         .unwrap()
 }
 
-async fn submit(server: &Server, body: &str) -> String {
-    let response = client()
-        .post(server.url("/api/v1/runs"))
-        .body(body.to_owned())
+/// POSTs `body` to `path`.
+async fn post(server: &Server, path: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
+    client()
+        .post(server.url(path))
+        .body(body)
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn submit(server: &Server, body: &str) -> String {
+    let response = post(server, "/api/v1/runs", body.to_owned()).await;
     let status = response.status();
     let json: Value = response.json().await.unwrap();
     assert_eq!(status, StatusCode::CREATED, "{json}");
@@ -198,12 +203,7 @@ nodes:
 async fn a_submitted_dag_runs_and_its_record_matches_drover_run() {
     let drover = Drover::new();
     let server = Server::start(&drover, &[]);
-    let response = client()
-        .post(server.url("/api/v1/runs"))
-        .body(SMALL)
-        .send()
-        .await
-        .unwrap();
+    let response = post(&server, "/api/v1/runs", SMALL).await;
     assert_eq!(response.status(), StatusCode::CREATED);
     let location = response.headers()["location"].to_str().unwrap().to_owned();
     let created: Value = response.json().await.unwrap();
@@ -255,12 +255,7 @@ nodes:
   d: {driver: nosuchdriver}
   e: {driver: shell, needs: [ghost]}
 "#;
-    let response = client()
-        .post(server.url("/api/v1/runs"))
-        .body(bad)
-        .send()
-        .await
-        .unwrap();
+    let response = post(&server, "/api/v1/runs", bad).await;
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let error: Value = response.json().await.unwrap();
     let problems = error["problems"].to_string();
@@ -273,12 +268,7 @@ nodes:
     );
 
     // Not YAML at all: 400 with where.
-    let response = client()
-        .post(server.url("/api/v1/runs"))
-        .body("name: x\nnodes:\n  a: [unclosed\n")
-        .send()
-        .await
-        .unwrap();
+    let response = post(&server, "/api/v1/runs", "name: x\nnodes:\n  a: [unclosed\n").await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let error: Value = response.json().await.unwrap();
     assert!(
@@ -289,23 +279,13 @@ nodes:
         "{error}"
     );
     // Malformed JSON too.
-    let response = client()
-        .post(server.url("/api/v1/runs"))
-        .body("{\"name\": \"x\", \"nodes\": {")
-        .send()
-        .await
-        .unwrap();
+    let response = post(&server, "/api/v1/runs", "{\"name\": \"x\", \"nodes\": {").await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let error: Value = response.json().await.unwrap();
     assert!(error["error"].as_str().unwrap().contains("JSON"), "{error}");
 
     // Bad options.
-    let response = client()
-        .post(server.url("/api/v1/runs?parallelism=0"))
-        .body(SMALL)
-        .send()
-        .await
-        .unwrap();
+    let response = post(&server, "/api/v1/runs?parallelism=0", SMALL).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 
     let (_, list) = get_json(&server, "/api/v1/runs").await;
@@ -330,12 +310,7 @@ async fn bodies_over_the_cap_get_413() {
         "name: big\n# {}\nnodes:\n  a: {{driver: noop}}\n",
         "x".repeat(4096)
     );
-    let response = client()
-        .post(server.url("/api/v1/runs"))
-        .body(big)
-        .send()
-        .await
-        .unwrap();
+    let response = post(&server, "/api/v1/runs", big).await;
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     let error: Value = response.json().await.unwrap();
     assert!(error["error"].as_str().unwrap().contains("max_body_bytes"));
@@ -393,11 +368,7 @@ async fn a_run_is_canceled_over_http() {
     )
     .await;
     wait_for(&server, &id, |r| node(r, "nap")["state"] == "running").await;
-    let response = client()
-        .post(server.url(&format!("/api/v1/runs/{id}/cancel")))
-        .send()
-        .await
-        .unwrap();
+    let response = post(&server, &format!("/api/v1/runs/{id}/cancel"), "").await;
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     let started = Instant::now();
     let record = wait_end(&server, &id).await;
@@ -406,17 +377,9 @@ async fn a_run_is_canceled_over_http() {
     assert_eq!(node(&record, "nap")["state"], "canceled");
     assert_eq!(node(&record, "after")["state_code"], 11);
 
-    let response = client()
-        .post(server.url(&format!("/api/v1/runs/{id}/cancel")))
-        .send()
-        .await
-        .unwrap();
+    let response = post(&server, &format!("/api/v1/runs/{id}/cancel"), "").await;
     assert_eq!(response.status(), StatusCode::CONFLICT);
-    let response = client()
-        .post(server.url("/api/v1/runs/nope/cancel"))
-        .send()
-        .await
-        .unwrap();
+    let response = post(&server, "/api/v1/runs/nope/cancel", "").await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }
 
@@ -560,12 +523,7 @@ fn gorchestrator_graph(sleep: &str) -> Value {
 async fn the_gorchestrator_api_keeps_its_clients_working() {
     let drover = Drover::new();
     let server = Server::start(&drover, &[]);
-    let response = client()
-        .post(server.url("/v1/tasks"))
-        .json(&gorchestrator_graph("0"))
-        .send()
-        .await
-        .unwrap();
+    let response = post(&server, "/v1/tasks", gorchestrator_graph("0").to_string()).await;
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     let id = response.json::<Value>().await.unwrap()["id"]
         .as_str()
@@ -589,12 +547,7 @@ async fn the_gorchestrator_api_keeps_its_clients_working() {
     assert!(task["stop_date"].as_str().unwrap().starts_with("20"));
 
     // Cancel one while it runs.
-    let response = client()
-        .post(server.url("/v1/tasks"))
-        .json(&gorchestrator_graph("30"))
-        .send()
-        .await
-        .unwrap();
+    let response = post(&server, "/v1/tasks", gorchestrator_graph("30").to_string()).await;
     let id = response.json::<Value>().await.unwrap()["id"]
         .as_str()
         .unwrap()
@@ -617,22 +570,12 @@ async fn the_gorchestrator_api_keeps_its_clients_working() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(error["code"], 404);
     assert!(error["message"].is_string());
-    let response = client()
-        .post(server.url("/v1/tasks"))
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
+    let response = post(&server, "/v1/tasks", "{not json").await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert_eq!(response.json::<Value>().await.unwrap()["code"], 400);
     let mut bad = gorchestrator_graph("0");
     bad["digraph"] = json!([0, 1]);
-    let response = client()
-        .post(server.url("/v1/tasks"))
-        .json(&bad)
-        .send()
-        .await
-        .unwrap();
+    let response = post(&server, "/v1/tasks", bad.to_string()).await;
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let error: Value = response.json().await.unwrap();
     assert_eq!(error["code"], 422);
@@ -1104,12 +1047,7 @@ async fn mangled_bodies_never_crash_the_server() {
         } else {
             "/v1/tasks"
         };
-        let response = client()
-            .post(server.url(path))
-            .body(text.clone())
-            .send()
-            .await
-            .unwrap();
+        let response = post(&server, path, text.clone()).await;
         let status = response.status().as_u16();
         assert!(
             matches!(status, 201 | 202 | 400 | 422),

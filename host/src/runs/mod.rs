@@ -201,28 +201,18 @@ impl Runs {
             };
         let mut record = RunRecord::new(&accepted.dag, id.clone());
         let mut events = Vec::new();
-        let mut after = 0;
         loop {
-            let batch = self.inner.store.events(&id, after, 4096)?;
-            let Some(&(last, _)) = batch.last() else {
+            let after = events.last().map_or(0, |p: &Arc<Published>| p.seq);
+            let batch = self.stored_events(&id, after, 4096)?;
+            if batch.is_empty() {
                 break;
-            };
-            for (seq, json) in batch {
-                let numbered: Numbered =
-                    serde_json::from_slice(&json).map_err(|e| StoreError::Corrupt {
-                        what: "event",
-                        message: format!("run {id}, event {seq}: {e}"),
-                    })?;
-                if let Some(event) = numbered.event.to_event(&accepted.dag) {
+            }
+            for published in &batch {
+                if let Some(event) = published.event.to_event(&accepted.dag) {
                     record.apply(&event);
                 }
-                events.push(Arc::new(Published {
-                    seq,
-                    event: numbered.event,
-                    json: String::from_utf8_lossy(&json).into_owned(),
-                }));
             }
-            after = last;
+            events.extend(batch);
         }
         tracing::info!(run = %id, events = events.len(), "carrying on a run after a restart");
         if record.state != RunState::Running {
