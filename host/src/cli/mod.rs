@@ -17,7 +17,7 @@ struct Cli {
     /// Configuration file (TOML): limits, sandbox settings, driver policy.
     #[arg(long, global = true, env = "DROVER_CONFIG")]
     config: Option<PathBuf>,
-    /// Where drover keeps compiled drivers and workspaces.
+    /// Where drover keeps compiled drivers, workspaces and (for serve) its runs database.
     #[arg(long, global = true, env = "DROVER_DATA")]
     data: Option<PathBuf>,
     #[command(subcommand)]
