@@ -1069,3 +1069,39 @@ async fn mangled_bodies_never_crash_the_server() {
     let (status, _) = get_json(&server, "/api/v1/health").await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_run_whose_driver_is_gone_after_a_restart_fails_cleanly() {
+    let drover = Drover::new();
+    let wasm = drover.path("my-sleep.wasm");
+    std::fs::copy(
+        std::path::Path::new(env!("DROVER_TEST_DRIVERS")).join("drover_plugin_sleep.wasm"),
+        &wasm,
+    )
+    .unwrap();
+    let mut server = Server::start(&drover, &[]);
+    let id = submit(
+        &server,
+        &format!(
+            "name: gone\nnodes:\n  nap: {{driver: {:?}, artifact: 30s}}\n",
+            wasm.display().to_string()
+        ),
+    )
+    .await;
+    wait_for(&server, &id, |r| node(r, "nap")["state"] == "running").await;
+    server.kill();
+    std::fs::remove_file(&wasm).unwrap();
+
+    let server = Server::start(&drover, &[]);
+    let (status, record) = get_json(&server, &format!("/api/v1/runs/{id}")).await;
+    assert_eq!(status, StatusCode::OK, "{record}");
+    assert_eq!(record["state"], "failure");
+    let (_, list) = get_json(&server, "/api/v1/runs?state=failure").await;
+    assert_eq!(list["runs"][0]["id"], id.as_str());
+    // Its events up to the crash are still there, and the stream ends.
+    let events = sse(&server.base, &id, None, usize::MAX).await;
+    assert!(
+        events.iter().any(|e| e.2["state"] == "running"),
+        "{events:?}"
+    );
+}

@@ -195,7 +195,17 @@ impl Runs {
                     let mut meta = meta;
                     meta.state = RunState::Failure;
                     meta.finished_at = Some(rfc3339::now());
-                    self.inner.store.write(vec![Write::meta(&meta)]).await?;
+                    // Without the DAG its nodes are unknown: an empty record.
+                    let record = RunRecord {
+                        id: id.clone(),
+                        name: meta.name.clone(),
+                        state: RunState::Failure,
+                        nodes: Vec::new(),
+                    };
+                    self.inner
+                        .store
+                        .write(vec![Write::meta(&meta), Write::record(&record)])
+                        .await?;
                     return Ok(());
                 }
             };
