@@ -460,7 +460,10 @@ impl EventSink for Persist {
         let runs = Arc::clone(&self.runs);
         let then = Box::new(move |result: Result<(), Arc<StoreError>>| {
             if let Err(e) = result {
-                tracing::error!(seq = numbered.seq, error = %e, "an event could not be stored");
+                // Watchers still get the event (a gap would stall them), but
+                // a run whose events cannot be kept must not go on.
+                tracing::error!(seq = numbered.seq, error = %e, "an event could not be stored; canceling the run");
+                live.cancel.cancel();
             }
             live.publish(numbered, json, &event, &runs.metrics);
         });
