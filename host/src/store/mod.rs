@@ -8,6 +8,7 @@
 
 mod meta;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -22,7 +23,9 @@ use crate::engine::RunRecord;
 const RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("runs");
 /// Run id → the DAG text as submitted.
 const SOURCES: TableDefinition<&str, &str> = TableDefinition::new("sources");
-/// (run id, sequence number from 1) → one event as JSON.
+/// (run id, sequence number of the first event in the row) → consecutive
+/// events of the run as JSON, one per line. Events committed together share
+/// a row, so a short run costs one or two B-tree inserts, not one per event.
 const EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("events");
 /// Run id → the final [`RunRecord`] as JSON.
 const RECORDS: TableDefinition<&str, &[u8]> = TableDefinition::new("records");
@@ -68,7 +71,8 @@ pub enum Write {
     },
     /// The summary of a run, replaced.
     Meta { id: String, meta: Vec<u8> },
-    /// One event of a run.
+    /// One event of a run, as one line of JSON (no newline in it). A run's
+    /// events must be written in `seq` order, from 1, with no gaps.
     Event {
         run: String,
         seq: u64,
@@ -287,19 +291,34 @@ impl Store {
     ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         let txn = self.db.begin_read().map_err(StoreError::db)?;
         let table = txn.open_table(EVENTS).map_err(StoreError::db)?;
-        let Some(first) = after.checked_add(1) else {
+        let Some(wanted) = after.checked_add(1) else {
             return Ok(Vec::new());
         };
+        // The row holding event `wanted` starts at or before it.
+        let start = table
+            .range((run, 0)..=(run, wanted))
+            .map_err(StoreError::db)?
+            .next_back()
+            .transpose()
+            .map_err(StoreError::db)?
+            .map_or(wanted, |(key, _)| key.value().1);
         let mut found = Vec::new();
         for entry in table
-            .range((run, first)..=(run, u64::MAX))
+            .range((run, start)..=(run, u64::MAX))
             .map_err(StoreError::db)?
         {
-            if found.len() >= limit {
-                break;
-            }
             let (key, bytes) = entry.map_err(StoreError::db)?;
-            found.push((key.value().1, bytes.value().to_vec()));
+            let first = key.value().1;
+            for (i, line) in bytes.value().split(|&b| b == b'\n').enumerate() {
+                let seq = first + i as u64;
+                if seq <= after {
+                    continue;
+                }
+                if found.len() >= limit {
+                    return Ok(found);
+                }
+                found.push((seq, line.to_vec()));
+            }
         }
         Ok(found)
     }
@@ -346,6 +365,9 @@ fn commit(db: &Database, batch: &[Job]) -> Result<(), StoreError> {
         let mut sources = txn.open_table(SOURCES).map_err(StoreError::db)?;
         let mut events = txn.open_table(EVENTS).map_err(StoreError::db)?;
         let mut records = txn.open_table(RECORDS).map_err(StoreError::db)?;
+        // Consecutive events of one run go into one row: (run, first seq, lines).
+        let mut rows: Vec<(&str, u64, u64, Vec<u8>)> = Vec::new();
+        let mut open: HashMap<&str, usize> = HashMap::new();
         for write in batch.iter().flat_map(|job| &job.writes) {
             match write {
                 Write::Submit { id, meta, source } => {
@@ -360,9 +382,18 @@ fn commit(db: &Database, batch: &[Job]) -> Result<(), StoreError> {
                         .map_err(StoreError::db)?;
                 }
                 Write::Event { run, seq, event } => {
-                    events
-                        .insert((run.as_str(), *seq), event.as_slice())
-                        .map_err(StoreError::db)?;
+                    let row = open.get(run.as_str()).map(|&i| &mut rows[i]);
+                    match row {
+                        Some((_, _, last, lines)) if *last + 1 == *seq => {
+                            lines.push(b'\n');
+                            lines.extend_from_slice(event);
+                            *last = *seq;
+                        }
+                        _ => {
+                            open.insert(run.as_str(), rows.len());
+                            rows.push((run.as_str(), *seq, *seq, event.clone()));
+                        }
+                    }
                 }
                 Write::Record { id, record } => {
                     records
@@ -370,6 +401,11 @@ fn commit(db: &Database, batch: &[Job]) -> Result<(), StoreError> {
                         .map_err(StoreError::db)?;
                 }
             }
+        }
+        for (run, first, _, lines) in &rows {
+            events
+                .insert((*run, *first), lines.as_slice())
+                .map_err(StoreError::db)?;
         }
     }
     txn.commit().map_err(StoreError::db)

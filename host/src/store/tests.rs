@@ -72,6 +72,32 @@ async fn writes_are_read_back_after_reopening() {
     assert_eq!(events.len(), 2);
     assert_eq!(events[1].0, 2);
     assert_eq!(store.events("a1", 1, 10).expect("events").len(), 1);
+    // A later commit starts a new row; reads cross rows and start mid-row.
+    store
+        .write(vec![Write::Event {
+            run: "a1".into(),
+            seq: 3,
+            event: b"{\"n\":3}".to_vec(),
+        }])
+        .await
+        .expect("write");
+    let seqs = |after, limit| -> Vec<u64> {
+        store
+            .events("a1", after, limit)
+            .expect("events")
+            .into_iter()
+            .map(|(seq, _)| seq)
+            .collect()
+    };
+    assert_eq!(seqs(0, 10), [1, 2, 3]);
+    assert_eq!(seqs(1, 10), [2, 3]);
+    assert_eq!(seqs(2, 10), [3]);
+    assert_eq!(seqs(0, 2), [1, 2]);
+    assert!(seqs(3, 10).is_empty());
+    assert_eq!(
+        store.events("a1", 2, 1).expect("events")[0].1,
+        b"{\"n\":3}".to_vec()
+    );
     assert!(store.events("a2", 0, 10).expect("events").is_empty());
     let listed: Vec<String> = store
         .runs(None, 10, |_| true)
