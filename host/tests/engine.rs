@@ -984,3 +984,45 @@ async fn a_resumed_run_marks_children_of_a_failed_node_not_runnable() {
     );
     assert!(after.probe.calls().is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn nodes_waiting_for_a_slot_start_once_when_a_run_is_resumed() {
+    let mut builder = dag();
+    for name in ["a", "b", "c", "d", "e", "f"] {
+        builder = builder
+            .node(name, &[])
+            .with(|n| n.retries = retries(1, 1, 1));
+    }
+    let dag = builder.build();
+    let hang: Vec<(&str, Act)> = ["a", "b", "c", "d", "e", "f"]
+        .into_iter()
+        .map(|n| (n, Act::Hang))
+        .collect();
+    let before = TestDispatch::new(&hang);
+    // Four slots: four nodes running, two waiting (to-run) at the crash.
+    let record = crash_when(&dag, &before, |r| {
+        r.nodes
+            .iter()
+            .filter(|n| n.state == NodeState::Running)
+            .count()
+            == 4
+    })
+    .await;
+    let waiting: Vec<String> = record
+        .nodes
+        .iter()
+        .filter(|n| n.state == NodeState::ToRun)
+        .map(|n| n.name.clone())
+        .collect();
+    assert_eq!(waiting.len(), 2);
+    let after = TestDispatch::new(&[]);
+    let done = resume(&dag, &after, record).await;
+    assert_eq!(done.state, RunState::Success, "{done:#?}");
+    for node in &done.nodes {
+        let calls = after.probe.calls_of(&node.name);
+        assert_eq!(calls.len(), 1, "{} ran once after the restart", node.name);
+        let expected = if waiting.contains(&node.name) { 1 } else { 2 };
+        assert_eq!(calls[0].task.attempt, expected, "{}", node.name);
+        assert_eq!(node.attempts.len(), expected as usize);
+    }
+}
