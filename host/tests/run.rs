@@ -13,17 +13,7 @@ use serde_json::Value;
 
 mod support;
 
-use support::{Drover, stderr, stdout};
-
-/// The record of the node called `name`.
-fn node<'a>(record: &'a Value, name: &str) -> &'a Value {
-    record["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["name"] == name)
-        .unwrap_or_else(|| panic!("no node `{name}` in {record:#}"))
-}
+use support::{Drover, node, stderr, stdout};
 
 /// A node's state and state code.
 fn state(record: &Value, name: &str) -> (String, u64) {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::Drover;
+use support::{Drover, node};
 
 /// A running `drover serve` on a free loopback port.
 struct Server {
@@ -124,15 +124,6 @@ async fn wait_for(server: &Server, id: &str, done: impl Fn(&Value) -> bool) -> V
 
 async fn wait_end(server: &Server, id: &str) -> Value {
     wait_for(server, id, |r| r["state"] != "running").await
-}
-
-fn node<'a>(record: &'a Value, name: &str) -> &'a Value {
-    record["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["name"] == name)
-        .unwrap_or_else(|| panic!("no node {name} in {record}"))
 }
 
 /// Reads an SSE stream to its end (or `limit` events): (id, event, data).

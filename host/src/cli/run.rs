@@ -60,19 +60,8 @@ pub enum GraphFormat {
 
 /// Reads and validates a DAG file (structure and driver names only).
 fn read_dag(file: &Path) -> Result<Dag, CliError> {
-    let text = std::fs::read_to_string(file)
-        .with_context(|| format!("cannot read {}", file.display()))
-        .map_err(CliError::bad_input)?;
-    let base = file
-        .parent()
-        .map(|p| {
-            if p.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                p
-            }
-        })
-        .and_then(|p| p.canonicalize().ok());
+    let text = read_text(file)?;
+    let base = base_dir(file);
     let exists = |driver: &str| transport::driver_exists(driver, base.as_deref());
     dag::parse(&text, base.as_deref(), &exists).map_err(|e| invalid(file, e))
 }
@@ -84,15 +73,20 @@ async fn accept_file(
     runtime: &Runtime,
     parallelism: usize,
 ) -> Result<transport::Accepted, CliError> {
-    let text = std::fs::read_to_string(file)
-        .with_context(|| format!("cannot read {}", file.display()))
-        .map_err(CliError::bad_input)?;
+    let text = read_text(file)?;
     let base = base_dir(file);
     transport::accept(runtime, &text, base.as_deref(), parallelism)
         .await
         .map_err(|refused| invalid(file, refused.problems().clone()))
 }
 
+fn read_text(file: &Path) -> Result<String, CliError> {
+    std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read {}", file.display()))
+        .map_err(CliError::bad_input)
+}
+
+/// The DAG file's folder, canonical: where relative drivers and artifact files are.
 fn base_dir(file: &Path) -> Option<PathBuf> {
     file.parent()
         .map(|p| {

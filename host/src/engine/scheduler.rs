@@ -363,19 +363,19 @@ impl<E: EventSink> Scheduler<E> {
         record.running_since = None;
         record.started_at.get_or_insert(attempt.started_at);
         record.attempts.push(attempt.clone());
+        let (number, state, finished_at, error) = (
+            attempt.attempt,
+            attempt.state,
+            attempt.finished_at,
+            attempt.error.clone(),
+        );
         self.events
             .emit(Event::Attempt {
                 node: index,
-                record: attempt.clone(),
+                record: attempt,
             })
             .await;
-        let AttemptRecord {
-            attempt,
-            state,
-            finished_at,
-            error,
-            ..
-        } = attempt;
+        let attempt = number;
         let record = &mut self.records[index];
         let retry = &self.dag.nodes[index].retries;
         let retryable =

@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::metrics::Metrics;
 use super::wire::{Numbered, WireEvent};
-use crate::dag::Dag;
+use crate::dag::{Dag, NodeState};
 use crate::engine::{Event, RunRecord};
 use crate::store::RunMeta;
 
@@ -75,6 +75,18 @@ impl LiveRun {
     /// The record as of the last durable event.
     pub fn record(&self) -> RunRecord {
         self.state().record.clone()
+    }
+
+    /// How many nodes are in state `a` and how many in state `b`, without
+    /// copying the record.
+    pub fn count_states(&self, a: NodeState, b: NodeState) -> (u64, u64) {
+        let state = self.state();
+        state.record.nodes.iter().fold((0, 0), |(x, y), node| {
+            (
+                x + u64::from(node.state == a),
+                y + u64::from(node.state == b),
+            )
+        })
     }
 
     /// How many events are durable.

@@ -86,6 +86,8 @@ struct Inner {
     metrics: Metrics,
     /// Nodes at once per run, unless the submission says otherwise.
     parallelism: usize,
+    /// The most nodes at once a run may ask for: the instance pool's size.
+    max_parallelism: usize,
     /// Where each run's folder of node workspaces goes, resolved once.
     workspaces: PathBuf,
     tasks: TaskTracker,
@@ -109,6 +111,7 @@ impl Runs {
                 live: Mutex::new(HashMap::new()),
                 metrics: Metrics::default(),
                 parallelism: parallelism.clamp(1, max),
+                max_parallelism: max,
                 workspaces,
                 tasks: TaskTracker::new(),
             }),
@@ -127,14 +130,13 @@ impl Runs {
     /// Validates and stores a DAG, then starts running it. Returns once the
     /// run is durable; a refused DAG stores nothing.
     pub async fn submit(&self, submission: Submission<'_>) -> Result<RunMeta, RunsError> {
-        let max = self.inner.runtime.config().limits.max_instances.max(1) as usize;
         let parallelism = match submission.parallelism {
             Some(0) => {
                 return Err(RunsError::BadOption(
                     "parallelism must be at least 1".into(),
                 ));
             }
-            Some(n) => n.min(max),
+            Some(n) => n.min(self.inner.max_parallelism),
             None => self.inner.parallelism,
         };
         let accepted = transport::accept(&self.inner.runtime, submission.text, None, parallelism)
@@ -403,13 +405,9 @@ impl Runs {
             ..Gauges::default()
         };
         for run in live {
-            for node in run.record().nodes {
-                match node.state {
-                    NodeState::Running => gauges.nodes_running += 1,
-                    NodeState::ToRun => gauges.nodes_queued += 1,
-                    _ => {}
-                }
-            }
+            let (running, queued) = run.count_states(NodeState::Running, NodeState::ToRun);
+            gauges.nodes_running += running;
+            gauges.nodes_queued += queued;
         }
         self.inner.metrics.render(gauges)
     }

@@ -99,6 +99,16 @@ impl Drover {
     }
 }
 
+/// The record of the node called `name` in a run record (JSON).
+pub fn node<'a>(record: &'a Value, name: &str) -> &'a Value {
+    record["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == name)
+        .unwrap_or_else(|| panic!("no node `{name}` in {record:#}"))
+}
+
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
