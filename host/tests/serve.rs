@@ -278,6 +278,18 @@ nodes:
     // Bad options.
     let response = post(&server, "/api/v1/runs?parallelism=0", SMALL).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let error: Value = response.json().await.unwrap();
+    assert!(
+        error["error"].as_str().unwrap().contains("parallelism"),
+        "{error}"
+    );
+    let response = post(&server, "/api/v1/runs?timeout=soon", SMALL).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let error: Value = response.json().await.unwrap();
+    assert!(
+        error["error"].as_str().unwrap().contains("timeout"),
+        "{error}"
+    );
 
     let (_, list) = get_json(&server, "/api/v1/runs").await;
     assert_eq!(list["runs"], json!([]), "a refused DAG stores nothing");
@@ -339,8 +351,12 @@ async fn runs_are_listed_newest_first_filtered_and_paginated() {
 
     let (_, failed) = get_json(&server, "/api/v1/runs?state=failure").await;
     assert_eq!(failed["runs"].as_array().unwrap().len(), 2);
-    let (status, _) = get_json(&server, "/api/v1/runs?state=bogus").await;
+    let (status, error) = get_json(&server, "/api/v1/runs?state=bogus").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        error["error"].as_str().unwrap().contains("`bogus`"),
+        "{error}"
+    );
 
     let (_, page1) = get_json(&server, "/api/v1/runs?limit=2").await;
     assert_eq!(page1["runs"].as_array().unwrap().len(), 2);
@@ -437,6 +453,11 @@ nodes:
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let error: Value = response.json().await.unwrap();
+    assert!(
+        error["error"].as_str().unwrap().contains("Last-Event-ID"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -564,6 +585,18 @@ async fn the_gorchestrator_api_keeps_its_clients_working() {
     let response = post(&server, "/v1/tasks", "{not json").await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert_eq!(response.json::<Value>().await.unwrap()["code"], 400);
+    let response = post(
+        &server,
+        "/v1/tasks",
+        "{\"name\": \"native\", \"nodes\": {}}",
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let error: Value = response.json().await.unwrap();
+    assert!(
+        error["message"].as_str().unwrap().contains("digraph"),
+        "{error}"
+    );
     let mut bad = gorchestrator_graph("0");
     bad["digraph"] = json!([0, 1]);
     let response = post(&server, "/v1/tasks", bad.to_string()).await;
@@ -663,6 +696,7 @@ fn a_server_on_a_public_address_without_tokens_refuses_to_start() {
     );
     let out = drover.run(&["serve", "--listen", "not an address"]);
     assert_eq!(out.status.code(), Some(2));
+    assert!(support::stderr(&out).contains("`not an address`"));
     let out = drover
         .command(&["serve", "--listen", "127.0.0.1:0"])
         .env("DROVER_TOKENS", "superuser:x")
