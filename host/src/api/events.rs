@@ -65,8 +65,12 @@ impl Cursor {
                     // Mark the signal seen before reading, so that nothing
                     // published in between is missed.
                     rx.borrow_and_update();
-                    let batch = live.events_after(self.after, BATCH);
+                    let (batch, ended) = live.events_after(self.after, BATCH);
                     if batch.is_empty() {
+                        if ended {
+                            // Resumed after the `finished` event.
+                            return None;
+                        }
                         // The sender lives as long as `live`: this only
                         // fails if it were dropped.
                         rx.changed().await.ok()?;
@@ -193,7 +197,7 @@ pub(super) async fn logs(
         let mut text = Vec::new();
         match source {
             Source::Live(live, _) => {
-                for published in live.events_after(0, usize::MAX) {
+                for published in live.events_after(0, usize::MAX).0 {
                     text.extend(line_of(&published));
                 }
             }
@@ -210,4 +214,67 @@ pub(super) async fn logs(
         Body::from(text.concat())
     };
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::dag;
+    use crate::engine::{RunRecord, RunState};
+    use crate::store::{Api, RunMeta, RunOptions};
+
+    /// A live run whose `finished` event is durable but that has not yet
+    /// left the live set: the window a resuming watcher can land in.
+    fn ended_live_run() -> Arc<LiveRun> {
+        let dag = dag::parse("name: one\nnodes: {a: {driver: noop}}", None, &|_| true);
+        let dag = Arc::new(dag.expect("a one-node DAG"));
+        let meta = RunMeta {
+            id: "r".to_owned(),
+            name: "one".to_owned(),
+            state: RunState::Success,
+            nodes: 1,
+            api: Api::Native,
+            options: RunOptions {
+                parallelism: 1,
+                fail_fast: false,
+                timeout_ms: None,
+            },
+            submitted_at: SystemTime::UNIX_EPOCH,
+            finished_at: Some(SystemTime::UNIX_EPOCH),
+            cancel_requested: false,
+        };
+        let record = RunRecord::new(&dag, "r".to_owned());
+        let finished = Arc::new(Published {
+            seq: 1,
+            event: WireEvent::Finished {
+                state: RunState::Success,
+            },
+            json: "{}".to_owned(),
+        });
+        LiveRun::new(meta, dag, record, vec![finished])
+    }
+
+    fn cursor(live: Arc<LiveRun>, after: u64) -> Cursor {
+        let rx = live.subscribe();
+        Cursor {
+            source: Source::Live(live, rx),
+            after,
+            buffer: VecDeque::new(),
+            done: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_watcher_resuming_after_the_end_of_a_live_run_gets_nothing_and_stops() {
+        let mut past_end = cursor(ended_live_run(), 1);
+        let next = tokio::time::timeout(Duration::from_secs(5), past_end.next()).await;
+        assert!(matches!(next, Ok(None)), "the stream must end, not wait");
+
+        let mut from_start = cursor(ended_live_run(), 0);
+        let first = from_start.next().await.expect("the finished event");
+        assert_eq!(first.seq, 1);
+        assert!(from_start.next().await.is_none());
+    }
 }

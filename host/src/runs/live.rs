@@ -94,14 +94,20 @@ impl LiveRun {
         *self.durable.borrow()
     }
 
-    /// The durable events after `after`, at most `limit`.
-    pub fn events_after(&self, after: u64, limit: usize) -> Vec<Arc<Published>> {
+    /// The durable events after `after`, at most `limit`, and whether the
+    /// run has ended (its `finished` event is durable), read together so
+    /// that a watcher past the end knows that nothing more will come.
+    pub fn events_after(&self, after: u64, limit: usize) -> (Vec<Arc<Published>>, bool) {
         let state = self.state();
         let start = usize::try_from(after)
             .unwrap_or(usize::MAX)
             .min(state.events.len());
         let end = start.saturating_add(limit).min(state.events.len());
-        state.events[start..end].to_vec()
+        let ended = state
+            .events
+            .last()
+            .is_some_and(|e| matches!(e.event, WireEvent::Finished { .. }));
+        (state.events[start..end].to_vec(), ended)
     }
 
     /// Wakes when more events are durable.
