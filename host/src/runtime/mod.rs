@@ -35,6 +35,9 @@ const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// How much of each pooled linear memory stays resident between instances.
 const KEEP_RESIDENT: usize = 2 * 1024 * 1024;
 
+/// The most entries one table of a driver may have.
+const TABLE_ELEMENTS: usize = 200_000;
+
 /// How long `describe` and `validate` may take.
 const QUERY_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -157,6 +160,10 @@ impl Runtime {
             // madvise: no syscall per instance and no page faults after.
             .pagemap_scan(wasmtime::Enabled::Auto)
             .linear_memory_keep_resident(KEEP_RESIDENT)
+            // Drivers built from interpreters (CPython, SpiderMonkey) have
+            // function tables far beyond the default 20,000 entries; slots
+            // are reserved, not committed, so headroom costs little.
+            .table_elements(TABLE_ELEMENTS)
             .table_keep_resident(64 * 1024)
             .decommit_batch_size(16);
         let mut wasm = wasmtime::Config::new();
