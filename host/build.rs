@@ -25,6 +25,9 @@ const TEST_DRIVERS: &[&str] = &[
     "test-driver-hog",
     "test-driver-forbidden-exec",
     "test-driver-escape",
+    "test-driver-greet",
+    "test-driver-greet-v2",
+    "test-driver-command",
 ];
 
 const TARGET: &str = "wasm32-wasip2";
@@ -57,15 +60,20 @@ fn main() {
     build_guests(&workspace, &target_dir);
 
     let out_dir = target_dir.join(TARGET).join(PROFILE);
-    let mut embedded =
-        String::from("/// The standard drivers built into this binary: (name, component bytes).\n");
-    embedded.push_str("pub const BUILTIN_DRIVERS: &[(&str, &[u8])] = &[\n");
+    let mut embedded = String::from(
+        "/// The standard drivers built into this binary: (name, version, component bytes).\n",
+    );
+    embedded.push_str("pub const BUILTIN_DRIVERS: &[(&str, &str, &[u8])] = &[\n");
     for (name, krate) in PLUGINS {
         let file = out_dir.join(format!("{}.wasm", krate.replace('-', "_")));
         if !file.exists() {
             panic!("plugin {krate} was built but {} is missing", file.display());
         }
-        embedded.push_str(&format!("    ({name:?}, include_bytes!({:?})),\n", file));
+        let version = plugin_version(&workspace, name);
+        embedded.push_str(&format!(
+            "    ({name:?}, {version:?}, include_bytes!({:?})),\n",
+            file
+        ));
     }
     embedded.push_str("];\n");
     let generated =
@@ -102,6 +110,42 @@ fn outer_target_dir(workspace: &Path) -> PathBuf {
             }
         })
         .unwrap_or_else(|| workspace.join("target"))
+}
+
+/// The version in `plugins/<name>/Cargo.toml`, or the workspace's when the
+/// crate inherits it: the registry lists built-in drivers by version without
+/// loading them.
+fn plugin_version(workspace: &Path, name: &str) -> String {
+    let manifest = workspace.join("plugins").join(name).join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest)
+        .unwrap_or_else(|e| panic!("read {}: {e}", manifest.display()));
+    match package_version(&text) {
+        Some(version) => version,
+        None => {
+            let root = std::fs::read_to_string(workspace.join("Cargo.toml"))
+                .expect("read the workspace Cargo.toml");
+            package_version(&root).expect("[workspace.package] has a version")
+        }
+    }
+}
+
+/// The literal `version = "..."` of the first package-like section, if any
+/// (`version.workspace = true` has none).
+fn package_version(manifest: &str) -> Option<String> {
+    let mut in_package = false;
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_package = line == "[package]" || line == "[workspace.package]";
+            continue;
+        }
+        if in_package
+            && let Some(value) = line.strip_prefix("version")
+            && let Some(value) = value.trim_start().strip_prefix('=')
+        {
+            return Some(value.trim().trim_matches('"').to_string());
+        }
+    }
+    None
 }
 
 /// rust-toolchain.toml lists the target, but a toolchain that was installed

@@ -36,6 +36,8 @@ fn node(i: usize, needs: Vec<NodeIndex>) -> Node {
         retries: RetryPolicy::default(),
         pool: None,
         id: None,
+        grants: None,
+        driver_digest: None,
     }
 }
 

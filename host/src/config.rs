@@ -26,6 +26,39 @@ pub struct Config {
     pub drivers: BTreeMap<String, DriverPolicy>,
     /// `drover serve`: tokens, TLS, request limits.
     pub server: ServerSettings,
+    /// The plugin registry: uploads, signatures, a watched folder.
+    pub plugins: PluginSettings,
+}
+
+/// Settings of the plugin registry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PluginSettings {
+    /// A folder of `.wasm` components, registered at start and watched:
+    /// adding, changing or removing a file there publishes or withdraws it.
+    pub dir: Option<PathBuf>,
+    /// Refuse plugins without an ed25519 signature by a trusted key.
+    pub require_signatures: bool,
+    /// Public keys (base64, as `drover plugin keygen` prints them) whose
+    /// signatures are trusted.
+    pub trusted_keys: Vec<String>,
+    /// The largest component accepted by upload, in MiB.
+    pub max_upload_mib: u64,
+    /// What a plugin with no `[drivers.<name>]` policy may be granted.
+    /// By default nothing but its workspace.
+    pub allow: DriverPolicy,
+}
+
+impl Default for PluginSettings {
+    fn default() -> Self {
+        PluginSettings {
+            dir: None,
+            require_signatures: false,
+            trusted_keys: Vec::new(),
+            max_upload_mib: 256,
+            allow: DriverPolicy::default(),
+        }
+    }
 }
 
 /// Settings of `drover serve`.
@@ -157,16 +190,21 @@ impl Default for SandboxSettings {
     }
 }
 
-/// What the operator lets one driver do.
+/// What the operator lets one driver do. For built-in drivers and
+/// component files, unset fields mean what the driver declares; a plugin
+/// published to the registry may declare no more than its policy sets
+/// (unset: nothing).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DriverPolicy {
-    /// The programs the driver may start. Defaults to what the driver
-    /// declares; set it to narrow or widen the list.
+    /// The programs the driver may start.
     pub exec: Option<Vec<String>>,
-    /// Whether the driver and its processes get the network. Defaults to
-    /// what the driver declares.
+    /// Whether the driver and its processes get the network.
     pub network: Option<bool>,
+    /// Whether the driver may read secrets.
+    pub secrets: Option<bool>,
+    /// Whether the driver may run containers.
+    pub container: Option<bool>,
 }
 
 /// A configuration file that could not be used.

@@ -32,6 +32,8 @@ pub struct Task {
     pub outputs: Vec<String>,
     /// Wall-clock deadline, if the node has one.
     pub deadline: Option<SystemTime>,
+    /// What the node takes away from its driver's grants.
+    pub grants: Option<crate::dag::NodeGrants>,
 }
 
 impl Task {

@@ -20,7 +20,8 @@ fn lists_the_builtin_drivers() {
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     for name in ["noop", "sleep", "shell"] {
-        assert!(text.lines().any(|l| l == name), "{text}");
+        let line = format!("{name}\t{} (built-in)", env!("CARGO_PKG_VERSION"));
+        assert!(text.lines().any(|l| l == line), "{text}");
     }
 }
 

@@ -734,6 +734,7 @@ async fn the_json_record_has_the_documented_shape() {
     assert_eq!(nodes.len(), 3);
     let node_keys = vec![
         "attempts",
+        "driver_digest",
         "error",
         "exit_code",
         "finished_at",

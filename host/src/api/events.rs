@@ -244,6 +244,7 @@ mod tests {
             submitted_at: SystemTime::UNIX_EPOCH,
             finished_at: Some(SystemTime::UNIX_EPOCH),
             cancel_requested: false,
+            drivers: Default::default(),
         };
         let record = RunRecord::new(&dag, "r".to_owned());
         let finished = Arc::new(Published {

@@ -7,6 +7,7 @@ mod events;
 mod gorchestrator;
 mod native;
 mod openapi;
+mod plugins;
 mod routes;
 mod tls;
 
@@ -30,8 +31,6 @@ use crate::runs::Runs;
 pub struct AppState {
     pub runs: Runs,
     pub auth: Arc<Auth>,
-    /// `GET /drivers`, made on first use: the built-in drivers do not change.
-    drivers: Arc<tokio::sync::OnceCell<serde_json::Value>>,
     /// Fires when the server stops: streams end so that connections close.
     pub shutdown: CancellationToken,
 }
@@ -42,7 +41,6 @@ impl AppState {
         AppState {
             runs,
             auth: Arc::new(auth),
-            drivers: Arc::default(),
             shutdown,
         }
     }

@@ -12,7 +12,7 @@ use serde_json::json;
 use super::{ApiError, AppState};
 use crate::duration::parse_duration;
 use crate::engine::{RunRecord, RunState};
-use crate::registry;
+use crate::registry::Origin;
 use crate::rfc3339;
 use crate::runs::Submission;
 use crate::store::{Api, RunMeta};
@@ -160,32 +160,24 @@ pub(super) async fn cancel(
     Ok((StatusCode::ACCEPTED, Json(Created { id: &meta.id, url })).into_response())
 }
 
+/// The driver each plugin name resolves to now, described.
 pub(super) async fn drivers(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let list = state
-        .drivers
-        .get_or_try_init(|| async {
-            let mut found = Vec::new();
-            for name in registry::builtin_names() {
-                let Some(bytes) = registry::builtin(name) else {
-                    continue;
-                };
-                let driver = state.runs.runtime().load(bytes.into()).await.map_err(|e| {
-                    ApiError::new(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        format!("driver `{name}`: {e}"),
-                    )
-                })?;
-                found.push(json!({
-                    "name": name,
-                    "digest": format!("sha256:{}", driver.digest()),
-                    "builtin": true,
-                    "description": driver.description(),
-                }));
-            }
-            Ok::<_, ApiError>(json!({ "drivers": found }))
-        })
-        .await?;
-    Ok(Json(list.clone()).into_response())
+    let registry = state.runs.registry();
+    let mut found = Vec::new();
+    for (name, _) in registry.list() {
+        let versions = registry.versions(&name).await?;
+        let Some(latest) = versions.into_iter().rev().find(|v| v.blocked.is_none()) else {
+            continue;
+        };
+        found.push(json!({
+            "name": name,
+            "version": latest.version.to_string(),
+            "digest": format!("sha256:{}", latest.digest),
+            "builtin": latest.origin == Origin::Builtin,
+            "description": latest.description,
+        }));
+    }
+    Ok(Json(json!({ "drivers": found })).into_response())
 }
 
 pub(super) async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {

@@ -53,13 +53,18 @@ pub fn build() -> Value {
             "responses": responses,
         });
         if let Some(body) = route.body {
+            let content = if body == super::routes::PLUGIN_BODY {
+                json!({"application/wasm": {"schema": {"type": "string", "format": "binary"}}})
+            } else {
+                json!({
+                    "application/json": {"schema": {"type": "object"}},
+                    "application/yaml": {"schema": {"type": "string"}},
+                })
+            };
             operation["requestBody"] = json!({
                 "required": true,
                 "description": body,
-                "content": {
-                    "application/json": {"schema": {"type": "object"}},
-                    "application/yaml": {"schema": {"type": "string"}},
-                },
+                "content": content,
             });
         }
         if let Some(role) = route.role {
@@ -123,6 +128,21 @@ fn schemas() -> Value {
             "next": {"type": "string", "nullable": true},
         }},
         "DriverList": {"type": "object", "properties": {"drivers": {"type": "array", "items": {"type": "object"}}}},
+        "Plugin": {"type": "object", "required": ["name", "version", "digest", "size", "origin"], "properties": {
+            "name": string, "version": string,
+            "digest": {"type": "string", "description": "sha256:<hex>"},
+            "size": {"type": "integer"},
+            "origin": {"type": "object", "properties": {"kind": {"type": "string", "enum": ["builtin", "upload", "folder"]}, "path": string}},
+            "published_at": time,
+            "signed_by": {"type": "string", "description": "The trusted public key (base64) that signed it"},
+            "description": {"type": "object", "description": "What `describe` returned, capabilities included"},
+            "world": {"type": "object", "properties": {"implements": string,
+                "imports": {"type": "array", "items": string}, "exports": {"type": "array", "items": string}}},
+            "blocked": {"type": "string", "description": "Why it cannot be used now"}}},
+        "PluginList": {"type": "object", "properties": {"plugins": {"type": "array", "items": {"type": "object", "properties": {
+            "name": string, "versions": {"type": "array", "items": string}, "latest": string, "builtin": {"type": "boolean"}}}}}},
+        "PluginVersions": {"type": "object", "properties": {"name": string,
+            "versions": {"type": "array", "items": {"$ref": "#/components/schemas/Plugin"}}}},
         "Health": {"type": "object", "properties": {"status": string, "version": string, "runs_running": {"type": "integer"}}},
         "TaskId": {"type": "object", "properties": {"id": string}},
         "TaskError": {"type": "object", "properties": {"code": {"type": "integer"}, "message": string}},

@@ -1,8 +1,9 @@
 //! Every route of the API in one table: the router and the OpenAPI document are both built from it.
 
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{MethodRouter, delete, get, post};
 
-use super::{AppState, auth, events, gorchestrator, native, openapi};
+use super::{AppState, auth, events, gorchestrator, native, openapi, plugins};
 use crate::config::Role;
 
 /// One operation of the API.
@@ -27,6 +28,9 @@ pub struct Route {
     pub handler: fn(&AppState, Option<Role>) -> MethodRouter<AppState>,
 }
 
+/// The upload body, sent as `application/wasm`.
+pub const PLUGIN_BODY: &str = "The component's bytes (application/wasm); an optional \
+     X-Drover-Signature header carries a base64 ed25519 signature over `sha256:<hex digest>`.";
 const DAG_BODY: &str = "A DAG in drover's native format (YAML or JSON) or gorchestrator's JSON.";
 const ERRORS: [(u16, &str, &str); 3] = [
     (401, "No or unknown bearer token", "Error"),
@@ -172,6 +176,101 @@ pub const ROUTES: &[Route] = &[
             ERRORS[1],
         ],
         handler: |s, r| auth::guard(get(native::drivers), s, r),
+    },
+    Route {
+        method: "POST",
+        path: "/api/v1/plugins",
+        role: Some(Role::Admin),
+        summary: "Publish a driver component (a plugin is code: admin only)",
+        tag: "plugins",
+        query: &[
+            (
+                "name",
+                "string",
+                "The plugin's name; defaults to the one it describes",
+            ),
+            (
+                "version",
+                "string",
+                "Its semver version; defaults to the one it describes",
+            ),
+        ],
+        body: Some(PLUGIN_BODY),
+        responses: &[
+            (201, "Published; usable at once", "Plugin"),
+            (
+                200,
+                "The same component was already published as this version",
+                "Plugin",
+            ),
+            (400, "No body", "Error"),
+            (
+                403,
+                "Unsigned, badly signed, or asking for more than the policy allows",
+                "Error",
+            ),
+            (
+                409,
+                "This version is published with another component",
+                "Error",
+            ),
+            (413, "Larger than plugins.max_upload_mib", "Error"),
+            (
+                422,
+                "Not a drover driver component, with the reason",
+                "Error",
+            ),
+            ERRORS[0],
+        ],
+        handler: |s, r| {
+            let cap = s.runs.runtime().config().plugins.max_upload_mib;
+            let cap = usize::try_from(cap.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
+            auth::guard(post(plugins::upload), s, r).layer(DefaultBodyLimit::max(cap))
+        },
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/plugins",
+        role: Some(Role::Viewer),
+        summary: "List plugins and their versions",
+        tag: "plugins",
+        query: &[],
+        body: None,
+        responses: &[(200, "Every plugin", "PluginList"), ERRORS[0], ERRORS[1]],
+        handler: |s, r| auth::guard(get(plugins::list), s, r),
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/plugins/{name}",
+        role: Some(Role::Viewer),
+        summary: "A plugin's versions: digests, capabilities, description, world",
+        tag: "plugins",
+        query: &[],
+        body: None,
+        responses: &[
+            (200, "Every version, oldest first", "PluginVersions"),
+            ERRORS[0],
+            ERRORS[1],
+            (404, "No such plugin", "Error"),
+        ],
+        handler: |s, r| auth::guard(get(plugins::show), s, r),
+    },
+    Route {
+        method: "DELETE",
+        path: "/api/v1/plugins/{name}/{version}",
+        role: Some(Role::Admin),
+        summary: "Withdraw a version; runs using it keep it until they end",
+        tag: "plugins",
+        query: &[],
+        body: None,
+        responses: &[
+            (200, "Withdrawn", "object"),
+            (404, "No such plugin or version", "Error"),
+            (409, "Built in, or from the plugins folder", "Error"),
+            ERRORS[0],
+            ERRORS[1],
+        ],
+        handler: |s, r| auth::guard(delete(plugins::remove), s, r),
     },
     Route {
         method: "GET",

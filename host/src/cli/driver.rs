@@ -8,7 +8,7 @@ use anyhow::{Context, anyhow};
 use clap::{Args, Subcommand};
 use drover::config::Config;
 use drover::duration::parse_duration;
-use drover::registry;
+use drover::registry::{Origin, Registry};
 use drover::runtime::{Driver, NodeContext, Runtime};
 use drover::task::{LogLevel, LogLine, LogSource, NodeStatus, Outcome, Task};
 use serde::Serialize;
@@ -105,22 +105,42 @@ pub async fn run(cmd: DriverCommand, config: Config) -> Result<u8, CliError> {
             Ok(exit::SUCCESS)
         }
         DriverCommand::List => {
-            for name in registry::builtin_names() {
-                println!("{name}");
+            let registry = Registry::open(Runtime::new(config)?)?;
+            for problem in registry.sync_folder().await {
+                eprintln!("warning: plugins folder: {problem}");
+            }
+            for (name, versions) in registry.list() {
+                let versions: Vec<String> = versions
+                    .iter()
+                    .map(|v| format!("{} ({})", v.version, origin_label(&v.origin)))
+                    .collect();
+                println!("{name}\t{}", versions.join(", "));
             }
             Ok(exit::SUCCESS)
         }
     }
 }
 
+/// How a version got into the registry, in a word.
+pub fn origin_label(origin: &Origin) -> &'static str {
+    match origin {
+        Origin::Builtin => "built-in",
+        Origin::Upload => "uploaded",
+        Origin::Folder(_) => "plugins folder",
+    }
+}
+
+/// Loads a driver as a DAG node would name it: a published name (with an
+/// optional version requirement or digest) or a component file.
 async fn load(runtime: &Runtime, spec: &str) -> Result<Driver, CliError> {
-    let source = registry::resolve(spec).map_err(CliError::bad_input)?;
-    let bytes = registry::read(&source).map_err(CliError::bad_input)?;
-    runtime
-        .load(bytes)
+    let registry = Registry::open(runtime.clone())?;
+    for problem in registry.sync_folder().await {
+        eprintln!("warning: plugins folder: {problem}");
+    }
+    registry
+        .resolve(spec, None, None)
         .await
-        .with_context(|| format!("cannot load driver `{spec}`"))
-        .map_err(CliError::bad_input)
+        .map_err(|e| CliError::bad_input(anyhow!("cannot load driver `{spec}`: {e}")))
 }
 
 fn parse_env(pairs: &[String]) -> Result<Vec<(String, String)>, CliError> {
@@ -158,6 +178,7 @@ async fn run_node(args: RunArgs, config: Config) -> Result<u8, CliError> {
         inputs: Vec::new(),
         outputs: args.outputs.clone(),
         deadline: timeout.map(|t| SystemTime::now() + t),
+        grants: None,
     };
     let cwd = std::env::current_dir().context("cannot read the current folder")?;
     task.resolve_artifact_file(&cwd);

@@ -1,6 +1,7 @@
 //! Command-line parsing and the dispatch to each subcommand.
 
 mod driver;
+mod plugin;
 mod run;
 mod serve;
 
@@ -35,6 +36,9 @@ enum Command {
     /// Try a driver on its own: run one node, describe a driver, list the built-in ones.
     #[command(subcommand)]
     Driver(driver::DriverCommand),
+    /// Publish, list, inspect and sign plugins (driver components) of a running drover.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
 }
 
 /// How results are printed.
@@ -117,13 +121,23 @@ pub fn main() -> ExitCode {
             return ExitCode::from(exit::FAILURE);
         }
     };
+    if !matches!(cli.command, Command::Serve(_)) {
+        // Printing commands end quietly when their reader goes away
+        // (`drover driver describe x | head`), as other Unix tools do. The
+        // server keeps Rust's default: a closed socket is an error there.
+        // SAFETY: changing a disposition to SIG_DFL installs no Rust code.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let result = runtime.block_on(async move {
         let config = load_config(&cli)?;
         match cli.command {
             Command::Run(args) => run::run(args, config).await,
-            Command::Graph(args) => run::graph(args),
+            Command::Graph(args) => run::graph(args, config),
             Command::Serve(args) => serve::serve(args, config).await,
             Command::Driver(cmd) => driver::run(cmd, config).await,
+            Command::Plugin(cmd) => plugin::run(cmd).await,
         }
     });
     match result {

@@ -13,6 +13,7 @@ use drover::config::Config;
 use drover::dag::{self, Dag, DagError, NodeState};
 use drover::duration::parse_duration;
 use drover::engine::{self, Event, Options, RunRecord, RunState};
+use drover::registry::Registry;
 use drover::runtime::Runtime;
 use drover::task::{LogLine, LogSource};
 use drover::transport::{self, LocalDispatch};
@@ -59,10 +60,10 @@ pub enum GraphFormat {
 }
 
 /// Reads and validates a DAG file (structure and driver names only).
-fn read_dag(file: &Path) -> Result<Dag, CliError> {
+fn read_dag(file: &Path, registry: &Registry) -> Result<Dag, CliError> {
     let text = read_text(file)?;
     let base = base_dir(file);
-    let exists = |driver: &str| transport::driver_exists(driver, base.as_deref());
+    let exists = |driver: &str| registry.exists(driver, base.as_deref());
     dag::parse(&text, base.as_deref(), &exists).map_err(|e| invalid(file, e))
 }
 
@@ -70,14 +71,20 @@ fn read_dag(file: &Path) -> Result<Dag, CliError> {
 /// every problem, of the graph and of each node's driver, in one answer.
 async fn accept_file(
     file: &Path,
-    runtime: &Runtime,
+    registry: &Registry,
     parallelism: usize,
 ) -> Result<transport::Accepted, CliError> {
     let text = read_text(file)?;
     let base = base_dir(file);
-    transport::accept(runtime, &text, base.as_deref(), parallelism)
-        .await
-        .map_err(|refused| invalid(file, refused.problems().clone()))
+    transport::accept(
+        registry,
+        &text,
+        base.as_deref(),
+        parallelism,
+        &BTreeMap::new(),
+    )
+    .await
+    .map_err(|refused| invalid(file, refused.problems().clone()))
 }
 
 fn read_text(file: &Path) -> Result<String, CliError> {
@@ -113,8 +120,9 @@ fn invalid(file: &Path, e: DagError) -> CliError {
     ))
 }
 
-pub fn graph(args: GraphArgs) -> Result<u8, CliError> {
-    let dag = read_dag(&args.file)?;
+pub fn graph(args: GraphArgs, config: Config) -> Result<u8, CliError> {
+    let registry = Registry::open(Runtime::new(config)?)?;
+    let dag = read_dag(&args.file, &registry)?;
     let text = match args.format {
         GraphFormat::Dot => dag::to_dot(&dag),
         GraphFormat::Mermaid => dag::to_mermaid(&dag),
@@ -149,9 +157,13 @@ pub async fn run(args: RunArgs, config: Config) -> Result<u8, CliError> {
     } else {
         parallelism
     };
-    let runtime = Runtime::new(config)?;
+    let registry = Registry::open(Runtime::new(config)?)?;
+    for problem in registry.sync_folder().await {
+        eprintln!("warning: plugins folder: {problem}");
+    }
+    let runtime = registry.runtime().clone();
     let transport::Accepted { dag, drivers } =
-        accept_file(&args.file, &runtime, parallelism).await?;
+        accept_file(&args.file, &registry, parallelism).await?;
 
     let run_id = new_run_id();
     let workspaces = runtime.config().workspace_dir().join(&run_id);

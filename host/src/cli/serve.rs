@@ -8,6 +8,7 @@ use anyhow::{Context, anyhow};
 use clap::Args;
 use drover::api::{self, AppState, Auth};
 use drover::config::Config;
+use drover::registry::Registry;
 use drover::runs::Runs;
 use drover::runtime::Runtime;
 use drover::store::Store;
@@ -77,12 +78,20 @@ pub async fn serve(args: ServeArgs, config: Config) -> Result<u8, CliError> {
     let db = config.data_dir().join("drover.redb");
     let store = Store::open(&db)
         .with_context(|| "is another `drover serve` using the same data folder?")?;
-    let runtime = Runtime::new(config)?;
-    let runs = Runs::new(runtime, store, parallelism);
+    let registry = Registry::open(Runtime::new(config)?)?;
+    for problem in registry.sync_folder().await {
+        eprintln!("warning: plugins folder: {problem}");
+    }
+    let runs = Runs::new(registry.clone(), store, parallelism);
     let recovered = runs.recover().await?;
     if recovered > 0 {
         eprintln!("carrying on {recovered} unfinished run(s) from before the restart");
     }
+    // Interrupted runs hold their components again: the rest may go.
+    registry.collect_garbage();
+    let _watch = registry
+        .watch_folder()
+        .map_err(|e| CliError::bad_input(anyhow!(e)))?;
 
     let listener = TcpListener::bind(addr)
         .await

@@ -132,6 +132,8 @@ fn node(index: usize, raw: &Raw, problems: &mut Vec<Problem>) -> Node {
         retries: RetryPolicy::default(),
         pool,
         id,
+        grants: None,
+        driver_digest: None,
     }
 }
 

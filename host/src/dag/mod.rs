@@ -16,7 +16,9 @@ mod tests;
 use std::path::Path;
 
 pub use error::{DagError, Problem};
-pub use model::{Dag, Node, NodeIndex, NodeState, OutputRef, RetryPolicy, SourceFormat};
+pub use model::{
+    Dag, Node, NodeGrants, NodeIndex, NodeState, OutputRef, RetryPolicy, SourceFormat,
+};
 pub use render::{to_dot, to_mermaid};
 pub use template::{
     MissingOutput, TemplateError, arg_references, references, substitute, substitute_arg,

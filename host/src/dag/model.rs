@@ -64,6 +64,20 @@ pub struct Node {
     pub pool: Option<String>,
     /// gorchestrator's numeric id, kept to answer in that format.
     pub id: Option<i64>,
+    /// Grants narrower than what the driver gets: a node can only take away.
+    pub grants: Option<NodeGrants>,
+    /// The sha256 of the driver component the node runs with, fixed when
+    /// the run is accepted; `None` until then.
+    pub driver_digest: Option<String>,
+}
+
+/// What a node lets its driver have, within what the driver is granted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeGrants {
+    /// Only these of the driver's programs may be started.
+    pub exec: Option<Vec<String>>,
+    /// `false` takes the network away.
+    pub network: Option<bool>,
 }
 
 /// Retries of a node: `max` more attempts after the first, waiting

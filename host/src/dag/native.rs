@@ -3,14 +3,15 @@
 use std::time::Duration;
 
 use super::error::Problem;
-use super::model::{Node, RetryPolicy, SourceFormat};
+use super::model::{Node, NodeGrants, RetryPolicy, SourceFormat};
 use super::raw::{Raw, Top};
 use super::validate::{Draft, field_label, node_label, parse_duration};
 
 const TOP_FIELDS: &[&str] = &["name", "nodes"];
 const NODE_FIELDS: &[&str] = &[
-    "driver", "artifact", "args", "env", "needs", "outputs", "timeout", "retries", "pool",
+    "driver", "artifact", "args", "env", "needs", "outputs", "timeout", "retries", "pool", "grants",
 ];
+const GRANT_FIELDS: &[&str] = &["exec", "network"];
 const RETRY_FIELDS: &[&str] = &["max", "backoff", "max_backoff"];
 
 /// "expected one of `a`, `b`".
@@ -136,6 +137,43 @@ impl Reader<'_> {
         policy
     }
 
+    fn grants(&mut self, label: &str, raw: &Raw) -> Option<NodeGrants> {
+        let at = field_label(label, "grants");
+        let fields = match raw {
+            Raw::Null => return None,
+            Raw::Map(fields) => fields,
+            other => {
+                self.wrong_type(
+                    &at,
+                    "a mapping such as `{exec: [curl], network: false}`",
+                    other,
+                );
+                return None;
+            }
+        };
+        let mut grants = NodeGrants::default();
+        let mut seen: Vec<&str> = Vec::new();
+        for (key, value) in fields {
+            if seen.contains(&key.as_str()) {
+                self.problem(&at, format!("duplicate field `{key}`"));
+                continue;
+            }
+            seen.push(key);
+            match (key.as_str(), value) {
+                ("exec", _) => grants.exec = Some(self.texts(label, "grants.exec", value)),
+                ("network", Raw::Bool(network)) => grants.network = Some(*network),
+                ("network", other) => {
+                    self.wrong_type(&field_label(label, "grants.network"), "a boolean", other)
+                }
+                _ => self.problem(
+                    &at,
+                    format!("unknown field `{key}`, {}", one_of(GRANT_FIELDS)),
+                ),
+            }
+        }
+        Some(grants)
+    }
+
     fn env(&mut self, label: &str, raw: &Raw) -> Vec<(String, String)> {
         match raw {
             Raw::Null => Vec::new(),
@@ -173,6 +211,8 @@ impl Reader<'_> {
             retries: RetryPolicy::default(),
             pool: None,
             id: None,
+            grants: None,
+            driver_digest: None,
         };
         let mut needs = Vec::new();
         let fields: &[(String, Raw)] = match raw {
@@ -212,6 +252,7 @@ impl Reader<'_> {
                     }
                 }
                 "retries" => node.retries = self.retries(&label, value),
+                "grants" => node.grants = self.grants(&label, value),
                 "pool" => {
                     if !matches!(value, Raw::Null) {
                         node.pool = self.text(&at, value);

@@ -80,6 +80,7 @@ pub(super) fn task(
         inputs,
         outputs: node.outputs.clone(),
         deadline: deadline.and_then(|d| SystemTime::now().checked_add(d)),
+        grants: node.grants.clone(),
     };
     if let Some(base) = &dag.base_dir {
         task.resolve_artifact_file(base);

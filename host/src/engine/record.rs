@@ -72,7 +72,12 @@ impl RunRecord {
             nodes: dag
                 .nodes
                 .iter()
-                .map(|node| NodeRecord::new(node.name.clone(), Arc::clone(&no_outputs)))
+                .map(|node| {
+                    let mut record = NodeRecord::new(node.name.clone(), Arc::clone(&no_outputs));
+                    record.driver_digest =
+                        node.driver_digest.as_ref().map(|d| format!("sha256:{d}"));
+                    record
+                })
                 .collect(),
         }
     }
@@ -152,6 +157,10 @@ pub struct NodeRecord {
     pub finished_at: Option<SystemTime>,
     /// Why the node did not succeed; `None` on success.
     pub error: Option<String>,
+    /// The driver component the node runs with (`sha256:<hex>`), pinned
+    /// when the run was accepted.
+    #[serde(default)]
+    pub driver_digest: Option<String>,
     /// When the attempt running now started; `None` when none is running.
     /// Kept so that a resumed run can record the attempt it interrupted.
     #[serde(skip)]
@@ -171,6 +180,7 @@ impl NodeRecord {
             started_at: None,
             finished_at: None,
             error: None,
+            driver_digest: None,
             running_since: None,
         }
     }

@@ -6,7 +6,7 @@ mod live;
 mod metrics;
 mod wire;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -20,6 +20,7 @@ pub use wire::{Numbered, WireEvent};
 
 use crate::dag::NodeState;
 use crate::engine::{self, Event, EventSink, Options, RunRecord, RunState};
+use crate::registry::Registry;
 use crate::rfc3339;
 use crate::runtime::Runtime;
 use crate::store::{Api, RunMeta, RunOptions, Store, StoreError, Write};
@@ -80,7 +81,7 @@ pub struct Runs {
 }
 
 struct Inner {
-    runtime: Runtime,
+    registry: Registry,
     store: Store,
     live: Mutex<HashMap<String, Arc<LiveRun>>>,
     metrics: Metrics,
@@ -94,9 +95,11 @@ struct Inner {
 }
 
 impl Runs {
-    /// A run service executing on `runtime` and keeping runs in `store`;
-    /// runs get `parallelism` slots each unless they ask for another number.
-    pub fn new(runtime: Runtime, store: Store, parallelism: usize) -> Runs {
+    /// A run service executing drivers from `registry` and keeping runs in
+    /// `store`; runs get `parallelism` slots each unless they ask for
+    /// another number.
+    pub fn new(registry: Registry, store: Store, parallelism: usize) -> Runs {
+        let runtime = registry.runtime();
         let max = runtime.config().limits.max_instances.max(1) as usize;
         let root = runtime.config().workspace_dir();
         // Resolved here once rather than for every run; if it cannot be
@@ -106,7 +109,7 @@ impl Runs {
             .unwrap_or(root);
         Runs {
             inner: Arc::new(Inner {
-                runtime,
+                registry,
                 store,
                 live: Mutex::new(HashMap::new()),
                 metrics: Metrics::default(),
@@ -124,7 +127,12 @@ impl Runs {
 
     /// The runtime runs execute on.
     pub fn runtime(&self) -> &Runtime {
-        &self.inner.runtime
+        self.inner.registry.runtime()
+    }
+
+    /// The drivers runs can use.
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
     }
 
     /// Validates and stores a DAG, then starts running it. Returns once the
@@ -139,11 +147,18 @@ impl Runs {
             Some(n) => n.min(self.inner.max_parallelism),
             None => self.inner.parallelism,
         };
-        let accepted = transport::accept(&self.inner.runtime, submission.text, None, parallelism)
-            .await
-            .inspect_err(|_| {
-                self.inner.metrics.refused.fetch_add(1, Ordering::Relaxed);
-            })?;
+        let no_pins = BTreeMap::new();
+        let accepted = transport::accept(
+            &self.inner.registry,
+            submission.text,
+            None,
+            parallelism,
+            &no_pins,
+        )
+        .await
+        .inspect_err(|_| {
+            self.inner.metrics.refused.fetch_add(1, Ordering::Relaxed);
+        })?;
         let meta = RunMeta {
             id: new_run_id(),
             name: accepted.dag.name.clone(),
@@ -160,6 +175,7 @@ impl Runs {
             submitted_at: rfc3339::now(),
             finished_at: None,
             cancel_requested: false,
+            drivers: accepted.drivers.pins(),
         };
         self.inner
             .store
@@ -185,32 +201,37 @@ impl Runs {
     async fn recover_one(&self, meta: RunMeta) -> Result<(), RunsError> {
         let id = meta.id.clone();
         let text = self.inner.store.source(&id)?.unwrap_or_default();
-        let accepted =
-            match transport::accept(&self.inner.runtime, &text, None, meta.options.parallelism)
-                .await
-            {
-                Ok(accepted) => accepted,
-                Err(refused) => {
-                    // The DAG was valid when accepted; a driver it needs has
-                    // gone since. End the run rather than retrying for ever.
-                    tracing::error!(run = %id, error = %refused, "cannot carry on run; failing it");
-                    let mut meta = meta;
-                    meta.state = RunState::Failure;
-                    meta.finished_at = Some(rfc3339::now());
-                    // Without the DAG its nodes are unknown: an empty record.
-                    let record = RunRecord {
-                        id: id.clone(),
-                        name: meta.name.clone(),
-                        state: RunState::Failure,
-                        nodes: Vec::new(),
-                    };
-                    self.inner
-                        .store
-                        .write(vec![Write::meta(&meta), Write::record(&record)])
-                        .await?;
-                    return Ok(());
-                }
-            };
+        let accepted = match transport::accept(
+            &self.inner.registry,
+            &text,
+            None,
+            meta.options.parallelism,
+            &meta.drivers,
+        )
+        .await
+        {
+            Ok(accepted) => accepted,
+            Err(refused) => {
+                // The DAG was valid when accepted; a driver it needs has
+                // gone since. End the run rather than retrying for ever.
+                tracing::error!(run = %id, error = %refused, "cannot carry on run; failing it");
+                let mut meta = meta;
+                meta.state = RunState::Failure;
+                meta.finished_at = Some(rfc3339::now());
+                // Without the DAG its nodes are unknown: an empty record.
+                let record = RunRecord {
+                    id: id.clone(),
+                    name: meta.name.clone(),
+                    state: RunState::Failure,
+                    nodes: Vec::new(),
+                };
+                self.inner
+                    .store
+                    .write(vec![Write::meta(&meta), Write::record(&record)])
+                    .await?;
+                return Ok(());
+            }
+        };
         let mut record = RunRecord::new(&accepted.dag, id.clone());
         let mut events = Vec::new();
         loop {
@@ -251,6 +272,9 @@ impl Runs {
         events: Vec<Arc<Published>>,
     ) {
         let Accepted { dag, drivers } = accepted;
+        // The run's components stay on disk until it ends, even if their
+        // versions are removed meanwhile.
+        let hold = self.inner.registry.hold(drivers.digests());
         let id = meta.id.clone();
         let options = Options {
             parallelism: meta.options.parallelism,
@@ -266,7 +290,7 @@ impl Runs {
         self.live_map().insert(id.clone(), Arc::clone(&live));
         let workspaces = self.inner.workspaces.join(&id);
         let dispatch = Arc::new(LocalDispatch::resolved(
-            self.inner.runtime.clone(),
+            self.runtime().clone(),
             drivers,
             workspaces.clone(),
         ));
@@ -287,6 +311,7 @@ impl Runs {
                 let _ = tokio::fs::remove_dir_all(&workspaces).await;
             }
             this.finish(&live, &record).await;
+            drop(hold);
         });
     }
 

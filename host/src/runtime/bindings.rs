@@ -5,7 +5,7 @@ wasmtime::component::bindgen!({
     world: "drover:driver/driver",
     imports: { default: async | trappable },
     exports: { default: async },
-    additional_derives: [serde::Serialize],
+    additional_derives: [serde::Serialize, serde::Deserialize],
     with: {
         "drover:driver/exec.process": crate::runtime::exec::Process,
     },

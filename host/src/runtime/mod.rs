@@ -67,9 +67,24 @@ pub struct Driver {
 struct DriverInner {
     digest: String,
     description: Description,
+    world: World,
     cache: CacheOutcome,
     pre: bindings::DriverPre<NodeState>,
 }
+
+/// What a driver component imports and exports, by WIT name.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct World {
+    /// The world it implements (checked when it is loaded).
+    pub implements: String,
+    /// Interfaces it imports: `drover:driver/log@0.1.0`, `wasi:cli/environment@0.2.0`, ...
+    pub imports: Vec<String>,
+    /// What it exports: `describe`, `validate`, `run`.
+    pub exports: Vec<String>,
+}
+
+/// The world every driver implements.
+pub const DRIVER_WORLD: &str = "drover:driver/driver@0.1.0";
 
 impl Driver {
     /// The sha256 of the component.
@@ -85,6 +100,11 @@ impl Driver {
     /// The driver's name, from its description.
     pub fn name(&self) -> &str {
         &self.inner.description.name
+    }
+
+    /// The component's imports and exports.
+    pub fn world(&self) -> &World {
+        &self.inner.world
     }
 
     /// Whether it was compiled now or loaded from the cache.
@@ -244,10 +264,27 @@ impl Runtime {
                 .await
                 .map_err(|e| RuntimeError::Compile(format!("digest task failed: {e}")))?
         };
+        self.load_digested(digest, bytes).await
+    }
+
+    /// Like [`Runtime::load`], for bytes whose sha256 (hex) the caller
+    /// already knows: hashing a large component costs milliseconds.
+    pub async fn load_digested(
+        &self,
+        digest: String,
+        bytes: Arc<[u8]>,
+    ) -> Result<Driver, RuntimeError> {
         let cell = Arc::clone(self.loaded().entry(digest.clone()).or_default());
         cell.get_or_try_init(|| self.load_new(digest, bytes))
             .await
             .cloned()
+    }
+
+    /// The driver of this digest, if it is loaded already.
+    pub fn loaded_driver(&self, digest: &str) -> Option<Driver> {
+        self.loaded()
+            .get(digest)
+            .and_then(|cell| cell.get().cloned())
     }
 
     /// Compiles (or reads from the disk cache) a driver not in memory yet.
@@ -259,6 +296,21 @@ impl Runtime {
         })
         .await
         .map_err(|e| RuntimeError::Compile(format!("compile task failed: {e}")))??;
+        let world = {
+            let ty = component.component_type();
+            let engine = &self.inner.engine;
+            World {
+                implements: DRIVER_WORLD.to_owned(),
+                imports: ty
+                    .imports(engine)
+                    .map(|(name, _)| name.to_owned())
+                    .collect(),
+                exports: ty
+                    .exports(engine)
+                    .map(|(name, _)| name.to_owned())
+                    .collect(),
+            }
+        };
         let pre = self
             .inner
             .linker
@@ -289,6 +341,7 @@ impl Runtime {
             inner: Arc::new(DriverInner {
                 digest,
                 description,
+                world,
                 cache,
                 pre,
             }),
@@ -435,18 +488,34 @@ impl Runtime {
 
     /// What the operator's policy lets this driver do for this node.
     fn grant_for(&self, description: &Description, task: &Task) -> ExecGrant {
-        let policy = self.inner.config.drivers.get(&description.name);
-        let programs = policy
-            .and_then(|p| p.exec.clone())
-            .unwrap_or_else(|| description.capabilities.exec.clone());
+        let mut programs = self.granted_programs(description);
+        let mut network = self.network_for(description);
+        // A node may only take away.
+        if let Some(grants) = &task.grants {
+            if let Some(only) = &grants.exec {
+                programs.retain(|p| only.contains(p));
+            }
+            network &= grants.network.unwrap_or(true);
+        }
         ExecGrant {
             programs,
             workspace: None,
             read_only_files: task.artifact_file.iter().cloned().collect(),
-            network: self.network_for(description),
+            network,
             capture_limit: usize::try_from(self.inner.config.limits.captured_stdout_kib * 1024)
                 .unwrap_or(usize::MAX),
         }
+    }
+
+    /// The programs the operator's policy lets this driver start: its
+    /// `[drivers.<name>]` list, or else what it declares.
+    pub fn granted_programs(&self, description: &Description) -> Vec<String> {
+        self.inner
+            .config
+            .drivers
+            .get(&description.name)
+            .and_then(|p| p.exec.clone())
+            .unwrap_or_else(|| description.capabilities.exec.clone())
     }
 
     fn network_for(&self, description: &Description) -> bool {

@@ -1,5 +1,6 @@
 //! The stored summary of a run: what the run list shows and what a restart needs to carry the run on.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -64,6 +65,10 @@ pub struct RunMeta {
     /// A cancel was asked for: a run carried on after a restart is canceled at once.
     #[serde(default)]
     pub cancel_requested: bool,
+    /// The digest of each driver as the DAG names it, fixed at acceptance:
+    /// a run carried on after a restart uses the very same components.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub drivers: BTreeMap<String, String>,
 }
 
 impl RunMeta {

@@ -20,6 +20,7 @@ fn meta(id: &str, state: RunState) -> RunMeta {
         submitted_at: SystemTime::UNIX_EPOCH,
         finished_at: (state != RunState::Running).then(SystemTime::now),
         cancel_requested: false,
+        drivers: Default::default(),
     }
 }
 

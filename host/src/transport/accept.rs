@@ -1,10 +1,11 @@
 //! Accepting a DAG to run: parse, check the graph, load its drivers and let each driver validate its nodes.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use crate::dag::{self, Dag, DagError};
-use crate::runtime::Runtime;
+use crate::registry::Registry;
 
 use super::local::{self, DriverSet};
 
@@ -40,15 +41,20 @@ impl Refused {
 /// `parallelism` tasks. When the graph itself is refused, the nodes whose
 /// drivers exist are still checked, so one answer lists every problem.
 /// `base_dir` resolves drivers and artifact files named by relative path.
+/// `pins` (the digests of an earlier acceptance of the same DAG, when a run
+/// is carried on) win over resolving driver names again; each node of the
+/// accepted DAG names the digest of its driver.
 pub async fn accept(
-    runtime: &Runtime,
+    registry: &Registry,
     text: &str,
     base_dir: Option<&Path>,
     parallelism: usize,
+    pins: &BTreeMap<String, String>,
 ) -> Result<Accepted, Refused> {
-    let exists = |driver: &str| local::driver_exists(driver, base_dir);
-    let dag = match dag::parse_keeping_nodes(text, base_dir, &exists) {
-        Ok(dag) => Arc::new(dag),
+    let runtime = registry.runtime();
+    let exists = |driver: &str| registry.exists(driver, base_dir);
+    let mut dag = match dag::parse_keeping_nodes(text, base_dir, &exists) {
+        Ok(dag) => dag,
         Err(rejected) if rejected.unreadable => return Err(Refused::Unreadable(rejected.error)),
         Err(mut rejected) => {
             let nodes: Vec<_> = rejected
@@ -58,7 +64,7 @@ pub async fn accept(
                 .collect();
             if !nodes.is_empty() {
                 let (drivers, load_problems) =
-                    local::load_node_drivers(runtime, &nodes, base_dir).await;
+                    local::load_node_drivers(registry, &nodes, base_dir, pins).await;
                 let refused = local::validate_each(
                     runtime,
                     Arc::new(nodes),
@@ -73,9 +79,10 @@ pub async fn accept(
             return Err(Refused::Invalid(rejected.error));
         }
     };
-    let drivers = local::load_drivers(runtime, &dag)
+    let drivers = local::load_drivers(registry, &mut dag, pins)
         .await
         .map_err(Refused::Invalid)?;
+    let dag = Arc::new(dag);
     local::validate_nodes(runtime, &dag, &drivers, parallelism)
         .await
         .map_err(Refused::Invalid)?;

@@ -1,15 +1,15 @@
 //! In-process dispatch: each node runs in this process's Wasm runtime, with
 //! the DAG's drivers loaded once before the run starts.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::task::JoinSet;
 
-use crate::dag::{Dag, DagError, Node, Problem};
+use crate::dag::{Dag, DagError, Node, NodeGrants, Problem};
 use crate::engine::{Dispatch, DispatchFuture, NodeRun};
-use crate::registry;
+use crate::registry::Registry;
 use crate::runtime::{Driver, NodeContext, Runtime};
 use crate::task::{Outcome, Task};
 
@@ -24,105 +24,111 @@ impl DriverSet {
     pub fn get(&self, written: &str) -> Option<&Driver> {
         self.drivers.get(written)
     }
-}
 
-/// Splits `shell@0.1` into `shell` and the pin `0.1`.
-fn split_pin(written: &str) -> (&str, Option<&str>) {
-    match written.rsplit_once('@') {
-        Some((name, pin)) if !name.is_empty() && !written.contains('/') => (name, Some(pin)),
-        _ => (written, None),
+    /// The digest each driver name resolved to: what a run is pinned to.
+    pub fn pins(&self) -> BTreeMap<String, String> {
+        self.drivers
+            .iter()
+            .map(|(written, driver)| (written.clone(), driver.digest().to_owned()))
+            .collect()
+    }
+
+    /// Every digest, once.
+    pub fn digests(&self) -> Vec<String> {
+        let mut digests: Vec<String> = self
+            .drivers
+            .values()
+            .map(|d| d.digest().to_owned())
+            .collect();
+        digests.sort();
+        digests.dedup();
+        digests
     }
 }
 
-/// Whether a driver as written in a DAG can be found: a built-in name
-/// (optionally pinned, `shell@0`), or a component file relative to the DAG.
-pub fn driver_exists(written: &str, base_dir: Option<&Path>) -> bool {
-    let (name, _) = split_pin(written);
-    match registry::resolve(name) {
-        Ok(registry::DriverSource::Builtin(_)) => true,
-        Ok(registry::DriverSource::File(path)) => resolve_path(&path, base_dir).is_file(),
-        Err(_) => false,
+/// Loads every driver the DAG names, once each, and pins each node to the
+/// digest of its driver. `pins` (from an earlier acceptance of the same
+/// DAG) wins over resolving names again.
+pub async fn load_drivers(
+    registry: &Registry,
+    dag: &mut Dag,
+    pins: &BTreeMap<String, String>,
+) -> Result<DriverSet, DagError> {
+    let (drivers, problems) =
+        load_node_drivers(registry, &dag.nodes, dag.base_dir.as_deref(), pins).await;
+    if !problems.is_empty() {
+        return Err(DagError { problems });
     }
-}
-
-fn resolve_path(path: &Path, base_dir: Option<&Path>) -> PathBuf {
-    match base_dir {
-        Some(base) if path.is_relative() => base.join(path),
-        _ => path.to_path_buf(),
+    for node in &mut dag.nodes {
+        node.driver_digest = drivers.get(&node.driver).map(|d| d.digest().to_owned());
     }
-}
-
-/// Loads every driver the DAG names, once each. A pin (`shell@0.1`) must be
-/// a prefix of the driver's own version, component by component.
-pub async fn load_drivers(runtime: &Runtime, dag: &Dag) -> Result<DriverSet, DagError> {
-    let (drivers, problems) = load_node_drivers(runtime, &dag.nodes, dag.base_dir.as_deref()).await;
-    if problems.is_empty() {
-        Ok(drivers)
-    } else {
-        Err(DagError { problems })
-    }
+    Ok(drivers)
 }
 
 /// Loads the drivers of `nodes` that can be found, and says why others
-/// could not be loaded.
+/// could not be loaded, or why a node's grants are not the driver's to give.
 pub async fn load_node_drivers(
-    runtime: &Runtime,
+    registry: &Registry,
     nodes: &[Node],
     base_dir: Option<&Path>,
+    pins: &BTreeMap<String, String>,
 ) -> (DriverSet, Vec<Problem>) {
-    let mut drivers = HashMap::new();
+    let mut drivers: HashMap<String, Driver> = HashMap::new();
     let mut problems = Vec::new();
     for node in nodes {
-        if drivers.contains_key(&node.driver) {
-            continue;
-        }
-        let (name, pin) = split_pin(&node.driver);
-        let location = format!("node `{}`, field `driver`", node.name);
-        let loaded = async {
-            let source = match registry::resolve(name).map_err(|e| e.to_string())? {
-                registry::DriverSource::File(path) => {
-                    registry::DriverSource::File(resolve_path(&path, base_dir))
-                }
-                builtin => builtin,
-            };
-            match source {
-                registry::DriverSource::Builtin(name) => {
-                    let bytes = registry::builtin(name).unwrap_or_default();
-                    runtime.load_static(bytes).await
-                }
-                file => {
-                    let bytes = registry::read(&file).map_err(|e| e.to_string())?;
-                    runtime.load(bytes).await
+        let location = || format!("node `{}`, field `driver`", node.name);
+        let driver = match drivers.get(&node.driver) {
+            Some(driver) => driver.clone(),
+            None => {
+                let pin = pins.get(&node.driver).map(String::as_str);
+                match registry.resolve(&node.driver, base_dir, pin).await {
+                    Ok(driver) => {
+                        drivers.insert(node.driver.clone(), driver.clone());
+                        driver
+                    }
+                    Err(message) => {
+                        problems.push(Problem::new(location(), message));
+                        continue;
+                    }
                 }
             }
-            .map_err(|e| e.to_string())
-        }
-        .await;
-        match loaded {
-            Ok(driver) => {
-                if let Some(pin) = pin
-                    && !version_matches(&driver.description().version, pin)
-                {
-                    problems.push(Problem::new(
-                        location,
-                        format!(
-                            "driver `{name}` is version {}, which does not match `@{pin}`",
-                            driver.description().version
-                        ),
-                    ));
-                }
-                drivers.insert(node.driver.clone(), driver);
-            }
-            Err(message) => problems.push(Problem::new(location, message)),
+        };
+        if let Some(grants) = &node.grants {
+            problems.extend(narrowing_problems(registry, node, grants, &driver));
         }
     }
     (DriverSet { drivers }, problems)
 }
 
-fn version_matches(version: &str, pin: &str) -> bool {
-    let have: Vec<&str> = version.split('.').collect();
-    let want: Vec<&str> = pin.split('.').collect();
-    want.len() <= have.len() && want.iter().zip(&have).all(|(w, h)| w == h)
+/// A node's `grants` may only name what its driver is granted.
+fn narrowing_problems(
+    registry: &Registry,
+    node: &Node,
+    grants: &NodeGrants,
+    driver: &Driver,
+) -> Vec<Problem> {
+    let granted = registry.runtime().granted_programs(driver.description());
+    grants
+        .exec
+        .iter()
+        .flatten()
+        .filter(|program| !granted.contains(program))
+        .map(|program| {
+            Problem::new(
+                format!("node `{}`, field `grants.exec`", node.name),
+                format!(
+                    "driver `{}` is not granted `{program}` (it may start: {}); a node can only \
+                     take grants away",
+                    driver.name(),
+                    if granted.is_empty() {
+                        "nothing".to_owned()
+                    } else {
+                        granted.join(", ")
+                    }
+                ),
+            )
+        })
+        .collect()
 }
 
 /// The task a node would get, as written (before any output is known), for
@@ -139,6 +145,7 @@ fn task_as_written(node: &Node, base_dir: Option<&Path>) -> Task {
         inputs: Vec::new(),
         outputs: node.outputs.clone(),
         deadline: None,
+        grants: node.grants.clone(),
     };
     if let Some(base) = base_dir {
         task.resolve_artifact_file(base);
@@ -369,21 +376,5 @@ impl Dispatch for LocalDispatch {
             };
             runtime.run(&driver, run.task, ctx).await
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pins() {
-        assert_eq!(split_pin("shell@1"), ("shell", Some("1")));
-        assert_eq!(split_pin("shell"), ("shell", None));
-        assert_eq!(split_pin("./d@v/x.wasm"), ("./d@v/x.wasm", None));
-        assert!(version_matches("0.1.0", "0"));
-        assert!(version_matches("0.1.0", "0.1"));
-        assert!(!version_matches("0.1.0", "1"));
-        assert!(!version_matches("0.1.0", "0.1.0.1"));
     }
 }

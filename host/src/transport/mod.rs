@@ -6,6 +6,5 @@ mod local;
 
 pub use accept::{Accepted, Refused, accept};
 pub use local::{
-    DriverSet, LocalDispatch, driver_exists, load_drivers, load_node_drivers, validate_each,
-    validate_nodes,
+    DriverSet, LocalDispatch, load_drivers, load_node_drivers, validate_each, validate_nodes,
 };

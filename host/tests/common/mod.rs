@@ -41,6 +41,8 @@ impl Builder {
             retries: RetryPolicy::default(),
             pool: None,
             id: None,
+            grants: None,
+            driver_digest: None,
         });
         self
     }
@@ -104,6 +106,8 @@ pub fn plain_node(name: String, needs: Vec<usize>) -> Node {
         retries: RetryPolicy::default(),
         pool: None,
         id: None,
+        grants: None,
+        driver_digest: None,
     }
 }
 

@@ -5,6 +5,8 @@
 // Each test binary uses only part of this harness.
 #![allow(dead_code)]
 
+pub mod server;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 

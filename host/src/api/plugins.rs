@@ -1,0 +1,141 @@
+//! The plugin registry over HTTP: publish, list, show and remove driver components.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{ApiError, AppState};
+use crate::registry::{Origin, PluginVersion, PublishError, RegistryError, Upload};
+
+/// The header carrying a plugin's signature (base64 ed25519 over `sha256:<hex>`).
+pub const SIGNATURE_HEADER: &str = "x-drover-signature";
+
+#[derive(Debug, Deserialize)]
+pub(super) struct UploadQuery {
+    name: Option<String>,
+    version: Option<String>,
+}
+
+impl From<PublishError> for ApiError {
+    fn from(e: PublishError) -> Self {
+        let status = match &e {
+            PublishError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            PublishError::Unsigned(_) | PublishError::Forbidden(_) => StatusCode::FORBIDDEN,
+            PublishError::Conflict(_) => StatusCode::CONFLICT,
+            PublishError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(e: RegistryError) -> Self {
+        let status = match &e {
+            RegistryError::UnknownPlugin(_) | RegistryError::UnknownVersion { .. } => {
+                StatusCode::NOT_FOUND
+            }
+            RegistryError::Builtin(_) | RegistryError::InFolder { .. } => StatusCode::CONFLICT,
+            RegistryError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
+pub(super) async fn upload(
+    State(state): State<AppState>,
+    Query(query): Query<UploadQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::bad_request(
+            "the body must be the component's bytes (Content-Type: application/wasm)",
+        ));
+    }
+    let signature = match headers.get(SIGNATURE_HEADER) {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .map_err(|_| ApiError::bad_request("X-Drover-Signature must be base64 text"))?
+                .to_owned(),
+        ),
+    };
+    let published = state
+        .runs
+        .registry()
+        .publish(Upload {
+            name: query.name,
+            version: query.version,
+            bytes: body.to_vec().into(),
+            signature,
+            origin: Origin::Upload,
+        })
+        .await?;
+    let status = if published.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(published.plugin)).into_response())
+}
+
+/// One plugin in the list.
+#[derive(Debug, Serialize)]
+struct Summary {
+    name: String,
+    /// Every version, oldest first.
+    versions: Vec<String>,
+    /// The version a bare name resolves to now.
+    latest: Option<String>,
+    builtin: bool,
+}
+
+pub(super) async fn list(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let plugins: Vec<Summary> = state
+        .runs
+        .registry()
+        .list()
+        .into_iter()
+        .map(|(name, versions)| Summary {
+            latest: versions
+                .iter()
+                .rev()
+                .find(|v| v.blocked.is_none())
+                .map(|v| v.version.to_string()),
+            builtin: versions.iter().any(|v| v.origin == Origin::Builtin),
+            versions: versions.iter().map(|v| v.version.to_string()).collect(),
+            name,
+        })
+        .collect();
+    Json(json!({ "plugins": plugins }))
+}
+
+/// A plugin's versions, each with its digest, capabilities, description and world.
+#[derive(Debug, Serialize)]
+struct Versions {
+    name: String,
+    versions: Vec<PluginVersion>,
+}
+
+pub(super) async fn show(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<impl Serialize>, ApiError> {
+    let versions = state.runs.registry().versions(&name).await?;
+    Ok(Json(Versions { name, versions }))
+}
+
+pub(super) async fn remove(
+    State(state): State<AppState>,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let registry = state.runs.registry();
+    let removed = registry.remove(&name, &version)?;
+    let in_use = registry.in_use(&removed.digest);
+    Ok(Json(json!({ "removed": removed, "in_use": in_use })))
+}

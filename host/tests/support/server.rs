@@ -1,0 +1,130 @@
+//! A running `drover serve` for the end-to-end tests, and the HTTP calls
+//! they make to it.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use super::Drover;
+
+/// A running `drover serve` on a free loopback port.
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Server {
+    /// Starts `drover serve` in `drover`'s folder with `extra` arguments and
+    /// waits until it listens.
+    pub fn start(drover: &Drover, extra: &[&str]) -> Server {
+        let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
+        args.extend(extra);
+        Server::start_with(drover, &args, &[])
+    }
+
+    pub fn start_with(drover: &Drover, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut cmd = drover.command(args);
+        cmd.stderr(Stdio::piped()).stdout(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start drover serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let keep = log.clone();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if !sent && let Some(at) = line.find("listening on ") {
+                    let url = line[at + 13..]
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("")
+                        .to_owned();
+                    let _ = tx.send(url);
+                    sent = true;
+                }
+                keep.lock().unwrap().push(line);
+            }
+        });
+        let base = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("drover serve did not start: {:?}", log.lock().unwrap()));
+        Server { child, base, log }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+/// POSTs `body` to `path`.
+pub async fn post(
+    server: &Server,
+    path: &str,
+    body: impl Into<reqwest::Body>,
+) -> reqwest::Response {
+    client()
+        .post(server.url(path))
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+pub async fn submit(server: &Server, body: &str) -> String {
+    let response = post(server, "/api/v1/runs", body.to_owned()).await;
+    let status = response.status();
+    let json: Value = response.json().await.unwrap();
+    assert_eq!(status, StatusCode::CREATED, "{json}");
+    json["id"].as_str().unwrap().to_owned()
+}
+
+pub async fn get_json(server: &Server, path: &str) -> (StatusCode, Value) {
+    let response = client().get(server.url(path)).send().await.unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Polls the run until `done` holds of its record.
+pub async fn wait_for(server: &Server, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let start = Instant::now();
+    loop {
+        let (status, record) = get_json(server, &format!("/api/v1/runs/{id}")).await;
+        if status == StatusCode::OK && done(&record) {
+            return record;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "run {id} never got there: {record}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub async fn wait_end(server: &Server, id: &str) -> Value {
+    wait_for(server, id, |r| r["state"] != "running").await
+}
