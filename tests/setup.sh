@@ -22,3 +22,16 @@ if ((${#need_apt[@]})); then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
 fi
+
+# The example drivers in other languages, each built by its own script, which
+# installs its toolchain once (clang-19, wasi-libc and wit-bindgen for C;
+# componentize-py for Python; componentize-js for JavaScript) and caches the
+# component under ~/.cache/drover/examples: a second run costs nothing.
+pids=()
+for language in c python js; do
+    bash "examples/drivers/$language/build.sh" >/dev/null &
+    pids+=($!)
+done
+for pid in "${pids[@]}"; do
+    wait "$pid" || { echo "error: building an example driver failed (see above)" >&2; exit 1; }
+done
