@@ -42,6 +42,10 @@ async fn upload(server: &Server, query: &str, bytes: Vec<u8>) -> (StatusCode, Va
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+async fn delete(server: &Server, path: &str) -> reqwest::Response {
+    client().delete(server.url(path)).send().await.unwrap()
+}
+
 fn error_of(answer: &Value) -> &str {
     answer["error"].as_str().unwrap_or_default()
 }
@@ -167,11 +171,7 @@ async fn a_pushed_plugin_is_usable_at_once_and_runs_keep_the_digest_they_were_ac
     let (status, v2) = upload(&server, "", greet(2)).await;
     assert_eq!(status, StatusCode::CREATED, "{v2}");
     // Withdrawing 1.0.0 now neither stops the run nor takes its component.
-    let response = client()
-        .delete(server.url("/api/v1/plugins/greet/1.0.0"))
-        .send()
-        .await
-        .unwrap();
+    let response = delete(&server, "/api/v1/plugins/greet/1.0.0").await;
     assert_eq!(response.status(), StatusCode::OK);
     let removed: Value = response.json().await.unwrap();
     assert_eq!(removed["in_use"], true, "{removed}");
@@ -234,18 +234,18 @@ async fn a_pushed_plugin_is_usable_at_once_and_runs_keep_the_digest_they_were_ac
     assert!(problems.contains("unknown driver `nope`"), "{problems}");
 
     // Built-in drivers cannot be removed; unknown versions are 404.
-    let response = client()
-        .delete(server.url("/api/v1/plugins/shell/0.1.0"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::CONFLICT);
-    let response = client()
-        .delete(server.url("/api/v1/plugins/greet/7.0.0"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        delete(&server, "/api/v1/plugins/shell/0.1.0")
+            .await
+            .status(),
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        delete(&server, "/api/v1/plugins/greet/7.0.0")
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]
@@ -496,12 +496,12 @@ async fn the_plugins_folder_is_loaded_at_start_and_watched() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // A folder plugin is removed through the folder, not the API.
-    let response = client()
-        .delete(server.url("/api/v1/plugins/greet/2.0.0"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::CONFLICT);
+    assert_eq!(
+        delete(&server, "/api/v1/plugins/greet/2.0.0")
+            .await
+            .status(),
+        StatusCode::CONFLICT
+    );
 }
 
 #[tokio::test]
@@ -512,22 +512,21 @@ async fn only_admins_publish_and_remove_plugins() {
         &["serve", "--listen", "127.0.0.1:0"],
         &[("DROVER_TOKENS", "admin:root-token,operator:op-token")],
     );
-    let response = client()
-        .post(server.url("/api/v1/plugins"))
-        .bearer_auth("op-token")
-        .body(greet(1))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::FORBIDDEN);
-    let response = client()
-        .post(server.url("/api/v1/plugins"))
-        .bearer_auth("root-token")
-        .body(greet(1))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
+    let push = |token: &'static str| {
+        client()
+            .post(server.url("/api/v1/plugins"))
+            .bearer_auth(token)
+            .body(greet(1))
+            .send()
+    };
+    assert_eq!(
+        push("op-token").await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        push("root-token").await.unwrap().status(),
+        StatusCode::CREATED
+    );
     let response = client()
         .delete(server.url("/api/v1/plugins/greet/1.0.0"))
         .bearer_auth("op-token")
@@ -566,12 +565,12 @@ async fn a_run_carried_on_after_a_crash_keeps_the_components_it_was_accepted_wit
     .await;
     let (status, _) = upload(&server, "", greet(2)).await;
     assert_eq!(status, StatusCode::CREATED);
-    let response = client()
-        .delete(server.url("/api/v1/plugins/greet/1.0.0"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        delete(&server, "/api/v1/plugins/greet/1.0.0")
+            .await
+            .status(),
+        StatusCode::OK
+    );
     server.kill();
 
     let server = Server::start(&drover, &[]);

@@ -51,22 +51,29 @@ static void *xmalloc(size_t n) {
     return p;
 }
 
+// vprintf into a freshly malloc'd component string.
+__attribute__((format(printf, 2, 0)))
+static void string_vprintf(driver_string_t *ret, const char *fmt, va_list ap) {
+    va_list again;
+    va_copy(again, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    if (n < 0) {
+        abort();
+    }
+    char *buf = xmalloc((size_t)n + 1);
+    vsnprintf(buf, (size_t)n + 1, fmt, again);
+    va_end(again);
+    ret->ptr = (uint8_t *)buf;
+    ret->len = (size_t)n;
+}
+
 // printf into a freshly malloc'd component string.
 __attribute__((format(printf, 2, 3)))
 static void string_printf(driver_string_t *ret, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    string_vprintf(ret, fmt, ap);
     va_end(ap);
-    if (n < 0) {
-        abort();
-    }
-    char *buf = xmalloc((size_t)n + 1);
-    va_start(ap, fmt);
-    vsnprintf(buf, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    ret->ptr = (uint8_t *)buf;
-    ret->len = (size_t)n;
 }
 
 // Writes one line to the node's log.
@@ -495,18 +502,9 @@ __attribute__((format(printf, 2, 3)))
 static void fail(driver_outcome_t *ret, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        abort();
-    }
-    char *buf = xmalloc((size_t)n + 1);
-    va_start(ap, fmt);
-    vsnprintf(buf, (size_t)n + 1, fmt, ap);
+    string_vprintf(&ret->message, fmt, ap);
     va_end(ap);
     ret->status = DROVER_DRIVER_TYPES_STATUS_FAILURE;
-    ret->message.ptr = (uint8_t *)buf;
-    ret->message.len = (size_t)n;
 }
 
 // The work of run, apart from freeing the task.
