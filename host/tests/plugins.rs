@@ -213,11 +213,16 @@ async fn a_pushed_plugin_is_usable_at_once_and_runs_keep_the_digest_they_were_ac
     }
 
     // Names, requirements and digests that match nothing are refused by node.
+    // Nor may a DAG posted to the server load a file from the server's disk.
     let response = post(
         &server,
         "/api/v1/runs",
-        "name: bad\nnodes:\n  a: {driver: 'greet@^3', artifact: x}\n  \
-         b: {driver: 'greet@banana', artifact: x}\n  c: {driver: nope, artifact: x}\n",
+        format!(
+            "name: bad\nnodes:\n  a: {{driver: 'greet@^3', artifact: x}}\n  \
+             b: {{driver: 'greet@banana', artifact: x}}\n  c: {{driver: nope, artifact: x}}\n  \
+             d: {{driver: {:?}, artifact: x}}\n",
+            component("test_driver_greet.wasm").display().to_string()
+        ),
     )
     .await;
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
@@ -232,6 +237,11 @@ async fn a_pushed_plugin_is_usable_at_once_and_runs_keep_the_digest_they_were_ac
         "{problems}"
     );
     assert!(problems.contains("unknown driver `nope`"), "{problems}");
+    assert!(
+        problems.contains("node `d`, field `driver`")
+            && problems.contains("is a file path; a DAG submitted to the server names published"),
+        "{problems}"
+    );
 
     // Built-in drivers cannot be removed; unknown versions are 404.
     assert_eq!(

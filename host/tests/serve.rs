@@ -982,24 +982,25 @@ async fn mangled_bodies_never_crash_the_server() {
 #[tokio::test]
 async fn a_run_whose_driver_is_gone_after_a_restart_fails_cleanly() {
     let drover = Drover::new();
-    let wasm = drover.path("my-sleep.wasm");
-    std::fs::copy(
-        std::path::Path::new(env!("DROVER_TEST_DRIVERS")).join("drover_plugin_sleep.wasm"),
-        &wasm,
-    )
-    .unwrap();
     let mut server = Server::start(&drover, &[]);
+    let greet = std::path::Path::new(env!("DROVER_TEST_DRIVERS")).join("test_driver_greet.wasm");
+    let response = post(&server, "/api/v1/plugins", std::fs::read(greet).unwrap()).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let plugin: Value = response.json().await.unwrap();
     let id = submit(
         &server,
-        &format!(
-            "name: gone\nnodes:\n  nap: {{driver: {:?}, artifact: 30s}}\n",
-            wasm.display().to_string()
-        ),
+        "name: gone\nnodes:\n  nap: {driver: sleep, artifact: 30s}\n  \
+         hi: {driver: greet, artifact: x, needs: [nap]}\n",
     )
     .await;
     wait_for(&server, &id, |r| node(r, "nap")["state"] == "running").await;
     server.kill();
-    std::fs::remove_file(&wasm).unwrap();
+    // The component the run was accepted with is lost while drover is down.
+    let digest = plugin["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:");
+    std::fs::remove_file(drover.data().join(format!("plugins/blobs/{digest}.wasm"))).unwrap();
 
     let server = Server::start(&drover, &[]);
     let (status, record) = get_json(&server, &format!("/api/v1/runs/{id}")).await;
