@@ -590,3 +590,16 @@ async fn a_run_carried_on_after_a_crash_keeps_the_components_it_was_accepted_wit
     assert_eq!(g["outputs"]["version"], "1.0.0", "{record}");
     assert_eq!(g["driver_digest"], v1["digest"]);
 }
+
+#[test]
+fn a_server_with_a_malformed_trusted_key_refuses_to_start() {
+    let drover = Drover::new();
+    configure(&drover, "[plugins]\ntrusted_keys = [\"not-a-key\"]\n");
+    let out = drover.run(&["serve", "--listen", "127.0.0.1:0"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("plugins.trusted_keys[0]: a trusted key is not base64"),
+        "{}",
+        stderr(&out)
+    );
+}

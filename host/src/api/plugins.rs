@@ -39,7 +39,9 @@ impl From<RegistryError> for ApiError {
                 StatusCode::NOT_FOUND
             }
             RegistryError::Builtin(_) | RegistryError::InFolder { .. } => StatusCode::CONFLICT,
-            RegistryError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            RegistryError::Io(_) | RegistryError::TrustedKey { .. } => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         };
         ApiError::new(status, e.to_string())
     }

@@ -104,6 +104,11 @@ pub enum RegistryError {
     },
     #[error("plugin storage: {0}")]
     Io(String),
+    #[error("plugins.trusted_keys[{index}]: {error}")]
+    TrustedKey {
+        index: usize,
+        error: signature::SignatureError,
+    },
 }
 
 /// The registry. Cheap to clone; every clone sees every change at once.
@@ -130,6 +135,10 @@ impl Registry {
     /// The built-in drivers, and the plugins published under the data
     /// directory (checked again against the current policy).
     pub fn open(runtime: Runtime) -> Result<Registry, RegistryError> {
+        for (index, key) in runtime.config().plugins.trusted_keys.iter().enumerate() {
+            signature::check_public_key(key)
+                .map_err(|error| RegistryError::TrustedKey { index, error })?;
+        }
         let disk = disk::Disk::new(runtime.config().data_dir().join("plugins"));
         let mut plugins: BTreeMap<String, BTreeMap<Version, PluginVersion>> = BTreeMap::new();
         for entry in builtin::entries() {

@@ -65,6 +65,13 @@ pub fn sign(secret: &str, digest: &str) -> Result<String, SignatureError> {
     Ok(BASE64.encode(key.sign(&message(digest)).to_bytes()))
 }
 
+/// Checks that `key` (base64) is an ed25519 public key.
+pub fn check_public_key(key: &str) -> Result<(), SignatureError> {
+    VerifyingKey::from_bytes(&decode::<32>("a trusted key", key)?)
+        .map(|_| ())
+        .map_err(|_| SignatureError::BadKey)
+}
+
 /// The trusted key (as configured) that made `signature` over `digest`, if any.
 pub fn verify<'k>(
     trusted: &'k [String],
@@ -102,6 +109,8 @@ mod tests {
             verify(&trusted, &"cd".repeat(32), &signature).unwrap(),
             None
         );
+        assert!(check_public_key(&public).is_ok());
+        assert!(check_public_key("AAAA").is_err());
         let (_, other) = generate().unwrap();
         assert_eq!(verify(&[other], &digest, &signature).unwrap(), None);
         assert!(matches!(
