@@ -8,12 +8,12 @@ use anyhow::{Context, anyhow};
 use clap::{Args, Subcommand};
 use drover::config::Config;
 use drover::duration::parse_duration;
-use drover::registry::{Origin, Registry};
+use drover::registry::Origin;
 use drover::runtime::{Driver, NodeContext, Runtime};
 use drover::task::{LogLevel, LogLine, LogSource, NodeStatus, Outcome, Task};
 use serde::Serialize;
 
-use super::{CliError, OutputFormat, cancel_on_ctrl_c, exit, new_run_id};
+use super::{CliError, OutputFormat, cancel_on_ctrl_c, exit, new_run_id, open_registry};
 
 #[derive(Debug, Subcommand)]
 pub enum DriverCommand {
@@ -105,10 +105,7 @@ pub async fn run(cmd: DriverCommand, config: Config) -> Result<u8, CliError> {
             Ok(exit::SUCCESS)
         }
         DriverCommand::List => {
-            let registry = Registry::open(Runtime::new(config)?)?;
-            for problem in registry.sync_folder().await {
-                eprintln!("warning: plugins folder: {problem}");
-            }
+            let registry = open_registry(Runtime::new(config)?).await?;
             for (name, versions) in registry.list() {
                 let versions: Vec<String> = versions
                     .iter()
@@ -133,12 +130,11 @@ pub fn origin_label(origin: &Origin) -> &'static str {
 /// Loads a driver as a DAG node would name it: a published name (with an
 /// optional version requirement or digest) or a component file.
 async fn load(runtime: &Runtime, spec: &str) -> Result<Driver, CliError> {
-    let registry = Registry::open(runtime.clone())?;
-    for problem in registry.sync_folder().await {
-        eprintln!("warning: plugins folder: {problem}");
-    }
+    let registry = open_registry(runtime.clone()).await?;
+    // Component files are named relative to where the user stands.
+    let here = std::env::current_dir()?;
     registry
-        .resolve(spec, None, None)
+        .resolve(spec, Some(&here), None)
         .await
         .map_err(|e| CliError::bad_input(anyhow!("cannot load driver `{spec}`: {e}")))
 }

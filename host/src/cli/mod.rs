@@ -149,6 +149,18 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The plugin registry over `runtime`, with the plugins folder (if any)
+/// published; what the folder could not publish is a warning, not an error.
+pub async fn open_registry(
+    runtime: drover::runtime::Runtime,
+) -> Result<drover::registry::Registry, CliError> {
+    let registry = drover::registry::Registry::open(runtime)?;
+    for problem in registry.sync_folder().await {
+        eprintln!("warning: plugins folder: {problem}");
+    }
+    Ok(registry)
+}
+
 fn load_config(cli: &Cli) -> Result<Config, CliError> {
     let mut config = match &cli.config {
         Some(path) => Config::load(path).map_err(CliError::bad_input)?,

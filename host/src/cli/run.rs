@@ -19,7 +19,7 @@ use drover::task::{LogLine, LogSource};
 use drover::transport::{self, LocalDispatch};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::{CliError, OutputFormat, cancel_on_ctrl_c, exit, new_run_id};
+use super::{CliError, OutputFormat, cancel_on_ctrl_c, exit, new_run_id, open_registry};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -157,10 +157,7 @@ pub async fn run(args: RunArgs, config: Config) -> Result<u8, CliError> {
     } else {
         parallelism
     };
-    let registry = Registry::open(Runtime::new(config)?)?;
-    for problem in registry.sync_folder().await {
-        eprintln!("warning: plugins folder: {problem}");
-    }
+    let registry = open_registry(Runtime::new(config)?).await?;
     let runtime = registry.runtime().clone();
     let transport::Accepted { dag, drivers } =
         accept_file(&args.file, &registry, parallelism).await?;

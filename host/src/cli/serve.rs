@@ -8,14 +8,13 @@ use anyhow::{Context, anyhow};
 use clap::Args;
 use drover::api::{self, AppState, Auth};
 use drover::config::Config;
-use drover::registry::Registry;
 use drover::runs::Runs;
 use drover::runtime::Runtime;
 use drover::store::Store;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::{CliError, exit};
+use super::{CliError, exit, open_registry};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -78,10 +77,7 @@ pub async fn serve(args: ServeArgs, config: Config) -> Result<u8, CliError> {
     let db = config.data_dir().join("drover.redb");
     let store = Store::open(&db)
         .with_context(|| "is another `drover serve` using the same data folder?")?;
-    let registry = Registry::open(Runtime::new(config)?)?;
-    for problem in registry.sync_folder().await {
-        eprintln!("warning: plugins folder: {problem}");
-    }
+    let registry = open_registry(Runtime::new(config)?).await?;
     let runs = Runs::new(registry.clone(), store, parallelism);
     let recovered = runs.recover().await?;
     if recovered > 0 {

@@ -195,11 +195,12 @@ impl Registry {
     }
 
     /// Whether a node's `driver` field names something that exists: a
-    /// published plugin (any version) or a component file. A field that
-    /// cannot be read passes here, so that [`Registry::resolve`] says why.
+    /// published plugin (any version) or a component file in `base_dir`. A
+    /// field that cannot be read, or a file without a folder, passes here,
+    /// so that [`Registry::resolve`] says why.
     pub fn exists(&self, written: &str, base_dir: Option<&Path>) -> bool {
         match DriverSpec::parse(written) {
-            Ok(DriverSpec::File(path)) => resolve_path(&path, base_dir).is_file(),
+            Ok(DriverSpec::File(path)) => base_dir.is_none_or(|base| base.join(path).is_file()),
             Ok(spec) => spec
                 .name()
                 .is_some_and(|name| self.plugins().contains_key(name)),
@@ -209,6 +210,10 @@ impl Registry {
 
     /// Loads the driver a node names. `pin`, when given, is the digest the
     /// run was accepted with, and wins over the name's current resolution.
+    /// Component files are found in `base_dir` (the DAG file's folder);
+    /// without one (a DAG posted to the server) only published drivers can
+    /// be named, since a file from the server's disk would bypass the
+    /// checks, the policy and signatures that publishing applies.
     pub async fn resolve(
         &self,
         written: &str,
@@ -225,7 +230,14 @@ impl Registry {
         }
         let entry = match spec {
             DriverSpec::File(path) => {
-                let path = resolve_path(&path, base_dir);
+                let Some(base) = base_dir else {
+                    return Err(format!(
+                        "`{written}` is a file path; a DAG submitted to the server names \
+                         published drivers: push the component with `drover plugin push` and \
+                         name it"
+                    ));
+                };
+                let path = base.join(path);
                 let bytes = std::fs::read(&path)
                     .map_err(|e| format!("cannot read driver component {}: {e}", path.display()))?;
                 return self
@@ -484,11 +496,4 @@ fn blocked_by_policy(config: &crate::config::Config, entry: &PluginVersion) -> O
             excess.join(", ")
         )
     })
-}
-
-fn resolve_path(path: &Path, base_dir: Option<&Path>) -> PathBuf {
-    match base_dir {
-        Some(base) if path.is_relative() => base.join(path),
-        _ => path.to_path_buf(),
-    }
 }

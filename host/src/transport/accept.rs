@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::dag::{self, Dag, DagError};
-use crate::registry::{DriverSpec, Registry};
+use crate::registry::Registry;
 
 use super::local::{self, DriverSet};
 
@@ -52,12 +52,7 @@ pub async fn accept(
     pins: &BTreeMap<String, String>,
 ) -> Result<Accepted, Refused> {
     let runtime = registry.runtime();
-    // Without a folder (a DAG posted to the server), file paths pass here so
-    // that loading the drivers says why they are refused.
-    let exists = |driver: &str| {
-        registry.exists(driver, base_dir)
-            || (base_dir.is_none() && matches!(DriverSpec::parse(driver), Ok(DriverSpec::File(_))))
-    };
+    let exists = |driver: &str| registry.exists(driver, base_dir);
     let mut dag = match dag::parse_keeping_nodes(text, base_dir, &exists) {
         Ok(dag) => dag,
         Err(rejected) if rejected.unreadable => return Err(Refused::Unreadable(rejected.error)),

@@ -9,7 +9,7 @@ use tokio::task::JoinSet;
 
 use crate::dag::{Dag, DagError, Node, NodeGrants, Problem};
 use crate::engine::{Dispatch, DispatchFuture, NodeRun};
-use crate::registry::{DriverSpec, Registry};
+use crate::registry::Registry;
 use crate::runtime::{Driver, NodeContext, Runtime};
 use crate::task::{Outcome, Task};
 
@@ -79,21 +79,6 @@ pub async fn load_node_drivers(
     let mut problems = Vec::new();
     for node in nodes {
         let location = || format!("node `{}`, field `driver`", node.name);
-        if base_dir.is_none() && matches!(DriverSpec::parse(&node.driver), Ok(DriverSpec::File(_)))
-        {
-            // Only a DAG file may name a component file: a DAG posted to the
-            // server must not load whatever lies on the server's disk,
-            // around the registry's checks, policy and signatures.
-            problems.push(Problem::new(
-                location(),
-                format!(
-                    "`{}` is a file path; a DAG submitted to the server names published \
-                     drivers: push the component with `drover plugin push` and name it",
-                    node.driver
-                ),
-            ));
-            continue;
-        }
         let driver = match drivers.get(&node.driver) {
             Some(driver) => driver.clone(),
             None => {
