@@ -122,6 +122,7 @@ impl fmt::Display for ExitStatus {
 #[derive(Clone, Debug)]
 pub struct Command {
     inner: raw::Command,
+    options: raw::SpawnOptions,
 }
 
 impl Command {
@@ -138,6 +139,10 @@ impl Command {
                 stdin: None,
                 capture_stdout: false,
                 timeout_ms: None,
+            },
+            options: raw::SpawnOptions {
+                read_stdout: false,
+                private_shm: false,
             },
         }
     }
@@ -209,11 +214,30 @@ impl Command {
         self
     }
 
+    /// Hands the process's standard output to the driver line by line,
+    /// through [`Process::read_line`] or [`Process::lines`], while it runs.
+    /// The lines still go to the node's log.
+    pub fn read_stdout(&mut self) -> &mut Self {
+        self.options.read_stdout = true;
+        self
+    }
+
+    /// Gives the process a private, empty, writable `/dev/shm`, for programs
+    /// that need POSIX semaphores or shared memory (Python's
+    /// `multiprocessing`, and so ansible).
+    pub fn private_shm(&mut self) -> &mut Self {
+        self.options.private_shm = true;
+        self
+    }
+
     /// Starts the process.
     pub fn spawn(&self) -> Result<Process, Error> {
-        raw::spawn(&self.inner)
-            .map(|inner| Process { inner })
-            .map_err(Error::from)
+        let started = if self.options.read_stdout || self.options.private_shm {
+            raw::spawn_with(&self.inner, self.options)
+        } else {
+            raw::spawn(&self.inner)
+        };
+        started.map(|inner| Process { inner }).map_err(Error::from)
     }
 
     /// Starts the process and waits for it to end.
@@ -244,6 +268,36 @@ impl Process {
     /// Kills the process and its whole process group.
     pub fn kill(&self) {
         self.inner.kill();
+    }
+
+    /// The next line of standard output, as soon as the process has written
+    /// it, or `None` once its output has ended. Only for a process started
+    /// with [`Command::read_stdout`].
+    pub fn read_line(&self) -> Result<Option<String>, Error> {
+        self.inner.read_line().map_err(Error::from)
+    }
+
+    /// The process's standard output, line by line, as it comes; ends at the
+    /// end of output or at the first error. Only for a process started with
+    /// [`Command::read_stdout`].
+    pub fn lines(&self) -> impl Iterator<Item = Result<String, Error>> + '_ {
+        let mut done = false;
+        std::iter::from_fn(move || {
+            if done {
+                return None;
+            }
+            match self.read_line() {
+                Ok(Some(line)) => Some(Ok(line)),
+                Ok(None) => {
+                    done = true;
+                    None
+                }
+                Err(e) => {
+                    done = true;
+                    Some(Err(e))
+                }
+            }
+        })
     }
 }
 
@@ -303,7 +357,10 @@ mod tests {
             .cwd("sub")
             .stdin("in")
             .capture_stdout()
-            .timeout_ms(5);
+            .timeout_ms(5)
+            .read_stdout()
+            .private_shm();
+        assert!(cmd.options.read_stdout && cmd.options.private_shm);
         let c = &cmd.inner;
         assert_eq!(c.program, "sh");
         assert_eq!(c.args, vec!["-c", "echo", "x"]);

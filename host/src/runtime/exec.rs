@@ -11,7 +11,9 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use wasmtime::component::{Resource, ResourceTable};
 
-use super::bindings::drover::driver::exec::{Command, Error, ExitStatus, Host, HostProcess};
+use super::bindings::drover::driver::exec::{
+    Command, Error, ExitStatus, Host, HostProcess, SpawnOptions,
+};
 use super::log::LogHost;
 use crate::config::SandboxSettings;
 use crate::sandbox::{self, Confinement, Policy, Sandbox, SpawnRequest};
@@ -394,6 +396,20 @@ impl Host for ExecHost {
         }
     }
 
+    async fn spawn_with(
+        &mut self,
+        command: Command,
+        options: SpawnOptions,
+    ) -> wasmtime::Result<Result<Resource<Process>, Error>> {
+        // TODO(issue 7): read-stdout (npm-test) and private-shm (ansible).
+        if options.read_stdout || options.private_shm {
+            return Ok(Err(Error::Invalid(
+                "spawn options are not supported by this host yet".into(),
+            )));
+        }
+        self.spawn(command).await
+    }
+
     async fn workspace_path(&mut self) -> wasmtime::Result<String> {
         Ok(self
             .grant
@@ -474,6 +490,16 @@ impl HostProcess for ExecHost {
         };
         process.finished = Some(done.clone());
         Ok(Ok(done))
+    }
+
+    async fn read_line(
+        &mut self,
+        process: Resource<Process>,
+    ) -> wasmtime::Result<Result<Option<String>, Error>> {
+        self.table.get(&process)?;
+        Ok(Err(Error::Invalid(
+            "read-line needs a process started by spawn-with with read-stdout".into(),
+        )))
     }
 
     async fn kill(&mut self, process: Resource<Process>) -> wasmtime::Result<()> {
