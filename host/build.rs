@@ -16,6 +16,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("noop", "drover-plugin-noop"),
     ("sleep", "drover-plugin-sleep"),
     ("shell", "drover-plugin-shell"),
+    ("docker", "drover-plugin-docker"),
 ];
 
 /// Drivers that misbehave on purpose, for the host's tests.

@@ -15,5 +15,10 @@ cargo fmt --all --check
 step "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "private Docker engine for the container tests (tests/docker.sh)"
+bash tests/docker.sh start
+trap 'bash tests/docker.sh stop' EXIT
+export "$(bash tests/docker.sh env)"
+
 step "cargo test (host, sdk, drivers)"
 cargo test --workspace --locked

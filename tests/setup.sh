@@ -18,9 +18,13 @@ command -v ninja >/dev/null || need_apt+=(ninja-build)
 # The server tests make a certificate and speak HTTPS with the real tools.
 command -v openssl >/dev/null || need_apt+=(openssl)
 command -v curl >/dev/null || need_apt+=(curl)
+# The container tests start a private dockerd (tests/docker.sh) and import a
+# test image made of a static busybox (no registry is reachable).
+command -v dockerd >/dev/null || need_apt+=(docker.io)
+dpkg -s busybox-static >/dev/null 2>&1 || need_apt+=(busybox-static)
 if ((${#need_apt[@]})); then
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 "${need_apt[@]}"
 fi
 
 # The example drivers in other languages, each built by its own script, which

@@ -28,6 +28,20 @@ pub struct Config {
     pub server: ServerSettings,
     /// The plugin registry: uploads, signatures, a watched folder.
     pub plugins: PluginSettings,
+    /// The Docker engine that runs drivers' containers.
+    pub container: ContainerSettings,
+}
+
+/// The Docker engine drivers' containers run on (see [`crate::container`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ContainerSettings {
+    /// The engine's socket, `unix:///path`; defaults to `$DOCKER_HOST`,
+    /// else `unix:///var/run/docker.sock`.
+    pub docker_host: Option<String>,
+    /// The Docker network of containers whose node is granted network
+    /// (default `bridge`); the others always get `none`.
+    pub network_mode: Option<String>,
 }
 
 /// Settings of the plugin registry.
@@ -205,6 +219,10 @@ pub struct DriverPolicy {
     pub secrets: Option<bool>,
     /// Whether the driver may run containers.
     pub container: Option<bool>,
+    /// The images its containers may use: patterns where `*` matches any
+    /// run of characters, e.g. `debian:*` or `registry.example/ci/*`.
+    /// Unset or empty: none.
+    pub images: Option<Vec<String>>,
 }
 
 /// A configuration file that could not be used.

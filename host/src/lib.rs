@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod config;
+pub mod container;
 pub mod dag;
 pub mod duration;
 pub mod engine;

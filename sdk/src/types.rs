@@ -44,6 +44,12 @@ impl Capabilities {
         self.network = true;
         self
     }
+
+    /// Asks to run containers through [`container`](crate::container).
+    pub fn with_container(mut self) -> Self {
+        self.container = true;
+        self
+    }
 }
 
 impl Default for Capabilities {

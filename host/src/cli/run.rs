@@ -159,6 +159,8 @@ pub async fn run(args: RunArgs, config: Config) -> Result<u8, CliError> {
     };
     let registry = open_registry(Runtime::new(config)?).await?;
     let runtime = registry.runtime().clone();
+    // Containers of drovers that died are removed before new ones start.
+    runtime.containers().remove_leftovers().await;
     let transport::Accepted { dag, drivers } =
         accept_file(&args.file, &registry, parallelism).await?;
 
@@ -178,6 +180,11 @@ pub async fn run(args: RunArgs, config: Config) -> Result<u8, CliError> {
         run_timeout,
     };
     let record = engine::run(dag.clone(), run_id, dispatch, options, events, cancel).await;
+    // Containers whose removal began when their node was dropped.
+    runtime
+        .containers()
+        .settle(std::time::Duration::from_secs(30))
+        .await;
     let _ = progress.await;
     if !args.keep_workspaces {
         let _ = std::fs::remove_dir_all(&workspaces);

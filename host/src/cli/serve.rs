@@ -78,6 +78,8 @@ pub async fn serve(args: ServeArgs, config: Config) -> Result<u8, CliError> {
     let store = Store::open(&db)
         .with_context(|| "is another `drover serve` using the same data folder?")?;
     let registry = open_registry(Runtime::new(config)?).await?;
+    // Containers of drovers that died are removed before new ones start.
+    registry.runtime().containers().remove_leftovers().await;
     let runs = Runs::new(registry.clone(), store, parallelism);
     let recovered = runs.recover().await?;
     if recovered > 0 {

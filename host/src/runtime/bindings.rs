@@ -8,6 +8,7 @@ wasmtime::component::bindgen!({
     additional_derives: [serde::Serialize, serde::Deserialize],
     with: {
         "drover:driver/exec.process": crate::runtime::exec::Process,
+        "drover:driver/container.container": crate::runtime::container::Container,
     },
 });
 

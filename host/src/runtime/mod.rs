@@ -4,6 +4,7 @@
 
 pub mod bindings;
 mod cache;
+pub mod container;
 pub mod exec;
 mod limits;
 mod log;
@@ -144,6 +145,7 @@ struct RuntimeInner {
     cache: cache::CompileCache,
     config: Config,
     sandbox: Arc<SandboxCell>,
+    containers: Arc<crate::container::Engine>,
     ticker_stop: Arc<AtomicBool>,
     /// One permit per slot of the instance pool: callers beyond the pool's
     /// size wait for a slot instead of failing to instantiate.
@@ -207,6 +209,12 @@ impl Runtime {
                     |s| &mut s.exec,
                 )
             })
+            .and_then(|_| {
+                bindings::drover::driver::container::add_to_linker::<
+                    NodeState,
+                    HasSelf<container::ContainerHost>,
+                >(&mut linker, |s| &mut s.container)
+            })
             .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
@@ -226,6 +234,7 @@ impl Runtime {
 
         let cache = cache::CompileCache::new(&engine, Some(config.cache_dir()));
         let sandbox = Arc::new(SandboxCell::new(config.sandbox.clone()));
+        let containers = Arc::new(crate::container::Engine::new(&config.container));
         Ok(Runtime {
             inner: Arc::new(RuntimeInner {
                 engine,
@@ -233,6 +242,7 @@ impl Runtime {
                 cache,
                 config,
                 sandbox,
+                containers,
                 ticker_stop,
                 slots: Arc::new(tokio::sync::Semaphore::new(instances as usize)),
                 loaded: Default::default(),
@@ -244,6 +254,11 @@ impl Runtime {
     /// The configuration the runtime was made with.
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// The Docker engine drivers' containers run on.
+    pub fn containers(&self) -> &Arc<crate::container::Engine> {
+        &self.inner.containers
     }
 
     /// Waits for a free slot of the instance pool; the slot is held until
@@ -407,7 +422,9 @@ impl Runtime {
         let began = Instant::now();
         let description = driver.description();
         let grant = self.grant_for(description, &task);
-        let needs_workspace = description.capabilities.workspace || !grant.programs.is_empty();
+        let needs_workspace = description.capabilities.workspace
+            || description.capabilities.container
+            || !grant.programs.is_empty();
         if needs_workspace && let Err(e) = std::fs::create_dir_all(&ctx.workspace) {
             return Outcome::failure(format!(
                 "cannot create the workspace {}: {e}",
@@ -434,6 +451,8 @@ impl Runtime {
                 .unwrap_or(Duration::ZERO);
             Instant::now() + left
         });
+        let container_grant =
+            self.container_grant(description, &task, workspace.clone(), grant.network);
         let state = match NodeState::for_run(state::RunSetup {
             task: &task,
             driver: driver.name(),
@@ -444,6 +463,7 @@ impl Runtime {
             memory_bytes: self.memory_bytes(),
             logs: ctx.logs.clone(),
             sandbox: self.inner.sandbox.clone(),
+            container: Some(container_grant),
         }) {
             Ok(state) => state,
             Err(e) => return Outcome::failure(format!("cannot set up the driver's sandbox: {e}")),
@@ -470,12 +490,18 @@ impl Runtime {
         let result = tokio::select! {
             biased;
             _ = ctx.cancel.cancelled() => {
-                return Outcome::with_message(NodeStatus::Canceled, "canceled");
+                Err(Outcome::with_message(NodeStatus::Canceled, "canceled"))
             }
             _ = sleep_until => {
-                return Outcome::with_message(NodeStatus::Timeout, "the node did not finish before its deadline");
+                Err(Outcome::with_message(NodeStatus::Timeout, "the node did not finish before its deadline"))
             }
-            result = call => result,
+            result = call => Ok(result),
+        };
+        // The node's containers go however it ended.
+        store.data_mut().container.remove_all().await;
+        let result = match result {
+            Ok(result) => result,
+            Err(outcome) => return outcome,
         };
         let outcome = match result {
             Ok(outcome) => from_wit_outcome(outcome),
@@ -504,6 +530,42 @@ impl Runtime {
             network,
             capture_limit: usize::try_from(self.inner.config.limits.captured_stdout_kib * 1024)
                 .unwrap_or(usize::MAX),
+        }
+    }
+
+    /// What the operator's policy lets this driver do with containers: it
+    /// must declare `capabilities.container` and not be denied it by its
+    /// `[drivers.<name>]` policy, and may use only the images listed there.
+    fn container_grant(
+        &self,
+        description: &Description,
+        task: &Task,
+        workspace: Option<std::path::PathBuf>,
+        network: bool,
+    ) -> container::ContainerGrant {
+        let name = &description.name;
+        let policy = self.inner.config.drivers.get(name);
+        let allowed = if !description.capabilities.container {
+            Err(format!(
+                "driver `{name}` did not declare `capabilities.container`, so it may not run containers"
+            ))
+        } else if policy.and_then(|p| p.container) == Some(false) {
+            Err(format!(
+                "driver `{name}` may not run containers: the config sets `container = false` \
+                 under [drivers.{name}]"
+            ))
+        } else {
+            Ok(())
+        };
+        container::ContainerGrant {
+            allowed,
+            images: policy.and_then(|p| p.images.clone()).unwrap_or_default(),
+            driver: name.clone(),
+            workspace,
+            network,
+            run_id: task.run_id.clone(),
+            node: task.node.clone(),
+            engine: self.inner.containers.clone(),
         }
     }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, ResourceTable, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use super::container::{ContainerGrant, ContainerHost};
 use super::exec::{ExecGrant, ExecHost, SandboxCell};
 use super::limits::MemoryLimiter;
 use super::log::LogHost;
@@ -23,6 +24,7 @@ pub struct NodeState {
     pub limiter: MemoryLimiter,
     pub log: Arc<LogHost>,
     pub exec: ExecHost,
+    pub container: ContainerHost,
     stdout: MemoryOutputPipe,
     stderr: MemoryOutputPipe,
 }
@@ -35,6 +37,7 @@ pub struct RunSetup<'a> {
     pub memory_bytes: usize,
     pub logs: LogSink,
     pub sandbox: Arc<SandboxCell>,
+    pub container: Option<ContainerGrant>,
 }
 
 impl NodeState {
@@ -44,7 +47,8 @@ impl NodeState {
         let label: Arc<str> = Arc::from(label);
         let log = Arc::new(LogHost::new(label.clone(), None));
         let exec = ExecHost::new(None, label, sandbox, log.clone());
-        Self::build(WasiCtxBuilder::new(), memory_bytes, log, exec)
+        let container = ContainerHost::new(None, log.clone());
+        Self::build(WasiCtxBuilder::new(), memory_bytes, log, exec, container)
     }
 
     /// State for `run`: the node's environment, its workspace as `.`, the
@@ -72,7 +76,8 @@ impl NodeState {
             setup.sandbox,
             log.clone(),
         );
-        Ok(Self::build(wasi, setup.memory_bytes, log, exec))
+        let container = ContainerHost::new(setup.container, log.clone());
+        Ok(Self::build(wasi, setup.memory_bytes, log, exec, container))
     }
 
     fn build(
@@ -80,6 +85,7 @@ impl NodeState {
         memory_bytes: usize,
         log: Arc<LogHost>,
         exec: ExecHost,
+        container: ContainerHost,
     ) -> Self {
         let stdout = MemoryOutputPipe::new(GUEST_OUTPUT_CAP);
         let stderr = MemoryOutputPipe::new(GUEST_OUTPUT_CAP);
@@ -90,6 +96,7 @@ impl NodeState {
             limiter: MemoryLimiter::new(memory_bytes),
             log,
             exec,
+            container,
             stdout,
             stderr,
         }

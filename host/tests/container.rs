@@ -1,0 +1,496 @@
+//! Containers end to end: the real `drover` binary and its built-in `docker`
+//! driver against a private dockerd (`tests/docker.sh`) and a busybox image
+//! imported into it. Each test names its nodes uniquely and checks at the
+//! end that no container labeled with them is left.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+mod support;
+
+use support::docker::{self, IMAGE};
+use support::{Drover, node, stderr};
+
+/// A drover whose config points at the private engine, plus `extra` TOML.
+fn drover_with(extra: &str) -> Drover {
+    let drover = Drover::new();
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(drover.path("drover.toml"))
+        .unwrap();
+    file.write_all(docker::config(extra).as_bytes()).unwrap();
+    drover
+}
+
+/// A drover allowed the test images.
+fn drover() -> Drover {
+    drover_with("[drivers.docker]\nimages = [\"drover-test/*\"]\n")
+}
+
+/// Asserts that no container of node `name` is left on the engine.
+fn assert_no_container(name: &str) {
+    let left = docker::containers_labeled(&format!("drover.node={name}"));
+    assert!(
+        left.is_empty(),
+        "containers of `{name}` left behind: {left:?}"
+    );
+}
+
+fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    condition()
+}
+
+/// A one-node DAG of the docker driver: `artifact`, then `args` (YAML).
+fn dag(name: &str, artifact: &str, args: &[&str], extra: &str) -> String {
+    let args: Vec<String> = args.iter().map(|a| format!("{a:?}")).collect();
+    format!(
+        "name: {name}\nnodes:\n  {name}:\n    driver: docker\n    artifact: {artifact:?}\n    args: [{}]\n{extra}",
+        args.join(", ")
+    )
+}
+
+fn json_output(n: &Value, key: &str) -> Value {
+    let text = n["outputs"][key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no output `{key}` in {n:#}"));
+    serde_json::from_str(text)
+        .unwrap_or_else(|e| panic!("output `{key}` is not JSON ({e}): {text}"))
+}
+
+#[test]
+fn steps_run_in_order_in_one_container_and_their_files_stay_in_the_workspace() {
+    let drover = drover();
+    let name = "steps-write";
+    let file = drover.write(
+        "dag.yaml",
+        &dag(
+            name,
+            IMAGE,
+            &[
+                "echo one > built.txt; pwd",
+                "echo two >> built.txt; cat built.txt",
+                "echo from-step-three >&2",
+            ],
+            "",
+        ),
+    );
+    let out = drover.run(&["run", &file, "--keep-workspaces", "--output", "json"]);
+    let logs = stderr(&out);
+    let record: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {logs}"));
+    assert_eq!(out.status.code(), Some(0), "{record:#}\n{logs}");
+    let n = node(&record, name);
+    assert_eq!(n["state"], "success", "{n:#}");
+    assert_eq!(n["exit_code"], 0);
+    // Output streamed to the node's log, stdout and stderr alike.
+    for line in ["/workspace", "one", "two", "stderr: from-step-three"] {
+        assert!(
+            logs.contains(&format!("[{name}] {line}")),
+            "no `{line}` in {logs}"
+        );
+    }
+    let steps = json_output(n, "steps");
+    let steps = steps.as_array().unwrap();
+    assert_eq!(steps.len(), 3, "{steps:?}");
+    for step in steps {
+        assert_eq!(step["status"], "success");
+        assert_eq!(step["exit_code"], 0);
+        assert!(step["duration_ms"].is_u64());
+    }
+    // Written inside the container, visible on the host afterwards.
+    let built = drover.files_in_runs("built.txt");
+    assert_eq!(built.len(), 1, "{built:?}");
+    assert_eq!(std::fs::read_to_string(&built[0]).unwrap(), "one\ntwo\n");
+    assert_no_container(name);
+}
+
+#[test]
+fn a_failing_step_fails_the_node_naming_it_and_later_steps_do_not_run() {
+    let drover = drover();
+    let name = "steps-fail";
+    let file = drover.write(
+        "dag.yaml",
+        &dag(
+            name,
+            IMAGE,
+            &["echo first", "echo broken; exit 3", "echo never-printed"],
+            "",
+        ),
+    );
+    let (code, record) = drover.record(&["run", &file]);
+    assert_eq!(code, 1, "{record:#}");
+    let n = node(&record, name);
+    assert_eq!(n["state"], "failure");
+    assert_eq!(n["exit_code"], 3);
+    let error = n["error"].as_str().unwrap();
+    assert!(
+        error.contains("step 2")
+            && error.contains("echo broken; exit 3")
+            && error.contains("exit code 3"),
+        "{error}"
+    );
+    // The engine keeps outputs of successful nodes only: the step report of
+    // a failed one is in the outcome `drover driver run` prints.
+    let out = drover.run(&[
+        "driver",
+        "run",
+        "docker",
+        "--name",
+        name,
+        "--artifact",
+        IMAGE,
+        "--arg",
+        "echo first",
+        "--arg",
+        "echo broken; exit 3",
+        "--arg",
+        "echo never-printed",
+        "--output",
+        "json",
+    ]);
+    assert!(
+        !stderr(&out).contains("never-printed\n"),
+        "{}",
+        stderr(&out)
+    );
+    let n: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&out)));
+    assert_eq!(n["status"], "failure", "{n:#}");
+    assert_eq!(n["outputs"]["failed_step"], "2");
+    let steps = json_output(&n, "steps");
+    assert_eq!(steps[0]["status"], "success");
+    assert_eq!(steps[1]["status"], "failure");
+    assert_eq!(steps[1]["exit_code"], 3);
+    assert_eq!(steps[2]["status"], "skipped");
+    assert!(steps[2]["exit_code"].is_null());
+    assert_no_container(name);
+}
+
+#[test]
+fn a_build_file_runs_stage_by_stage_and_reports_each() {
+    let drover = drover();
+    let name = "stages";
+    let build = format!(
+        "image: {IMAGE}\nenv: {{GREETING: hello}}\nstages:\n  - name: build\n    script:\n      - echo $GREETING > out.txt\n      - echo built\n  - name: test\n    script:\n      - test -f out.txt\n      - echo checking; exit 7\n      - echo not-run\n  - name: deploy\n    script: [echo deployed]\n"
+    );
+    let file = drover.write("dag.yaml", &dag(name, &build, &[], ""));
+    let out = drover.run(&["run", &file, "--output", "json"]);
+    let logs = stderr(&out);
+    let record: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {logs}"));
+    let n = node(&record, name);
+    assert_eq!(n["state"], "failure", "{n:#}\n{logs}");
+    assert_eq!(n["exit_code"], 7);
+    let error = n["error"].as_str().unwrap();
+    assert!(
+        error.contains("step 2 of stage `test`") && error.contains("exit code 7"),
+        "{error}"
+    );
+    // The outputs of a failed node: from the outcome `drover driver run` prints.
+    let out = drover.run(&[
+        "driver",
+        "run",
+        "docker",
+        "--name",
+        name,
+        "--artifact",
+        &build,
+        "--output",
+        "json",
+    ]);
+    let n: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&out)));
+    assert_eq!(n["outputs"]["failed_stage"], "test", "{n:#}");
+    let stages = json_output(&n, "stages");
+    let names: Vec<&str> = stages
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["build", "test", "deploy"]);
+    assert_eq!(stages[0]["status"], "success");
+    assert_eq!(stages[1]["status"], "failure");
+    assert_eq!(stages[1]["steps"][1]["exit_code"], 7);
+    assert_eq!(stages[1]["steps"][2]["status"], "skipped");
+    assert_eq!(stages[2]["status"], "skipped");
+    // Stage markers in the log, and nothing from steps that did not run.
+    assert!(
+        logs.contains(&format!("[{name}] driver: ==> stage build")),
+        "{logs}"
+    );
+    assert!(
+        logs.contains(&format!("[{name}] driver: [test] $ test -f out.txt")),
+        "{logs}"
+    );
+    assert!(logs.contains(&format!("[{name}] built")), "{logs}");
+    assert!(!logs.contains("] not-run"), "{logs}");
+    assert!(!logs.contains("] deployed"), "{logs}");
+    assert_no_container(name);
+}
+
+#[test]
+fn a_build_file_in_the_workspace_is_read_from_there() {
+    let drover = drover();
+    let workspace = drover.path("repo");
+    std::fs::create_dir_all(&workspace).unwrap();
+    std::fs::write(
+        workspace.join(".drover.yml"),
+        format!(
+            "image: {IMAGE}\nstages:\n  - name: only\n    script: [\"echo in-repo > result.txt\"]\n"
+        ),
+    )
+    .unwrap();
+    let out = drover.run(&[
+        "driver",
+        "run",
+        "docker",
+        "--artifact",
+        ".drover.yml",
+        "--workspace",
+        workspace.to_str().unwrap(),
+        "--output",
+        "json",
+    ]);
+    let outcome: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&out)));
+    assert_eq!(outcome["status"], "success", "{outcome:#} {}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(workspace.join("result.txt")).unwrap(),
+        "in-repo\n"
+    );
+}
+
+#[test]
+fn an_image_missing_from_the_engine_is_a_clear_error() {
+    let drover = drover();
+    let name = "no-such-image";
+    let file = drover.write(
+        "dag.yaml",
+        &dag(name, "drover-test/absent:9", &["true"], ""),
+    );
+    let (code, record) = drover.record(&["run", &file]);
+    assert_eq!(code, 1);
+    let error = node(&record, name)["error"].as_str().unwrap().to_string();
+    assert!(
+        error.contains("`drover-test/absent:9` is not on the Docker engine")
+            && error.contains("no registry is reachable"),
+        "{error}"
+    );
+    assert_no_container(name);
+}
+
+#[test]
+fn an_image_off_the_allowlist_is_refused_saying_what_to_configure() {
+    // No images configured at all: every image is refused.
+    let drover = drover_with("");
+    let name = "not-listed";
+    let file = drover.write("dag.yaml", &dag(name, IMAGE, &["true"], ""));
+    let (code, record) = drover.record(&["run", &file]);
+    assert_eq!(code, 1);
+    let error = node(&record, name)["error"].as_str().unwrap().to_string();
+    assert!(
+        error.contains("not allowed")
+            && error.contains(&format!(
+                "image `{IMAGE}` is not on the allowlist of driver `docker`"
+            ))
+            && error.contains(&format!("images = [\"{IMAGE}\"]"))
+            && error.contains("[drivers.docker]"),
+        "{error}"
+    );
+    // A list that does not match is refused too.
+    let drover = drover_with("[drivers.docker]\nimages = [\"debian:*\"]\n");
+    let file = drover.write("dag.yaml", &dag(name, IMAGE, &["true"], ""));
+    let (_, record) = drover.record(&["run", &file]);
+    let error = node(&record, name)["error"].as_str().unwrap().to_string();
+    assert!(error.contains("(allowed: debian:*)"), "{error}");
+    assert_no_container(name);
+}
+
+#[test]
+fn a_driver_denied_containers_by_policy_cannot_start_one() {
+    let drover = drover_with("[drivers.docker]\ncontainer = false\nimages = [\"drover-test/*\"]\n");
+    let name = "denied";
+    let file = drover.write("dag.yaml", &dag(name, IMAGE, &["true"], ""));
+    let (code, record) = drover.record(&["run", &file]);
+    assert_eq!(code, 1);
+    let error = node(&record, name)["error"].as_str().unwrap().to_string();
+    assert!(
+        error.contains("driver `docker` may not run containers")
+            && error.contains("container = false"),
+        "{error}"
+    );
+    assert_no_container(name);
+}
+
+#[test]
+fn containers_have_no_network_by_default() {
+    let drover = drover();
+    let name = "no-network";
+    let file = drover.write(
+        "dag.yaml",
+        &dag(name, IMAGE, &["cat /proc/net/dev", "ip -o link"], ""),
+    );
+    let out = drover.run(&["run", &file, "--output", "json"]);
+    let logs = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{logs}");
+    // Interface names from /proc/net/dev (`  lo: 0 0 ...`) and from
+    // `ip -o link` (`1: lo: <LOOPBACK,...>`).
+    let mut interfaces = Vec::new();
+    for line in logs
+        .lines()
+        .filter_map(|l| l.strip_prefix(&format!("[{name}] ")))
+    {
+        if line.starts_with("driver: ") || line.starts_with("stderr: ") {
+            continue;
+        }
+        let fields: Vec<&str> = line.split(':').map(str::trim).collect();
+        match fields.as_slice() {
+            [index, name, ..] if index.parse::<u32>().is_ok() => interfaces.push(name.to_string()),
+            [name, _] if !name.is_empty() && !name.contains(' ') && !name.contains('|') => {
+                interfaces.push(name.to_string())
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(interfaces, ["lo", "lo"], "{logs}");
+    assert_no_container(name);
+}
+
+#[test]
+fn a_step_that_hangs_is_killed_at_the_node_timeout_and_its_container_removed() {
+    let drover = drover();
+    let name = "hangs";
+    let file = drover.write(
+        "dag.yaml",
+        &dag(
+            name,
+            IMAGE,
+            &["echo waiting; sleep 1000"],
+            "    timeout: 2s\n",
+        ),
+    );
+    let began = Instant::now();
+    let (code, record) = drover.record(&["run", &file]);
+    assert_eq!(code, 1, "{record:#}");
+    assert!(
+        began.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        began.elapsed()
+    );
+    assert_eq!(node(&record, name)["state"], "timeout", "{record:#}");
+    assert_no_container(name);
+}
+
+#[test]
+fn ctrl_c_removes_the_running_container() {
+    let drover = drover();
+    let name = "canceled";
+    let file = drover.write(
+        "dag.yaml",
+        &dag(name, IMAGE, &["echo started; sleep 1000"], ""),
+    );
+    let mut child = drover
+        .command(&["run", &file, "--output", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut logs = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains(&format!("[{name}] started")) {
+        line.clear();
+        assert!(logs.read_line(&mut line).unwrap() > 0, "drover ended early");
+    }
+    assert_eq!(
+        docker::containers_labeled(&format!("drover.node={name}")).len(),
+        1
+    );
+    // SAFETY: plain kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let mut rest = String::new();
+    logs.read_to_string(&mut rest).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(1), "{rest}");
+    let record: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(node(&record, name)["state"], "canceled");
+    assert_no_container(name);
+}
+
+#[test]
+fn leftovers_of_a_dead_drover_are_removed_at_start_and_a_live_ones_kept() {
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let hostname = hostname.trim();
+    // A pid that just ended: its owner is gone.
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let dead_pid = gone.id();
+    gone.wait().unwrap();
+    // This test process stands for a drover that still runs.
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let start = stat[stat.rfind(')').unwrap() + 1..]
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .to_string();
+    let live_owner = format!("{hostname}/{}/{start}", std::process::id());
+    let create = |owner: &str, node: &str| {
+        let out = docker::docker(&[
+            "create",
+            "--network",
+            "none",
+            "--label",
+            &format!("drover.owner={owner}"),
+            "--label",
+            &format!("drover.node={node}"),
+            IMAGE,
+            "sleep",
+            "1000",
+        ]);
+        assert!(out.status.success(), "docker create: {}", stderr(&out));
+    };
+    create(&format!("{hostname}/{dead_pid}/12345"), "leftover-dead");
+    create(&live_owner, "leftover-live");
+    create(
+        &format!("another-machine/{dead_pid}/1"),
+        "leftover-elsewhere",
+    );
+
+    let drover = drover();
+    let file = drover.write("dag.yaml", "name: n\nnodes:\n  a:\n    driver: noop\n");
+    let out = drover.run(&["run", &file]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        eventually(Duration::from_secs(5), || docker::containers_labeled(
+            "drover.node=leftover-dead"
+        )
+        .is_empty()),
+        "the dead drover's container was not removed"
+    );
+    let live = docker::containers_labeled("drover.node=leftover-live");
+    let elsewhere = docker::containers_labeled("drover.node=leftover-elsewhere");
+    for id in live.iter().chain(&elsewhere) {
+        docker::docker(&["rm", "-f", id]);
+    }
+    assert_eq!(live.len(), 1, "a live drover's container was removed");
+    assert_eq!(
+        elsewhere.len(),
+        1,
+        "another machine's container was removed"
+    );
+}
