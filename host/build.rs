@@ -29,6 +29,7 @@ const TEST_DRIVERS: &[&str] = &[
     "test-driver-greet",
     "test-driver-greet-v2",
     "test-driver-command",
+    "test-driver-container",
 ];
 
 const TARGET: &str = "wasm32-wasip2";

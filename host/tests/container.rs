@@ -494,3 +494,90 @@ fn leftovers_of_a_dead_drover_are_removed_at_start_and_a_live_ones_kept() {
         "another machine's container was removed"
     );
 }
+
+/// The test driver that misuses containers (tests/drivers/container).
+fn probe_driver() -> String {
+    std::path::Path::new(env!("DROVER_TEST_DRIVERS"))
+        .join("test_driver_container.wasm")
+        .display()
+        .to_string()
+}
+
+fn probe_drover() -> Drover {
+    drover_with("[drivers.container-probe]\nimages = [\"drover-test/*\"]\n")
+}
+
+#[test]
+fn a_driver_that_traps_with_a_container_alive_leaves_none() {
+    let drover = probe_drover();
+    let name = "probe-trap";
+    let file = drover.write(
+        "dag.yaml",
+        &format!(
+            "name: t\nnodes:\n  {name}:\n    driver: {:?}\n    artifact: trap\n    args: [{IMAGE:?}]\n",
+            probe_driver()
+        ),
+    );
+    let out = drover.run(&["run", &file, "--output", "json"]);
+    let logs = stderr(&out);
+    let record: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {logs}"));
+    let n = node(&record, name);
+    assert_eq!(n["state"], "failure", "{n:#}");
+    assert!(n["error"].as_str().unwrap().contains("panicked"), "{n:#}");
+    assert!(logs.contains(&format!("[{name}] started")), "{logs}");
+    assert_no_container(name);
+}
+
+#[test]
+fn files_are_placed_read_only_outside_the_workspace_and_removed_afterwards() {
+    let drover = probe_drover();
+    let name = "probe-files";
+    let file = drover.write(
+        "dag.yaml",
+        &format!(
+            "name: t\nnodes:\n  {name}:\n    driver: {:?}\n    artifact: files\n    args: [{IMAGE:?}]\n    env: {{SECRET: hunter2-value}}\n",
+            probe_driver()
+        ),
+    );
+    let child = drover
+        .command(&["run", &file, "--output", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let logs = stderr(&out);
+    let record: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {logs}"));
+    let n = node(&record, name);
+    assert_eq!(n["state"], "success", "{n:#}\n{logs}");
+    assert_eq!(n["outputs"]["read"], "true", "{n:#}");
+    assert!(logs.contains(&format!("[{name}] hunter2-value")), "{logs}");
+    assert_eq!(
+        n["outputs"]["write"], "false",
+        "the file was writable: {logs}"
+    );
+    assert_eq!(n["outputs"]["listed"], "true");
+    assert!(
+        !logs.contains("] token"),
+        "the file is in the workspace: {logs}"
+    );
+    // The host folder that held the file is gone with the container.
+    let root = std::env::temp_dir().join("drover-container-files");
+    let left: Vec<_> = std::fs::read_dir(&root)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|f| f.starts_with(&format!("{pid}-")))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        left.is_empty(),
+        "files left in {}: {left:?}",
+        root.display()
+    );
+    assert_no_container(name);
+}
