@@ -581,3 +581,31 @@ fn files_are_placed_read_only_outside_the_workspace_and_removed_afterwards() {
     );
     assert_no_container(name);
 }
+
+#[test]
+fn an_unreachable_engine_is_named_in_the_error() {
+    let drover = Drover::new();
+    let socket = drover.path("no-dockerd.sock");
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(drover.path("drover.toml"))
+        .unwrap();
+    write!(
+        file,
+        "\n[container]\ndocker_host = \"unix://{}\"\n[drivers.docker]\nimages = [\"drover-test/*\"]\n",
+        socket.display()
+    )
+    .unwrap();
+    let name = "no-engine";
+    let dag_file = drover.write("dag.yaml", &dag(name, IMAGE, &["true"], ""));
+    let (code, record) = drover.record(&["run", &dag_file]);
+    assert_eq!(code, 1);
+    let error = node(&record, name)["error"].as_str().unwrap().to_string();
+    assert!(
+        error.contains(&format!(
+            "cannot reach the Docker engine at unix://{}",
+            socket.display()
+        )) && error.contains("docker_host"),
+        "{error}"
+    );
+}
