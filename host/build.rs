@@ -16,6 +16,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("noop", "drover-plugin-noop"),
     ("sleep", "drover-plugin-sleep"),
     ("shell", "drover-plugin-shell"),
+    ("npm-test", "drover-plugin-npm-test"),
 ];
 
 /// Drivers that misbehave on purpose, for the host's tests.
@@ -28,6 +29,7 @@ const TEST_DRIVERS: &[&str] = &[
     "test-driver-greet",
     "test-driver-greet-v2",
     "test-driver-command",
+    "test-driver-line-reader",
 ];
 
 const TARGET: &str = "wasm32-wasip2";

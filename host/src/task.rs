@@ -19,8 +19,8 @@ pub struct Task {
     pub attempt: u32,
     /// What to run; its meaning is the driver's.
     pub artifact: String,
-    /// The absolute path of `artifact` when it names an existing file
-    /// relative to the DAG file's folder. See [`Task::resolve_artifact_file`].
+    /// The absolute path of `artifact` when it names an existing file or
+    /// folder relative to the DAG file's folder. See [`Task::resolve_artifact_file`].
     pub artifact_file: Option<PathBuf>,
     /// Arguments; their meaning is the driver's.
     pub args: Vec<String>,
@@ -37,16 +37,22 @@ pub struct Task {
 }
 
 impl Task {
-    /// Sets `artifact_file` when the artifact names a regular file relative to
-    /// `base` (the DAG file's folder). The check is driver-agnostic: any
-    /// driver whose artifact is a file (a script, a playbook) gets its path.
+    /// Sets `artifact_file` when the artifact names a regular file or a
+    /// folder relative to `base` (the DAG file's folder). The check is
+    /// driver-agnostic: any driver whose artifact is a file (a script, a
+    /// playbook, a tarball) or a folder (a package) gets its path, and its
+    /// processes may read it. The filesystem's root is never an artifact
+    /// folder: that would open every file to them.
     pub fn resolve_artifact_file(&mut self, base: &std::path::Path) {
         if self.artifact.is_empty() || self.artifact.contains('\n') || self.artifact.len() > 4096 {
             return;
         }
         let candidate = base.join(&self.artifact);
-        if candidate.is_file() {
-            self.artifact_file = candidate.canonicalize().ok();
+        if candidate.is_file() || candidate.is_dir() {
+            self.artifact_file = candidate
+                .canonicalize()
+                .ok()
+                .filter(|path| path.parent().is_some());
         }
     }
 }
