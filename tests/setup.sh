@@ -18,6 +18,9 @@ command -v ninja >/dev/null || need_apt+=(ninja-build)
 # The server tests make a certificate and speak HTTPS with the real tools.
 command -v openssl >/dev/null || need_apt+=(openssl)
 command -v curl >/dev/null || need_apt+=(curl)
+# The npm-test driver's tests pack, install and test real npm packages.
+command -v node >/dev/null || need_apt+=(nodejs)
+command -v npm >/dev/null || need_apt+=(npm)
 if ((${#need_apt[@]})); then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"

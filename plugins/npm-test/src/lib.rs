@@ -109,6 +109,16 @@ drover_sdk::export_driver!(NpmTest);
 /// Whether an artifact that names no existing file was meant as one rather
 /// than as a registry spec (`name`, `name@1.2`, `@scope/name@^2`).
 fn looks_like_a_path(artifact: &str) -> bool {
+    // `github:user/repo`, `git+https://…`, `npm:name@1`: specs for npm.
+    let protocol = artifact.split_once(':').is_some_and(|(scheme, _)| {
+        !scheme.is_empty()
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '+')
+    });
+    if protocol {
+        return false;
+    }
     artifact.starts_with('.')
         || artifact.starts_with('/')
         || artifact.starts_with('~')
@@ -126,7 +136,13 @@ mod tests {
     #[test]
     fn validate_wants_a_package() {
         assert_eq!(NpmTest::validate(&Task::new("n", " ")).len(), 1);
-        for spec in ["left-pad", "left-pad@1.3.0", "@scope/pkg@^2"] {
+        for spec in [
+            "left-pad",
+            "left-pad@1.3.0",
+            "@scope/pkg@^2",
+            "github:user/repo",
+            "git+https://example.invalid/a/b.git",
+        ] {
             assert!(
                 NpmTest::validate(&Task::new("n", spec)).is_empty(),
                 "{spec}"

@@ -124,17 +124,21 @@ impl Parser {
         let raw = raw.strip_suffix('\n').unwrap_or(raw);
         let raw = raw.strip_suffix('\r').unwrap_or(raw);
         let mut done = Vec::new();
+        let indent = indentation(raw);
         if let Some(pending) = &mut self.pending
             && let Some(yaml) = &mut pending.yaml
         {
             if raw.trim() == "..." {
                 done.extend(self.complete());
-            } else {
-                yaml.push(raw.to_string());
+                return done;
             }
-            return done;
+            // A block never closed: a line left of it is TAP again.
+            if raw.trim().is_empty() || indent > pending.indent {
+                yaml.push(raw.to_string());
+                return done;
+            }
+            done.extend(self.complete());
         }
-        let indent = indentation(raw);
         let content = raw.trim();
         if let Some(pending) = &mut self.pending {
             if content == "---" && indent >= pending.indent {
@@ -719,6 +723,13 @@ not ok 1 - hooks
         assert!(hooks.group && hooks.counted);
         assert_eq!(parser.totals().failed, 1);
         assert_eq!(parser.totals().passed, 1);
+    }
+
+    #[test]
+    fn an_unterminated_yaml_block_ends_at_the_next_test_point() {
+        let (parser, order) = parse("not ok 1 - a\n  ---\n  message: 'x'\nok 2 - b\n");
+        assert_eq!(order, ["a", "b"]);
+        assert_eq!(parser.results()[0].message.as_deref(), Some("x"));
     }
 
     #[test]
