@@ -167,3 +167,30 @@ pub struct LogLine {
 /// Where a node's log lines go. Bounded: a slow reader slows the node down
 /// rather than losing lines or growing memory without bound.
 pub type LogSink = tokio::sync::mpsc::Sender<LogLine>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolved(artifact: &str, base: &std::path::Path) -> Option<PathBuf> {
+        let mut task = Task {
+            artifact: artifact.into(),
+            ..Task::default()
+        };
+        task.resolve_artifact_file(base);
+        task.artifact_file
+    }
+
+    #[test]
+    fn artifact_files_and_folders_resolve_but_never_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().canonicalize().unwrap();
+        std::fs::write(base.join("build.sh"), "true").unwrap();
+        std::fs::create_dir(base.join("pkg")).unwrap();
+        assert_eq!(resolved("build.sh", &base), Some(base.join("build.sh")));
+        assert_eq!(resolved("./pkg", &base), Some(base.join("pkg")));
+        assert_eq!(resolved("echo hi", &base), None);
+        assert_eq!(resolved("missing.tgz", &base), None);
+        assert_eq!(resolved("/", &base), None);
+    }
+}
