@@ -269,13 +269,10 @@ impl ExecHost {
         &mut self,
         command: Command,
         options: &SpawnOptions,
-    ) -> Result<Resource<Process>, Error> {
+    ) -> wasmtime::Result<Result<Resource<Process>, Error>> {
         let program = command.program.clone();
         match self.start(command, options).await {
-            Ok(process) => self
-                .table
-                .push(process)
-                .map_err(|e| Error::Io(format!("cannot keep the process handle: {e}"))),
+            Ok(process) => Ok(Ok(self.table.push(process)?)),
             Err(e) => {
                 self.log
                     .send(
@@ -284,7 +281,7 @@ impl ExecHost {
                         format!("exec of `{program}` refused: {}", describe_error(&e)),
                     )
                     .await;
-                Err(e)
+                Ok(Err(e))
             }
         }
     }
@@ -445,7 +442,7 @@ impl Host for ExecHost {
             read_stdout: false,
             private_shm: false,
         };
-        Ok(self.spawn_process(command, &options).await)
+        self.spawn_process(command, &options).await
     }
 
     async fn spawn_with(
@@ -459,7 +456,7 @@ impl Host for ExecHost {
                 "spawn options are not supported by this host yet".into(),
             )));
         }
-        Ok(self.spawn_process(command, &options).await)
+        self.spawn_process(command, &options).await
     }
 
     async fn workspace_path(&mut self) -> wasmtime::Result<String> {
