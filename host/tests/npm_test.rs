@@ -350,6 +350,96 @@ fn a_registry_package_without_the_network_grant_fails_fast_saying_why() {
     );
 }
 
+/// A registry on loopback that serves one package: its metadata at
+/// `/<name>` and its tarball at `/<name>/-/<file>`. Returns the registry's
+/// URL and the paths it was asked for.
+fn serve_registry(
+    name: &str,
+    tarball: Vec<u8>,
+    file: &str,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let metadata = serde_json::json!({
+        "name": name,
+        "dist-tags": {"latest": "1.0.0"},
+        "versions": {"1.0.0": {
+            "name": name, "version": "1.0.0", "scripts": {"test": "node --test"},
+            "dist": {"tarball": format!("{url}{name}/-/{file}")}
+        }}
+    })
+    .to_string();
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = asked.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            let text = String::from_utf8_lossy(&request);
+            let path = text.split_whitespace().nth(1).unwrap_or("/").to_string();
+            let (kind, body) = if path.ends_with(".tgz") {
+                ("application/octet-stream", tarball.clone())
+            } else {
+                ("application/json", metadata.clone().into_bytes())
+            };
+            log.lock().unwrap().push(path);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    (url, asked)
+}
+
+#[test]
+fn a_registry_package_is_fetched_with_the_network_grant() {
+    require_npm();
+    let drover = Drover::new();
+    let config = drover.path("drover.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[drivers.npm-test]\nnetwork = true\n");
+    std::fs::write(&config, text).unwrap();
+    let dir = drover.dir.path();
+    let tarball = pack(
+        dir,
+        &package_source(
+            dir,
+            "registry",
+            &manifest("registry-tests", Some("node --test")),
+            &[("test.js", "require('node:test')('fetched', () => {});")],
+        ),
+    );
+    let bytes = std::fs::read(dir.join(&tarball)).unwrap();
+    std::fs::remove_file(dir.join(&tarball)).unwrap();
+    let (url, asked) = serve_registry("registry-tests", bytes, &tarball);
+    let file = drover.write(
+        "fetch.yaml",
+        &format!(
+            "name: fetch\nnodes:\n  fetch:\n    driver: npm-test\n    artifact: registry-tests@1.0.0\n    \
+             env: {{npm_config_registry: \"{url}\"}}\n"
+        ),
+    );
+    let (code, record) = drover.record(&["run", &file]);
+    assert_eq!(code, 0, "{record:#}");
+    let n = node(&record, "fetch");
+    assert_eq!(n["outputs"]["package"], "registry-tests@1.0.0");
+    assert_eq!(counts(&record, "fetch"), strings(["1", "0", "0", "0", "1"]));
+    let asked = asked.lock().unwrap().clone();
+    assert!(asked.iter().any(|p| p == "/registry-tests"), "{asked:?}");
+    assert!(asked.iter().any(|p| p.ends_with(".tgz")), "{asked:?}");
+}
+
 #[test]
 fn a_missing_package_file_is_refused_before_anything_runs() {
     let drover = Drover::new();
