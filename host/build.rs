@@ -17,6 +17,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("sleep", "drover-plugin-sleep"),
     ("shell", "drover-plugin-shell"),
     ("docker", "drover-plugin-docker"),
+    ("npm-test", "drover-plugin-npm-test"),
 ];
 
 /// Drivers that misbehave on purpose, for the host's tests.
@@ -30,6 +31,7 @@ const TEST_DRIVERS: &[&str] = &[
     "test-driver-greet-v2",
     "test-driver-command",
     "test-driver-container",
+    "test-driver-line-reader",
 ];
 
 const TARGET: &str = "wasm32-wasip2";

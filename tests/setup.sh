@@ -22,6 +22,9 @@ command -v curl >/dev/null || need_apt+=(curl)
 # test image made of a static busybox (no registry is reachable).
 command -v dockerd >/dev/null || need_apt+=(docker.io)
 dpkg -s busybox-static >/dev/null 2>&1 || need_apt+=(busybox-static)
+# The npm-test driver's tests pack, install and test real npm packages.
+command -v node >/dev/null || need_apt+=(nodejs)
+command -v npm >/dev/null || need_apt+=(npm)
 if ((${#need_apt[@]})); then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 "${need_apt[@]}"

@@ -19,8 +19,8 @@ pub struct Task {
     pub attempt: u32,
     /// What to run; its meaning is the driver's.
     pub artifact: String,
-    /// The absolute path of `artifact` when it names an existing file
-    /// relative to the DAG file's folder. See [`Task::resolve_artifact_file`].
+    /// The absolute path of `artifact` when it names an existing file or
+    /// folder relative to the DAG file's folder. See [`Task::resolve_artifact_file`].
     pub artifact_file: Option<PathBuf>,
     /// Arguments; their meaning is the driver's.
     pub args: Vec<String>,
@@ -37,16 +37,22 @@ pub struct Task {
 }
 
 impl Task {
-    /// Sets `artifact_file` when the artifact names a regular file relative to
-    /// `base` (the DAG file's folder). The check is driver-agnostic: any
-    /// driver whose artifact is a file (a script, a playbook) gets its path.
+    /// Sets `artifact_file` when the artifact names a regular file or a
+    /// folder relative to `base` (the DAG file's folder). The check is
+    /// driver-agnostic: any driver whose artifact is a file (a script, a
+    /// playbook, a tarball) or a folder (a package) gets its path, and its
+    /// processes may read it. The filesystem's root is never an artifact
+    /// folder: that would open every file to them.
     pub fn resolve_artifact_file(&mut self, base: &std::path::Path) {
         if self.artifact.is_empty() || self.artifact.contains('\n') || self.artifact.len() > 4096 {
             return;
         }
         let candidate = base.join(&self.artifact);
-        if candidate.is_file() {
-            self.artifact_file = candidate.canonicalize().ok();
+        if candidate.is_file() || candidate.is_dir() {
+            self.artifact_file = candidate
+                .canonicalize()
+                .ok()
+                .filter(|path| path.parent().is_some());
         }
     }
 }
@@ -161,3 +167,30 @@ pub struct LogLine {
 /// Where a node's log lines go. Bounded: a slow reader slows the node down
 /// rather than losing lines or growing memory without bound.
 pub type LogSink = tokio::sync::mpsc::Sender<LogLine>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolved(artifact: &str, base: &std::path::Path) -> Option<PathBuf> {
+        let mut task = Task {
+            artifact: artifact.into(),
+            ..Task::default()
+        };
+        task.resolve_artifact_file(base);
+        task.artifact_file
+    }
+
+    #[test]
+    fn artifact_files_and_folders_resolve_but_never_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().canonicalize().unwrap();
+        std::fs::write(base.join("build.sh"), "true").unwrap();
+        std::fs::create_dir(base.join("pkg")).unwrap();
+        assert_eq!(resolved("build.sh", &base), Some(base.join("build.sh")));
+        assert_eq!(resolved("./pkg", &base), Some(base.join("pkg")));
+        assert_eq!(resolved("echo hi", &base), None);
+        assert_eq!(resolved("missing.tgz", &base), None);
+        assert_eq!(resolved("/", &base), None);
+    }
+}

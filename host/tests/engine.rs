@@ -1027,3 +1027,39 @@ async fn nodes_waiting_for_a_slot_start_once_when_a_run_is_resumed() {
         assert_eq!(node.attempts.len(), expected as usize);
     }
 }
+
+#[tokio::test]
+async fn a_failed_node_keeps_its_outputs_and_its_children_never_see_them() {
+    let dag = dag()
+        .node("tests", &[])
+        .with(|n| n.retries = retries(1, 1, 1))
+        .node("publish", &["tests"])
+        .with(|n| n.args = vec!["${{ nodes.tests.outputs.failed }}".into()])
+        .build();
+    let dispatch = TestDispatch::new(&[(
+        "tests",
+        Act::FailWith("2 of 5 tests failed", vec![("failed", "2"), ("total", "5")]),
+    )]);
+    // `run_with` also checks that the events carry the outputs: a record
+    // folded from them (a server's view, a stored run) has them too.
+    let record = run_with(&dag, &dispatch, parallel(2)).await;
+    let tests = node(&record, "tests");
+    assert_eq!(tests.state, NodeState::Failure);
+    assert_eq!(tests.error.as_deref(), Some("2 of 5 tests failed"));
+    assert_eq!(tests.attempts.len(), 2);
+    assert_eq!(
+        tests.outputs.get("failed").map(String::as_str),
+        Some("2"),
+        "{tests:?}"
+    );
+    assert_eq!(tests.outputs.get("total").map(String::as_str), Some("5"));
+    let publish = node(&record, "publish");
+    assert_eq!(publish.state, NodeState::NotRunnable);
+    assert!(publish.outputs.is_empty());
+    assert!(dispatch.probe.calls_of("publish").is_empty());
+    let value = serde_json::to_value(&record).expect("serializes");
+    assert_eq!(
+        value["nodes"][0]["outputs"],
+        json!({"failed": "2", "total": "5"})
+    );
+}

@@ -555,3 +555,149 @@ async fn a_driver_cannot_reach_outside_its_workspace() {
     assert!(h.workspace("escape").join("inside.txt").exists());
     assert!(!Path::new("/tmp/drover-escape-escape").exists());
 }
+
+// ---------------------------------------------------------------------------
+// read-stdout and read-line (the `line-reader` test driver)
+// ---------------------------------------------------------------------------
+
+fn line_reader_task(node: &str, mode: &str, script: &str, timeout_ms: Option<u64>) -> Task {
+    let mut t = with_timeout(task(node, mode), Duration::from_secs(30));
+    t.args = vec![script.into()];
+    t.args.extend(timeout_ms.map(|ms| ms.to_string()));
+    t
+}
+
+fn output<'a>(outcome: &'a Outcome, key: &str) -> &'a str {
+    outcome
+        .outputs
+        .get(key)
+        .unwrap_or_else(|| panic!("no output `{key}` in {outcome:?}"))
+}
+
+#[tokio::test]
+async fn read_line_hands_over_lines_while_the_process_runs() {
+    let h = Harness::new();
+    let reader = h.load(test_driver("line-reader")).await;
+    // The script only goes on once the driver has seen `ping` (it creates
+    // `ack`): lines handed over only at exit would deadlock it.
+    let script = "echo one; echo ping; i=0; \
+                  while [ ! -e ack ]; do sleep 0.02; i=$((i+1)); [ $i -gt 1000 ] && exit 9; done; \
+                  echo two";
+    let (outcome, logs) = h
+        .run(&reader, line_reader_task("live", "lines", script, None))
+        .await;
+    assert_eq!(outcome.status, NodeStatus::Success, "{outcome:?}");
+    assert_eq!(output(&outcome, "lines"), "one|ping|two");
+    assert_eq!(output(&outcome, "code"), "0");
+    // At the end of output, and after it, read-line gives `none`.
+    assert_eq!(output(&outcome, "after_end"), "Ok(None)");
+    assert_eq!(output(&outcome, "timed_out"), "false");
+    // Lines the driver read still go to the log.
+    let stdout: Vec<&str> = logs
+        .iter()
+        .filter(|l| l.source == LogSource::Stdout)
+        .map(|l| l.message.as_str())
+        .collect();
+    assert_eq!(stdout, ["one", "ping", "two"], "{logs:?}");
+}
+
+#[tokio::test]
+async fn read_line_without_read_stdout_is_invalid() {
+    let h = Harness::new();
+    let reader = h.load(test_driver("line-reader")).await;
+    let (outcome, _) = h
+        .run(&reader, line_reader_task("plain", "plain", "echo x", None))
+        .await;
+    assert_eq!(outcome.status, NodeStatus::Success, "{outcome:?}");
+    assert_eq!(output(&outcome, "error"), "invalid");
+    assert_eq!(output(&outcome, "code"), "0");
+}
+
+#[tokio::test]
+async fn read_line_stops_at_the_process_timeout() {
+    let h = Harness::new();
+    let reader = h.load(test_driver("line-reader")).await;
+    let marker = format!("{}.{}", 800 + std::process::id() % 100, std::process::id());
+    let script = format!("echo one; sleep {marker}");
+    let started = Instant::now();
+    let (outcome, _) = h
+        .run(
+            &reader,
+            line_reader_task("slow", "lines", &script, Some(300)),
+        )
+        .await;
+    assert_eq!(outcome.status, NodeStatus::Success, "{outcome:?}");
+    assert_eq!(output(&outcome, "lines"), "one");
+    // `wait` after the timed-out read says so.
+    assert_eq!(output(&outcome, "timed_out"), "true");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while processes_with_arg(&marker) > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the process survived its timeout"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn canceling_a_node_stops_a_read_line() {
+    let h = Harness::new();
+    let reader = h.load(test_driver("line-reader")).await;
+    let marker = format!("{}.{}", 900 + std::process::id() % 100, std::process::id());
+    let cancel = CancellationToken::new();
+    let trigger = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        trigger.cancel();
+    });
+    let started = Instant::now();
+    let script = format!("echo one; sleep {marker}");
+    let (outcome, _) = h
+        .run_with(
+            &reader,
+            line_reader_task("c", "lines", &script, None),
+            cancel,
+        )
+        .await;
+    assert_eq!(outcome.status, NodeStatus::Canceled, "{outcome:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while processes_with_arg(&marker) > 0 {
+        assert!(Instant::now() < deadline, "the process survived cancel");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn unread_lines_make_the_process_wait_instead_of_filling_memory() {
+    let h = Harness::new();
+    let reader = h.load(test_driver("line-reader")).await;
+    // 10,000 lines of about 100 bytes, each counted in `progress` before it
+    // is written. The driver reads one line, waits until `progress` stops
+    // changing (the process is blocked), then waits for the process.
+    let pad = "x".repeat(90);
+    let script = format!(
+        "i=0; while [ $i -lt 10000 ]; do i=$((i+1)); echo $i > progress; echo \"$i {pad}\"; done"
+    );
+    let mut t = line_reader_task("flood", "flood", &script, None);
+    t.deadline = Some(SystemTime::now() + Duration::from_secs(120));
+    let (outcome, logs) = h.run(&reader, t).await;
+    assert_eq!(outcome.status, NodeStatus::Success, "{outcome:?}");
+    // While nobody read, the process stopped where the pipe, the host's
+    // reader buffer and the 256 lines waiting for the driver were full.
+    let progress: usize = output(&outcome, "progress").parse().unwrap();
+    assert!(
+        progress < 4000,
+        "the process wrote {progress} lines while the driver read one"
+    );
+    assert_eq!(output(&outcome, "lines"), format!("1 {pad}"));
+    // `wait` after a partial read lets it finish; every line reached the log.
+    assert_eq!(output(&outcome, "code"), "0");
+    let stdout = logs
+        .iter()
+        .filter(|l| l.source == LogSource::Stdout)
+        .count();
+    assert_eq!(stdout, 10000);
+}

@@ -102,7 +102,7 @@ pub enum Event {
         at: SystemTime,
         /// Why a node in a final state did not succeed.
         error: Option<String>,
-        /// The outputs of a node that succeeded.
+        /// The outputs of a node that succeeded, or that failed with some.
         outputs: Option<Outputs>,
     },
     /// An attempt of a node ended; comes before the node's `Retry` or final state.

@@ -145,7 +145,8 @@ pub struct NodeRecord {
     pub state_code: u8,
     /// The exit code of the last attempt, when it has one.
     pub exit_code: Option<i32>,
-    /// The outputs of the successful attempt; empty otherwise.
+    /// The outputs of the last attempt: of the successful one, or of the one
+    /// that failed for good (only a success feeds downstream nodes).
     pub outputs: Outputs,
     /// Every attempt, in order; empty for a node that never started.
     pub attempts: Vec<AttemptRecord>,

@@ -400,10 +400,11 @@ impl<E: EventSink> Scheduler<E> {
             }
             return;
         }
+        // A failed node keeps what its last attempt reported (a test report
+        // matters most when tests fail); only a success feeds its children.
+        self.records[index].outputs = Arc::new(outputs);
         if state == NodeState::Success {
-            let record = &mut self.records[index];
-            record.outputs = Arc::new(outputs);
-            record.finished_at = Some(finished_at);
+            self.records[index].finished_at = Some(finished_at);
             self.succeed(index, attempt).await;
         } else {
             self.finish(index, state, error.unwrap_or_default()).await;
@@ -571,7 +572,8 @@ impl<E: EventSink> Scheduler<E> {
     async fn emit_state(&self, node: NodeIndex, state: NodeState, attempt: u32) {
         let record = &self.records[node];
         let (at, error, outputs) = if state.is_final() {
-            let outputs = (state == NodeState::Success).then(|| Arc::clone(&record.outputs));
+            let outputs = (!record.outputs.is_empty() || state == NodeState::Success)
+                .then(|| Arc::clone(&record.outputs));
             (record.finished_at, record.error.clone(), outputs)
         } else if state == NodeState::Running {
             (record.running_since, None, None)

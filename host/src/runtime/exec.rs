@@ -22,6 +22,10 @@ use crate::task::{LogLevel, LogSource};
 /// The longest log line kept whole; longer lines are split.
 const MAX_LINE: usize = 64 * 1024;
 
+/// How many lines of a `read-stdout` process wait for the driver before the
+/// process is made to wait (its pipe fills): bounded memory, whatever it prints.
+pub const READ_LINE_BUFFER: usize = 256;
+
 /// The process-wide sandbox, made on first use so that drivers that never
 /// start a process work on hosts where the sandbox cannot be set up.
 pub struct SandboxCell {
@@ -96,6 +100,13 @@ pub struct Process {
     stdout: Option<JoinHandle<(Vec<u8>, bool)>>,
     stderr: Option<JoinHandle<()>>,
     stdin: Option<JoinHandle<()>>,
+    /// Standard output line by line, for `read-line`: `Some` from a
+    /// `read-stdout` spawn until the output ends or `wait` is called.
+    lines: Option<tokio::sync::mpsc::Receiver<String>>,
+    /// Whether the process was started with `read-stdout`.
+    reads_stdout: bool,
+    /// Whether `read-line` killed it because its timeout passed.
+    timed_out: bool,
     finished: Option<ExitStatus>,
 }
 
@@ -158,7 +169,7 @@ impl ExecHost {
         Ok(confinement)
     }
 
-    async fn start(&mut self, command: Command) -> Result<Process, Error> {
+    async fn start(&mut self, command: Command, options: &SpawnOptions) -> Result<Process, Error> {
         let Some(grant) = self.grant.clone() else {
             return Err(Error::NotAllowed(
                 "processes cannot be started while a driver is described or validated".into(),
@@ -218,13 +229,25 @@ impl ExecHost {
         } else {
             0
         };
-        let stdout = child
-            .take_stdout()
-            .map(|out| tokio::spawn(pump(out, self.log.clone(), LogSource::Stdout, capture)));
+        let (to_driver, lines) = if options.read_stdout {
+            let (tx, rx) = tokio::sync::mpsc::channel(READ_LINE_BUFFER);
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        let stdout = child.take_stdout().map(|out| {
+            tokio::spawn(pump(
+                out,
+                self.log.clone(),
+                LogSource::Stdout,
+                capture,
+                to_driver,
+            ))
+        });
         let stderr = child.take_stderr().map(|err| {
             let log = self.log.clone();
             tokio::spawn(async move {
-                pump(err, log, LogSource::Stderr, 0).await;
+                pump(err, log, LogSource::Stderr, 0, None).await;
             })
         });
         tracing::trace!(us = spawned.elapsed().as_micros(), "process spawned");
@@ -235,17 +258,44 @@ impl ExecHost {
             stdout,
             stderr,
             stdin,
+            lines,
+            reads_stdout: options.read_stdout,
+            timed_out: false,
             finished: None,
         })
     }
+
+    async fn spawn_process(
+        &mut self,
+        command: Command,
+        options: &SpawnOptions,
+    ) -> wasmtime::Result<Result<Resource<Process>, Error>> {
+        let program = command.program.clone();
+        match self.start(command, options).await {
+            Ok(process) => Ok(Ok(self.table.push(process)?)),
+            Err(e) => {
+                self.log
+                    .send(
+                        LogSource::Driver,
+                        LogLevel::Warn,
+                        format!("exec of `{program}` refused: {}", describe_error(&e)),
+                    )
+                    .await;
+                Ok(Err(e))
+            }
+        }
+    }
 }
 
-/// Reads `reader` line by line into the log, keeping up to `capture` bytes.
+/// Reads `reader` line by line into the log, keeping up to `capture` bytes,
+/// and hands each line to `to_driver` too while the driver holds its end
+/// (waiting for room: that is the backpressure of `read-line`).
 async fn pump(
     reader: impl AsyncRead + Unpin,
     log: Arc<LogHost>,
     source: LogSource,
     capture: usize,
+    mut to_driver: Option<tokio::sync::mpsc::Sender<String>>,
 ) -> (Vec<u8>, bool) {
     let mut reader = BufReader::with_capacity(MAX_LINE, reader);
     let mut captured = Vec::new();
@@ -274,8 +324,16 @@ async fn pump(
         }
         let text = line.strip_suffix(b"\n").unwrap_or(&line);
         let text = text.strip_suffix(b"\r").unwrap_or(text);
-        log.send(source, level, String::from_utf8_lossy(text).into_owned())
-            .await;
+        let text = String::from_utf8_lossy(text).into_owned();
+        if let Some(tx) = &to_driver {
+            log.send(source, level, text.clone()).await;
+            // The driver dropped its end (it called `wait`): log only.
+            if tx.send(text).await.is_err() {
+                to_driver = None;
+            }
+        } else {
+            log.send(source, level, text).await;
+        }
     }
     (captured, truncated)
 }
@@ -380,20 +438,11 @@ impl Host for ExecHost {
         &mut self,
         command: Command,
     ) -> wasmtime::Result<Result<Resource<Process>, Error>> {
-        let program = command.program.clone();
-        match self.start(command).await {
-            Ok(process) => Ok(Ok(self.table.push(process)?)),
-            Err(e) => {
-                self.log
-                    .send(
-                        LogSource::Driver,
-                        LogLevel::Warn,
-                        format!("exec of `{program}` refused: {}", describe_error(&e)),
-                    )
-                    .await;
-                Ok(Err(e))
-            }
-        }
+        let options = SpawnOptions {
+            read_stdout: false,
+            private_shm: false,
+        };
+        self.spawn_process(command, &options).await
     }
 
     async fn spawn_with(
@@ -401,13 +450,13 @@ impl Host for ExecHost {
         command: Command,
         options: SpawnOptions,
     ) -> wasmtime::Result<Result<Resource<Process>, Error>> {
-        // TODO(issue 7): read-stdout (npm-test) and private-shm (ansible).
-        if options.read_stdout || options.private_shm {
+        // TODO(issue 7): private-shm (ansible).
+        if options.private_shm {
             return Ok(Err(Error::Invalid(
                 "spawn options are not supported by this host yet".into(),
             )));
         }
-        self.spawn(command).await
+        self.spawn_process(command, &options).await
     }
 
     async fn workspace_path(&mut self) -> wasmtime::Result<String> {
@@ -444,7 +493,10 @@ impl HostProcess for ExecHost {
         if let Some(done) = &process.finished {
             return Ok(Ok(done.clone()));
         }
-        let mut timed_out = false;
+        // Lines the driver has not read would hold the process up once the
+        // buffer is full; from here on they go to the log only.
+        process.lines = None;
+        let mut timed_out = process.timed_out;
         let status = match process.timeout {
             Some(limit) => {
                 match tokio::time::timeout_at(process.started + limit, process.child.wait()).await {
@@ -496,10 +548,32 @@ impl HostProcess for ExecHost {
         &mut self,
         process: Resource<Process>,
     ) -> wasmtime::Result<Result<Option<String>, Error>> {
-        self.table.get(&process)?;
-        Ok(Err(Error::Invalid(
-            "read-line needs a process started by spawn-with with read-stdout".into(),
-        )))
+        let process = self.table.get_mut(&process)?;
+        if !process.reads_stdout {
+            return Ok(Err(Error::Invalid(
+                "read-line needs a process started by spawn-with with read-stdout".into(),
+            )));
+        }
+        let Some(lines) = process.lines.as_mut() else {
+            return Ok(Ok(None));
+        };
+        let line = match process.timeout {
+            Some(limit) => {
+                match tokio::time::timeout_at(process.started + limit, lines.recv()).await {
+                    Ok(line) => line,
+                    Err(_) => {
+                        process.timed_out = true;
+                        process.child.kill_group();
+                        None
+                    }
+                }
+            }
+            None => lines.recv().await,
+        };
+        if line.is_none() {
+            process.lines = None;
+        }
+        Ok(Ok(line))
     }
 
     async fn kill(&mut self, process: Resource<Process>) -> wasmtime::Result<()> {

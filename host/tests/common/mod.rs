@@ -118,6 +118,8 @@ pub enum Act {
     Succeed(Vec<(&'static str, &'static str)>),
     /// Fail with this message and exit code.
     Fail(&'static str, Option<i32>),
+    /// Fail with this message and these outputs (a test report, say).
+    FailWith(&'static str, Vec<(&'static str, &'static str)>),
     /// Fail the first `n` attempts, then succeed.
     FailTimes(u32),
     /// Sleep, then succeed (or end canceled if canceled first).
@@ -218,6 +220,13 @@ impl Dispatch for TestDispatch {
                 },
                 Some(Act::Fail(message, code)) => Outcome {
                     exit_code: code,
+                    ..Outcome::failure(message)
+                },
+                Some(Act::FailWith(message, outputs)) => Outcome {
+                    outputs: outputs
+                        .iter()
+                        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                        .collect::<BTreeMap<_, _>>(),
                     ..Outcome::failure(message)
                 },
                 Some(Act::FailTimes(n)) if run.task.attempt <= n => {
