@@ -28,6 +28,7 @@ const TEST_DRIVERS: &[&str] = &[
     "test-driver-greet",
     "test-driver-greet-v2",
     "test-driver-command",
+    "test-driver-secret-probe",
 ];
 
 const TARGET: &str = "wasm32-wasip2";

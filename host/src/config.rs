@@ -28,6 +28,9 @@ pub struct Config {
     pub server: ServerSettings,
     /// The plugin registry: uploads, signatures, a watched folder.
     pub plugins: PluginSettings,
+    /// Where nodes' secrets are read from; none configured means DAGs may
+    /// not ask for secrets.
+    pub vault: Option<crate::secrets::VaultSettings>,
 }
 
 /// Settings of the plugin registry.

@@ -44,6 +44,13 @@ impl Capabilities {
         self.network = true;
         self
     }
+
+    /// Asks for the node's secrets, read through [`secrets`](crate::secrets).
+    /// Nodes may list secrets only when their driver asks for them.
+    pub fn with_secrets(mut self) -> Self {
+        self.secrets = true;
+        self
+    }
 }
 
 impl Default for Capabilities {

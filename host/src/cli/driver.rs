@@ -175,6 +175,7 @@ async fn run_node(args: RunArgs, config: Config) -> Result<u8, CliError> {
         outputs: args.outputs.clone(),
         deadline: timeout.map(|t| SystemTime::now() + t),
         grants: None,
+        secrets: Vec::new(),
     };
     let cwd = std::env::current_dir().context("cannot read the current folder")?;
     task.resolve_artifact_file(&cwd);

@@ -7,6 +7,7 @@ mod cache;
 pub mod exec;
 mod limits;
 mod log;
+mod secrets;
 mod state;
 
 use std::collections::HashMap;
@@ -50,6 +51,8 @@ pub enum RuntimeError {
     Compile(String),
     #[error("the component does not implement the world drover:driver/driver: {0}")]
     WrongWorld(String),
+    #[error("{0}")]
+    Vault(#[from] crate::secrets::VaultConfigError),
     #[error("driver `{driver}` failed in `{call}`: {message}")]
     Call {
         driver: String,
@@ -144,6 +147,8 @@ struct RuntimeInner {
     cache: cache::CompileCache,
     config: Config,
     sandbox: Arc<SandboxCell>,
+    /// Where nodes' secrets are read, when `[vault]` is configured.
+    vault: Option<Arc<crate::secrets::Vault>>,
     ticker_stop: Arc<AtomicBool>,
     /// One permit per slot of the instance pool: callers beyond the pool's
     /// size wait for a slot instead of failing to instantiate.
@@ -207,7 +212,17 @@ impl Runtime {
                     |s| &mut s.exec,
                 )
             })
+            .and_then(|_| {
+                bindings::drover::driver::secrets::add_to_linker::<
+                    NodeState,
+                    HasSelf<secrets::SecretsHost>,
+                >(&mut linker, |s| &mut s.secrets)
+            })
             .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        let vault = match &config.vault {
+            Some(settings) => Some(Arc::new(crate::secrets::Vault::new(settings)?)),
+            None => None,
+        };
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
         {
@@ -233,6 +248,7 @@ impl Runtime {
                 cache,
                 config,
                 sandbox,
+                vault,
                 ticker_stop,
                 slots: Arc::new(tokio::sync::Semaphore::new(instances as usize)),
                 loaded: Default::default(),
@@ -434,6 +450,13 @@ impl Runtime {
                 .unwrap_or(Duration::ZERO);
             Instant::now() + left
         });
+        let (secrets, redactor) = match self
+            .read_secrets(description, &task, &ctx.cancel, deadline)
+            .await
+        {
+            Ok(read) => read,
+            Err(outcome) => return outcome,
+        };
         let state = match NodeState::for_run(state::RunSetup {
             task: &task,
             driver: driver.name(),
@@ -444,6 +467,8 @@ impl Runtime {
             memory_bytes: self.memory_bytes(),
             logs: ctx.logs.clone(),
             sandbox: self.inner.sandbox.clone(),
+            secrets,
+            redactor: redactor.clone(),
         }) {
             Ok(state) => state,
             Err(e) => return Outcome::failure(format!("cannot set up the driver's sandbox: {e}")),
@@ -483,7 +508,50 @@ impl Runtime {
         };
         store.data_mut().flush_guest_output().await;
         tracing::trace!(node = %task.node, us = began.elapsed().as_micros(), "node done");
-        outcome
+        redact_outcome(&redactor, outcome)
+    }
+
+    /// Reads the node's secrets from Vault (none for most nodes), with what
+    /// hides their values; or the outcome that ends the node.
+    async fn read_secrets(
+        &self,
+        description: &Description,
+        task: &Task,
+        cancel: &CancellationToken,
+        deadline: Option<Instant>,
+    ) -> Result<(crate::secrets::Values, Arc<crate::secrets::Redactor>), Outcome> {
+        use crate::secrets::{self, FetchError};
+        if task.secrets.is_empty() {
+            return Ok((Vec::new(), Arc::default()));
+        }
+        // Checked when the DAG was accepted; checked again for runs carried
+        // on after the configuration changed.
+        if !secrets::allowed(
+            &self.inner.config,
+            &description.name,
+            description.capabilities.secrets,
+        ) {
+            return Err(Outcome::failure(format!(
+                "driver `{}` may not be given secrets (it does not declare them, or the \
+                 operator's policy does not allow them)",
+                description.name
+            )));
+        }
+        match secrets::fetch(self.inner.vault.as_deref(), &task.secrets, cancel, deadline).await {
+            Ok(values) => {
+                let redactor = secrets::Redactor::new(values.iter().map(|(_, v)| v.as_str()));
+                Ok((values, Arc::new(redactor)))
+            }
+            Err(FetchError::Canceled) => Err(Outcome::with_message(
+                NodeStatus::Canceled,
+                FetchError::Canceled.to_string(),
+            )),
+            Err(FetchError::Deadline) => Err(Outcome::with_message(
+                NodeStatus::Timeout,
+                FetchError::Deadline.to_string(),
+            )),
+            Err(e) => Err(Outcome::failure(e.to_string())),
+        }
     }
 
     /// What the operator's policy lets this driver do for this node.
@@ -606,6 +674,22 @@ fn to_wit_task(task: &Task) -> bindings::drover::driver::types::Task {
             .deadline
             .and_then(|d| d.duration_since(UNIX_EPOCH).ok())
             .map(|d| d.as_millis() as u64),
+    }
+}
+
+/// The outcome with the node's secrets hidden from its message and outputs.
+fn redact_outcome(redactor: &crate::secrets::Redactor, outcome: Outcome) -> Outcome {
+    if redactor.is_empty() {
+        return outcome;
+    }
+    Outcome {
+        message: redactor.redact_owned(outcome.message),
+        outputs: outcome
+            .outputs
+            .into_iter()
+            .map(|(k, v)| (redactor.redact_owned(k), redactor.redact_owned(v)))
+            .collect(),
+        ..outcome
     }
 }
 

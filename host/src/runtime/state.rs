@@ -10,6 +10,7 @@ use wasmtime_wasi::{FsPerms, ResourceTable, WasiCtx, WasiCtxBuilder, WasiCtxView
 use super::exec::{ExecGrant, ExecHost, SandboxCell};
 use super::limits::MemoryLimiter;
 use super::log::LogHost;
+use super::secrets::SecretsHost;
 use crate::task::{LogLevel, LogSink, LogSource, Task};
 
 /// How much a driver may print to its own stdout/stderr (as opposed to the
@@ -23,6 +24,7 @@ pub struct NodeState {
     pub limiter: MemoryLimiter,
     pub log: Arc<LogHost>,
     pub exec: ExecHost,
+    pub secrets: SecretsHost,
     stdout: MemoryOutputPipe,
     stderr: MemoryOutputPipe,
 }
@@ -35,6 +37,10 @@ pub struct RunSetup<'a> {
     pub memory_bytes: usize,
     pub logs: LogSink,
     pub sandbox: Arc<SandboxCell>,
+    /// The node's secrets, read from Vault: (name, value).
+    pub secrets: crate::secrets::Values,
+    /// Hides the secrets' values from the node's log.
+    pub redactor: Arc<crate::secrets::Redactor>,
 }
 
 impl NodeState {
@@ -44,7 +50,8 @@ impl NodeState {
         let label: Arc<str> = Arc::from(label);
         let log = Arc::new(LogHost::new(label.clone(), None));
         let exec = ExecHost::new(None, label, sandbox, log.clone());
-        Self::build(WasiCtxBuilder::new(), memory_bytes, log, exec)
+        let secrets = SecretsHost::unavailable();
+        Self::build(WasiCtxBuilder::new(), memory_bytes, log, exec, secrets)
     }
 
     /// State for `run`: the node's environment, its workspace as `.`, the
@@ -65,14 +72,15 @@ impl NodeState {
             wasi.inherit_network().allow_ip_name_lookup(true);
         }
         let node: Arc<str> = Arc::from(setup.task.node.as_str());
-        let log = Arc::new(LogHost::new(node, Some(setup.logs)));
+        let log = Arc::new(LogHost::new(node, Some(setup.logs)).with_redactor(setup.redactor));
         let exec = ExecHost::new(
             Some(setup.grant),
             Arc::from(setup.driver),
             setup.sandbox,
             log.clone(),
         );
-        Ok(Self::build(wasi, setup.memory_bytes, log, exec))
+        let secrets = SecretsHost::granted(setup.secrets);
+        Ok(Self::build(wasi, setup.memory_bytes, log, exec, secrets))
     }
 
     fn build(
@@ -80,6 +88,7 @@ impl NodeState {
         memory_bytes: usize,
         log: Arc<LogHost>,
         exec: ExecHost,
+        secrets: SecretsHost,
     ) -> Self {
         let stdout = MemoryOutputPipe::new(GUEST_OUTPUT_CAP);
         let stderr = MemoryOutputPipe::new(GUEST_OUTPUT_CAP);
@@ -90,6 +99,7 @@ impl NodeState {
             limiter: MemoryLimiter::new(memory_bytes),
             log,
             exec,
+            secrets,
             stdout,
             stderr,
         }

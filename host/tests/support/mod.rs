@@ -5,6 +5,7 @@
 // Each test binary uses only part of this harness.
 #![allow(dead_code)]
 
+pub mod openbao;
 pub mod server;
 
 use std::path::{Path, PathBuf};
