@@ -201,10 +201,10 @@ impl Vault {
                 role_id,
                 secret_id,
             } => {
-                if let Some((token, expires)) = &*self.cached() {
-                    if expires.is_none_or(|e| Instant::now() < e) {
-                        return Ok(token.clone());
-                    }
+                if let Some((token, expires)) = &*self.cached()
+                    && expires.is_none_or(|e| Instant::now() < e)
+                {
+                    return Ok(token.clone());
                 }
                 let secret_id = match secret_id {
                     SecretId::Inline(id) => id.clone(),
