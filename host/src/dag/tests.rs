@@ -216,7 +216,10 @@ fn secrets_are_names_to_references() {
     );
     assert_eq!(
         dag.nodes[0].secrets,
-        [("DB_PASS".to_owned(), "vault:secret/data/app#password".to_owned())]
+        [(
+            "DB_PASS".to_owned(),
+            "vault:secret/data/app#password".to_owned()
+        )]
     );
     let found = problems(
         "name: x\nnodes:\n  a: {driver: shell, secrets: [x]}\n  b: {driver: shell, secrets: {A: [1], B-C: 'vault:kv/x#k'}}\n",
