@@ -15,7 +15,7 @@ use drover::secrets::{AppRoleSettings, SecretRef, Vault, VaultSettings};
 use drover::task::{LogLine, NodeStatus, Outcome, Task};
 use serde_json::{Value, json};
 use support::openbao::{OpenBao, free_port};
-use support::server::{Server, client, get_json, submit, wait_end};
+use support::server::{Server, client, get_json, post, submit, wait_end};
 use support::{Drover, node, stderr};
 use tokio_util::sync::CancellationToken;
 
@@ -592,21 +592,28 @@ async fn drover_serve_leaves_no_value_in_any_answer_log_or_file() {
     let bao = seeded().await;
     let drover = Drover::new();
     config_with_vault(&drover, &bao, "");
-    let server = Server::start_with(
-        &drover,
-        &["serve", "--listen", "127.0.0.1:0"],
-        &[("DROVER_LOG", "debug")],
-    );
+    let server = debug_server(&drover);
     let id = submit(&server, &shell_dag()).await;
     let record = wait_end(&server, &id).await;
     assert_eq!(record["state"], "success", "{record}");
     assert_eq!(node(&record, "deploy")["outputs"]["seen"], "[redacted]");
 
-    let mut seen = vec![record.to_string()];
-    seen.push(get_json(&server, "/api/v1/runs").await.1.to_string());
+    let logs = shows_no_value(&drover, server, &id, "deploy").await;
+    assert!(logs.contains("the password is [redacted]"), "{logs}");
+    assert!(logs.contains("on stderr [redacted]"), "{logs}");
+}
+
+/// Checks that no answer of the server about run `id` (record, runs list,
+/// events, the node's log, gorchestrator's views), nor the server's own log,
+/// nor any file in its data folder holds the value; stops the server.
+/// Returns the node's log.
+async fn shows_no_value(drover: &Drover, server: Server, id: &str, node: &str) -> String {
+    let mut seen = Vec::new();
     for path in [
+        format!("/api/v1/runs/{id}"),
+        "/api/v1/runs".to_owned(),
+        format!("/api/v1/runs/{id}/nodes/{node}/logs"),
         format!("/api/v1/runs/{id}/events"),
-        format!("/api/v1/runs/{id}/nodes/deploy/logs"),
         format!("/v1/tasks/{id}"),
         "/v1/tasks".to_owned(),
         "/api/v1/metrics".to_owned(),
@@ -619,13 +626,8 @@ async fn drover_serve_leaves_no_value_in_any_answer_log_or_file() {
             .text()
             .await
             .unwrap();
+        assert!(!text.contains(VALUE), "{path} holds the value: {text}");
         seen.push(text);
-    }
-    let logs = &seen[3];
-    assert!(logs.contains("the password is [redacted]"), "{logs}");
-    assert!(logs.contains("on stderr [redacted]"), "{logs}");
-    for text in &seen {
-        assert!(!text.contains(VALUE), "an answer holds the value: {text}");
     }
     // The server's own log, at debug level.
     let server_log = server.log.lock().unwrap().join("\n");
@@ -648,6 +650,111 @@ async fn drover_serve_leaves_no_value_in_any_answer_log_or_file() {
             file.display()
         );
     }
+    seen.swap_remove(2)
+}
+
+fn debug_server(drover: &Drover) -> Server {
+    Server::start_with(
+        drover,
+        &["serve", "--listen", "127.0.0.1:0"],
+        &[("DROVER_LOG", "debug")],
+    )
+}
+
+async fn publish_probe(server: &Server) -> (reqwest::StatusCode, Value) {
+    let response = post(
+        server,
+        "/api/v1/plugins?name=secret-probe&version=0.1.0",
+        probe().to_vec(),
+    )
+    .await;
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Adds lines to the test's config file.
+fn configure(drover: &Drover, toml: &str) {
+    let config = std::fs::read_to_string(drover.path("drover.toml")).unwrap();
+    std::fs::write(drover.path("drover.toml"), format!("{config}{toml}\n")).unwrap();
+}
+
+const PROBE_DAG: &str = r#"
+name: hostile
+nodes:
+  probe:
+    driver: secret-probe
+    artifact: leak
+    secrets: {DB_PASS: "vault:secret/data/app#password", TOKEN: "vault:kv/app#token"}
+  failing:
+    driver: secret-probe
+    artifact: fail
+    secrets: {DB_PASS: "vault:secret/data/app#password", TOKEN: "vault:kv/app#token"}
+"#;
+
+#[tokio::test]
+async fn a_published_hostile_driver_leaks_nothing_through_the_server() {
+    let bao = seeded().await;
+    let drover = Drover::new();
+    config_with_vault(
+        &drover,
+        &bao,
+        "[drivers.secret-probe]\nexec = [\"sh\"]\nsecrets = true\n",
+    );
+    let server = debug_server(&drover);
+    let (status, answer) = publish_probe(&server).await;
+    assert!(status.is_success(), "{status} {answer}");
+    let id = submit(&server, PROBE_DAG).await;
+    let record = wait_end(&server, &id).await;
+    assert_eq!(record["state"], "failure", "{record}");
+    let probe = node(&record, "probe");
+    assert_eq!(probe["outputs"]["names"], "DB_PASS,TOKEN", "{record}");
+    assert_eq!(probe["outputs"]["value-TOKEN"], "it is [redacted]!");
+    assert_eq!(
+        node(&record, "failing")["error"],
+        "leaking [redacted] and [redacted] in my message",
+        "{record}"
+    );
+    let logs = shows_no_value(&drover, server, &id, "probe").await;
+    for said in [
+        "TOKEN is [redacted]",
+        "stderr says [redacted]",
+        "proc err [redacted]",
+    ] {
+        assert!(logs.contains(said), "no `{said}` in {logs}");
+    }
+}
+
+#[tokio::test]
+async fn the_server_refuses_secrets_without_policy_or_vault_and_stores_nothing() {
+    // The policy does not let the plugin read secrets: it cannot be published.
+    let drover = Drover::new();
+    configure(&drover, "[drivers.secret-probe]\nexec = [\"sh\"]");
+    let server = Server::start(&drover, &[]);
+    let (status, answer) = publish_probe(&server).await;
+    assert_eq!(status, reqwest::StatusCode::FORBIDDEN, "{answer}");
+    assert!(answer.to_string().contains("secrets"), "{answer}");
+    drop(server);
+
+    // Allowed, but no [vault]: a DAG asking for secrets gets 422.
+    let drover = Drover::new();
+    configure(
+        &drover,
+        "[drivers.secret-probe]\nexec = [\"sh\"]\nsecrets = true",
+    );
+    let server = Server::start(&drover, &[]);
+    let (status, answer) = publish_probe(&server).await;
+    assert!(status.is_success(), "{status} {answer}");
+    let response = post(&server, "/api/v1/runs", PROBE_DAG).await;
+    assert_eq!(response.status(), reqwest::StatusCode::UNPROCESSABLE_ENTITY);
+    let answer: Value = response.json().await.unwrap();
+    let problems = answer["problems"].to_string();
+    assert!(
+        problems.contains("node `probe`, field `secrets`")
+            && problems.contains("no Vault is configured"),
+        "{answer}"
+    );
+    let (_, runs) = get_json(&server, "/api/v1/runs").await;
+    assert_eq!(runs["runs"], json!([]), "{runs}");
 }
 
 fn walk(dir: &Path, found: &mut Vec<std::path::PathBuf>) {
