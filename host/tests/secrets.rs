@@ -767,3 +767,38 @@ fn walk(dir: &Path, found: &mut Vec<std::path::PathBuf>) {
         }
     }
 }
+
+#[tokio::test]
+async fn drover_driver_run_takes_secrets_and_hides_them() {
+    let bao = seeded().await;
+    let drover = Drover::new();
+    config_with_vault(&drover, &bao, "");
+    let out = drover.run(&[
+        "driver",
+        "run",
+        "shell",
+        "--secret",
+        "DB_PASS=vault:secret/data/app#password",
+        "--artifact",
+        "echo \"pass: $DB_PASS\"",
+    ]);
+    let all = format!("{}{}", support::stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(all.contains("pass: [redacted]"), "{all}");
+    assert!(!all.contains(VALUE), "{all}");
+
+    let out = drover.run(&[
+        "driver",
+        "run",
+        "noop",
+        "--secret",
+        "db-pass=vault:kv/app#token",
+    ]);
+    let text = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("invalid secret name `db-pass`"), "{text}");
+    assert!(
+        text.contains("driver `noop` does not read secrets"),
+        "{text}"
+    );
+}
