@@ -281,6 +281,15 @@ impl Harness {
     }
 
     async fn run(&self, driver: &Driver, task: Task) -> (Outcome, Vec<LogLine>) {
+        self.run_with(driver, task, CancellationToken::new()).await
+    }
+
+    async fn run_with(
+        &self,
+        driver: &Driver,
+        task: Task,
+        cancel: CancellationToken,
+    ) -> (Outcome, Vec<LogLine>) {
         let (logs, mut rx) = tokio::sync::mpsc::channel(64);
         let collect = tokio::spawn(async move {
             let mut lines = Vec::new();
@@ -292,7 +301,7 @@ impl Harness {
         let ctx = NodeContext {
             workspace: self.dir.path().join("ws").join(&task.node),
             logs,
-            cancel: CancellationToken::new(),
+            cancel,
         };
         let outcome = self.runtime.run(driver, task, ctx).await;
         (outcome, collect.await.unwrap())
@@ -466,6 +475,25 @@ async fn a_node_whose_secret_cannot_be_read_fails_naming_it() {
     let started = std::time::Instant::now();
     let (outcome, _) = h.run(&driver, slow).await;
     assert_eq!(outcome.status, NodeStatus::Timeout, "{outcome:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+
+    // So does its cancel.
+    let cancel = CancellationToken::new();
+    let later = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        later.cancel();
+    });
+    let started = std::time::Instant::now();
+    let (outcome, _) = h
+        .run_with(
+            &driver,
+            task("leak", &[("DB_PASS", "vault:secret/data/app#password")]),
+            cancel,
+        )
+        .await;
+    assert_eq!(outcome.status, NodeStatus::Canceled, "{outcome:?}");
+    assert_eq!(outcome.message, "canceled while reading the node's secrets");
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 

@@ -74,22 +74,10 @@ impl Vault {
         if timeout.is_zero() {
             return Err(bad("timeout must be greater than zero".into()));
         }
-        let ways = [
-            settings.token.is_some(),
-            settings.token_file.is_some(),
-            settings.approle.is_some(),
-        ];
         let auth = match (&settings.token, &settings.token_file, &settings.approle) {
-            _ if ways.iter().filter(|w| **w).count() != 1 => {
-                return Err(bad(
-                    "set exactly one of `token`, `token_file` or `approle` to say how drover \
-                     logs in"
-                        .into(),
-                ));
-            }
-            (Some(token), _, _) => Auth::Token(token.clone()),
-            (_, Some(file), _) => Auth::TokenFile(file.clone()),
-            (_, _, Some(approle)) => {
+            (Some(token), None, None) => Auth::Token(token.clone()),
+            (None, Some(file), None) => Auth::TokenFile(file.clone()),
+            (None, None, Some(approle)) => {
                 let secret_id = match (&approle.secret_id, &approle.secret_id_file) {
                     (Some(id), None) => SecretId::Inline(id.clone()),
                     (None, Some(file)) => SecretId::File(file.clone()),
@@ -105,7 +93,13 @@ impl Vault {
                     secret_id,
                 }
             }
-            (None, None, None) => unreachable!("one way to log in is set"),
+            _ => {
+                return Err(bad(
+                    "set exactly one of `token`, `token_file` or `approle` to say how drover \
+                     logs in"
+                        .into(),
+                ));
+            }
         };
         let http = reqwest::Client::builder()
             .use_rustls_tls()
@@ -321,12 +315,9 @@ impl Failure {
                 reference.key,
                 if keys.is_empty() { "none" } else { &keys }
             ),
-            Failure::Unreachable(_) => format!(
-                "cannot reach Vault at {}: {}",
-                vault.address,
-                self.reason()
-                    .trim_start_matches("cannot reach the server: ")
-            ),
+            Failure::Unreachable(detail) => {
+                format!("cannot reach Vault at {}: {detail}", vault.address)
+            }
             other => format!(
                 "Vault at {} could not read `{at}`: {}",
                 vault.address,
