@@ -450,9 +450,15 @@ impl Runtime {
                 .unwrap_or(Duration::ZERO);
             Instant::now() + left
         });
-        let (secrets, redactor) = match self
-            .read_secrets(description, &task, &ctx.cancel, deadline)
-            .await
+        let (secrets, redactor) = match secrets::read_for_node(
+            &self.inner.config,
+            self.inner.vault.as_deref(),
+            description,
+            &task,
+            &ctx.cancel,
+            deadline,
+        )
+        .await
         {
             Ok(read) => read,
             Err(outcome) => return outcome,
@@ -508,50 +514,7 @@ impl Runtime {
         };
         store.data_mut().flush_guest_output().await;
         tracing::trace!(node = %task.node, us = began.elapsed().as_micros(), "node done");
-        redact_outcome(&redactor, outcome)
-    }
-
-    /// Reads the node's secrets from Vault (none for most nodes), with what
-    /// hides their values; or the outcome that ends the node.
-    async fn read_secrets(
-        &self,
-        description: &Description,
-        task: &Task,
-        cancel: &CancellationToken,
-        deadline: Option<Instant>,
-    ) -> Result<(crate::secrets::Values, Arc<crate::secrets::Redactor>), Outcome> {
-        use crate::secrets::{self, FetchError};
-        if task.secrets.is_empty() {
-            return Ok((Vec::new(), Arc::default()));
-        }
-        // Checked when the DAG was accepted; checked again for runs carried
-        // on after the configuration changed.
-        if !secrets::allowed(
-            &self.inner.config,
-            &description.name,
-            description.capabilities.secrets,
-        ) {
-            return Err(Outcome::failure(format!(
-                "driver `{}` may not be given secrets (it does not declare them, or the \
-                 operator's policy does not allow them)",
-                description.name
-            )));
-        }
-        match secrets::fetch(self.inner.vault.as_deref(), &task.secrets, cancel, deadline).await {
-            Ok(values) => {
-                let redactor = secrets::Redactor::new(values.iter().map(|(_, v)| v.as_str()));
-                Ok((values, Arc::new(redactor)))
-            }
-            Err(FetchError::Canceled) => Err(Outcome::with_message(
-                NodeStatus::Canceled,
-                FetchError::Canceled.to_string(),
-            )),
-            Err(FetchError::Deadline) => Err(Outcome::with_message(
-                NodeStatus::Timeout,
-                FetchError::Deadline.to_string(),
-            )),
-            Err(e) => Err(Outcome::failure(e.to_string())),
-        }
+        secrets::redact_outcome(&redactor, outcome)
     }
 
     /// What the operator's policy lets this driver do for this node.
@@ -674,22 +637,6 @@ fn to_wit_task(task: &Task) -> bindings::drover::driver::types::Task {
             .deadline
             .and_then(|d| d.duration_since(UNIX_EPOCH).ok())
             .map(|d| d.as_millis() as u64),
-    }
-}
-
-/// The outcome with the node's secrets hidden from its message and outputs.
-fn redact_outcome(redactor: &crate::secrets::Redactor, outcome: Outcome) -> Outcome {
-    if redactor.is_empty() {
-        return outcome;
-    }
-    Outcome {
-        message: redactor.redact_owned(outcome.message),
-        outputs: outcome
-            .outputs
-            .into_iter()
-            .map(|(k, v)| (redactor.redact_owned(k), redactor.redact_owned(v)))
-            .collect(),
-        ..outcome
     }
 }
 

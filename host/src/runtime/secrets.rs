@@ -2,8 +2,16 @@
 //! handed to its driver by name, and nothing else.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
 
+use tokio_util::sync::CancellationToken;
+
+use super::Description;
 use super::bindings::drover::driver::secrets::{Error, Host};
+use crate::config::Config;
+use crate::secrets::{self, FetchError, Redactor, Values, Vault};
+use crate::task::{NodeStatus, Outcome, Task};
 
 /// Per-instance state of the `secrets` interface.
 pub struct SecretsHost {
@@ -52,5 +60,60 @@ impl Host for SecretsHost {
                 }
             ))),
         })
+    }
+}
+
+/// Reads the node's secrets from Vault (none for most nodes), with what
+/// hides their values; or the outcome that ends the node.
+pub(super) async fn read_for_node(
+    config: &Config,
+    vault: Option<&Vault>,
+    description: &Description,
+    task: &Task,
+    cancel: &CancellationToken,
+    deadline: Option<Instant>,
+) -> Result<(Values, Arc<Redactor>), Outcome> {
+    if task.secrets.is_empty() {
+        return Ok((Vec::new(), Arc::default()));
+    }
+    // Checked when the DAG was accepted; checked again for runs carried
+    // on after the configuration changed.
+    if !secrets::allowed(config, &description.name, description.capabilities.secrets) {
+        return Err(Outcome::failure(format!(
+            "driver `{}` may not be given secrets (it does not declare them, or the \
+                 operator's policy does not allow them)",
+            description.name
+        )));
+    }
+    match secrets::fetch(vault, &task.secrets, cancel, deadline).await {
+        Ok(values) => {
+            let redactor = Redactor::new(values.iter().map(|(_, v)| v.as_str()));
+            Ok((values, Arc::new(redactor)))
+        }
+        Err(FetchError::Canceled) => Err(Outcome::with_message(
+            NodeStatus::Canceled,
+            FetchError::Canceled.to_string(),
+        )),
+        Err(FetchError::Deadline) => Err(Outcome::with_message(
+            NodeStatus::Timeout,
+            FetchError::Deadline.to_string(),
+        )),
+        Err(e) => Err(Outcome::failure(e.to_string())),
+    }
+}
+
+/// The outcome with the node's secrets hidden from its message and outputs.
+pub(super) fn redact_outcome(redactor: &Redactor, outcome: Outcome) -> Outcome {
+    if redactor.is_empty() {
+        return outcome;
+    }
+    Outcome {
+        message: redactor.redact_owned(outcome.message),
+        outputs: outcome
+            .outputs
+            .into_iter()
+            .map(|(k, v)| (redactor.redact_owned(k), redactor.redact_owned(v)))
+            .collect(),
+        ..outcome
     }
 }
