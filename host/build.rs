@@ -32,6 +32,7 @@ const TEST_DRIVERS: &[&str] = &[
     "test-driver-command",
     "test-driver-container",
     "test-driver-line-reader",
+    "test-driver-secret-probe",
 ];
 
 const TARGET: &str = "wasm32-wasip2";

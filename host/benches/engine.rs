@@ -37,6 +37,7 @@ fn node(i: usize, needs: Vec<NodeIndex>) -> Node {
         pool: None,
         id: None,
         grants: None,
+        secrets: Vec::new(),
         driver_digest: None,
     }
 }

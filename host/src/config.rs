@@ -28,6 +28,9 @@ pub struct Config {
     pub server: ServerSettings,
     /// The plugin registry: uploads, signatures, a watched folder.
     pub plugins: PluginSettings,
+    /// Where nodes' secrets are read from; none configured means DAGs may
+    /// not ask for secrets.
+    pub vault: Option<crate::secrets::VaultSettings>,
     /// The Docker engine that runs drivers' containers.
     pub container: ContainerSettings,
 }

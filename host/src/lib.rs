@@ -15,6 +15,7 @@ pub mod rfc3339;
 pub mod runs;
 pub mod runtime;
 pub mod sandbox;
+pub mod secrets;
 pub mod store;
 pub mod task;
 pub mod transport;

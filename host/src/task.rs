@@ -34,6 +34,10 @@ pub struct Task {
     pub deadline: Option<SystemTime>,
     /// What the node takes away from its driver's grants.
     pub grants: Option<crate::dag::NodeGrants>,
+    /// The node's secrets: (name, reference). Only references: the host
+    /// reads the values just before the driver runs.
+    #[serde(default)]
+    pub secrets: Vec<(String, String)>,
 }
 
 impl Task {

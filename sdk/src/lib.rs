@@ -28,7 +28,7 @@
 //! contract (`wit/driver.wit`, package `drover:driver@0.1.0`) are re-exported
 //! at the crate root with conveniences added: [`Task`], [`Outcome`],
 //! [`Problem`], [`Description`], [`Capabilities`]. The host interfaces are
-//! wrapped in the [`log`], [`exec`] and [`container`] modules, and [`outputs`] has helpers to
+//! wrapped in the [`log`], [`exec`], [`container`] and [`secrets`] modules, and [`outputs`] has helpers to
 //! turn program output into node outputs.
 //!
 //! The SDK also compiles for the machine you develop on, so that the pure
@@ -42,6 +42,7 @@ pub mod container;
 pub mod exec;
 pub mod log;
 pub mod outputs;
+pub mod secrets;
 mod types;
 
 #[doc(hidden)]

@@ -44,6 +44,10 @@ pub struct RunArgs {
     /// An environment variable for the node, as KEY=VALUE; repeat for more.
     #[arg(long = "env", value_name = "KEY=VALUE")]
     env: Vec<String>,
+    /// A secret for the node, as NAME=vault:PATH#KEY (read from the
+    /// configured `[vault]`); repeat for more.
+    #[arg(long = "secret", value_name = "NAME=REFERENCE")]
+    secrets: Vec<String>,
     /// The name of an output the node is expected to produce; repeat for more.
     #[arg(long = "expect-output", value_name = "NAME")]
     outputs: Vec<String>,
@@ -151,6 +155,46 @@ fn parse_env(pairs: &[String]) -> Result<Vec<(String, String)>, CliError> {
         .collect()
 }
 
+/// `--secret` pairs, checked as a DAG's `secrets` are.
+fn parse_secrets(
+    pairs: &[String],
+    config: &Config,
+    driver: &Driver,
+) -> Result<Vec<(String, String)>, CliError> {
+    let secrets: Vec<(String, String)> = pairs
+        .iter()
+        .map(|pair| match pair.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => Err(CliError::bad_input(anyhow!(
+                "--secret `{pair}` must be NAME=vault:PATH#KEY"
+            ))),
+        })
+        .collect::<Result<_, _>>()?;
+    let mut problems: Vec<String> = drover::secrets::syntax_problems(&secrets)
+        .into_iter()
+        .map(|(field, message)| format!("  --secret ({field}): {message}"))
+        .collect();
+    problems.extend(
+        drover::secrets::grant_problems(
+            config,
+            "node",
+            &secrets,
+            driver.name(),
+            driver.description().capabilities.secrets,
+        )
+        .into_iter()
+        .map(|p| format!("  --secret: {}", p.message)),
+    );
+    if problems.is_empty() {
+        Ok(secrets)
+    } else {
+        Err(CliError::bad_input(anyhow!(
+            "the node's secrets cannot be given:\n{}",
+            problems.join("\n")
+        )))
+    }
+}
+
 async fn run_node(args: RunArgs, config: Config) -> Result<u8, CliError> {
     let env = parse_env(&args.env)?;
     let timeout: Option<Duration> = args
@@ -161,6 +205,7 @@ async fn run_node(args: RunArgs, config: Config) -> Result<u8, CliError> {
         .map_err(CliError::bad_input)?;
     let runtime = Runtime::new(config)?;
     let driver = load(&runtime, &args.driver).await?;
+    let secrets = parse_secrets(&args.secrets, runtime.config(), &driver)?;
 
     let run_id = new_run_id();
     let mut task = Task {
@@ -175,6 +220,7 @@ async fn run_node(args: RunArgs, config: Config) -> Result<u8, CliError> {
         outputs: args.outputs.clone(),
         deadline: timeout.map(|t| SystemTime::now() + t),
         grants: None,
+        secrets,
     };
     let cwd = std::env::current_dir().context("cannot read the current folder")?;
     task.resolve_artifact_file(&cwd);

@@ -133,6 +133,7 @@ fn node(index: usize, raw: &Raw, problems: &mut Vec<Problem>) -> Node {
         pool,
         id,
         grants: None,
+        secrets: Vec::new(),
         driver_digest: None,
     }
 }

@@ -66,6 +66,9 @@ pub struct Node {
     pub id: Option<i64>,
     /// Grants narrower than what the driver gets: a node can only take away.
     pub grants: Option<NodeGrants>,
+    /// Secrets the node's driver gets: (name, reference as written, e.g.
+    /// `vault:secret/data/app#password`), in file order.
+    pub secrets: Vec<(String, String)>,
     /// The sha256 of the driver component the node runs with, fixed when
     /// the run is accepted; `None` until then.
     pub driver_digest: Option<String>,

@@ -9,7 +9,8 @@ use super::validate::{Draft, field_label, node_label, parse_duration};
 
 const TOP_FIELDS: &[&str] = &["name", "nodes"];
 const NODE_FIELDS: &[&str] = &[
-    "driver", "artifact", "args", "env", "needs", "outputs", "timeout", "retries", "pool", "grants",
+    "driver", "artifact", "args", "env", "needs", "outputs", "timeout", "retries", "pool",
+    "grants", "secrets",
 ];
 const GRANT_FIELDS: &[&str] = &["exec", "network"];
 const RETRY_FIELDS: &[&str] = &["max", "backoff", "max_backoff"];
@@ -174,6 +175,37 @@ impl Reader<'_> {
         Some(grants)
     }
 
+    /// `secrets: {NAME: "vault:PATH#KEY"}`: names to references, as text.
+    fn secrets(&mut self, label: &str, raw: &Raw) -> Vec<(String, String)> {
+        match raw {
+            Raw::Null => Vec::new(),
+            Raw::Map(entries) => entries
+                .iter()
+                .filter_map(|(name, value)| {
+                    let text = value.scalar_text();
+                    if text.is_none() {
+                        let at = field_label(label, &format!("secrets.{name}"));
+                        self.wrong_type(
+                            &at,
+                            "a reference such as `vault:secret/data/app#password`",
+                            value,
+                        );
+                    }
+                    Some((name.clone(), text?))
+                })
+                .collect(),
+            other => {
+                let at = field_label(label, "secrets");
+                self.wrong_type(
+                    &at,
+                    "a mapping of names to references such as `{DB_PASS: \"vault:secret/data/app#password\"}`",
+                    other,
+                );
+                Vec::new()
+            }
+        }
+    }
+
     fn env(&mut self, label: &str, raw: &Raw) -> Vec<(String, String)> {
         match raw {
             Raw::Null => Vec::new(),
@@ -212,6 +244,7 @@ impl Reader<'_> {
             pool: None,
             id: None,
             grants: None,
+            secrets: Vec::new(),
             driver_digest: None,
         };
         let mut needs = Vec::new();
@@ -253,6 +286,7 @@ impl Reader<'_> {
                 }
                 "retries" => node.retries = self.retries(&label, value),
                 "grants" => node.grants = self.grants(&label, value),
+                "secrets" => node.secrets = self.secrets(&label, value),
                 "pool" => {
                     if !matches!(value, Raw::Null) {
                         node.pool = self.text(&at, value);

@@ -210,12 +210,37 @@ nodes:
 }
 
 #[test]
+fn secrets_are_names_to_references() {
+    let dag = ok(
+        "name: x\nnodes:\n  a: {driver: shell, artifact: 'true', secrets: {DB_PASS: 'vault:secret/data/app#password'}}\n",
+    );
+    assert_eq!(
+        dag.nodes[0].secrets,
+        [(
+            "DB_PASS".to_owned(),
+            "vault:secret/data/app#password".to_owned()
+        )]
+    );
+    let found = problems(
+        "name: x\nnodes:\n  a: {driver: shell, secrets: [x]}\n  b: {driver: shell, secrets: {A: [1], B-C: 'vault:kv/x#k'}}\n",
+    );
+    assert_eq!(
+        found,
+        [
+            "node `a`, field `secrets`: expected a mapping of names to references such as `{DB_PASS: \"vault:secret/data/app#password\"}`, found a list",
+            "node `b`, field `secrets.A`: expected a reference such as `vault:secret/data/app#password`, found a list",
+            "node `b`, field `secrets.B-C`: invalid secret name `B-C`: use letters, digits and `_`, not starting with a digit (an environment variable name such as `DB_PASS`)",
+        ]
+    );
+}
+
+#[test]
 fn unknown_field_names_node_and_field() {
     let found = problems("name: x\nnodes:\n  fetch:\n    driver: shell\n    timout: 30s\n");
     assert_eq!(
         found,
         [
-            "node `fetch`: unknown field `timout`, expected one of `driver`, `artifact`, `args`, `env`, `needs`, `outputs`, `timeout`, `retries`, `pool`, `grants`"
+            "node `fetch`: unknown field `timout`, expected one of `driver`, `artifact`, `args`, `env`, `needs`, `outputs`, `timeout`, `retries`, `pool`, `grants`, `secrets`"
         ]
     );
     let found = problems(r#"{"name": "x", "nodez": {}, "nodes": {"a": {"driver": "noop"}}}"#);

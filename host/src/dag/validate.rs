@@ -334,6 +334,9 @@ fn check_fields(
                 ));
             }
         }
+        for (field, message) in crate::secrets::syntax_problems(&node.secrets) {
+            problems.push(Problem::new(field_label(label, &field), message));
+        }
         if node.timeout == Some(Duration::ZERO) {
             problems.push(Problem::new(
                 field_label(label, "timeout"),

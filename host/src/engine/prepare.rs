@@ -81,6 +81,7 @@ pub(super) fn task(
         outputs: node.outputs.clone(),
         deadline: deadline.and_then(|d| SystemTime::now().checked_add(d)),
         grants: node.grants.clone(),
+        secrets: node.secrets.clone(),
     };
     if let Some(base) = &dag.base_dir {
         task.resolve_artifact_file(base);

@@ -3,23 +3,43 @@
 use std::sync::Arc;
 
 use super::bindings::drover::driver::log::{Host, Level};
+use crate::secrets::Redactor;
 use crate::task::{LogLevel, LogLine, LogSink, LogSource};
 
-/// Per-instance state of the `log` interface.
+/// Per-instance state of the `log` interface. Every line of a node's log
+/// passes through [`LogHost::send`], which hides the node's secrets.
 pub struct LogHost {
     node: Arc<str>,
     sink: Option<LogSink>,
+    redactor: Arc<Redactor>,
 }
 
 impl LogHost {
     /// Lines go to `sink`, or to `tracing` when there is none (while a
     /// driver is described or validated).
     pub fn new(node: Arc<str>, sink: Option<LogSink>) -> Self {
-        LogHost { node, sink }
+        LogHost {
+            node,
+            sink,
+            redactor: Arc::default(),
+        }
+    }
+
+    /// Hides these values from every line sent.
+    pub fn with_redactor(mut self, redactor: Arc<Redactor>) -> Self {
+        self.redactor = redactor;
+        self
+    }
+
+    /// What hides the node's secrets, for text that leaves the node
+    /// another way than through the log.
+    pub fn redactor(&self) -> &Arc<Redactor> {
+        &self.redactor
     }
 
     /// Sends one line, waiting for room when the sink is full.
     pub async fn send(&self, source: LogSource, level: LogLevel, message: String) {
+        let message = self.redactor.redact_owned(message);
         match &self.sink {
             // A closed sink means nobody is listening any more; the node
             // goes on regardless.

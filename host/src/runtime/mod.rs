@@ -8,6 +8,7 @@ pub mod container;
 pub mod exec;
 mod limits;
 mod log;
+mod secrets;
 mod state;
 
 use std::collections::HashMap;
@@ -51,6 +52,8 @@ pub enum RuntimeError {
     Compile(String),
     #[error("the component does not implement the world drover:driver/driver: {0}")]
     WrongWorld(String),
+    #[error("{0}")]
+    Vault(#[from] crate::secrets::VaultConfigError),
     #[error("driver `{driver}` failed in `{call}`: {message}")]
     Call {
         driver: String,
@@ -146,6 +149,8 @@ struct RuntimeInner {
     config: Config,
     sandbox: Arc<SandboxCell>,
     containers: Arc<crate::container::Engine>,
+    /// Where nodes' secrets are read, when `[vault]` is configured.
+    vault: Option<Arc<crate::secrets::Vault>>,
     ticker_stop: Arc<AtomicBool>,
     /// One permit per slot of the instance pool: callers beyond the pool's
     /// size wait for a slot instead of failing to instantiate.
@@ -214,8 +219,16 @@ impl Runtime {
                     NodeState,
                     HasSelf<container::ContainerHost>,
                 >(&mut linker, |s| &mut s.container)
+                bindings::drover::driver::secrets::add_to_linker::<
+                    NodeState,
+                    HasSelf<secrets::SecretsHost>,
+                >(&mut linker, |s| &mut s.secrets)
             })
             .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        let vault = match &config.vault {
+            Some(settings) => Some(Arc::new(crate::secrets::Vault::new(settings)?)),
+            None => None,
+        };
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
         {
@@ -243,6 +256,7 @@ impl Runtime {
                 config,
                 sandbox,
                 containers,
+                vault,
                 ticker_stop,
                 slots: Arc::new(tokio::sync::Semaphore::new(instances as usize)),
                 loaded: Default::default(),
@@ -453,6 +467,19 @@ impl Runtime {
         });
         let container_grant =
             self.container_grant(description, &task, workspace.clone(), grant.network);
+        let (secrets, redactor) = match secrets::read_for_node(
+            &self.inner.config,
+            self.inner.vault.as_deref(),
+            description,
+            &task,
+            &ctx.cancel,
+            deadline,
+        )
+        .await
+        {
+            Ok(read) => read,
+            Err(outcome) => return outcome,
+        };
         let state = match NodeState::for_run(state::RunSetup {
             task: &task,
             driver: driver.name(),
@@ -464,6 +491,8 @@ impl Runtime {
             logs: ctx.logs.clone(),
             sandbox: self.inner.sandbox.clone(),
             container: Some(container_grant),
+            secrets,
+            redactor: redactor.clone(),
         }) {
             Ok(state) => state,
             Err(e) => return Outcome::failure(format!("cannot set up the driver's sandbox: {e}")),
@@ -509,7 +538,7 @@ impl Runtime {
         };
         store.data_mut().flush_guest_output().await;
         tracing::trace!(node = %task.node, us = began.elapsed().as_micros(), "node done");
-        outcome
+        secrets::redact_outcome(&redactor, outcome)
     }
 
     /// What the operator's policy lets this driver do for this node.

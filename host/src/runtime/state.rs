@@ -11,6 +11,7 @@ use super::container::{ContainerGrant, ContainerHost};
 use super::exec::{ExecGrant, ExecHost, SandboxCell};
 use super::limits::MemoryLimiter;
 use super::log::LogHost;
+use super::secrets::SecretsHost;
 use crate::task::{LogLevel, LogSink, LogSource, Task};
 
 /// How much a driver may print to its own stdout/stderr (as opposed to the
@@ -25,6 +26,7 @@ pub struct NodeState {
     pub log: Arc<LogHost>,
     pub exec: ExecHost,
     pub container: ContainerHost,
+    pub secrets: SecretsHost,
     stdout: MemoryOutputPipe,
     stderr: MemoryOutputPipe,
 }
@@ -38,6 +40,10 @@ pub struct RunSetup<'a> {
     pub logs: LogSink,
     pub sandbox: Arc<SandboxCell>,
     pub container: Option<ContainerGrant>,
+    /// The node's secrets, read from Vault: (name, value).
+    pub secrets: crate::secrets::Values,
+    /// Hides the secrets' values from the node's log.
+    pub redactor: Arc<crate::secrets::Redactor>,
 }
 
 impl NodeState {
@@ -48,7 +54,8 @@ impl NodeState {
         let log = Arc::new(LogHost::new(label.clone(), None));
         let exec = ExecHost::new(None, label, sandbox, log.clone());
         let container = ContainerHost::new(None, log.clone());
-        Self::build(WasiCtxBuilder::new(), memory_bytes, log, exec, container)
+        let secrets = SecretsHost::unavailable();
+        Self::build(WasiCtxBuilder::new(), memory_bytes, log, exec, container, secrets)
     }
 
     /// State for `run`: the node's environment, its workspace as `.`, the
@@ -69,7 +76,7 @@ impl NodeState {
             wasi.inherit_network().allow_ip_name_lookup(true);
         }
         let node: Arc<str> = Arc::from(setup.task.node.as_str());
-        let log = Arc::new(LogHost::new(node, Some(setup.logs)));
+        let log = Arc::new(LogHost::new(node, Some(setup.logs)).with_redactor(setup.redactor));
         let exec = ExecHost::new(
             Some(setup.grant),
             Arc::from(setup.driver),
@@ -77,7 +84,8 @@ impl NodeState {
             log.clone(),
         );
         let container = ContainerHost::new(setup.container, log.clone());
-        Ok(Self::build(wasi, setup.memory_bytes, log, exec, container))
+        let secrets = SecretsHost::granted(setup.secrets);
+        Ok(Self::build(wasi, setup.memory_bytes, log, exec, container, secrets))
     }
 
     fn build(
@@ -86,6 +94,7 @@ impl NodeState {
         log: Arc<LogHost>,
         exec: ExecHost,
         container: ContainerHost,
+        secrets: SecretsHost,
     ) -> Self {
         let stdout = MemoryOutputPipe::new(GUEST_OUTPUT_CAP);
         let stderr = MemoryOutputPipe::new(GUEST_OUTPUT_CAP);
@@ -97,6 +106,7 @@ impl NodeState {
             log,
             exec,
             container,
+            secrets,
             stdout,
             stderr,
         }

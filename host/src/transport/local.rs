@@ -98,6 +98,13 @@ pub async fn load_node_drivers(
         if let Some(grants) = &node.grants {
             problems.extend(narrowing_problems(registry, node, grants, &driver));
         }
+        problems.extend(crate::secrets::grant_problems(
+            registry.runtime().config(),
+            &node.name,
+            &node.secrets,
+            driver.name(),
+            driver.description().capabilities.secrets,
+        ));
     }
     (DriverSet { drivers }, problems)
 }
@@ -148,6 +155,7 @@ fn task_as_written(node: &Node, base_dir: Option<&Path>) -> Task {
         outputs: node.outputs.clone(),
         deadline: None,
         grants: node.grants.clone(),
+        secrets: Vec::new(),
     };
     if let Some(base) = base_dir {
         task.resolve_artifact_file(base);

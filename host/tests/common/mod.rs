@@ -42,6 +42,7 @@ impl Builder {
             pool: None,
             id: None,
             grants: None,
+            secrets: Vec::new(),
             driver_digest: None,
         });
         self
@@ -107,6 +108,7 @@ pub fn plain_node(name: String, needs: Vec<usize>) -> Node {
         pool: None,
         id: None,
         grants: None,
+        secrets: Vec::new(),
         driver_digest: None,
     }
 }

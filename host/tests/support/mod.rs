@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod docker;
+pub mod openbao;
 pub mod server;
 
 use std::path::{Path, PathBuf};

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use drover_sdk::exec::{self, Command, ExitStatus};
 use drover_sdk::outputs::parse_key_values;
-use drover_sdk::{Capabilities, Description, Driver, Outcome, Problem, Task};
+use drover_sdk::{Capabilities, Description, Driver, Outcome, Problem, Task, secrets};
 
 /// The environment variable naming the file a script may write outputs to.
 const OUTPUT_VAR: &str = "DROVER_OUTPUT";
@@ -26,9 +26,15 @@ impl Driver for Shell {
                 "Lines `key=value` on standard output, for the node's declared outputs, \
                  and every `key=value` line the script writes to the file named by \
                  `$DROVER_OUTPUT` (which wins on conflict). The node succeeds iff `sh` \
-                 exits with code 0.",
+                 exits with code 0. The node's secrets are in the script's environment \
+                 under their names (over `env` of the same name), hidden from its log.",
             )
-            .with_capabilities(Capabilities::none().with_exec(["sh"]).with_workspace())
+            .with_capabilities(
+                Capabilities::none()
+                    .with_exec(["sh"])
+                    .with_workspace()
+                    .with_secrets(),
+            )
     }
 
     fn validate(task: &Task) -> Vec<Problem> {
@@ -64,12 +70,22 @@ impl Driver for Shell {
             None => cmd.arg("-c").arg(task.artifact.as_str()).arg("shell"),
         };
         cmd.args(task.args.iter().map(String::as_str));
+        // Each granted secret under its name (drover hides the values from
+        // the log and the outcome), over a variable of `env` of that name.
+        let mut granted = Vec::new();
+        for name in secrets::names() {
+            match secrets::get(&name) {
+                Ok(value) => granted.push((name, value)),
+                Err(e) => return Outcome::failure(format!("cannot read secret `{name}`: {e}")),
+            }
+        }
         cmd.envs(
             task.env
                 .iter()
-                .filter(|(k, _)| k != OUTPUT_VAR)
+                .filter(|(k, _)| k != OUTPUT_VAR && !granted.iter().any(|(name, _)| name == k))
                 .map(|(k, v)| (k.as_str(), v.as_str())),
         );
+        cmd.envs(granted);
         cmd.env(OUTPUT_VAR, output_path);
         if !task.outputs.is_empty() {
             cmd.capture_stdout();

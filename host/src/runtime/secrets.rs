@@ -1,0 +1,119 @@
+//! The `secrets` capability: a node's secrets, read from Vault before `run`,
+//! handed to its driver by name, and nothing else.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
+
+use super::Description;
+use super::bindings::drover::driver::secrets::{Error, Host};
+use crate::config::Config;
+use crate::secrets::{self, FetchError, Redactor, Values, Vault};
+use crate::task::{NodeStatus, Outcome, Task};
+
+/// Per-instance state of the `secrets` interface.
+pub struct SecretsHost {
+    /// The node's secrets by name; `None` outside `run`.
+    values: Option<BTreeMap<String, String>>,
+}
+
+impl SecretsHost {
+    /// For `describe` and `validate`: no secrets at all.
+    pub fn unavailable() -> Self {
+        SecretsHost { values: None }
+    }
+
+    /// For `run`: exactly the node's secrets.
+    pub fn granted(values: impl IntoIterator<Item = (String, String)>) -> Self {
+        SecretsHost {
+            values: Some(values.into_iter().collect()),
+        }
+    }
+}
+
+impl Host for SecretsHost {
+    async fn names(&mut self) -> wasmtime::Result<Vec<String>> {
+        Ok(self
+            .values
+            .as_ref()
+            .map(|v| v.keys().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn get(&mut self, name: String) -> wasmtime::Result<Result<String, Error>> {
+        let Some(values) = &self.values else {
+            return Ok(Err(Error::Unavailable(
+                "secrets are only given to `run`, not to `describe` or `validate`".into(),
+            )));
+        };
+        Ok(match values.get(&name) {
+            Some(value) => Ok(value.clone()),
+            None => Err(Error::NotGranted(format!(
+                "the node was not granted a secret `{name}` (it has: {}); list it under the \
+                 node's `secrets`",
+                if values.is_empty() {
+                    "none".to_owned()
+                } else {
+                    values.keys().cloned().collect::<Vec<_>>().join(", ")
+                }
+            ))),
+        })
+    }
+}
+
+/// Reads the node's secrets from Vault (none for most nodes), with what
+/// hides their values; or the outcome that ends the node.
+pub(super) async fn read_for_node(
+    config: &Config,
+    vault: Option<&Vault>,
+    description: &Description,
+    task: &Task,
+    cancel: &CancellationToken,
+    deadline: Option<Instant>,
+) -> Result<(Values, Arc<Redactor>), Outcome> {
+    if task.secrets.is_empty() {
+        return Ok((Vec::new(), Arc::default()));
+    }
+    // Checked when the DAG was accepted; checked again for runs carried
+    // on after the configuration changed.
+    if !secrets::allowed(config, &description.name, description.capabilities.secrets) {
+        return Err(Outcome::failure(format!(
+            "driver `{}` may not be given secrets (it does not declare them, or the \
+                 operator's policy does not allow them)",
+            description.name
+        )));
+    }
+    match secrets::fetch(vault, &task.secrets, cancel, deadline).await {
+        Ok(values) => {
+            let redactor = Redactor::new(values.iter().map(|(_, v)| v.as_str()));
+            Ok((values, Arc::new(redactor)))
+        }
+        Err(FetchError::Canceled) => Err(Outcome::with_message(
+            NodeStatus::Canceled,
+            FetchError::Canceled.to_string(),
+        )),
+        Err(FetchError::Deadline) => Err(Outcome::with_message(
+            NodeStatus::Timeout,
+            FetchError::Deadline.to_string(),
+        )),
+        Err(e) => Err(Outcome::failure(e.to_string())),
+    }
+}
+
+/// The outcome with the node's secrets hidden from its message and outputs.
+pub(super) fn redact_outcome(redactor: &Redactor, outcome: Outcome) -> Outcome {
+    if redactor.is_empty() {
+        return outcome;
+    }
+    Outcome {
+        message: redactor.redact_owned(outcome.message),
+        outputs: outcome
+            .outputs
+            .into_iter()
+            .map(|(k, v)| (redactor.redact_owned(k), redactor.redact_owned(v)))
+            .collect(),
+        ..outcome
+    }
+}

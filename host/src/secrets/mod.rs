@@ -1,0 +1,149 @@
+//! Secrets from Vault (OpenBao): the references DAGs write, the client that
+//! reads them just before a node runs, the submit-time checks, and the
+//! redaction of their values from everything a node leaves behind.
+
+mod redact;
+mod reference;
+mod settings;
+mod vault;
+
+use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
+
+pub use redact::{REDACTED, Redactor};
+pub use reference::{KvEngine, SecretRef, check_name};
+pub use settings::{AppRoleSettings, VaultSettings};
+pub use vault::{ReadError, Vault, VaultConfigError};
+
+use crate::config::Config;
+use crate::dag::Problem;
+
+/// A node's secrets, read: (name, value), in the node's order.
+pub type Values = Vec<(String, String)>;
+
+/// The problems of a node's secrets that show without a driver or Vault: one message per
+/// for each bad name or reference, by field (`secrets.DB_PASS`).
+pub fn syntax_problems(secrets: &[(String, String)]) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    for (i, (name, reference)) in secrets.iter().enumerate() {
+        let field = format!("secrets.{name}");
+        if let Err(message) = check_name(name) {
+            problems.push((field.clone(), message));
+        } else if secrets[..i].iter().any(|(n, _)| n == name) {
+            problems.push((field.clone(), format!("duplicate secret `{name}`")));
+        }
+        if let Err(message) = SecretRef::parse(reference) {
+            problems.push((field, message));
+        }
+    }
+    problems
+}
+
+/// Whether a driver may be given secrets: it declares them, and the
+/// operator's `[drivers.<name>] secrets` does not say `false` (for a
+/// published plugin, what it declares was bounded by the policy when it was
+/// published).
+pub fn allowed(config: &Config, driver: &str, declares: bool) -> bool {
+    declares
+        && config
+            .drivers
+            .get(driver)
+            .and_then(|p| p.secrets)
+            .unwrap_or(true)
+}
+
+/// The submit-time checks that need the node's driver and the operator's
+/// configuration: the driver takes secrets, the policy allows them, and a
+/// `[vault]` is configured.
+pub fn grant_problems(
+    config: &Config,
+    node: &str,
+    secrets: &[(String, String)],
+    driver: &str,
+    declares: bool,
+) -> Vec<Problem> {
+    if secrets.is_empty() {
+        return Vec::new();
+    }
+    let at = format!("node `{node}`, field `secrets`");
+    let mut problems = Vec::new();
+    if !declares {
+        problems.push(Problem::new(
+            &at,
+            format!(
+                "driver `{driver}` does not read secrets (its description does not declare \
+                 `capabilities.secrets`)"
+            ),
+        ));
+    } else if !allowed(config, driver, declares) {
+        problems.push(Problem::new(
+            &at,
+            format!(
+                "the operator's policy does not allow secrets for driver `{driver}` \
+                 ([drivers.{driver}] secrets = false)"
+            ),
+        ));
+    }
+    if config.vault.is_none() {
+        problems.push(Problem::new(
+            &at,
+            "no Vault is configured: add a [vault] section (address and a way to log in) to \
+             drover's configuration",
+        ));
+    }
+    problems
+}
+
+/// Reads every secret of a node, in order, until `cancel` fires or
+/// `deadline` passes. The error names the secret and its reference, never a
+/// value.
+pub async fn fetch(
+    vault: Option<&Vault>,
+    secrets: &[(String, String)],
+    cancel: &CancellationToken,
+    deadline: Option<Instant>,
+) -> Result<Values, FetchError> {
+    let Some(vault) = vault else {
+        return Err(FetchError::Failed(
+            "the node has secrets but no Vault is configured ([vault] in drover's configuration)"
+                .into(),
+        ));
+    };
+    let read_all = async {
+        let mut values = Vec::with_capacity(secrets.len());
+        for (name, written) in secrets {
+            let reference = SecretRef::parse(written)
+                .map_err(|e| FetchError::Failed(format!("secret `{name}`: {e}")))?;
+            let value = vault
+                .read(&reference)
+                .await
+                .map_err(|e| FetchError::Failed(format!("secret `{name}` ({reference}): {e}")))?;
+            values.push((name.clone(), value));
+        }
+        Ok::<Values, FetchError>(values)
+    };
+    let until_deadline = async {
+        match deadline {
+            Some(d) => tokio::time::sleep_until(d.into()).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        biased;
+        _ = cancel.cancelled() => Err(FetchError::Canceled),
+        _ = until_deadline => Err(FetchError::Deadline),
+        done = read_all => done,
+    }
+}
+
+/// Why a node's secrets were not read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    #[error("{0}")]
+    Failed(String),
+    #[error("canceled while reading the node's secrets")]
+    Canceled,
+    #[error("the node's deadline passed while reading its secrets from Vault")]
+    Deadline,
+}
