@@ -60,6 +60,7 @@ fn sandbox_config(settings: &SandboxSettings) -> sandbox::SandboxConfig {
     config.rlimits.address_space = settings.max_address_space_mib.map(|m| m * MIB);
     config.rlimits.file_size = settings.max_file_size_mib.map(|m| m * MIB);
     config.rlimits.cpu_seconds = settings.max_cpu_seconds;
+    config.private_shm_bytes = settings.private_shm_mib * MIB;
     config
 }
 
@@ -158,7 +159,7 @@ impl ExecHost {
         Ok(confinement)
     }
 
-    async fn start(&mut self, command: Command) -> Result<Process, Error> {
+    async fn start(&mut self, command: Command, private_shm: bool) -> Result<Process, Error> {
         let Some(grant) = self.grant.clone() else {
             return Err(Error::NotAllowed(
                 "processes cannot be started while a driver is described or validated".into(),
@@ -196,6 +197,7 @@ impl ExecHost {
             env,
             cwd,
             stdin: command.stdin.is_some(),
+            private_shm,
         };
         let spawned = Instant::now();
         let mut child = confinement.spawn(&request).map_err(|e| {
@@ -375,13 +377,15 @@ fn build_env(
     Ok(out)
 }
 
-impl Host for ExecHost {
-    async fn spawn(
+impl ExecHost {
+    /// Starts a process for `spawn` or `spawn-with`, logging a refusal.
+    async fn spawn_process(
         &mut self,
         command: Command,
+        private_shm: bool,
     ) -> wasmtime::Result<Result<Resource<Process>, Error>> {
         let program = command.program.clone();
-        match self.start(command).await {
+        match self.start(command, private_shm).await {
             Ok(process) => Ok(Ok(self.table.push(process)?)),
             Err(e) => {
                 self.log
@@ -395,19 +399,28 @@ impl Host for ExecHost {
             }
         }
     }
+}
+
+impl Host for ExecHost {
+    async fn spawn(
+        &mut self,
+        command: Command,
+    ) -> wasmtime::Result<Result<Resource<Process>, Error>> {
+        self.spawn_process(command, false).await
+    }
 
     async fn spawn_with(
         &mut self,
         command: Command,
         options: SpawnOptions,
     ) -> wasmtime::Result<Result<Resource<Process>, Error>> {
-        // TODO(issue 7): read-stdout (npm-test) and private-shm (ansible).
-        if options.read_stdout || options.private_shm {
+        // TODO(issue 7): read-stdout (npm-test).
+        if options.read_stdout {
             return Ok(Err(Error::Invalid(
                 "spawn options are not supported by this host yet".into(),
             )));
         }
-        self.spawn(command).await
+        self.spawn_process(command, options.private_shm).await
     }
 
     async fn workspace_path(&mut self) -> wasmtime::Result<String> {
