@@ -16,6 +16,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("noop", "drover-plugin-noop"),
     ("sleep", "drover-plugin-sleep"),
     ("shell", "drover-plugin-shell"),
+    ("ansible", "drover-plugin-ansible"),
 ];
 
 /// Drivers that misbehave on purpose, for the host's tests.
