@@ -18,6 +18,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("shell", "drover-plugin-shell"),
     ("docker", "drover-plugin-docker"),
     ("npm-test", "drover-plugin-npm-test"),
+    ("ansible", "drover-plugin-ansible"),
 ];
 
 /// Drivers that misbehave on purpose, for the host's tests.

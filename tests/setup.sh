@@ -54,3 +54,18 @@ done
 for pid in "${pids[@]}"; do
     wait "$pid" || { echo "error: building an example driver failed (see above)" >&2; exit 1; }
 done
+
+# The ansible driver runs ansible-playbook from a venv under /opt (a path the
+# process sandbox lets processes read), made with Debian's python3. Pinned:
+# ansible-core 2.19 is the newest line that supports Python 3.11.
+ANSIBLE_VENV=/opt/drover/ansible
+ANSIBLE_CORE_VERSION=2.19.14
+if ! "$ANSIBLE_VENV/bin/ansible-playbook" --version 2>/dev/null | grep -q "core $ANSIBLE_CORE_VERSION\]"; then
+    if ! /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null; then
+        flock /tmp/drover-apt.lock apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive flock /tmp/drover-apt.lock \
+            apt-get install -y -qq -o DPkg::Lock::Timeout=600 python3-venv
+    fi
+    [ -x "$ANSIBLE_VENV/bin/pip" ] || /usr/bin/python3 -m venv "$ANSIBLE_VENV"
+    "$ANSIBLE_VENV/bin/pip" install -q "ansible-core==$ANSIBLE_CORE_VERSION"
+fi

@@ -1,5 +1,6 @@
 //! Spawn cost: std's posix_spawn vs the sandboxed clone(CLONE_VM|CLONE_VFORK) spawn, with a
-//! small parent and with 512 MB of touched parent memory. Run with `cargo bench --bench spawn`.
+//! small parent and with 512 MB of touched parent memory, and the extra cost of a private
+//! `/dev/shm`. Run with `cargo bench --bench spawn`.
 
 use std::hint::black_box;
 use std::os::unix::process::CommandExt;
@@ -93,12 +94,25 @@ fn main() {
         env: vec![("PATH".into(), "/usr/bin:/bin".into())],
         cwd: ws.path().to_owned(),
         stdin: false,
+        private_shm: false,
     };
     println!(
         "{N} spawns + waits of /bin/sh -c true each (Landlock ABI {:?})",
         sandbox.landlock_abi()
     );
     round("small parent", &rt, &conf, &req);
+    let shm_req = SpawnRequest {
+        private_shm: true,
+        ..req.clone()
+    };
+    let plain_ms = time_ms(|| rt.block_on(sandboxed_spawn(&conf, &req)));
+    let shm_ms = time_ms(|| rt.block_on(sandboxed_spawn(&conf, &shm_req)));
+    println!("private /dev/shm (small parent):");
+    println!("  (b) sandboxed spawn:                  {plain_ms:.3} ms/spawn");
+    println!(
+        "  (c) sandboxed spawn with private-shm: {shm_ms:.3} ms/spawn  (c - b = {:.3} ms)",
+        shm_ms - plain_ms
+    );
 
     let mut ballast = vec![0u8; 512 << 20];
     for page in ballast.chunks_mut(4096) {

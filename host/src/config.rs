@@ -192,6 +192,9 @@ pub struct SandboxSettings {
     pub max_file_size_mib: Option<u64>,
     /// CPU seconds per process.
     pub max_cpu_seconds: Option<u64>,
+    /// Size of the private `/dev/shm` given to processes that ask for one
+    /// (the ansible driver's), in MiB.
+    pub private_shm_mib: u64,
 }
 
 impl Default for SandboxSettings {
@@ -203,6 +206,7 @@ impl Default for SandboxSettings {
             max_address_space_mib: None,
             max_file_size_mib: Some(16 * 1024),
             max_cpu_seconds: None,
+            private_shm_mib: 64,
         }
     }
 }

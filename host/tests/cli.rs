@@ -19,7 +19,7 @@ fn lists_the_builtin_drivers() {
     let out = Drover::new().run(&["driver", "list"]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for name in ["noop", "sleep", "shell", "npm-test", "docker"] {
+    for name in ["noop", "sleep", "shell", "npm-test", "docker", "ansible"] {
         let line = format!("{name}\t{} (built-in)", env!("CARGO_PKG_VERSION"));
         assert!(text.lines().any(|l| l == line), "{text}");
     }

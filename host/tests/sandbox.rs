@@ -52,6 +52,7 @@ fn request(cwd: &Path, program: &str, args: &[&str]) -> SpawnRequest {
         ],
         cwd: cwd.to_owned(),
         stdin: false,
+        private_shm: false,
     }
 }
 
@@ -509,4 +510,122 @@ async fn concurrent_spawns_do_not_deadlock_or_leak_fds() {
     }
     assert_eq!(ticker.await.unwrap(), 20);
     assert_eq!(open_fds(), before, "fds leaked");
+}
+
+/// A request for a process with its own `/dev/shm`.
+fn with_shm(mut req: SpawnRequest) -> SpawnRequest {
+    req.private_shm = true;
+    req
+}
+
+#[tokio::test]
+async fn private_shm_allows_posix_semaphores_and_hides_the_hosts_dev_shm() {
+    let _g = FD_LOCK.read().await;
+    let ws = tempfile::tempdir().unwrap();
+    let conf = confine(ws.path(), vec![], false);
+    let tag = format!("drover-shm-test-{}", std::process::id());
+    // A file of the host's in /dev/shm, which the process must not see.
+    let host_file = PathBuf::from(format!("/dev/shm/{tag}-host"));
+    std::fs::write(&host_file, "host").unwrap();
+
+    // multiprocessing.Lock() is a POSIX semaphore: sem_open creates a file in /dev/shm.
+    let (status, out, err) = run(
+        &conf,
+        &with_shm(request(
+            ws.path(),
+            "/usr/bin/python3",
+            &[
+                "-c",
+                "import multiprocessing; l = multiprocessing.Lock(); l.acquire(); l.release(); print('locked')",
+            ],
+        )),
+    )
+    .await;
+    assert!(status.success(), "stderr: {err}");
+    assert_eq!(out, "locked\n");
+
+    // It can write /dev/shm, sees nothing of the host's there, and what it writes stays its own.
+    let script = format!(
+        "echo mine > /dev/shm/{tag}-child && cat /dev/shm/{tag}-child && ls -A /dev/shm \
+         && test ! -e {host} && echo hidden && stat -c %a /dev/shm && df -k /dev/shm | tail -1",
+        host = host_file.display()
+    );
+    let (status, out, err) = run(&conf, &with_shm(sh(ws.path(), &script))).await;
+    std::fs::remove_file(&host_file).unwrap();
+    assert!(status.success(), "stderr: {err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "mine");
+    assert_eq!(lines[1], format!("{tag}-child"), "only its own file: {out}");
+    assert_eq!(lines[2], "hidden");
+    assert_eq!(lines[3], "1777");
+    // 64 MiB by default.
+    let size_kib: u64 = lines[4].split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert_eq!(size_kib, 64 * 1024, "df: {}", lines[4]);
+    assert!(
+        !Path::new(&format!("/dev/shm/{tag}-child")).exists(),
+        "the process's /dev/shm file leaked onto the host"
+    );
+
+    // Still confined: nothing outside the workspace and its /dev/shm is writable.
+    let outside = std::env::temp_dir().join(format!("{tag}-outside"));
+    let (status, _, err) = run(
+        &conf,
+        &with_shm(sh(ws.path(), &format!("echo x > {}", outside.display()))),
+    )
+    .await;
+    assert!(!status.success());
+    assert!(err.contains("Permission denied"), "stderr: {err}");
+    assert!(!outside.exists());
+
+    // And its workspace is still its own.
+    let (status, out, err) = run(
+        &conf,
+        &with_shm(sh(ws.path(), "echo hi > f && cat f && pwd")),
+    )
+    .await;
+    assert!(status.success(), "stderr: {err}");
+    assert_eq!(out, format!("hi\n{}\n", ws.path().display()));
+}
+
+#[tokio::test]
+async fn without_private_shm_dev_shm_stays_read_only() {
+    let _g = FD_LOCK.read().await;
+    let ws = tempfile::tempdir().unwrap();
+    let conf = confine(ws.path(), vec![], false);
+    let target = format!("/dev/shm/drover-noshm-{}", std::process::id());
+    let (status, _, err) = run(&conf, &sh(ws.path(), &format!("echo x > {target}"))).await;
+    assert!(!status.success());
+    assert!(err.contains("Permission denied"), "stderr: {err}");
+    assert!(!Path::new(&target).exists());
+
+    let (status, _, err) = run(
+        &conf,
+        &request(
+            ws.path(),
+            "/usr/bin/python3",
+            &["-c", "import multiprocessing; multiprocessing.Lock()"],
+        ),
+    )
+    .await;
+    assert!(!status.success());
+    assert!(err.contains("Permission denied"), "stderr: {err}");
+}
+
+#[tokio::test]
+async fn private_shm_refuses_a_workspace_under_dev_shm() {
+    let _g = FD_LOCK.read().await;
+    let ws = tempfile::tempdir_in("/dev/shm").unwrap();
+    let conf = confine(ws.path(), vec![], false);
+    let err = conf
+        .spawn(&with_shm(sh(ws.path(), "true")))
+        .expect_err("a private /dev/shm would hide the workspace");
+    assert!(matches!(err, SandboxError::InvalidRequest { .. }), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("workspace") && message.contains("/dev/shm") && message.contains("hide"),
+        "{message}"
+    );
+    // Without the option the same workspace works.
+    let (status, _, err) = run(&conf, &sh(ws.path(), "echo x > f")).await;
+    assert!(status.success(), "stderr: {err}");
 }

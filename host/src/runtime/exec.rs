@@ -64,6 +64,7 @@ fn sandbox_config(settings: &SandboxSettings) -> sandbox::SandboxConfig {
     config.rlimits.address_space = settings.max_address_space_mib.map(|m| m * MIB);
     config.rlimits.file_size = settings.max_file_size_mib.map(|m| m * MIB);
     config.rlimits.cpu_seconds = settings.max_cpu_seconds;
+    config.private_shm_bytes = settings.private_shm_mib * MIB;
     config
 }
 
@@ -207,6 +208,7 @@ impl ExecHost {
             env,
             cwd,
             stdin: command.stdin.is_some(),
+            private_shm: options.private_shm,
         };
         let spawned = Instant::now();
         let mut child = confinement.spawn(&request).map_err(|e| {
@@ -450,12 +452,6 @@ impl Host for ExecHost {
         command: Command,
         options: SpawnOptions,
     ) -> wasmtime::Result<Result<Resource<Process>, Error>> {
-        // TODO(issue 7): private-shm (ansible).
-        if options.private_shm {
-            return Ok(Err(Error::Invalid(
-                "spawn options are not supported by this host yet".into(),
-            )));
-        }
         self.spawn_process(command, &options).await
     }
 

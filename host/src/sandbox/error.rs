@@ -121,6 +121,13 @@ pub enum SpawnStep {
     Signals = 9,
     /// Executing the program.
     Exec = 10,
+    /// Entering a mount namespace of its own (for a private `/dev/shm`) and making its
+    /// mounts private, so that nothing it mounts reaches the host.
+    MountNamespace = 11,
+    /// Mounting the private tmpfs on `/dev/shm`.
+    MountShm = 12,
+    /// Granting the private `/dev/shm` in the Landlock ruleset.
+    ShmRule = 13,
 }
 
 impl SpawnStep {
@@ -136,6 +143,9 @@ impl SpawnStep {
             8 => SpawnStep::DropCapabilities,
             9 => SpawnStep::Signals,
             10 => SpawnStep::Exec,
+            11 => SpawnStep::MountNamespace,
+            12 => SpawnStep::MountShm,
+            13 => SpawnStep::ShmRule,
             _ => return None,
         })
     }
@@ -154,6 +164,9 @@ impl fmt::Display for SpawnStep {
             SpawnStep::DropCapabilities => "dropping capabilities",
             SpawnStep::Signals => "resetting signal handlers",
             SpawnStep::Exec => "execve",
+            SpawnStep::MountNamespace => "making a mount namespace for a private /dev/shm",
+            SpawnStep::MountShm => "mounting a private tmpfs on /dev/shm",
+            SpawnStep::ShmRule => "granting the private /dev/shm in Landlock",
         })
     }
 }

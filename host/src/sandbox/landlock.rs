@@ -53,6 +53,13 @@ pub(crate) struct Grants<'a> {
     pub(crate) network: bool,
 }
 
+/// The rights a read-write directory gets (what the workspace gets), as the raw bits
+/// landlock_add_rule(2) takes, for a kernel of Landlock ABI `kernel_abi`: only the rights both
+/// the kernel and [`VETTED_ABI`] know, as the ruleset handles exactly those.
+pub(crate) fn read_write_bits(kernel_abi: i32) -> u64 {
+    (AccessFs::from_all(VETTED_ABI) & AccessFs::from_all(ABI::from(kernel_abi))).bits()
+}
+
 /// Opens a path with `O_PATH` (std adds `O_CLOEXEC`) to name it in a rule.
 fn open_o_path(path: &Path) -> io::Result<File> {
     OpenOptions::new()

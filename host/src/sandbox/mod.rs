@@ -11,6 +11,10 @@
 //! * **Privileges and limits**: its own process group, resource limits, `no_new_privs`, and
 //!   no capabilities even when the host runs as root.
 //!
+//! A process may also ask for a **private `/dev/shm`** ([`SpawnRequest::private_shm`]): it gets
+//! its own mount namespace with a small empty tmpfs on `/dev/shm`, which Landlock lets it
+//! write, so POSIX semaphores and shared memory work without touching the host's `/dev/shm`.
+//!
 //! Typical use: one [`Sandbox`] per host, one [`Confinement`] per node (building the Landlock
 //! ruleset once), then [`Confinement::spawn`] for each process of the node.
 
@@ -19,6 +23,7 @@ mod error;
 mod landlock;
 mod netns;
 mod rlimits;
+mod shm;
 mod spawn;
 
 use std::ffi::OsString;
@@ -48,6 +53,8 @@ pub struct SandboxConfig {
     /// Operator opt-out: if Landlock or network namespaces are unavailable, run processes
     /// without that layer (with a warning) instead of refusing to start.
     pub allow_unconfined: bool,
+    /// Size of each private `/dev/shm` (see [`SpawnRequest::private_shm`]), in bytes.
+    pub private_shm_bytes: u64,
 }
 
 impl SandboxConfig {
@@ -85,9 +92,13 @@ impl Default for SandboxConfig {
             rlimits: Rlimits::default(),
             read_only_paths: SandboxConfig::default_read_only_paths(),
             allow_unconfined: false,
+            private_shm_bytes: DEFAULT_PRIVATE_SHM_BYTES,
         }
     }
 }
+
+/// The default size of a private `/dev/shm`: plenty for semaphores and small shared buffers.
+pub const DEFAULT_PRIVATE_SHM_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Process-wide sandbox state, created once at startup; cheap to clone.
 #[derive(Debug, Clone)]
@@ -106,6 +117,9 @@ struct Shared {
     /// node's ruleset costs a rule per path, not an `open` as well.
     read_only_paths: Vec<std::fs::File>,
     rlimits: RawRlimits,
+    /// The tmpfs mount options of a private `/dev/shm`.
+    shm_options: std::ffi::CString,
+    allow_unconfined: bool,
 }
 
 impl Sandbox {
@@ -165,6 +179,8 @@ impl Sandbox {
                 landlock_abi,
                 read_only_paths: landlock::open_read_only_paths(&config.read_only_paths),
                 rlimits: RawRlimits::from(&config.rlimits),
+                shm_options: shm::mount_options(config.private_shm_bytes),
+                allow_unconfined: config.allow_unconfined,
             }),
         })
     }
@@ -203,7 +219,7 @@ impl Sandbox {
         Ok(Confinement {
             shared: Arc::clone(&self.shared),
             ruleset,
-            network: policy.network,
+            policy: policy.clone(),
         })
     }
 }
@@ -225,7 +241,8 @@ pub struct Confinement {
     shared: Arc<Shared>,
     /// `None` when Landlock is unavailable and the operator opted out.
     ruleset: Option<OwnedFd>,
-    network: bool,
+    /// Kept to build the extra ruleset a process with a private `/dev/shm` needs.
+    policy: Policy,
 }
 
 /// One process to start.
@@ -241,6 +258,11 @@ pub struct SpawnRequest {
     pub cwd: PathBuf,
     /// Give the process a stdin pipe (see [`Child::take_stdin`]); otherwise stdin is /dev/null.
     pub stdin: bool,
+    /// Give the process its own empty, writable `/dev/shm` (a tmpfs of
+    /// [`SandboxConfig::private_shm_bytes`] in a mount namespace of its own, which the process
+    /// and its children share), for POSIX semaphores and shared memory. The host's `/dev/shm`
+    /// stays out of its sight. Needs root or `CAP_SYS_ADMIN`; costs a little more per spawn.
+    pub private_shm: bool,
 }
 
 impl Confinement {
@@ -285,20 +307,50 @@ impl Confinement {
             .as_ref()
             .map_or(self.shared.dev_null.as_raw_fd(), |fd| fd.as_raw_fd());
 
-        let started = spawn::spawn_raw(&spawn::RawSpawn {
+        let shm = if req.private_shm {
+            Some(shm::prepare(&self.shared, &self.policy)?)
+        } else {
+            None
+        };
+        let raw = |shm: Option<&shm::Prepared>| spawn::RawSpawn {
             program: &req.program,
             args: &req.args,
             env: &req.env,
             cwd: &req.cwd,
             stdio: [stdin_fd, stdout_w.as_raw_fd(), stderr_w.as_raw_fd()],
-            netns_fd: if self.network {
+            netns_fd: if self.policy.network {
                 None
             } else {
                 self.shared.netns.as_ref().map(|fd| fd.as_raw_fd())
             },
-            ruleset_fd: self.ruleset.as_ref().map(|fd| fd.as_raw_fd()),
+            ruleset_fd: match shm {
+                Some(shm) => shm.ruleset.as_ref(),
+                None => self.ruleset.as_ref(),
+            }
+            .map(|fd| fd.as_raw_fd()),
             rlimits: self.shared.rlimits,
-        })?;
+            private_shm: shm.map(|shm| spawn::RawShm {
+                options: &self.shared.shm_options,
+                access: shm.access,
+            }),
+        };
+        let started = match spawn::spawn_raw(&raw(shm.as_ref())) {
+            Err(SandboxError::ChildSetup {
+                step: SpawnStep::MountNamespace,
+                source,
+                ..
+            }) if self.shared.allow_unconfined => {
+                tracing::warn!(
+                    program = %req.program.display(),
+                    error = %source,
+                    "cannot give the process a private /dev/shm; starting it without one \
+                     (sandbox.allow_unconfined = true): it sees the host's /dev/shm, which \
+                     Landlock keeps read-only, so POSIX semaphores and shared memory fail"
+                );
+                spawn::spawn_raw(&raw(None))?
+            }
+            other => other?,
+        };
         // Our copies of the child's ends must go, or reading stdout would never see EOF.
         drop((stdout_w, stderr_w, stdin_child));
 

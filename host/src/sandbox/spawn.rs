@@ -30,6 +30,10 @@ pub(crate) struct ChildArgs {
     /// Landlock ruleset to enter, or -1.
     ruleset_fd: RawFd,
     rlimits: RawRlimits,
+    /// tmpfs options of a private `/dev/shm`, or null for none.
+    shm_options: *const libc::c_char,
+    /// Landlock rights to grant on the private `/dev/shm` (added to `ruleset_fd`), or 0.
+    shm_access: u64,
     /// Where the child reports the step that failed (0: none) and its errno.
     failed_step: AtomicU32,
     failed_errno: AtomicI32,
@@ -45,6 +49,16 @@ pub(crate) struct RawSpawn<'a> {
     pub(crate) netns_fd: Option<RawFd>,
     pub(crate) ruleset_fd: Option<RawFd>,
     pub(crate) rlimits: RawRlimits,
+    pub(crate) private_shm: Option<RawShm<'a>>,
+}
+
+/// A private `/dev/shm` for the child.
+pub(crate) struct RawShm<'a> {
+    /// tmpfs mount options (`size=...,mode=1777`).
+    pub(crate) options: &'a std::ffi::CStr,
+    /// Landlock rights on it, added to the request's ruleset (which must then be the
+    /// process's own, since the rule names a tmpfs only this process has); 0 without Landlock.
+    pub(crate) access: u64,
 }
 
 /// The started process: its pid and a pidfd that refers to it for good.
@@ -176,6 +190,11 @@ pub(crate) fn spawn_raw(spec: &RawSpawn<'_>) -> Result<Started, SandboxError> {
         netns_fd: spec.netns_fd.unwrap_or(-1),
         ruleset_fd: spec.ruleset_fd.unwrap_or(-1),
         rlimits: spec.rlimits,
+        shm_options: spec
+            .private_shm
+            .as_ref()
+            .map_or(std::ptr::null(), |shm| shm.options.as_ptr()),
+        shm_access: spec.private_shm.as_ref().map_or(0, |shm| shm.access),
         failed_step: AtomicU32::new(0),
         failed_errno: AtomicI32::new(0),
     };
@@ -244,6 +263,10 @@ pub(crate) fn spawn_raw(spec: &RawSpawn<'_>) -> Result<Started, SandboxError> {
         let context = match step {
             SpawnStep::Chdir => format!("chdir to {}", spec.cwd.display()),
             SpawnStep::Exec => format!("execve of {}", spec.program.display()),
+            SpawnStep::MountNamespace => format!(
+                "{step} (a private /dev/shm needs root or CAP_SYS_ADMIN; \
+                 with sandbox.allow_unconfined = true the process starts without one)"
+            ),
             other => other.to_string(),
         };
         return Err(SandboxError::ChildSetup {
@@ -308,6 +331,76 @@ struct CapData {
 }
 const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 
+/// `struct landlock_path_beneath_attr` for landlock_add_rule(2).
+#[repr(C, packed)]
+struct PathBeneathAttr {
+    allowed_access: u64,
+    parent_fd: i32,
+}
+const LANDLOCK_RULE_PATH_BENEATH: libc::c_int = 1;
+
+/// Gives the child its own mount namespace with an empty tmpfs on `/dev/shm`, and grants that
+/// tmpfs in the ruleset the child is about to enter. The tmpfs is new, so no rule made before
+/// the mount can name it.
+///
+/// # Safety
+/// Only for the child, between clone and execve: raw system calls on static strings and on
+/// what the parent prepared.
+unsafe fn child_private_shm(args: &ChildArgs) {
+    // SAFETY: as for the function; every pointer is a NUL-terminated string or null.
+    unsafe {
+        if libc::unshare(libc::CLONE_NEWNS) != 0 {
+            child_fail(args, SpawnStep::MountNamespace);
+        }
+        // A copied namespace shares mount events with the host's until its mounts are private:
+        // the tmpfs would otherwise appear on the host's /dev/shm too.
+        if libc::mount(
+            c"none".as_ptr(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        ) != 0
+        {
+            child_fail(args, SpawnStep::MountNamespace);
+        }
+        if libc::mount(
+            c"tmpfs".as_ptr(),
+            c"/dev/shm".as_ptr(),
+            c"tmpfs".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            args.shm_options as *const libc::c_void,
+        ) != 0
+        {
+            child_fail(args, SpawnStep::MountShm);
+        }
+        if args.shm_access != 0 && args.ruleset_fd >= 0 {
+            let fd = libc::open(
+                c"/dev/shm".as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            );
+            if fd < 0 {
+                child_fail(args, SpawnStep::ShmRule);
+            }
+            let attr = PathBeneathAttr {
+                allowed_access: args.shm_access,
+                parent_fd: fd,
+            };
+            if libc::syscall(
+                libc::SYS_landlock_add_rule,
+                args.ruleset_fd,
+                LANDLOCK_RULE_PATH_BENEATH,
+                &attr as *const PathBeneathAttr,
+                0u32,
+            ) != 0
+            {
+                child_fail(args, SpawnStep::ShmRule);
+            }
+            libc::close(fd);
+        }
+    }
+}
+
 extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: `arg` is the ChildArgs the suspended parent keeps alive for us.
     let args = unsafe { &*(arg as *const ChildArgs) };
@@ -356,6 +449,10 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
             u32::MAX,
             libc::CLOSE_RANGE_CLOEXEC,
         );
+
+        if !args.shm_options.is_null() {
+            child_private_shm(args);
+        }
 
         if libc::chdir(args.cwd) != 0 {
             child_fail(args, SpawnStep::Chdir);
