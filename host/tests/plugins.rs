@@ -107,7 +107,10 @@ async fn uploads_that_are_not_drover_drivers_are_refused_with_the_reason() {
         .iter()
         .map(|p| p["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["ansible", "docker", "noop", "npm-test", "shell", "sleep"]);
+    assert_eq!(
+        names,
+        ["ansible", "docker", "noop", "npm-test", "shell", "sleep"]
+    );
     let blobs = drover.data().join("plugins/blobs");
     assert!(
         std::fs::read_dir(&blobs).map_or(0, |d| d.count()) == 0,

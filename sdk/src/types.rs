@@ -48,6 +48,9 @@ impl Capabilities {
     /// Asks to run containers through [`container`](crate::container).
     pub fn with_container(mut self) -> Self {
         self.container = true;
+        self
+    }
+
     /// Asks for the node's secrets, read through [`secrets`](crate::secrets).
     /// Nodes may list secrets only when their driver asks for them.
     pub fn with_secrets(mut self) -> Self {

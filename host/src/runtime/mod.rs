@@ -219,6 +219,8 @@ impl Runtime {
                     NodeState,
                     HasSelf<container::ContainerHost>,
                 >(&mut linker, |s| &mut s.container)
+            })
+            .and_then(|_| {
                 bindings::drover::driver::secrets::add_to_linker::<
                     NodeState,
                     HasSelf<secrets::SecretsHost>,

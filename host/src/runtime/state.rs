@@ -55,7 +55,14 @@ impl NodeState {
         let exec = ExecHost::new(None, label, sandbox, log.clone());
         let container = ContainerHost::new(None, log.clone());
         let secrets = SecretsHost::unavailable();
-        Self::build(WasiCtxBuilder::new(), memory_bytes, log, exec, container, secrets)
+        Self::build(
+            WasiCtxBuilder::new(),
+            memory_bytes,
+            log,
+            exec,
+            container,
+            secrets,
+        )
     }
 
     /// State for `run`: the node's environment, its workspace as `.`, the
@@ -85,7 +92,14 @@ impl NodeState {
         );
         let container = ContainerHost::new(setup.container, log.clone());
         let secrets = SecretsHost::granted(setup.secrets);
-        Ok(Self::build(wasi, setup.memory_bytes, log, exec, container, secrets))
+        Ok(Self::build(
+            wasi,
+            setup.memory_bytes,
+            log,
+            exec,
+            container,
+            secrets,
+        ))
     }
 
     fn build(
