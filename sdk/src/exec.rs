@@ -97,6 +97,17 @@ impl ExitStatus {
     pub fn success(&self) -> bool {
         self.code == Some(0) && !self.timed_out
     }
+
+    /// The exit code to report for the node: the process's own, or 128 +
+    /// the signal that killed it (the shell's convention), or -1 when the
+    /// host knows neither.
+    pub fn exit_code(&self) -> i32 {
+        match (self.code, self.signal) {
+            (Some(code), _) => code,
+            (None, Some(signal)) => 128 + signal,
+            (None, None) => -1,
+        }
+    }
 }
 
 impl fmt::Display for ExitStatus {
@@ -333,6 +344,9 @@ mod tests {
         assert_eq!(status(None, Some(9), true).to_string(), "timed out");
         assert!(!status(None, Some(9), true).success());
         assert_eq!(status(None, None, false).to_string(), "ended");
+        assert_eq!(status(Some(3), None, false).exit_code(), 3);
+        assert_eq!(status(None, Some(9), false).exit_code(), 137);
+        assert_eq!(status(None, None, false).exit_code(), -1);
     }
 
     #[test]

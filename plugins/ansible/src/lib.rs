@@ -211,7 +211,7 @@ fn run_playbook(task: &Task) -> Result<Outcome, String> {
         None if status.timed_out => Outcome::failure("ansible-playbook timed out"),
         None => Outcome::failure(ansible_error(&status)),
     };
-    outcome = outcome.with_exit_code(exit_code(&status));
+    outcome = outcome.with_exit_code(status.exit_code());
     if run.stats.is_some() {
         outcome = outcome.with_outputs(run.outputs(&task.outputs));
     }
@@ -293,15 +293,6 @@ fn ansible_error(status: &ExitStatus) -> String {
             events::one_line(error)
         ),
         None => format!("ansible-playbook failed ({status}, {kind}); see the node's log"),
-    }
-}
-
-/// ansible-playbook's exit code, or 128 + the signal that killed it, or -1.
-fn exit_code(status: &ExitStatus) -> i32 {
-    match (status.code, status.signal) {
-        (Some(code), _) => code,
-        (None, Some(signal)) => 128 + signal,
-        (None, None) => -1,
     }
 }
 

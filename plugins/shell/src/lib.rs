@@ -3,7 +3,7 @@
 use std::io::ErrorKind;
 use std::time::Instant;
 
-use drover_sdk::exec::{self, Command, ExitStatus};
+use drover_sdk::exec::{self, Command};
 use drover_sdk::outputs::parse_key_values;
 use drover_sdk::{Capabilities, Description, Driver, Outcome, Problem, Task, secrets};
 
@@ -107,7 +107,7 @@ impl Driver for Shell {
         } else {
             Outcome::failure(status.to_string())
         };
-        outcome = outcome.with_exit_code(exit_code(&status));
+        outcome = outcome.with_exit_code(status.exit_code());
 
         if !task.outputs.is_empty() {
             if status.stdout_truncated {
@@ -140,36 +140,9 @@ impl Driver for Shell {
 
 drover_sdk::export_driver!(Shell);
 
-/// The exit code to report: `sh`'s own, or 128 + the signal that killed it
-/// (the shell convention), or -1 when the host knows neither.
-fn exit_code(status: &ExitStatus) -> i32 {
-    match (status.code, status.signal) {
-        (Some(code), _) => code,
-        (None, Some(signal)) => 128 + signal,
-        (None, None) => -1,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn status(code: Option<i32>, signal: Option<i32>) -> ExitStatus {
-        ExitStatus {
-            code,
-            signal,
-            timed_out: false,
-            stdout: String::new(),
-            stdout_truncated: false,
-        }
-    }
-
-    #[test]
-    fn exit_codes() {
-        assert_eq!(exit_code(&status(Some(3), None)), 3);
-        assert_eq!(exit_code(&status(None, Some(9))), 137);
-        assert_eq!(exit_code(&status(None, None)), -1);
-    }
 
     #[test]
     fn validate_needs_a_script() {
