@@ -761,6 +761,29 @@ async fn secrets_reach_each_step_as_env_or_files_and_show_nowhere() {
     }
     assert_no_container(env_node);
     assert_no_container(file_node);
+
+    // `drover driver run` hands `--secret` to the steps the same way.
+    let name = "secret-driver-run";
+    let out = drover.run(&[
+        "driver",
+        "run",
+        "docker",
+        "--name",
+        name,
+        "--secret",
+        "DB_PASS=vault:secret/data/app#password",
+        "--artifact",
+        IMAGE,
+        "--arg",
+        "echo \"pass: $DB_PASS\"",
+        "--output",
+        "json",
+    ]);
+    let all = format!("{}{}", support::stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(all.contains("pass: [redacted]"), "{all}");
+    assert!(!all.contains(SECRET), "{all}");
+    assert_no_container(name);
 }
 
 #[tokio::test]
