@@ -609,3 +609,256 @@ fn an_unreachable_engine_is_named_in_the_error() {
         "{error}"
     );
 }
+
+// ---- secrets from a real OpenBao ----
+
+const SECRET: &str = "db-Pa55-wörd-93e1c7";
+const KEY: &str = "deploy-key-5b20af";
+
+/// The sha256 of `value` in hex: steps check a secret by it, so that no
+/// DAG text holds the value.
+fn digest(value: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(value.as_bytes()))
+}
+
+/// OpenBao with `secret/app` holding both test values.
+async fn vault() -> support::openbao::OpenBao {
+    let bao = support::openbao::OpenBao::start().await;
+    bao.put_v2(
+        "app",
+        serde_json::json!({"password": SECRET, "deploy_key": KEY}),
+    )
+    .await;
+    bao
+}
+
+/// A drover allowed the test images that reads secrets from `bao`.
+fn drover_with_vault(bao: &support::openbao::OpenBao) -> Drover {
+    drover_with(&format!(
+        "[drivers.docker]\nimages = [\"drover-test/*\"]\n\n[vault]\naddress = {:?}\ntoken = {:?}\n",
+        bao.address, bao.token
+    ))
+}
+
+/// Every file under `dir` whose bytes hold `needle`.
+fn files_holding(dir: &std::path::Path, needle: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files_holding(&path, needle));
+        } else if std::fs::read(&path)
+            .is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle.as_bytes()))
+        {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn secrets_reach_each_step_as_env_or_files_and_show_nowhere() {
+    let bao = vault().await;
+    let drover = drover_with_vault(&bao);
+    let (env_node, file_node) = ("secret-env", "secret-files");
+    let build = format!(
+        "image: {IMAGE}\nsecret_files: {{DEPLOY_KEY: /run/secrets/deploy_key}}\nstages:\n  - name: use\n    script:\n      - test -z \"$DEPLOY_KEY\" && echo not-in-env\n      - test \"$(sha256sum < /run/secrets/deploy_key | cut -d' ' -f1)\" = {} && echo file-ok\n      - if echo x > /run/secrets/deploy_key; then echo writable; fi\n      - echo \"key=$(cat /run/secrets/deploy_key)\"\n      - test \"$(printf %s \"$DB_PASS\" | sha256sum | cut -d' ' -f1)\" = {} && echo env-ok-too\n",
+        digest(KEY),
+        digest(SECRET),
+    );
+    let file = drover.write(
+        "dag.yaml",
+        &format!(
+            "name: secrets\nnodes:\n  {env_node}:\n    driver: docker\n    artifact: {IMAGE:?}\n    args: {args:?}\n    env: {{DB_PASS: not-the-secret}}\n    secrets: {{DB_PASS: \"vault:secret/data/app#password\"}}\n  {file_node}:\n    driver: docker\n    artifact: {build:?}\n    secrets: {{DB_PASS: \"vault:secret/data/app#password\", DEPLOY_KEY: \"vault:secret/data/app#deploy_key\"}}\n",
+            args = [
+                // Time to inspect the container from outside.
+                "sleep 2".to_string(),
+                format!(
+                    "test \"$(printf %s \"$DB_PASS\" | sha256sum | cut -d' ' -f1)\" = {} && echo env-ok",
+                    digest(SECRET)
+                ),
+                "echo \"the password is $DB_PASS\"".to_string(),
+                "echo \"on stderr $DB_PASS\" >&2".to_string(),
+                "echo \"seen=$DB_PASS\" >> \"$DROVER_OUTPUT\"".to_string(),
+            ],
+        ),
+    );
+    let child = drover
+        .command(&["run", &file, "--output", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The container's own environment, which anyone with the engine can
+    // read, does not hold the secret: only each step's does.
+    let mut ids = Vec::new();
+    let mut child = child;
+    let appeared = eventually(Duration::from_secs(60), || {
+        ids = docker::containers_labeled(&format!("drover.node={env_node}"));
+        !ids.is_empty() || child.try_wait().is_ok_and(|s| s.is_some())
+    });
+    if !appeared || ids.is_empty() {
+        let _ = child.kill();
+        let out = child.wait_with_output().unwrap();
+        panic!(
+            "no container of `{env_node}` appeared: {}\n{}",
+            support::stdout(&out),
+            stderr(&out)
+        );
+    }
+    let inspect = docker::docker(&["inspect", "--format", "{{json .Config.Env}}", &ids[0]]);
+    let env = String::from_utf8_lossy(&inspect.stdout);
+    assert!(env.contains("DROVER_OUTPUT="), "{env} {inspect:?}");
+    assert!(
+        !env.contains(SECRET),
+        "the container's env holds the secret: {env}"
+    );
+
+    let out = child.wait_with_output().unwrap();
+    let (stdout, logs) = (support::stdout(&out), stderr(&out));
+    let record: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {logs}"));
+    assert_eq!(out.status.code(), Some(0), "{record:#}\n{logs}");
+    let n = node(&record, env_node);
+    assert_eq!(n["state"], "success", "{n:#}");
+    assert!(
+        logs.contains(&format!("[{env_node}] driver: container ")),
+        "{logs}"
+    );
+    // The secret, not the node's `env` of the same name.
+    assert!(logs.contains(&format!("[{env_node}] env-ok")), "{logs}");
+    assert!(
+        logs.contains(&format!("[{env_node}] the password is [redacted]")),
+        "{logs}"
+    );
+    assert!(
+        logs.contains(&format!("[{env_node}] stderr: on stderr [redacted]")),
+        "{logs}"
+    );
+    assert_eq!(n["outputs"]["seen"], "[redacted]", "{n:#}");
+
+    let n = node(&record, file_node);
+    assert_eq!(n["state"], "success", "{n:#}\n{logs}");
+    for line in ["not-in-env", "file-ok", "key=[redacted]", "env-ok-too"] {
+        assert!(
+            logs.contains(&format!("[{file_node}] {line}")),
+            "no `{line}` in {logs}"
+        );
+    }
+    assert!(
+        !logs.contains("] writable"),
+        "the secret file was writable: {logs}"
+    );
+
+    for value in [SECRET, KEY] {
+        assert!(
+            !stdout.contains(value) && !logs.contains(value),
+            "`{value}` shows:\n{stdout}\n{logs}"
+        );
+        // Nor in anything the run leaves in the data folder.
+        let holding = files_holding(&drover.data(), value);
+        assert!(holding.is_empty(), "`{value}` is in {holding:?}");
+    }
+    assert_no_container(env_node);
+    assert_no_container(file_node);
+
+    // `drover driver run` hands `--secret` to the steps the same way.
+    let name = "secret-driver-run";
+    let out = drover.run(&[
+        "driver",
+        "run",
+        "docker",
+        "--name",
+        name,
+        "--secret",
+        "DB_PASS=vault:secret/data/app#password",
+        "--artifact",
+        IMAGE,
+        "--arg",
+        "echo \"pass: $DB_PASS\"",
+        "--output",
+        "json",
+    ]);
+    let all = format!("{}{}", support::stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(all.contains("pass: [redacted]"), "{all}");
+    assert!(!all.contains(SECRET), "{all}");
+    assert_no_container(name);
+}
+
+#[tokio::test]
+async fn a_secret_not_in_vault_fails_the_node_before_any_container_starts() {
+    let name = "secret-missing";
+    let dag_text = dag(
+        name,
+        IMAGE,
+        &["echo step-ran"],
+        "    secrets: {DB_PASS: \"vault:secret/data/nothing#password\"}\n",
+    );
+    // Without [vault], refused at submit: the docker driver reads secrets,
+    // so what is missing is the Vault.
+    let drover = drover();
+    let file = drover.write("dag.yaml", &dag_text);
+    let out = drover.run(&["run", &file]);
+    let text = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains(&format!(
+            "node `{name}`, field `secrets`: no Vault is configured"
+        )),
+        "{text}"
+    );
+
+    let bao = vault().await;
+    let drover = drover_with_vault(&bao);
+    let file = drover.write("dag.yaml", &dag_text);
+    let out = drover.run(&["run", &file, "--output", "json"]);
+    let logs = stderr(&out);
+    let record: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {logs}"));
+    assert_eq!(out.status.code(), Some(1), "{record:#}\n{logs}");
+    let n = node(&record, name);
+    assert_eq!(n["state"], "failure", "{n:#}");
+    let error = n["error"].as_str().unwrap();
+    assert!(
+        error.contains("secret `DB_PASS`")
+            && error.contains("has no secret at `secret/data/nothing`"),
+        "{error}"
+    );
+    // The driver never ran: no container, no step.
+    assert!(!logs.contains("driver: container "), "{logs}");
+    assert!(!logs.contains("step-ran"), "{logs}");
+    assert_no_container(name);
+
+    // A build file placing a secret the node does not list fails before
+    // the container starts too, naming the field.
+    let name = "secret-file-unlisted";
+    let build = format!(
+        "image: {IMAGE}\nsecret_files: {{DEPLOY_KEY: /run/secrets/key}}\nstages:\n  - name: s\n    script: [echo step-ran]\n"
+    );
+    let file = drover.write(
+        "dag.yaml",
+        &dag(
+            name,
+            &build,
+            &[],
+            "    secrets: {DB_PASS: \"vault:secret/data/app#password\"}\n",
+        ),
+    );
+    let out = drover.run(&["run", &file, "--output", "json"]);
+    let logs = stderr(&out);
+    let record: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {logs}"));
+    let n = node(&record, name);
+    assert_eq!(n["state"], "failure", "{n:#}\n{logs}");
+    let error = n["error"].as_str().unwrap();
+    assert!(
+        error.contains(
+            "secret_files.DEPLOY_KEY: the node has no secret `DEPLOY_KEY` (it has: DB_PASS)"
+        ),
+        "{error}"
+    );
+    assert!(!logs.contains("driver: container "), "{logs}");
+    assert!(!logs.contains("step-ran"), "{logs}");
+    assert_no_container(name);
+}

@@ -9,6 +9,7 @@ use serde::Deserialize;
 /// ```yaml
 /// image: debian:12
 /// env: {CI: "true"}
+/// secret_files: {DEPLOY_KEY: /run/secrets/deploy_key}
 /// stages:
 ///   - name: build
 ///     script: ["make"]
@@ -26,6 +27,10 @@ pub struct BuildFile {
     /// The default working directory, absolute; `/workspace` when unset.
     #[serde(default)]
     pub workdir: Option<String>,
+    /// The node's secrets to place as read-only files (name to absolute
+    /// path, outside `/workspace`) instead of in the steps' environment.
+    #[serde(default)]
+    pub secret_files: BTreeMap<String, String>,
     /// Memory cap in MiB.
     #[serde(default)]
     pub memory_mib: Option<u64>,
@@ -66,6 +71,18 @@ impl BuildFile {
                 return Err(format!("stage `{}` has no script", stage.name));
             }
         }
+        for (name, path) in &build.secret_files {
+            check_secret_file(name, path)?;
+            if let Some((other, _)) = build
+                .secret_files
+                .iter()
+                .find(|(other, p)| *p == path && other.as_str() < name.as_str())
+            {
+                return Err(format!(
+                    "`secret_files`: `{other}` and `{name}` both go to `{path}`"
+                ));
+            }
+        }
         if let Some(cpus) = build.cpus
             && !(cpus > 0.0 && cpus < 4096.0)
         {
@@ -73,6 +90,39 @@ impl BuildFile {
         }
         Ok(build)
     }
+}
+
+/// A `secret_files` entry: a name a node's secret can have, and a path the
+/// host will mount a file at (absolute, outside the workspace).
+fn check_secret_file(name: &str, path: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let valid_name = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid_name {
+        return Err(format!(
+            "`secret_files`: `{name}` is not a secret name (letters, digits and `_`)"
+        ));
+    }
+    let absolute = path.starts_with('/')
+        && path.len() > 1
+        && !path.split('/').any(|p| p == "..")
+        && !path.contains([':', ',', '\0']);
+    if !absolute {
+        return Err(format!(
+            "`secret_files.{name}`: `{path}` must be an absolute file path in the container, \
+             without `..`, `:` or `,`"
+        ));
+    }
+    if path == "/workspace" || path.starts_with("/workspace/") {
+        return Err(format!(
+            "`secret_files.{name}`: `{path}` lies in the workspace, where a secret would stay \
+             behind; use a path such as `/run/secrets/{}`",
+            name.to_ascii_lowercase()
+        ));
+    }
+    Ok(())
 }
 
 /// The artifact's text when it is an inline build file: YAML with a
@@ -111,6 +161,27 @@ mod tests {
                 .unwrap_err()
                 .contains("no script")
         );
+        let with_files = BuildFile::parse(
+            "image: x\nsecret_files: {KEY: /run/secrets/key}\nstages:\n  - name: s\n    script: [\"true\"]\n",
+        )
+        .unwrap();
+        assert_eq!(with_files.secret_files["KEY"], "/run/secrets/key");
+        for (files, says) in [
+            ("{KEY: run/key}", "must be an absolute"),
+            ("{KEY: /run/../etc/key}", "without `..`"),
+            ("{KEY: /workspace/key}", "lies in the workspace"),
+            ("{2KEY: /run/key}", "not a secret name"),
+            (
+                "{A: /run/key, B: /run/key}",
+                "`A` and `B` both go to `/run/key`",
+            ),
+        ] {
+            let text = format!(
+                "image: x\nsecret_files: {files}\nstages:\n  - name: s\n    script: [\"true\"]\n"
+            );
+            let err = BuildFile::parse(&text).unwrap_err();
+            assert!(err.contains(says), "{files}: {err}");
+        }
         assert!(
             BuildFile::parse("image: x\nstage: []\n")
                 .unwrap_err()

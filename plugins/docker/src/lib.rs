@@ -8,7 +8,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use drover_sdk::container::{Container, Spec, WORKSPACE};
 use drover_sdk::outputs::parse_key_values;
-use drover_sdk::{Capabilities, Description, Driver, Outcome, Problem, Task};
+use drover_sdk::{Capabilities, Description, Driver, Outcome, Problem, Task, secrets};
 use serde::Serialize;
 
 use build::{BuildFile, Stage};
@@ -25,8 +25,8 @@ impl Driver for Docker {
             .with_summary("Runs a build in one fresh container: steps on an image, or the stages of a build file.")
             .with_artifact(
                 "Either an image (e.g. `debian:12`), whose steps are the node's args; or a build \
-                 file (YAML: `image`, `env`, `stages: [{name, script: [...]}]`), inline or the \
-                 path of a file in the node's workspace.",
+                 file (YAML: `image`, `env`, `secret_files`, `stages: [{name, script: [...]}]`), \
+                 inline or the path of a file in the node's workspace.",
             )
             .with_args(
                 "With an image: the steps, each run as `sh -c STEP` in order in the same \
@@ -36,9 +36,17 @@ impl Driver for Docker {
             .with_outputs(
                 "`steps` (image) or `stages` (build file): JSON with each step's command, \
                  status, exit code and duration; `failed_step` / `failed_stage` when one \
-                 failed; and every `key=value` line a step writes to `$DROVER_OUTPUT`.",
+                 failed; and every `key=value` line a step writes to `$DROVER_OUTPUT`. \
+                 The node's secrets are in every step's environment under their names (over \
+                 `env` of the same name), or read-only files where the build file's \
+                 `secret_files` puts them; hidden from the log and the outcome.",
             )
-            .with_capabilities(Capabilities::none().with_container().with_workspace())
+            .with_capabilities(
+                Capabilities::none()
+                    .with_container()
+                    .with_workspace()
+                    .with_secrets(),
+            )
     }
 
     fn validate(task: &Task) -> Vec<Problem> {
@@ -59,10 +67,28 @@ impl Driver for Docker {
         {
             return Outcome::failure(format!("cannot remove stale {output_file}: {e}"));
         }
+        let granted = match Granted::read(&plan.build) {
+            Ok(granted) => granted,
+            Err(message) => return Outcome::failure(message),
+        };
         let mut spec = Spec::new(&plan.build.image)
-            .envs(task.env.iter().filter(|(k, _)| k != OUTPUT_VAR).cloned())
-            .envs(plan.build.env.clone())
+            .envs(
+                task.env
+                    .iter()
+                    .filter(|(k, _)| k != OUTPUT_VAR && !granted.in_env(k))
+                    .cloned(),
+            )
+            .envs(
+                plan.build
+                    .env
+                    .iter()
+                    .filter(|(k, _)| !granted.in_env(k))
+                    .map(|(k, v)| (k.clone(), v.clone())),
+            )
             .env(OUTPUT_VAR, format!("{WORKSPACE}/{output_file}"));
+        for (path, value) in &granted.files {
+            spec = spec.file(path, value.as_bytes());
+        }
         if let Some(dir) = &plan.build.workdir {
             spec = spec.workdir(dir);
         }
@@ -90,7 +116,12 @@ impl Driver for Docker {
             plan.build.image
         );
 
-        let report = run_stages(&container, &plan.build.stages, task.deadline_ms);
+        let env: Vec<(&str, &str)> = granted
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let report = run_stages(&container, &plan.build.stages, &env, task.deadline_ms);
         // Removes the container before the outcome is reported.
         drop(container);
 
@@ -133,6 +164,54 @@ drover_sdk::export_driver!(Docker);
 fn json<T: Serialize>(value: &T) -> String {
     // Plain structs of strings and numbers always serialise.
     serde_json::to_string(value).unwrap_or_default()
+}
+
+/// The node's secrets, split by where the steps find them.
+struct Granted {
+    /// (name, value): in each step's environment. Handed to each command,
+    /// not to the container's own environment, which anyone with access
+    /// to the engine can read (`docker inspect`) while it runs.
+    env: Vec<(String, String)>,
+    /// (path in the container, value): read-only files.
+    files: Vec<(String, String)>,
+}
+
+impl Granted {
+    /// Reads every secret the node was granted; the message when one
+    /// cannot be read, or the build file places one the node lacks.
+    fn read(build: &BuildFile) -> Result<Granted, String> {
+        let mut granted = Granted {
+            env: Vec::new(),
+            files: Vec::new(),
+        };
+        let names = secrets::names();
+        for name in &names {
+            let value =
+                secrets::get(name).map_err(|e| format!("cannot read secret `{name}`: {e}"))?;
+            match build.secret_files.get(name) {
+                Some(path) => granted.files.push((path.clone(), value)),
+                None => granted.env.push((name.clone(), value)),
+            }
+        }
+        if let Some(name) = build.secret_files.keys().find(|n| !names.contains(n)) {
+            return Err(format!(
+                "secret_files.{name}: the node has no secret `{name}` (it has: {}); list it \
+                 under the node's `secrets`",
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            ));
+        }
+        Ok(granted)
+    }
+
+    /// Whether the secret `name` is in the steps' environment (and so wins
+    /// over a variable of that name).
+    fn in_env(&self, name: &str) -> bool {
+        self.env.iter().any(|(n, _)| n == name)
+    }
 }
 
 /// What a node asks for: a build, and whether its stages have names of
@@ -265,7 +344,12 @@ struct Report {
     failed: Option<Failure>,
 }
 
-fn run_stages(container: &Container, stages: &[Stage], deadline_ms: Option<u64>) -> Report {
+fn run_stages(
+    container: &Container,
+    stages: &[Stage],
+    env: &[(&str, &str)],
+    deadline_ms: Option<u64>,
+) -> Report {
     let mut report = Report {
         stages: Vec::new(),
         failed: None,
@@ -306,7 +390,8 @@ fn run_stages(container: &Container, stages: &[Stage], deadline_ms: Option<u64>)
             }
             drover_sdk::info!("[{}] $ {command}", stage.name);
             let step_began = Instant::now();
-            let result = container.sh(command, time_left(deadline_ms));
+            let result =
+                container.exec_with(&["sh", "-c", command], env, None, time_left(deadline_ms));
             let duration_ms = step_began.elapsed().as_millis() as u64;
             let (status, exit_code, why) = match result {
                 Ok(s) if s.success() => ("success", s.code, None),
