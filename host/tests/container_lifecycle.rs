@@ -256,6 +256,39 @@ async fn after_drover_serve_crashes_with_a_container_running_the_next_start_remo
     assert_no_container(name);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn drover_serve_stopped_with_a_node_in_a_container_removes_it_as_it_stops() {
+    let drover = drover_with("[drivers.docker]\nimages = [\"drover-test/*\"]\n");
+    let name = "serve-stop";
+    let dag = format!(
+        "name: stop\nnodes:\n  {name}:\n    driver: docker\n    artifact: {IMAGE:?}\n    args: [\"echo started; sleep 1000\"]\n"
+    );
+    let mut server = Server::start(&drover, &[]);
+    let id = server::submit(&server, &dag).await;
+    let limit = Instant::now() + Duration::from_secs(60);
+    while containers_of(name).is_empty() {
+        assert!(Instant::now() < limit, "{:?}", server.log.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let status = server.terminate();
+    let log = server.log.lock().unwrap().join("\n");
+    assert!(status.success(), "drover serve: {status}\n{log}");
+    assert!(log.contains("will carry on"), "{log}");
+    // Gone as drover stopped, not left running until it starts again.
+    let left = containers_of(name);
+    remove(&left);
+    assert!(
+        left.is_empty(),
+        "left running after drover serve stopped: {log}"
+    );
+    // Started again, the run ends (its attempt was cut short) and no
+    // container comes back.
+    let again = Server::start(&drover, &[]);
+    let record = server::wait_end(&again, &id).await;
+    assert_eq!(record["state"], "failure", "{record:#}");
+    assert_no_container(name);
+}
+
 /// A DAG of docker nodes: (name, extra YAML lines of the node).
 fn docker_dag(nodes: &[(&str, &str, &str)]) -> String {
     let mut dag = String::from("name: grants\nnodes:\n");
