@@ -124,6 +124,8 @@ pub async fn serve(args: ServeArgs, config: Config) -> Result<u8, CliError> {
         eprintln!(
             "stopping; {running} run(s) in progress will carry on when drover serve starts again"
         );
+        // Their nodes' commands stop with drover, not at its next start.
+        registry.runtime().containers().remove_own().await;
     }
     Ok(exit::SUCCESS)
 }

@@ -367,6 +367,25 @@ impl Engine {
     /// containers were removed. Quietly does nothing when no engine is there.
     pub async fn remove_leftovers(&self) -> usize {
         owner::remove_dead_file_dirs();
+        self.remove_owned(Owner::is_dead, "a leftover").await
+    }
+
+    /// Removes every container (and file) this drover still has, for a
+    /// server that stops with nodes running: their runs carry on as
+    /// interrupted when it starts again, and their commands must not run on
+    /// meanwhile. Returns how many containers were removed.
+    pub async fn remove_own(&self) -> usize {
+        let own = self.owner.label();
+        let removed = self
+            .remove_owned(|label| label == own, "a stopped node's")
+            .await;
+        owner::remove_file_dirs_of(self.owner.pid());
+        removed
+    }
+
+    /// Removes the drover-labeled containers whose owner label `which`
+    /// picks. Quietly does nothing when no engine is there.
+    async fn remove_owned(&self, which: impl Fn(&str) -> bool, what: &str) -> usize {
         let socket = self.host.strip_prefix("unix://").map(Path::new);
         if !socket.is_some_and(Path::exists) {
             return 0;
@@ -387,8 +406,8 @@ impl Engine {
                 let Some(owner) = labels.get(LABEL_OWNER) else {
                     continue;
                 };
-                if Owner::is_dead(owner) {
-                    tracing::info!(container = id, owner, "removing a leftover container");
+                if which(owner) {
+                    tracing::info!(container = id, owner, "removing {what} container");
                     self.remove(&id, None).await;
                     removed += 1;
                 }

@@ -88,6 +88,19 @@ pub fn remove_dead_file_dirs() {
     }
 }
 
+/// Removes the files' folders of the drover with this pid (`<pid>-<random>`).
+pub fn remove_file_dirs_of(pid: u32) {
+    let Ok(entries) = std::fs::read_dir(files_root()) else {
+        return;
+    };
+    let prefix = format!("{pid}-");
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -81,6 +81,9 @@ pub struct NodeGrants {
     pub exec: Option<Vec<String>>,
     /// `false` takes the network away.
     pub network: Option<bool>,
+    /// `false` takes containers away.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<bool>,
 }
 
 /// Retries of a node: `max` more attempts after the first, waiting

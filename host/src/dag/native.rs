@@ -12,7 +12,7 @@ const NODE_FIELDS: &[&str] = &[
     "driver", "artifact", "args", "env", "needs", "outputs", "timeout", "retries", "pool",
     "grants", "secrets",
 ];
-const GRANT_FIELDS: &[&str] = &["exec", "network"];
+const GRANT_FIELDS: &[&str] = &["exec", "network", "container"];
 const RETRY_FIELDS: &[&str] = &["max", "backoff", "max_backoff"];
 
 /// "expected one of `a`, `b`".
@@ -165,6 +165,10 @@ impl Reader<'_> {
                 ("network", Raw::Bool(network)) => grants.network = Some(*network),
                 ("network", other) => {
                     self.wrong_type(&field_label(label, "grants.network"), "a boolean", other)
+                }
+                ("container", Raw::Bool(container)) => grants.container = Some(*container),
+                ("container", other) => {
+                    self.wrong_type(&field_label(label, "grants.container"), "a boolean", other)
                 }
                 _ => self.problem(
                     &at,

@@ -1007,18 +1007,21 @@ mod fuzz {
 #[test]
 fn grants_narrow_a_node_and_bad_grants_are_named() {
     let dag = ok(
-        "name: x\nnodes:\n  a: {driver: shell, artifact: 'true', grants: {exec: [sh], network: false}}\n",
+        "name: x\nnodes:\n  a: {driver: shell, artifact: 'true', grants: {exec: [sh], network: false, container: false}}\n",
     );
     let grants = dag.nodes[0].grants.as_ref().expect("grants");
     assert_eq!(grants.exec.as_deref(), Some(&["sh".to_string()][..]));
     assert_eq!(grants.network, Some(false));
-    let found =
-        problems("name: x\nnodes:\n  a: {driver: shell, grants: {network: yes please, disk: 1}}\n");
+    assert_eq!(grants.container, Some(false));
+    let found = problems(
+        "name: x\nnodes:\n  a: {driver: shell, grants: {network: yes please, container: no thanks, disk: 1}}\n",
+    );
     assert_eq!(
         found,
         [
             "node `a`, field `grants.network`: expected a boolean, found a string",
-            "node `a`, field `grants`: unknown field `disk`, expected one of `exec`, `network`",
+            "node `a`, field `grants.container`: expected a boolean, found a string",
+            "node `a`, field `grants`: unknown field `disk`, expected one of `exec`, `network`, `container`",
         ]
     );
 }

@@ -576,18 +576,14 @@ impl Runtime {
     ) -> container::ContainerGrant {
         let name = &description.name;
         let policy = self.inner.config.drivers.get(name);
-        let allowed = if !description.capabilities.container {
-            Err(format!(
-                "driver `{name}` did not declare `capabilities.container`, so it may not run containers"
-            ))
-        } else if policy.and_then(|p| p.container) == Some(false) {
-            Err(format!(
-                "driver `{name}` may not run containers: the config sets `container = false` \
-                 under [drivers.{name}]"
-            ))
-        } else {
-            Ok(())
-        };
+        let mut allowed = self.containers_allowed(description);
+        // A node may only take away.
+        if allowed.is_ok() && task.grants.as_ref().and_then(|g| g.container) == Some(false) {
+            allowed = Err(format!(
+                "node `{}` takes containers away from driver `{name}` (`grants: {{container: false}}`)",
+                task.node
+            ));
+        }
         container::ContainerGrant {
             allowed,
             images: policy.and_then(|p| p.images.clone()).unwrap_or_default(),
@@ -597,6 +593,32 @@ impl Runtime {
             run_id: task.run_id.clone(),
             node: task.node.clone(),
             engine: self.inner.containers.clone(),
+        }
+    }
+
+    /// Whether the operator's policy lets this driver run containers at all
+    /// (`Err` says why not): it must declare `capabilities.container` and
+    /// not be denied it under `[drivers.<name>]`.
+    pub fn containers_allowed(&self, description: &Description) -> Result<(), String> {
+        let name = &description.name;
+        if !description.capabilities.container {
+            Err(format!(
+                "driver `{name}` did not declare `capabilities.container`, so it may not run containers"
+            ))
+        } else if self
+            .inner
+            .config
+            .drivers
+            .get(name)
+            .and_then(|p| p.container)
+            == Some(false)
+        {
+            Err(format!(
+                "driver `{name}` may not run containers: the config sets `container = false` \
+                 under [drivers.{name}]"
+            ))
+        } else {
+            Ok(())
         }
     }
 

@@ -117,6 +117,16 @@ fn narrowing_problems(
     driver: &Driver,
 ) -> Vec<Problem> {
     let granted = registry.runtime().granted_programs(driver.description());
+    let container = match (
+        grants.container,
+        registry.runtime().containers_allowed(driver.description()),
+    ) {
+        (Some(true), Err(why)) => Some(Problem::new(
+            format!("node `{}`, field `grants.container`", node.name),
+            format!("{why}; a node can only take grants away"),
+        )),
+        _ => None,
+    };
     grants
         .exec
         .iter()
@@ -137,6 +147,7 @@ fn narrowing_problems(
                 ),
             )
         })
+        .chain(container)
         .collect()
 }
 

@@ -62,6 +62,13 @@ impl Server {
         format!("{}{path}", self.base)
     }
 
+    /// Stops it as an operator would (SIGTERM) and waits until it exits.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait().expect("wait for drover serve")
+    }
+
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

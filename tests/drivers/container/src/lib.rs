@@ -1,6 +1,7 @@
 //! A driver for the container tests: starts a container, then traps
-//! (`artifact: trap`), or places a secret file and checks what a command in
-//! the container sees of it (`artifact: files`).
+//! (`artifact: trap`), places a secret file and checks what a command in
+//! the container sees of it (`artifact: files`), or runs a command that
+//! outlives its timeout (`artifact: timeout`).
 
 use drover_sdk::container::{Container, Spec};
 use drover_sdk::{Capabilities, Description, Driver, Outcome, Task};
@@ -43,6 +44,32 @@ impl Driver for ContainerProbe {
                     ("read", ok(&read).to_string()),
                     ("write", ok(&write).to_string()),
                     ("listed", ok(&listed).to_string()),
+                    ("id", container.id()),
+                ])
+            }
+            "timeout" => {
+                // A command that outlives its own timeout (the args' second
+                // item, in ms), then the container held a while (the third,
+                // in ms) for the test to look at, then a command refused.
+                let ms = |i: usize| task.args.get(i).and_then(|a| a.parse::<u64>().ok());
+                let began = std::time::Instant::now();
+                let status = container.sh("echo begun; sleep 1000; echo never", ms(1));
+                let took = began.elapsed().as_millis();
+                drover_sdk::info!("exec returned after {took} ms");
+                std::thread::sleep(std::time::Duration::from_millis(ms(2).unwrap_or(0)));
+                let again = match container.sh("echo again", None) {
+                    Ok(s) => format!("ran: {s}"),
+                    Err(e) => e.to_string(),
+                };
+                let (timed_out, code) = match &status {
+                    Ok(s) => (s.timed_out.to_string(), format!("{:?}", s.code)),
+                    Err(e) => (String::new(), e.to_string()),
+                };
+                Outcome::success().with_outputs([
+                    ("timed_out", timed_out),
+                    ("code", code),
+                    ("took_ms", took.to_string()),
+                    ("again", again),
                     ("id", container.id()),
                 ])
             }
