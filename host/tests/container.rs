@@ -435,41 +435,13 @@ fn ctrl_c_removes_the_running_container() {
 
 #[test]
 fn leftovers_of_a_dead_drover_are_removed_at_start_and_a_live_ones_kept() {
-    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
-    let hostname = hostname.trim();
-    // A pid that just ended: its owner is gone.
-    let mut gone = std::process::Command::new("true").spawn().unwrap();
-    let dead_pid = gone.id();
-    gone.wait().unwrap();
+    let dead_owner = docker::dead_owner();
+    docker::create_labeled(&dead_owner, "leftover-dead");
     // This test process stands for a drover that still runs.
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    let start = stat[stat.rfind(')').unwrap() + 1..]
-        .split_whitespace()
-        .nth(19)
-        .unwrap()
-        .to_string();
-    let live_owner = format!("{hostname}/{}/{start}", std::process::id());
-    let create = |owner: &str, node: &str| {
-        let out = docker::docker(&[
-            "create",
-            "--network",
-            "none",
-            "--label",
-            &format!("drover.owner={owner}"),
-            "--label",
-            &format!("drover.node={node}"),
-            IMAGE,
-            "sleep",
-            "1000",
-        ]);
-        assert!(out.status.success(), "docker create: {}", stderr(&out));
-    };
-    create(&format!("{hostname}/{dead_pid}/12345"), "leftover-dead");
-    create(&live_owner, "leftover-live");
-    create(
-        &format!("another-machine/{dead_pid}/1"),
-        "leftover-elsewhere",
-    );
+    docker::create_labeled(&docker::live_owner(), "leftover-live");
+    // A drover of the same (dead) pid on another machine: not ours to judge.
+    let elsewhere = dead_owner.replacen(&docker::hostname(), "another-machine", 1);
+    docker::create_labeled(&elsewhere, "leftover-elsewhere");
 
     let drover = drover();
     let file = drover.write("dag.yaml", "name: n\nnodes:\n  a:\n    driver: noop\n");

@@ -60,53 +60,6 @@ fn probe_driver() -> String {
     path.display().to_string()
 }
 
-/// The start time of this process (field 22 of /proc/self/stat), as drover's
-/// owner labels carry it.
-fn own_start_time() -> String {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    stat[stat.rfind(')').unwrap() + 1..]
-        .split_whitespace()
-        .nth(19)
-        .unwrap()
-        .to_string()
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .unwrap()
-        .trim()
-        .to_string()
-}
-
-/// Creates (without starting) a container labeled as drover's, owned by
-/// `owner`, for node `node`; returns its id.
-fn create_labeled(owner: &str, node: &str) -> String {
-    let out = docker::docker(&[
-        "create",
-        "--network",
-        "none",
-        "--label",
-        &format!("drover.owner={owner}"),
-        "--label",
-        &format!("drover.node={node}"),
-        IMAGE,
-        "sleep",
-        "1000",
-    ]);
-    assert!(out.status.success(), "docker create: {}", stderr(&out));
-    // Short, as `docker ps -q` lists them.
-    String::from_utf8_lossy(&out.stdout).trim()[..12].to_string()
-}
-
-/// An owner label of a drover on this machine that is gone: a pid that
-/// just ended.
-fn dead_owner() -> String {
-    let mut gone = std::process::Command::new("true").spawn().unwrap();
-    let pid = gone.id();
-    gone.wait().unwrap();
-    format!("{}/{pid}/12345", hostname())
-}
-
 fn running(id: &str) -> String {
     let out = docker::docker(&["inspect", "-f", "{{.State.Running}}", id]);
     assert!(out.status.success(), "docker inspect: {}", stderr(&out));
@@ -185,10 +138,9 @@ fn a_command_outliving_its_timeout_is_timed_out_its_container_killed_then_remove
 
 #[tokio::test(flavor = "multi_thread")]
 async fn drover_serve_removes_a_dead_drovers_containers_at_start_and_keeps_a_live_ones() {
-    let dead = create_labeled(&dead_owner(), "serve-leftover-dead");
+    let dead = docker::create_labeled(&docker::dead_owner(), "serve-leftover-dead");
     // This test process stands for a drover that still runs.
-    let live_owner = format!("{}/{}/{}", hostname(), std::process::id(), own_start_time());
-    let live = create_labeled(&live_owner, "serve-leftover-live");
+    let live = docker::create_labeled(&docker::live_owner(), "serve-leftover-live");
 
     let drover = drover_with("[drivers.docker]\nimages = [\"drover-test/*\"]\n");
     let server = Server::start(&drover, &[]);

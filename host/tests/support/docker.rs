@@ -66,3 +66,55 @@ pub fn containers_labeled(label: &str) -> Vec<String> {
 pub fn config(extra: &str) -> String {
     format!("\n[container]\ndocker_host = {:?}\n{extra}\n", host())
 }
+
+/// This machine's name, as drover's owner labels carry it.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// An owner label of a drover on this machine that is gone: a pid that
+/// just ended.
+pub fn dead_owner() -> String {
+    let mut gone = Command::new("true").spawn().unwrap();
+    let pid = gone.id();
+    gone.wait().unwrap();
+    format!("{}/{pid}/12345", hostname())
+}
+
+/// The owner label of a drover that still runs: this test process (its start
+/// time is field 22 of /proc/self/stat).
+pub fn live_owner() -> String {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let start = stat[stat.rfind(')').unwrap() + 1..]
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .to_string();
+    format!("{}/{}/{start}", hostname(), std::process::id())
+}
+
+/// Creates (without starting) a container labeled as drover's, owned by
+/// `owner`, for node `node`; returns its short id, as `docker ps -q` lists it.
+pub fn create_labeled(owner: &str, node: &str) -> String {
+    let out = docker(&[
+        "create",
+        "--network",
+        "none",
+        "--label",
+        &format!("drover.owner={owner}"),
+        "--label",
+        &format!("drover.node={node}"),
+        IMAGE,
+        "sleep",
+        "1000",
+    ]);
+    assert!(
+        out.status.success(),
+        "docker create: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim()[..12].to_string()
+}
