@@ -2,7 +2,6 @@
 //! codes 0 (success), 1 (the node failed) and 2 (bad input).
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 use serde_json::Value;
 
@@ -207,40 +206,21 @@ fn timeout_is_reported() {
 
 #[test]
 fn ctrl_c_cancels_the_node() {
-    use std::io::{BufRead, BufReader, Read};
     let drover = Drover::new();
-    let mut child = drover
-        .command(&[
-            "driver",
-            "run",
-            "shell",
-            "--artifact",
-            "echo started; sleep 30",
-            "--output",
-            "json",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = drover.spawn(&[
+        "driver",
+        "run",
+        "shell",
+        "--artifact",
+        "echo started; sleep 30",
+        "--output",
+        "json",
+    ]);
     // Wait until the process runs (logs go to stderr in JSON mode).
-    let mut logs = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("stdout: started") {
-        line.clear();
-        assert!(logs.read_line(&mut line).unwrap() > 0, "drover ended early");
-    }
-    // SAFETY: plain kill(2) on our own child's pid.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let mut stdout = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .unwrap();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(1));
-    let json: Value = serde_json::from_str(&stdout).unwrap();
+    child.wait_for_log("stdout: started");
+    child.interrupt();
+    let ended = child.finish();
+    assert_eq!(ended.code, Some(1));
+    let json: Value = serde_json::from_str(&ended.stdout).unwrap();
     assert_eq!(json["status"], "canceled");
 }

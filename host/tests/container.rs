@@ -3,7 +3,7 @@
 //! imported into it. Each test names its nodes uniquely and checks at the
 //! end that no container labeled with them is left.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -400,34 +400,16 @@ fn ctrl_c_removes_the_running_container() {
         "dag.yaml",
         &dag(name, IMAGE, &["echo started; sleep 1000"], ""),
     );
-    let mut child = drover
-        .command(&["run", &file, "--output", "json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut logs = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains(&format!("[{name}] started")) {
-        line.clear();
-        assert!(logs.read_line(&mut line).unwrap() > 0, "drover ended early");
-    }
+    let mut child = drover.spawn(&["run", &file, "--output", "json"]);
+    child.wait_for_log(&format!("[{name}] started"));
     assert_eq!(
         docker::containers_labeled(&format!("drover.node={name}")).len(),
         1
     );
-    // SAFETY: plain kill(2) on our own child's pid.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    let mut rest = String::new();
-    logs.read_to_string(&mut rest).unwrap();
-    assert_eq!(child.wait().unwrap().code(), Some(1), "{rest}");
+    child.interrupt();
+    let ended = child.finish();
+    let (out, rest) = (ended.stdout, ended.rest);
+    assert_eq!(ended.code, Some(1), "{rest}");
     let record: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
     assert_eq!(node(&record, name)["state"], "canceled");
     assert_no_container(name);

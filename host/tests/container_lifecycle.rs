@@ -5,8 +5,7 @@
 //! grants. Each test names its nodes uniquely and checks at the end that no
 //! container labeled with them is left.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::Stdio;
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -80,39 +79,22 @@ fn a_command_outliving_its_timeout_is_timed_out_its_container_killed_then_remove
         ),
     );
     let began = Instant::now();
-    let mut child = drover
-        .command(&["run", &file, "--output", "json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut logs = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    let mut line = String::new();
-    while !line.contains(&format!("[{name}] driver: exec returned after")) {
-        line.clear();
-        assert!(
-            logs.read_line(&mut line).unwrap() > 0,
-            "drover ended early: {seen}"
-        );
-        seen.push_str(&line);
-    }
+    let mut child = drover.spawn(&["run", &file, "--output", "json"]);
+    child.wait_for_log(&format!("[{name}] driver: exec returned after"));
     // The exec came back, the node still runs: its container is there but
     // killed, not left to sleep on.
     let ids = containers_of(name);
-    assert_eq!(ids.len(), 1, "{seen}");
+    assert_eq!(ids.len(), 1, "{}", child.seen);
     assert_eq!(
         running(&ids[0]),
         "false",
         "the timed-out container still runs"
     );
 
-    let out = child.wait_with_output().unwrap();
-    let mut rest = String::new();
-    logs.read_to_string(&mut rest).unwrap();
-    seen.push_str(&rest);
+    let ended = child.finish();
+    let seen = ended.log;
     let record: Value =
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {seen}"));
+        serde_json::from_str(&ended.stdout).unwrap_or_else(|e| panic!("{e}: {seen}"));
     let n = node(&record, name);
     assert_eq!(n["state"], "success", "{n:#}\n{seen}");
     let outputs = &n["outputs"];

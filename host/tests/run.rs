@@ -5,8 +5,6 @@
 //! Exit codes: 0 when every node succeeded, 1 when the run failed (or timed
 //! out, or was canceled), 2 for invalid input, which never starts a run.
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
@@ -1017,37 +1015,18 @@ nodes:
 "#
         ),
     );
-    let mut child = drover
-        .command(&["run", &file, "--output", "json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = drover.spawn(&["run", &file, "--output", "json"]);
     // Logs go to stderr in JSON mode; wait for the node to start its process.
-    let mut logs = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("[long] started") {
-        line.clear();
-        assert!(logs.read_line(&mut line).unwrap() > 0, "drover ended early");
-    }
+    child.wait_for_log("[long] started");
     assert!(
         eventually(Duration::from_secs(10), || !processes(&["sleep", &n])
             .is_empty()),
         "sleep {n} never appeared"
     );
-    // SAFETY: plain kill(2) on our own child's pid.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    let mut rest = String::new();
-    logs.read_to_string(&mut rest).unwrap();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(1), "{rest}");
+    child.interrupt();
+    let ended = child.finish();
+    let (out, rest) = (ended.stdout, ended.rest);
+    assert_eq!(ended.code, Some(1), "{rest}");
     assert!(rest.contains("canceling the run"), "{rest}");
     let record: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
     assert_eq!(record["state"], "canceled");

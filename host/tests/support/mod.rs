@@ -9,8 +9,9 @@ pub mod docker;
 pub mod openbao;
 pub mod server;
 
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, ChildStderr, Command, Output, Stdio};
 
 use serde_json::Value;
 
@@ -82,6 +83,23 @@ impl Drover {
         self.json(&all)
     }
 
+    /// Starts `args` with stdout and stderr piped, to watch its log while it
+    /// runs (in `--output json` mode the log is on stderr).
+    pub fn spawn(&self, args: &[&str]) -> Running {
+        let mut child = self
+            .command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let logs = BufReader::new(child.stderr.take().unwrap());
+        Running {
+            child,
+            logs,
+            seen: String::new(),
+        }
+    }
+
     /// Every file called `name` under the data folder's `runs/`.
     pub fn files_in_runs(&self, name: &str) -> Vec<PathBuf> {
         fn walk(dir: &Path, name: &str, found: &mut Vec<PathBuf>) {
@@ -101,6 +119,75 @@ impl Drover {
         walk(&self.data().join("runs"), name, &mut found);
         found
     }
+}
+
+/// A `drover` process started by [`Drover::spawn`].
+pub struct Running {
+    child: Child,
+    logs: BufReader<ChildStderr>,
+    /// Every log line read so far.
+    pub seen: String,
+}
+
+impl Running {
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Reads the log until a line contains `text`; fails the test if drover
+    /// ends first.
+    pub fn wait_for_log(&mut self, text: &str) {
+        let mut line = String::new();
+        while !line.contains(text) {
+            line.clear();
+            assert!(
+                self.logs.read_line(&mut line).unwrap() > 0,
+                "drover ended before logging {text:?}: {}",
+                self.seen
+            );
+            self.seen.push_str(&line);
+        }
+    }
+
+    /// Sends SIGINT, as Ctrl-C on a terminal does.
+    pub fn interrupt(&self) {
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+    }
+
+    /// Waits for drover to end. Both pipes are drained at once, so neither
+    /// can fill up and stall drover.
+    pub fn finish(self) -> Ended {
+        let mut logs = self.logs;
+        let rest = std::thread::spawn(move || {
+            let mut rest = String::new();
+            logs.read_to_string(&mut rest).unwrap();
+            rest
+        });
+        let mut child = self.child;
+        let mut stdout = String::new();
+        if let Some(mut pipe) = child.stdout.take() {
+            pipe.read_to_string(&mut stdout).unwrap();
+        }
+        let rest = rest.join().unwrap();
+        let code = child.wait().unwrap().code();
+        Ended {
+            code,
+            stdout,
+            log: self.seen + &rest,
+            rest,
+        }
+    }
+}
+
+/// How a [`Running`] drover ended.
+pub struct Ended {
+    pub code: Option<i32>,
+    pub stdout: String,
+    /// The log after the last line [`Running::wait_for_log`] read.
+    pub rest: String,
+    /// The whole log.
+    pub log: String,
 }
 
 /// The record of the node called `name` in a run record (JSON).
