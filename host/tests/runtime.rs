@@ -2,15 +2,18 @@
 //! drivers that trap, loop, allocate, reach for programs and files they were
 //! not granted. The host must stay up and each node must fail with a reason.
 
+mod support;
+
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use drover::config::{Config, DriverPolicy};
 use drover::registry;
-use drover::runtime::{CacheOutcome, Driver, NodeContext, Runtime};
-use drover::task::{LogLine, LogSource, NodeStatus, Outcome, Task};
+use drover::runtime::{CacheOutcome, Runtime};
+use drover::task::{LogSource, NodeStatus, Outcome, Task};
+use support::runtime::Harness;
 use tokio_util::sync::CancellationToken;
 
 fn test_driver(name: &str) -> Arc<[u8]> {
@@ -23,67 +26,6 @@ fn test_driver(name: &str) -> Arc<[u8]> {
 
 fn builtin(name: &str) -> Arc<[u8]> {
     registry::builtin(name).expect("built-in driver").into()
-}
-
-struct Harness {
-    runtime: Runtime,
-    dir: tempfile::TempDir,
-}
-
-impl Harness {
-    fn new() -> Self {
-        Self::with_config(|_| {})
-    }
-
-    fn with_config(edit: impl FnOnce(&mut Config)) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = Config {
-            data_dir: Some(dir.path().join("data")),
-            // Shared by all tests: each driver is compiled once per build.
-            cache_dir: Some(Path::new(env!("CARGO_TARGET_TMPDIR")).join("drover-compiled")),
-            ..Config::default()
-        };
-        edit(&mut config);
-        Harness {
-            runtime: Runtime::new(config).unwrap(),
-            dir,
-        }
-    }
-
-    async fn load(&self, bytes: Arc<[u8]>) -> Driver {
-        self.runtime.load(bytes).await.unwrap()
-    }
-
-    fn workspace(&self, node: &str) -> PathBuf {
-        self.dir.path().join("ws").join(node)
-    }
-
-    async fn run(&self, driver: &Driver, task: Task) -> (Outcome, Vec<LogLine>) {
-        self.run_with(driver, task, CancellationToken::new()).await
-    }
-
-    async fn run_with(
-        &self,
-        driver: &Driver,
-        task: Task,
-        cancel: CancellationToken,
-    ) -> (Outcome, Vec<LogLine>) {
-        let (logs, mut rx) = tokio::sync::mpsc::channel(64);
-        let collect = tokio::spawn(async move {
-            let mut lines = Vec::new();
-            while let Some(line) = rx.recv().await {
-                lines.push(line);
-            }
-            lines
-        });
-        let ctx = NodeContext {
-            workspace: self.workspace(&task.node),
-            logs,
-            cancel,
-        };
-        let outcome = self.runtime.run(driver, task, ctx).await;
-        (outcome, collect.await.unwrap())
-    }
 }
 
 fn task(node: &str, artifact: &str) -> Task {

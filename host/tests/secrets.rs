@@ -9,12 +9,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use drover::config::Config;
-use drover::runtime::{Driver, NodeContext, Runtime};
 use drover::secrets::{AppRoleSettings, SecretRef, Vault, VaultSettings};
 use drover::task::{LogLine, NodeStatus, Outcome, Task};
 use serde_json::{Value, json};
 use support::openbao::{OpenBao, free_port};
+use support::runtime::Harness;
 use support::server::{Server, client, get_json, post, submit, wait_end};
 use support::{Drover, node, stderr};
 use tokio_util::sync::CancellationToken;
@@ -260,52 +259,9 @@ fn probe() -> Arc<[u8]> {
         .into()
 }
 
-struct Harness {
-    runtime: Runtime,
-    dir: tempfile::TempDir,
-}
-
-impl Harness {
-    fn new(vault: Option<VaultSettings>) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let config = Config {
-            data_dir: Some(dir.path().join("data")),
-            cache_dir: Some(Path::new(env!("CARGO_TARGET_TMPDIR")).join("drover-compiled")),
-            vault,
-            ..Config::default()
-        };
-        Harness {
-            runtime: Runtime::new(config).unwrap(),
-            dir,
-        }
-    }
-
-    async fn run(&self, driver: &Driver, task: Task) -> (Outcome, Vec<LogLine>) {
-        self.run_with(driver, task, CancellationToken::new()).await
-    }
-
-    async fn run_with(
-        &self,
-        driver: &Driver,
-        task: Task,
-        cancel: CancellationToken,
-    ) -> (Outcome, Vec<LogLine>) {
-        let (logs, mut rx) = tokio::sync::mpsc::channel(64);
-        let collect = tokio::spawn(async move {
-            let mut lines = Vec::new();
-            while let Some(line) = rx.recv().await {
-                lines.push(line);
-            }
-            lines
-        });
-        let ctx = NodeContext {
-            workspace: self.dir.path().join("ws").join(&task.node),
-            logs,
-            cancel,
-        };
-        let outcome = self.runtime.run(driver, task, ctx).await;
-        (outcome, collect.await.unwrap())
-    }
+/// A runtime reading secrets from `vault`.
+fn harness(vault: Option<VaultSettings>) -> Harness {
+    Harness::with_config(|c| c.vault = vault)
 }
 
 fn task(artifact: &str, secrets: &[(&str, &str)]) -> Task {
@@ -337,7 +293,7 @@ fn everything(outcome: &Outcome, logs: &[LogLine]) -> String {
 #[tokio::test]
 async fn a_hostile_driver_leaks_no_value_anywhere() {
     let bao = seeded().await;
-    let h = Harness::new(Some(settings(&bao.address, &bao.token)));
+    let h = harness(Some(settings(&bao.address, &bao.token)));
     let driver = h.runtime.load(probe()).await.unwrap();
     let secrets = [
         ("DB_PASS", "vault:secret/data/app#password"),
@@ -384,7 +340,7 @@ async fn a_hostile_driver_leaks_no_value_anywhere() {
 #[tokio::test]
 async fn a_driver_gets_exactly_the_nodes_secrets() {
     let bao = seeded().await;
-    let h = Harness::new(Some(settings(&bao.address, &bao.token)));
+    let h = harness(Some(settings(&bao.address, &bao.token)));
     let driver = h.runtime.load(probe()).await.unwrap();
     let (outcome, _) = h
         .run(
@@ -416,7 +372,7 @@ async fn a_driver_gets_exactly_the_nodes_secrets() {
 #[tokio::test]
 async fn a_node_whose_secret_cannot_be_read_fails_naming_it() {
     let bao = seeded().await;
-    let h = Harness::new(Some(settings(&bao.address, &bao.token)));
+    let h = harness(Some(settings(&bao.address, &bao.token)));
     let driver = h.runtime.load(probe()).await.unwrap();
     let (outcome, logs) = h
         .run(
@@ -442,7 +398,7 @@ async fn a_node_whose_secret_cannot_be_read_fails_naming_it() {
     assert!(!outcome.message.contains(VALUE));
 
     // Vault down.
-    let down = Harness::new(Some(settings(
+    let down = harness(Some(settings(
         &format!("http://127.0.0.1:{}", free_port()),
         &bao.token,
     )));
@@ -465,7 +421,7 @@ async fn a_node_whose_secret_cannot_be_read_fails_naming_it() {
     // The node's deadline bounds the read: an address that never answers.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = format!("http://{}", silent.local_addr().unwrap());
-    let h = Harness::new(Some(VaultSettings {
+    let h = harness(Some(VaultSettings {
         timeout: Some("60s".into()),
         ..settings(&address, "t")
     }));

@@ -7,6 +7,7 @@
 
 pub mod docker;
 pub mod openbao;
+pub mod runtime;
 pub mod server;
 
 use std::io::{BufRead, BufReader, Read};
