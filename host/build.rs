@@ -58,7 +58,10 @@ fn main() {
     );
     println!("cargo:rerun-if-env-changed=DROVER_WASM_TARGET_DIR");
 
+    // Set but empty means unset: an empty path would build into the current
+    // folder, inside the source tree.
     let target_dir = env::var_os("DROVER_WASM_TARGET_DIR")
+        .filter(|dir| !dir.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| outer_target_dir(&workspace).join("wasm"));
 
