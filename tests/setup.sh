@@ -25,6 +25,9 @@ dpkg -s busybox-static >/dev/null 2>&1 || need_apt+=(busybox-static)
 # The npm-test driver's tests pack, install and test real npm packages.
 command -v node >/dev/null || need_apt+=(nodejs)
 command -v npm >/dev/null || need_apt+=(npm)
+# The distributed tests start private redis-server processes (loopback,
+# a free port, a temporary folder each).
+command -v redis-server >/dev/null || need_apt+=(redis-server)
 # OpenBao's venv (below) needs ensurepip, which Debian ships apart.
 /usr/bin/python3 -c 'import ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 if ((${#need_apt[@]})); then

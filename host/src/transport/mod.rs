@@ -1,8 +1,9 @@
-//! How the engine's nodes reach a runtime: in this process for now
-//! (distributed dispatch over Redis comes later).
+//! How the engine's nodes reach a runtime: in this process, or through
+//! Redis to drones.
 
 mod accept;
 mod local;
+pub mod redis;
 
 pub use accept::{Accepted, Refused, accept};
 pub use local::{

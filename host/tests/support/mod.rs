@@ -7,6 +7,7 @@
 
 pub mod docker;
 pub mod openbao;
+pub mod redis;
 pub mod runtime;
 pub mod server;
 
