@@ -4,56 +4,10 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::server::{Server, client, get_json, post, submit, wait_end, wait_for};
+use support::server::{Server, client, get_json, post, sse, submit, wait_end, wait_for};
 use support::{Drover, node};
-
-/// Reads an SSE stream to its end (or `limit` events): (id, event, data).
-async fn sse(
-    base: &str,
-    id: &str,
-    last_event_id: Option<u64>,
-    limit: usize,
-) -> Vec<(u64, String, Value)> {
-    let mut request = client().get(format!("{base}/api/v1/runs/{id}/events"));
-    if let Some(last) = last_event_id {
-        request = request.header("Last-Event-ID", last.to_string());
-    }
-    let response = request.send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(
-        response.headers()["content-type"].to_str().unwrap(),
-        "text/event-stream"
-    );
-    let mut stream = response.bytes_stream();
-    let mut buffer = String::new();
-    let mut events = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        buffer.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
-        while let Some(end) = buffer.find("\n\n") {
-            let block: String = buffer.drain(..end + 2).collect();
-            let (mut seq, mut kind, mut data) = (None, String::new(), Value::Null);
-            for line in block.lines() {
-                if let Some(v) = line.strip_prefix("id: ") {
-                    seq = v.parse().ok();
-                } else if let Some(v) = line.strip_prefix("event: ") {
-                    kind = v.to_owned();
-                } else if let Some(v) = line.strip_prefix("data: ") {
-                    data = serde_json::from_str(v).unwrap();
-                }
-            }
-            if let Some(seq) = seq {
-                events.push((seq, kind, data));
-                if events.len() >= limit {
-                    return events;
-                }
-            }
-        }
-    }
-    events
-}
 
 const SMALL: &str = r#"
 name: small
