@@ -870,6 +870,9 @@ async fn attempts_finish_when_redis_restarts_mid_run() {
         leader.enqueue(job).await;
     }
     leader.started(3).await;
+    // Away while the attempts end: their Done waits for Redis to return.
+    redis.kill();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     redis.restart();
     let mut leader = Leader::new(&redis, "run-restart").await;
     for job in &jobs {
@@ -887,6 +890,20 @@ async fn attempts_finish_when_redis_restarts_mid_run() {
     running.interrupt();
     let ended = running.finish();
     assert_eq!(ended.code, Some(0), "{}", ended.log);
+    assert!(
+        ended.log.contains("retrying"),
+        "Redis was never missed: {}",
+        ended.log
+    );
+    for job in &jobs {
+        let dones = leader
+            .reports_of(&job.attempt_id)
+            .await
+            .iter()
+            .filter(|r| matches!(r, Report::Done { .. }))
+            .count();
+        assert_eq!(dones, 1, "{}", job.attempt_id);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -36,7 +36,7 @@ pub async fn take(shared: Arc<Shared>, entry: Entry, _slot: OwnedSemaphorePermit
 
 async fn run(shared: &Shared, entry: &Entry) {
     let stream = entry.stream();
-    let job = match entry.job() {
+    let mut job = match entry.job() {
         Ok(job) => job,
         Err(e) => {
             tracing::warn!(stream = %stream, entry = %entry.id, reason = %e, "dropping a job entry that cannot be taken");
@@ -44,6 +44,9 @@ async fn run(shared: &Shared, entry: &Entry) {
             return;
         }
     };
+    // A path on the leader's machine: here it would name a file of the
+    // drone's for the driver's processes to read.
+    job.task.artifact_file = None;
     let attempt = job.attempt_id.to_string();
     // Registered before the mark is read, so that a cancel sent in between
     // is not missed.
@@ -72,6 +75,9 @@ async fn run(shared: &Shared, entry: &Entry) {
             tracing::warn!(attempt = %attempt, reason = %why, "not running an attempt");
             Some(Outcome::failure(why))
         }
+        Fetched::Driver(_) if cancel.is_cancelled() && !shared.stop.is_cancelled() => Some(
+            Outcome::with_message(NodeStatus::Canceled, "canceled before it started"),
+        ),
         Fetched::Driver(driver) => run_driver(shared, &job, driver, cancel.clone()).await,
     };
     keep_alive.abort();
@@ -280,7 +286,7 @@ async fn finish(shared: &Shared, entry: &Entry, job: &Job, outcome: Outcome) {
             .arg(&stream)
             .arg(&entry.id)
             .ignore();
-        async move { pipe.query_async::<()>(&mut c).await }
+        async move { no_group_is_fine(pipe.query_async::<()>(&mut c).await) }
     })
     .await;
     match written {
@@ -307,9 +313,18 @@ async fn drop_entry(shared: &Shared, entry: &Entry) {
             .arg(&stream)
             .arg(&entry.id)
             .ignore();
-        async move { pipe.query_async::<()>(&mut c).await }
+        async move { no_group_is_fine(pipe.query_async::<()>(&mut c).await) }
     })
     .await;
+}
+
+/// A jobs stream that lost its group (Redis restarted without its data)
+/// has nothing left to acknowledge: the rest of the transaction is done.
+fn no_group_is_fine(result: redis::RedisResult<()>) -> redis::RedisResult<()> {
+    match result {
+        Err(e) if streams::is_no_group(&e) => Ok(()),
+        other => other,
+    }
 }
 
 /// Leaves an unfinished entry to the other drones, claimable at once.

@@ -278,6 +278,13 @@ impl Drone {
     }
 }
 
+/// How long past its BLOCK time a read may take before the connection is
+/// taken for dead.
+const READ_SLACK: Duration = Duration::from_secs(5);
+
+/// How many XAUTOCLAIM calls one claim round makes per pool, at most.
+const CLAIM_CALLS: usize = 32;
+
 /// Reads new entries (and claims idle ones every `claim_idle / 2`) while
 /// slots are free, starting an attempt task per entry, until `quit`.
 async fn intake(
@@ -290,6 +297,7 @@ async fn intake(
     let pools = &drone.options.pools;
     let claim_every = (shared.claim_idle / 2).max(Duration::from_millis(10));
     let mut next_claim = Instant::now();
+    let mut cursors: Vec<String> = vec!["0-0".to_owned(); pools.len()];
     let mut reader: Option<MultiplexedConnection> = None;
     let mut backoff = Backoff::new();
     loop {
@@ -304,12 +312,12 @@ async fn intake(
         }
         if Instant::now() >= next_claim {
             let mut conn = shared.conn.clone();
-            for pool in pools {
+            for (pool, cursor) in pools.iter().zip(cursors.iter_mut()) {
                 if free.is_empty() {
                     break;
                 }
                 let claimed = tokio::select! {
-                    claimed = streams::claim_idle(&mut conn, &shared.id, pool, shared.claim_idle, free.len()) => claimed,
+                    claimed = streams::claim_idle(&mut conn, &shared.id, pool, shared.claim_idle, free.len(), cursor, CLAIM_CALLS) => claimed,
                     _ = quit.cancelled() => return,
                 };
                 match claimed {
@@ -361,8 +369,17 @@ async fn intake(
             continue;
         };
         let block = next_claim.saturating_duration_since(Instant::now());
+        // A Redis that vanished without closing the socket would leave the
+        // read blocked for ever.
+        let read = tokio::time::timeout(
+            block + READ_SLACK,
+            streams::read_new(conn, &shared.id, pools, free.len(), block),
+        );
         let read = tokio::select! {
-            read = streams::read_new(conn, &shared.id, pools, free.len(), block) => read,
+            read = read => read.unwrap_or_else(|_| Err(redis::RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "a blocking read got no answer",
+            )))),
             _ = quit.cancelled() => return,
         };
         match read {
@@ -445,8 +462,12 @@ impl Backoff {
     }
 }
 
+/// How often a command Redis refuses (not a lost connection: a wrong type,
+/// a script error) is tried before the drone gives up on it.
+const REFUSALS: u32 = 10;
+
 /// Runs `command` until it succeeds, backing off while Redis is away;
-/// `None` if `stop` fires first.
+/// `None` if `stop` fires first, or Redis keeps refusing the command.
 pub(crate) async fn retry<T, F, Fut>(
     what: &str,
     stop: &CancellationToken,
@@ -458,7 +479,7 @@ where
     Fut: Future<Output = redis::RedisResult<T>>,
 {
     let mut backoff = Backoff::new();
-    let mut failures = 0u32;
+    let (mut failures, mut refusals) = (0u32, 0u32);
     loop {
         let result = tokio::select! {
             result = command(conn.clone()) => result,
@@ -467,13 +488,22 @@ where
         match result {
             Ok(value) => {
                 if failures > 0 {
-                    tracing::info!(what, failures, "Redis answers again");
+                    tracing::warn!(what, failures, "Redis answers again");
                 }
                 return Some(value);
             }
             Err(e) => {
                 failures += 1;
-                tracing::warn!(what, error = %e, "Redis command failed; retrying");
+                if !transient(&e) {
+                    refusals += 1;
+                    if refusals >= REFUSALS {
+                        tracing::error!(what, error = %e, "Redis keeps refusing a command; giving up on it");
+                        return None;
+                    }
+                }
+                if failures == 1 || failures.is_power_of_two() {
+                    tracing::warn!(what, failures, error = %e, "Redis command failed; retrying");
+                }
             }
         }
         tokio::select! {
@@ -481,6 +511,19 @@ where
             _ = stop.cancelled() => return None,
         }
     }
+}
+
+/// Whether an error goes away by itself: Redis away, restarting, loading
+/// its data, or busy.
+pub(crate) fn transient(error: &redis::RedisError) -> bool {
+    error.is_io_error()
+        || error.is_connection_dropped()
+        || error.is_connection_refusal()
+        || error.is_timeout()
+        || matches!(
+            error.code(),
+            Some("LOADING" | "BUSY" | "TRYAGAIN" | "MASTERDOWN" | "CLUSTERDOWN" | "READONLY")
+        )
 }
 
 #[cfg(test)]

@@ -98,37 +98,40 @@ pub async fn read_new<C: ConnectionLike>(
 }
 
 /// Takes over up to `count` entries of `pool`'s stream that have been
-/// pending (with any consumer) for longer than `min_idle`.
+/// pending (with any consumer) for longer than `min_idle`. Walks the
+/// pending list from `cursor` with at most `calls` commands (each looks at
+/// up to ten times COUNT entries) and leaves `cursor` where the next round
+/// goes on, so that a long list of live entries costs little per round.
 pub async fn claim_idle<C: ConnectionLike>(
     conn: &mut C,
     consumer: &str,
     pool: &str,
     min_idle: Duration,
     count: usize,
+    cursor: &mut String,
+    calls: usize,
 ) -> redis::RedisResult<Vec<Entry>> {
     let key = protocol::jobs_key(pool);
-    let mut cursor = "0-0".to_owned();
     let mut found = Vec::new();
-    // XAUTOCLAIM looks at up to 10×COUNT pending entries per call: walk the
-    // whole pending list once, or until enough are claimed.
-    loop {
+    for _ in 0..calls.max(1) {
         let reply: Value = redis::cmd("XAUTOCLAIM")
             .arg(&key)
             .arg(GROUP)
             .arg(consumer)
             .arg(u64::try_from(min_idle.as_millis()).unwrap_or(u64::MAX))
-            .arg(&cursor)
+            .arg(cursor.as_str())
             .arg("COUNT")
             .arg(count.saturating_sub(found.len()).max(1))
             .query_async(conn)
             .await?;
         let (next, entries) = parse_autoclaim(reply, pool);
         found.extend(entries);
-        match next {
-            Some(next) if next != "0-0" && found.len() < count => cursor = next,
-            _ => return Ok(found),
+        *cursor = next.unwrap_or_else(|| "0-0".to_owned());
+        if cursor == "0-0" || found.len() >= count {
+            break;
         }
     }
+    Ok(found)
 }
 
 /// Takes an entry this drone runs back to itself, so that its idle time
