@@ -936,3 +936,78 @@ async fn bad_flags_and_an_unreachable_redis_are_clear_errors() {
         support::stderr(&out)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attempts_still_running_after_the_grace_are_left_to_other_drones_at_once() {
+    let redis = Redis::start();
+    let drover = Drover::new();
+    let mut leader = Leader::new(&redis, "run-grace").await;
+    let (sleep, hex) = builtin("sleep");
+    leader.put_driver(&sleep).await;
+    let first = drone(&drover, &redis, &["--id", "leaving", "--grace", "200"]);
+    let job = leader.job(0, "sleep", &hex, "3s");
+    leader.enqueue(&job).await;
+    leader.started(1).await;
+    first.interrupt();
+    let ended = first.finish();
+    assert_eq!(ended.code, Some(0), "{}", ended.log);
+    assert!(
+        leader
+            .reports_of(&job.attempt_id)
+            .await
+            .iter()
+            .all(|r| !matches!(r, Report::Done { .. }))
+    );
+    assert_eq!(
+        leader.pending("default").await,
+        1,
+        "left pending for another drone"
+    );
+
+    // The default claim idle time is 30 s: the entry was released, not aged.
+    let other = Drover::new();
+    let second = drone(&other, &redis, &["--id", "staying"]);
+    let (by, outcome) = leader
+        .done_within(&job.attempt_id, Duration::from_secs(15))
+        .await;
+    assert_eq!(
+        (by.as_str(), outcome.status),
+        ("staying", NodeStatus::Success)
+    );
+    second.interrupt();
+    assert_eq!(second.finish().code, Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_lost_its_data_gets_the_groups_and_sets_back() {
+    let redis = Redis::start();
+    let drover = Drover::new();
+    let mut leader = Leader::new(&redis, "run-flushed").await;
+    let (noop, hex) = builtin("noop");
+    let running = drone(&drover, &redis, &["--id", "phoenix", "--heartbeat", "100"]);
+    let _: () = redis::cmd("FLUSHALL")
+        .query_async(&mut leader.conn)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    leader.put_driver(&noop).await;
+    let job = leader.job(0, "noop", &hex, "");
+    leader.enqueue(&job).await;
+    let (_, outcome) = leader.done(&job.attempt_id).await;
+    assert_eq!(outcome.status, NodeStatus::Success, "{outcome:?}");
+    let member: bool = redis::cmd("SISMEMBER")
+        .arg(protocol::DRONES)
+        .arg("phoenix")
+        .query_async(&mut leader.conn)
+        .await
+        .unwrap();
+    assert!(member, "the drone is listed again");
+    running.interrupt();
+    let ended = running.finish();
+    assert_eq!(ended.code, Some(0), "{}", ended.log);
+    assert!(
+        ended.log.contains("lost their consumer group"),
+        "{}",
+        ended.log
+    );
+}

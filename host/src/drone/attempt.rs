@@ -53,7 +53,10 @@ async fn run(shared: &Shared, entry: &Entry) {
     let cancel = shared.stop.child_token();
     let _registered = shared.cancels.register(attempt.clone(), cancel.clone());
     match mark(shared, &job.attempt_id).await {
-        None => return,
+        None => {
+            release(shared, entry).await;
+            return;
+        }
         Some(Some(mark @ (AttemptMark::Done | AttemptMark::Canceled))) => {
             tracing::info!(attempt = %attempt, mark = mark.as_str(), "skipping an attempt that is already {}", mark.as_str());
             drop_entry(shared, entry).await;
@@ -328,7 +331,7 @@ fn no_group_is_fine(result: redis::RedisResult<()>) -> redis::RedisResult<()> {
 }
 
 /// Leaves an unfinished entry to the other drones, claimable at once.
-async fn release(shared: &Shared, entry: &Entry) {
+pub(super) async fn release(shared: &Shared, entry: &Entry) {
     let mut conn = shared.conn.clone();
     let released = tokio::time::timeout(
         Duration::from_secs(2),

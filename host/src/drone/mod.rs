@@ -240,6 +240,7 @@ impl Drone {
         ));
         let slots = Arc::new(Semaphore::new(self.options.concurrency));
         intake(&self, &slots, &tasks, &quit).await;
+        release_strays(&self.shared, &self.options.pools).await;
         tasks.close();
         let running = tasks.len();
         if running > 0 {
@@ -426,6 +427,31 @@ fn start(
         return;
     };
     tasks.spawn(attempt::take(shared.clone(), entry, slot));
+}
+
+/// Entries delivered to this drone that it never started (a read cut short
+/// by the stop) go back to the other drones at once.
+async fn release_strays(shared: &Shared, pools: &[String]) {
+    let mut conn = shared.conn.clone();
+    for pool in pools {
+        let pending = tokio::time::timeout(
+            Duration::from_secs(2),
+            streams::pending_of(&mut conn, &shared.id, pool, 1000),
+        )
+        .await;
+        let Ok(Ok(ids)) = pending else { continue };
+        for id in ids {
+            if shared.local().contains(&format!("{pool}#{id}")) {
+                continue;
+            }
+            let entry = streams::Entry {
+                pool: pool.clone(),
+                id,
+                fields: None,
+            };
+            attempt::release(shared, &entry).await;
+        }
+    }
 }
 
 async fn recreate_groups(shared: &Shared, pools: &[String]) {

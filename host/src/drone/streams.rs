@@ -158,6 +158,38 @@ pub async fn touch<C: ConnectionLike>(
     Ok(())
 }
 
+/// The ids of up to `count` entries of `pool`'s stream pending with `consumer`.
+pub async fn pending_of<C: ConnectionLike>(
+    conn: &mut C,
+    consumer: &str,
+    pool: &str,
+    count: usize,
+) -> redis::RedisResult<Vec<String>> {
+    let reply: Value = redis::cmd("XPENDING")
+        .arg(protocol::jobs_key(pool))
+        .arg(GROUP)
+        .arg("-")
+        .arg("+")
+        .arg(count)
+        .arg(consumer)
+        .query_async(conn)
+        .await?;
+    let Value::Array(rows) = reply else {
+        return Ok(Vec::new());
+    };
+    Ok(rows
+        .into_iter()
+        .filter_map(|row| match row {
+            Value::Array(parts) => parts
+                .into_iter()
+                .next()
+                .and_then(bytes)
+                .and_then(|id| String::from_utf8(id).ok()),
+            _ => None,
+        })
+        .collect())
+}
+
 /// The entries of an `XREADGROUP` answer: `[[key, [[id, [field, value, …]], …]], …]`
 /// (or a map of key → entries, in RESP3). Anything else is skipped.
 fn parse_read(reply: Value, pools: &[String]) -> Vec<Entry> {
