@@ -33,6 +33,42 @@ pub struct Config {
     pub vault: Option<crate::secrets::VaultSettings>,
     /// The Docker engine that runs drivers' containers.
     pub container: ContainerSettings,
+    /// `drover drone`: pools, concurrency, claim and heartbeat times.
+    pub drone: DroneSettings,
+}
+
+/// Settings of `drover drone` (its flags win).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DroneSettings {
+    /// The pools whose jobs it takes.
+    pub pools: Vec<String>,
+    /// How many attempts it runs at once; defaults to the number of cores.
+    pub concurrency: Option<usize>,
+    /// How long a job entry must have been idle (its drone silent) before
+    /// another drone takes it over, in ms.
+    pub claim_idle_ms: u64,
+    /// How often the drone writes its heartbeat, in ms; it expires after
+    /// three missed beats.
+    pub heartbeat_ms: u64,
+    /// How long running attempts may finish after SIGTERM or Ctrl-C, in ms;
+    /// what still runs then is stopped and left to other drones.
+    pub grace_ms: u64,
+    /// The drone's id; defaults to `<host>-<pid>-<random>`.
+    pub id: Option<String>,
+}
+
+impl Default for DroneSettings {
+    fn default() -> Self {
+        DroneSettings {
+            pools: vec!["default".to_owned()],
+            concurrency: None,
+            claim_idle_ms: 30_000,
+            heartbeat_ms: 2_000,
+            grace_ms: 30_000,
+            id: None,
+        }
+    }
 }
 
 /// The Docker engine drivers' containers run on (see [`crate::container`]).

@@ -8,6 +8,7 @@ pub mod api;
 pub mod config;
 pub mod container;
 pub mod dag;
+pub mod drone;
 pub mod duration;
 pub mod engine;
 pub mod registry;

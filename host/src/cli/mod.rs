@@ -1,6 +1,7 @@
 //! Command-line parsing and the dispatch to each subcommand.
 
 mod driver;
+mod drone;
 mod plugin;
 mod run;
 mod serve;
@@ -39,6 +40,8 @@ enum Command {
     /// Publish, list, inspect and sign plugins (driver components) of a running drover.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// Run nodes for leaders: take them from Redis, run them here, report back.
+    Drone(drone::DroneArgs),
 }
 
 /// How results are printed.
@@ -121,7 +124,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(exit::FAILURE);
         }
     };
-    if !matches!(cli.command, Command::Serve(_)) {
+    if !matches!(cli.command, Command::Serve(_) | Command::Drone(_)) {
         // Printing commands end quietly when their reader goes away
         // (`drover driver describe x | head`), as other Unix tools do. The
         // server keeps Rust's default: a closed socket is an error there.
@@ -138,6 +141,7 @@ pub fn main() -> ExitCode {
             Command::Serve(args) => serve::serve(args, config).await,
             Command::Driver(cmd) => driver::run(cmd, config).await,
             Command::Plugin(cmd) => plugin::run(cmd).await,
+            Command::Drone(args) => drone::drone(args, config).await,
         }
     });
     match result {

@@ -1,0 +1,148 @@
+//! `drover drone`: take nodes from Redis, run them in this process's
+//! runtime, report back; stop gracefully on SIGTERM or Ctrl-C.
+
+use std::time::Duration;
+
+use anyhow::anyhow;
+use clap::Args;
+use drover::config::Config;
+use drover::drone::{self, Drone, DroneOptions};
+use drover::runtime::Runtime;
+use drover::transport::redis::protocol::valid_pool;
+use tokio_util::sync::CancellationToken;
+
+use super::{CliError, exit};
+
+#[derive(Debug, Args)]
+pub struct DroneArgs {
+    /// The Redis the leaders use, e.g. redis://127.0.0.1:6379.
+    #[arg(long, env = "DROVER_REDIS", value_name = "URL")]
+    redis: String,
+    /// A pool whose nodes to take (repeat for several; default: drone.pools,
+    /// else `default`).
+    #[arg(long = "pool", value_name = "NAME")]
+    pools: Vec<String>,
+    /// How many nodes to run at once (default: drone.concurrency, else the
+    /// number of cores).
+    #[arg(long, short = 'j', value_name = "K")]
+    concurrency: Option<usize>,
+    /// The drone's id, unique among drones (default: `<host>-<pid>-<random>`).
+    #[arg(long, value_name = "ID")]
+    id: Option<String>,
+    /// Take over a node from a drone silent for this long, in ms (default:
+    /// drone.claim_idle_ms, 30000).
+    #[arg(long, value_name = "MS")]
+    claim_idle: Option<u64>,
+    /// Write the heartbeat this often, in ms (default: drone.heartbeat_ms, 2000).
+    #[arg(long, value_name = "MS")]
+    heartbeat: Option<u64>,
+    /// On SIGTERM or Ctrl-C, let running nodes finish for this long, in ms
+    /// (default: drone.grace_ms, 30000); a second signal stops them at once.
+    #[arg(long, value_name = "MS")]
+    grace: Option<u64>,
+}
+
+pub async fn drone(args: DroneArgs, config: Config) -> Result<u8, CliError> {
+    let options = options(args, &config).map_err(CliError::bad_input)?;
+    let runtime = Runtime::new(config)?;
+    // Containers of drovers that died are removed before new ones start.
+    runtime.containers().remove_leftovers().await;
+    let drone = Drone::start(options.clone(), runtime)
+        .await
+        .map_err(|e| match e {
+            drone::DroneError::Url(_) => CliError::bad_input(e),
+            e => CliError::from(e),
+        })?;
+    eprintln!(
+        "drone {} up: pools {}, concurrency {}, redis {}",
+        drone.id(),
+        options.pools.join(", "),
+        options.concurrency,
+        options.redis
+    );
+    let (quit, force) = (CancellationToken::new(), CancellationToken::new());
+    {
+        let (quit, force) = (quit.clone(), force.clone());
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            eprintln!("drone stopping: no new nodes; running ones may finish");
+            quit.cancel();
+            wait_for_signal().await;
+            eprintln!("drone stopping now");
+            force.cancel();
+        });
+    }
+    drone.run(quit, force).await;
+    eprintln!("drone {} stopped", options.id);
+    Ok(exit::SUCCESS)
+}
+
+/// The flags over the `[drone]` settings, checked.
+fn options(args: DroneArgs, config: &Config) -> anyhow::Result<DroneOptions> {
+    let settings = &config.drone;
+    let mut pools = if args.pools.is_empty() {
+        settings.pools.clone()
+    } else {
+        args.pools
+    };
+    if pools.is_empty() {
+        pools.push(drover::transport::redis::protocol::DEFAULT_POOL.to_owned());
+    }
+    if let Some(bad) = pools.iter().find(|p| !valid_pool(p)) {
+        return Err(anyhow!(
+            "`{bad}` is not a pool name: 1 to 64 letters, digits, `_`, `.` or `-`"
+        ));
+    }
+    pools.sort();
+    pools.dedup();
+    let concurrency = args
+        .concurrency
+        .or(settings.concurrency)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if concurrency == 0 {
+        return Err(anyhow!("--concurrency must be at least 1"));
+    }
+    let claim_idle = args.claim_idle.unwrap_or(settings.claim_idle_ms);
+    let heartbeat = args.heartbeat.unwrap_or(settings.heartbeat_ms);
+    for (value, flag) in [(claim_idle, "--claim-idle"), (heartbeat, "--heartbeat")] {
+        if value == 0 {
+            return Err(anyhow!("{flag} must be at least 1 ms"));
+        }
+    }
+    let id = args
+        .id
+        .or_else(|| settings.id.clone())
+        .unwrap_or_else(drone::default_id);
+    if !drone::valid_id(&id) {
+        return Err(anyhow!(
+            "`{id}` is not a drone id: 1 to 128 printable characters without spaces"
+        ));
+    }
+    // Checked here so that a bad URL is bad input, before anything starts.
+    drover::transport::redis::client(&args.redis)?;
+    Ok(DroneOptions {
+        redis: args.redis,
+        id,
+        pools,
+        concurrency,
+        claim_idle: Duration::from_millis(claim_idle),
+        heartbeat: Duration::from_millis(heartbeat),
+        grace: Duration::from_millis(args.grace.unwrap_or(settings.grace_ms)),
+    })
+}
+
+/// Ctrl-C or SIGTERM.
+async fn wait_for_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}

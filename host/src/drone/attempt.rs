@@ -1,0 +1,344 @@
+//! One job entry on a drone, from the stream to its `Done`: decode, mark
+//! check, driver, run (logs, cancel, deadline, keep-alive), final report.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use super::drivers::Fetched;
+use super::streams::{self, Entry};
+use super::{Shared, retry};
+use crate::runtime::NodeContext;
+use crate::task::{LogLine, NodeStatus, Outcome};
+use crate::transport::redis::protocol::{
+    self, AttemptId, AttemptMark, GROUP, Job, REPORT_FIELD, Report, VERSION,
+};
+
+/// How many log lines wait for Redis before the driver is slowed down.
+const LOG_BUFFER: usize = 1024;
+/// The most log lines sent in one round trip.
+const LOG_BATCH: usize = 256;
+/// How long a released entry looks idle: any drone's next claim takes it.
+const RELEASED_IDLE: Duration = Duration::from_secs(24 * 3600);
+
+/// Takes one entry of a jobs stream to its end. Holds its slot until then.
+pub async fn take(shared: Arc<Shared>, entry: Entry, _slot: OwnedSemaphorePermit) {
+    let local = format!("{}#{}", entry.pool, entry.id);
+    shared.running.fetch_add(1, Ordering::Relaxed);
+    run(&shared, &entry).await;
+    shared.running.fetch_sub(1, Ordering::Relaxed);
+    shared.local().remove(&local);
+}
+
+async fn run(shared: &Shared, entry: &Entry) {
+    let stream = entry.stream();
+    let mut job = match entry.job() {
+        Ok(job) => job,
+        Err(e) => {
+            tracing::warn!(stream = %stream, entry = %entry.id, reason = %e, "dropping a job entry that cannot be taken");
+            drop_entry(shared, entry).await;
+            return;
+        }
+    };
+    // A path on the leader's machine: here it would name a file of the
+    // drone's for the driver's processes to read.
+    job.task.artifact_file = None;
+    let attempt = job.attempt_id.to_string();
+    // Registered before the mark is read, so that a cancel sent in between
+    // is not missed.
+    let cancel = shared.stop.child_token();
+    let _registered = shared.cancels.register(attempt.clone(), cancel.clone());
+    match mark(shared, &job.attempt_id).await {
+        None => {
+            release(shared, entry).await;
+            return;
+        }
+        Some(Some(mark @ (AttemptMark::Done | AttemptMark::Canceled))) => {
+            tracing::info!(attempt = %attempt, mark = mark.as_str(), "skipping an attempt that is already {}", mark.as_str());
+            drop_entry(shared, entry).await;
+            return;
+        }
+        Some(_) => {}
+    }
+    let keep_alive = tokio::spawn(keep_alive(
+        shared.conn.clone(),
+        shared.id.clone(),
+        entry.clone(),
+        job.attempt_id.clone(),
+        cancel.clone(),
+        shared.claim_idle / 3,
+    ));
+    let outcome = match shared.drivers.get(&shared.conn, &job, &shared.stop).await {
+        Fetched::Stopped => None,
+        Fetched::Refused(why) => {
+            tracing::warn!(attempt = %attempt, reason = %why, "not running an attempt");
+            Some(Outcome::failure(why))
+        }
+        Fetched::Driver(_) if cancel.is_cancelled() && !shared.stop.is_cancelled() => Some(
+            Outcome::with_message(NodeStatus::Canceled, "canceled before it started"),
+        ),
+        Fetched::Driver(driver) => run_driver(shared, &job, driver, cancel.clone()).await,
+    };
+    keep_alive.abort();
+    match outcome {
+        Some(outcome)
+            if !(shared.stop.is_cancelled() && outcome.status == NodeStatus::Canceled) =>
+        {
+            finish(shared, entry, &job, outcome).await;
+        }
+        // The drone is stopping before the attempt ended: another drone
+        // runs it again, at once.
+        _ => release(shared, entry).await,
+    }
+}
+
+/// Reports `Started`, runs the driver with logs forwarded, and says how it
+/// ended; `None` when the drone stopped first.
+async fn run_driver(
+    shared: &Shared,
+    job: &Job,
+    driver: crate::runtime::Driver,
+    cancel: CancellationToken,
+) -> Option<Outcome> {
+    let reports = protocol::reports_key(&job.attempt_id.run);
+    let started = Report::Started {
+        v: VERSION,
+        attempt_id: job.attempt_id.clone(),
+        drone: shared.id.clone(),
+        at_us: protocol::now_us(),
+    }
+    .encode();
+    let added: Option<()> = retry("XADD Started", &shared.stop, &shared.conn, |mut c| {
+        let (reports, started) = (reports.clone(), started.clone());
+        async move {
+            redis::cmd("XADD")
+                .arg(reports)
+                .arg("*")
+                .arg(REPORT_FIELD)
+                .arg(started)
+                .query_async::<redis::Value>(&mut c)
+                .await
+                .map(drop)
+        }
+    })
+    .await;
+    added?;
+    let (logs, lines) = mpsc::channel(LOG_BUFFER);
+    let forwarder = tokio::spawn(forward_logs(
+        shared.conn.clone(),
+        reports,
+        job.attempt_id.clone(),
+        lines,
+        shared.stop.clone(),
+    ));
+    let workspace = shared.workspace(&job.attempt_id);
+    let ctx = NodeContext {
+        workspace: workspace.clone(),
+        logs,
+        cancel,
+    };
+    let outcome = shared.runtime.run(&driver, job.task.clone(), ctx).await;
+    let forwarded = forwarder.await.unwrap_or(false);
+    if let Err(e) = tokio::fs::remove_dir_all(&workspace).await
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(workspace = %workspace.display(), error = %e, "cannot remove a workspace");
+    }
+    if let Some(run_dir) = workspace.parent() {
+        // Only when empty: other attempts of the run may be using it.
+        let _ = tokio::fs::remove_dir(run_dir).await;
+    }
+    forwarded.then_some(outcome)
+}
+
+/// Sends the attempt's log lines as `Log` reports, many per round trip,
+/// until the driver is done with them. `false` if the drone stopped first.
+async fn forward_logs(
+    conn: ConnectionManager,
+    reports: String,
+    attempt: AttemptId,
+    mut lines: mpsc::Receiver<LogLine>,
+    stop: CancellationToken,
+) -> bool {
+    let mut batch = Vec::with_capacity(LOG_BATCH);
+    while lines.recv_many(&mut batch, LOG_BATCH).await > 0 {
+        let encoded: Vec<String> = batch
+            .drain(..)
+            .map(|line| {
+                Report::Log {
+                    v: VERSION,
+                    attempt_id: attempt.clone(),
+                    line,
+                }
+                .encode()
+            })
+            .collect();
+        let sent = retry("XADD Log", &stop, &conn, |mut c| {
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            for report in &encoded {
+                pipe.cmd("XADD")
+                    .arg(&reports)
+                    .arg("*")
+                    .arg(REPORT_FIELD)
+                    .arg(report)
+                    .ignore();
+            }
+            async move { pipe.query_async::<()>(&mut c).await }
+        })
+        .await;
+        if sent.is_none() {
+            return false;
+        }
+    }
+    true
+}
+
+/// The attempt's mark: `None` if the drone stopped before it could be read.
+async fn mark(shared: &Shared, attempt: &AttemptId) -> Option<Option<AttemptMark>> {
+    let key = protocol::attempts_key(&attempt.run);
+    let field = attempt.to_string();
+    let mark: Option<Option<String>> = retry("HGET mark", &shared.stop, &shared.conn, |mut c| {
+        let (key, field) = (key.clone(), field.clone());
+        async move {
+            redis::cmd("HGET")
+                .arg(key)
+                .arg(field)
+                .query_async(&mut c)
+                .await
+        }
+    })
+    .await;
+    mark.map(|mark| mark.as_deref().and_then(AttemptMark::parse))
+}
+
+/// While the attempt runs: keeps its entry owned and fresh, and cancels it
+/// when its mark says so (a cancel message may have been missed).
+async fn keep_alive(
+    mut conn: ConnectionManager,
+    consumer: String,
+    entry: Entry,
+    attempt: AttemptId,
+    cancel: CancellationToken,
+    every: Duration,
+) {
+    let key = protocol::attempts_key(&attempt.run);
+    let field = attempt.to_string();
+    let mut ticks = tokio::time::interval(every.max(Duration::from_millis(10)));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        if let Err(e) = streams::touch(&mut conn, &consumer, &entry, None).await {
+            tracing::debug!(entry = %entry.id, error = %e, "cannot refresh a running job's entry");
+        }
+        let mark: redis::RedisResult<Option<String>> = redis::cmd("HGET")
+            .arg(&key)
+            .arg(&field)
+            .query_async(&mut conn)
+            .await;
+        if let Ok(Some(mark)) = mark
+            && AttemptMark::parse(&mark) == Some(AttemptMark::Canceled)
+            && !cancel.is_cancelled()
+        {
+            tracing::info!(attempt = %field, "canceling an attempt marked canceled");
+            cancel.cancel();
+        }
+    }
+}
+
+/// The end, in one transaction: `Done` reported, the attempt marked done,
+/// its entry acknowledged and deleted. Retried until it is written (or the
+/// drone is made to stop: then the entry stays pending and runs elsewhere).
+async fn finish(shared: &Shared, entry: &Entry, job: &Job, outcome: Outcome) {
+    let attempt = job.attempt_id.to_string();
+    let done = Report::Done {
+        v: VERSION,
+        attempt_id: job.attempt_id.clone(),
+        drone: shared.id.clone(),
+        outcome,
+    }
+    .encode();
+    let reports = protocol::reports_key(&job.attempt_id.run);
+    let attempts = protocol::attempts_key(&job.attempt_id.run);
+    let stream = entry.stream();
+    let written = retry("Done", &shared.stop, &shared.conn, |mut c| {
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("XADD")
+            .arg(&reports)
+            .arg("*")
+            .arg(REPORT_FIELD)
+            .arg(&done)
+            .ignore()
+            .cmd("HSET")
+            .arg(&attempts)
+            .arg(&attempt)
+            .arg(AttemptMark::Done.as_str())
+            .ignore()
+            .cmd("XACK")
+            .arg(&stream)
+            .arg(GROUP)
+            .arg(&entry.id)
+            .ignore()
+            .cmd("XDEL")
+            .arg(&stream)
+            .arg(&entry.id)
+            .ignore();
+        async move { no_group_is_fine(pipe.query_async::<()>(&mut c).await) }
+    })
+    .await;
+    match written {
+        Some(()) => {
+            shared.finished.fetch_add(1, Ordering::Relaxed);
+        }
+        None => {
+            tracing::warn!(attempt = %attempt, "stopped before the attempt's Done could be written; another drone will run it again");
+        }
+    }
+}
+
+/// Acknowledges and deletes an entry that must not run.
+async fn drop_entry(shared: &Shared, entry: &Entry) {
+    let stream = entry.stream();
+    let _: Option<()> = retry("XACK+XDEL", &shared.stop, &shared.conn, |mut c| {
+        let mut pipe = redis::pipe();
+        pipe.cmd("XACK")
+            .arg(&stream)
+            .arg(GROUP)
+            .arg(&entry.id)
+            .ignore()
+            .cmd("XDEL")
+            .arg(&stream)
+            .arg(&entry.id)
+            .ignore();
+        async move { no_group_is_fine(pipe.query_async::<()>(&mut c).await) }
+    })
+    .await;
+}
+
+/// A jobs stream that lost its group (Redis restarted without its data)
+/// has nothing left to acknowledge: the rest of the transaction is done.
+fn no_group_is_fine(result: redis::RedisResult<()>) -> redis::RedisResult<()> {
+    match result {
+        Err(e) if streams::is_no_group(&e) => Ok(()),
+        other => other,
+    }
+}
+
+/// Leaves an unfinished entry to the other drones, claimable at once.
+pub(super) async fn release(shared: &Shared, entry: &Entry) {
+    let mut conn = shared.conn.clone();
+    let released = tokio::time::timeout(
+        Duration::from_secs(2),
+        streams::touch(&mut conn, &shared.id, entry, Some(RELEASED_IDLE)),
+    )
+    .await;
+    if !matches!(released, Ok(Ok(()))) {
+        tracing::warn!(entry = %entry.id, "cannot release an unfinished job entry; it is claimed once idle");
+    }
+}
