@@ -33,6 +33,29 @@ pub struct Config {
     pub vault: Option<crate::secrets::VaultSettings>,
     /// The Docker engine that runs drivers' containers.
     pub container: ContainerSettings,
+    /// Distributed mode: the Redis that leaders and drones share.
+    pub redis: RedisSettings,
+}
+
+/// `[redis]`: where leaders keep their runs in distributed mode.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisSettings {
+    /// `redis://host:port`; when set, `drover serve` keeps its runs there
+    /// (the `--redis` option wins).
+    pub url: Option<String>,
+    /// How long a leader's hold on a run lasts without renewal, in
+    /// milliseconds; another leader takes a run over once it lapses.
+    pub lease_ms: u64,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        RedisSettings {
+            url: None,
+            lease_ms: crate::store::redis::DEFAULT_LEASE_MS,
+        }
+    }
 }
 
 /// The Docker engine drivers' containers run on (see [`crate::container`]).
