@@ -332,3 +332,154 @@ fn an_unreachable_or_bad_redis_url_is_refused_by_name() {
         support::stderr(&out)
     );
 }
+
+#[tokio::test]
+async fn a_leader_stopped_by_sigterm_hands_its_runs_over_at_once() {
+    let redis = Redis::start();
+    // Long leases: a takeover before one lapses proves the hand-over.
+    let drover = drover(20_000);
+    let mut a = leader(&drover, &redis);
+    let b = leader(&drover, &redis);
+    let id = submit(
+        &a,
+        "name: handed\nnodes:\n  nap: {driver: sleep, artifact: 1s, retries: {max: 1}}\n  b: {driver: noop, needs: [nap]}\n",
+    )
+    .await;
+    wait_for(&a, &id, |r| node(r, "nap")["state"] == "running").await;
+    let stopped = Instant::now();
+    assert!(a.terminate().success());
+    let record = wait_end(&b, &id).await;
+    assert_eq!(record["state"], "success", "{record}");
+    assert!(
+        stopped.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        stopped.elapsed()
+    );
+    assert!(
+        log_of(&a).contains("go to another leader"),
+        "{}",
+        log_of(&a)
+    );
+    assert!(log_of(&b).contains("taking the run over"), "{}", log_of(&b));
+    check_events(&sse(&b.base, &id).await);
+}
+
+/// The fence itself, through the library: two stores (two leaders) on one Redis.
+#[tokio::test]
+async fn writes_of_a_leader_that_lost_the_lease_are_refused() {
+    use drover::engine::RunState;
+    use drover::store::redis::RedisStore;
+    use drover::store::{Api, RunMeta, RunOptions, StoreError, Write};
+    use redis::AsyncCommands;
+
+    let redis = Redis::start();
+    let a = RedisStore::connect(&redis.url(), 60_000).await.unwrap();
+    let b = RedisStore::connect(&redis.url(), 60_000).await.unwrap();
+    assert_ne!(a.leader(), b.leader());
+    let meta = RunMeta {
+        id: "00000000000000010000".to_owned(),
+        name: "fenced".to_owned(),
+        state: RunState::Running,
+        nodes: 1,
+        api: Api::Native,
+        options: RunOptions {
+            parallelism: 1,
+            fail_fast: false,
+            timeout_ms: None,
+        },
+        submitted_at: std::time::SystemTime::now(),
+        finished_at: None,
+        cancel_requested: false,
+        drivers: Default::default(),
+    };
+    let id = meta.id.clone();
+    let event = |seq: u64, who: &str| Write::Event {
+        run: id.clone(),
+        seq,
+        event: format!("{{\"seq\":{seq},\"by\":\"{who}\"}}").into_bytes(),
+    };
+    a.write(vec![Write::submit(
+        &meta,
+        "name: fenced\nnodes: {x: {driver: noop}}",
+    )])
+    .await
+    .unwrap();
+    assert!(
+        !b.acquire(&id).await.unwrap(),
+        "the submitter holds the lease"
+    );
+    a.write(vec![event(1, "a"), event(2, "a")]).await.unwrap();
+    // B writing without the lease is refused before anything is sent.
+    let refused = b.write(vec![event(3, "b")]).await;
+    assert!(
+        matches!(refused, Err(StoreError::LeaseLost { .. })),
+        "{refused:?}"
+    );
+
+    // The lease lapses (A stalled); B takes the run over.
+    let mut conn = redis.connection().await;
+    let _: i64 = conn.del(format!("drover:run:{id}:lease")).await.unwrap();
+    assert!(b.acquire(&id).await.unwrap());
+    b.write(vec![event(3, "b")]).await.unwrap();
+    // A's next write is refused by the script, and so is its renewal.
+    let stale = a.write(vec![event(3, "a"), event(4, "a")]).await;
+    assert!(
+        matches!(stale, Err(StoreError::LeaseLost { .. })),
+        "{stale:?}"
+    );
+    assert!(
+        a.renew().await.unwrap().is_empty(),
+        "A forgot the lease already"
+    );
+    assert!(!a.holds(&id));
+    assert_eq!(b.renew().await.unwrap(), Vec::<String>::new());
+
+    // Only A's events before the takeover and B's after it are kept.
+    let kept = b.events(&id, 0, 100).await.unwrap();
+    let kept: Vec<(u64, String)> = kept
+        .into_iter()
+        .map(|(seq, json)| (seq, String::from_utf8(json).unwrap()))
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            (1, r#"{"seq":1,"by":"a"}"#.to_owned()),
+            (2, r#"{"seq":2,"by":"a"}"#.to_owned()),
+            (3, r#"{"seq":3,"by":"b"}"#.to_owned()),
+        ]
+    );
+    // Redis itself refuses a second writer of an event number.
+    let again: redis::RedisResult<String> = redis::cmd("XADD")
+        .arg(format!("drover:run:{id}:events"))
+        .arg("0-3")
+        .arg("e")
+        .arg("{}")
+        .query_async(&mut conn)
+        .await;
+    assert!(again.is_err());
+
+    // The record ends the run: off the unfinished set, lease gone.
+    let record = drover::engine::RunRecord {
+        id: id.clone(),
+        name: "fenced".to_owned(),
+        state: RunState::Success,
+        nodes: Vec::new(),
+    };
+    let mut done = meta.clone();
+    done.state = RunState::Success;
+    done.finished_at = Some(std::time::SystemTime::now());
+    b.write(vec![Write::meta(&done), Write::record(&record)])
+        .await
+        .unwrap();
+    assert!(!b.holds(&id));
+    assert!(b.unfinished().await.unwrap().is_empty());
+    let lease: Option<String> = conn.get(format!("drover:run:{id}:lease")).await.unwrap();
+    assert_eq!(lease, None);
+    assert_eq!(
+        a.record(&id).await.unwrap().unwrap().state,
+        RunState::Success
+    );
+    let listed = a.runs(None, 10, |_| true).await.unwrap();
+    let listed: Vec<(&str, RunState)> = listed.iter().map(|m| (m.id.as_str(), m.state)).collect();
+    assert_eq!(listed, [(id.as_str(), RunState::Success)]);
+}

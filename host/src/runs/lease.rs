@@ -8,6 +8,9 @@ use futures_util::StreamExt;
 use super::{Runs, RunsError};
 use crate::store::redis::{CANCEL_CHANNEL, RedisStore};
 
+/// How soon a failed renewal is tried again.
+const RETRY: Duration = Duration::from_millis(200);
+
 impl Runs {
     /// Takes the lease of every unfinished run nobody holds and carries it
     /// on; returns how many.
@@ -115,32 +118,45 @@ pub(super) fn start(runs: Runs) {
 }
 
 /// Every lease/3: extends this leader's leases. Runs whose lease turns out
-/// lost stop at once; if Redis cannot be reached for a whole lease, every
-/// run here stops (another leader may hold them by now).
+/// lost stop at once. While Redis does not answer, tries again every
+/// [`RETRY`]; once a lease may lapse before the next try, every run here
+/// stops (another leader may hold them by then).
 async fn renew(runs: Runs, redis: RedisStore) {
     let lease = redis.lease();
     let every = lease / 3;
+    // A lease counts from before the renewal was sent: Redis's clock
+    // starts later, so this leader always stops first.
     let mut renewed = Instant::now();
+    let mut wait = every;
     loop {
         tokio::select! {
             () = runs.inner.upkeep.cancelled() => return,
-            () = tokio::time::sleep(every) => {}
+            () = tokio::time::sleep(wait) => {}
         }
         let sent = Instant::now();
-        match tokio::time::timeout(every, redis.renew()).await {
+        match tokio::time::timeout(RETRY.min(every), redis.renew()).await {
             Ok(Ok(lost)) => {
                 renewed = sent;
+                wait = every;
                 for id in lost {
                     runs.lose(&id);
                 }
             }
-            Ok(Err(e)) => tracing::warn!(error = %e, "cannot renew the leases"),
-            Err(_) => tracing::warn!("renewing the leases takes too long"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot renew the leases");
+                wait = RETRY.min(every);
+            }
+            Err(_) => {
+                tracing::warn!("renewing the leases takes too long");
+                wait = RETRY.min(every);
+            }
         }
-        if renewed.elapsed() + every >= lease {
+        if renewed.elapsed() + 2 * RETRY.min(every) >= lease {
             for id in redis.forget_all() {
                 runs.lose(&id);
             }
+            // Leases taken from now on count from now.
+            renewed = Instant::now();
         }
     }
 }
