@@ -35,6 +35,8 @@ pub struct Config {
     pub container: ContainerSettings,
     /// `drover drone`: pools, concurrency, claim and heartbeat times.
     pub drone: DroneSettings,
+    /// Distributed mode: the Redis that leaders and drones share.
+    pub redis: RedisSettings,
 }
 
 /// Settings of `drover drone` (its flags win).
@@ -67,6 +69,27 @@ impl Default for DroneSettings {
             heartbeat_ms: 2_000,
             grace_ms: 30_000,
             id: None,
+        }
+    }
+}
+
+/// `[redis]`: where leaders keep their runs in distributed mode.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisSettings {
+    /// `redis://host:port`; when set, `drover serve` keeps its runs there
+    /// (the `--redis` option wins).
+    pub url: Option<String>,
+    /// How long a leader's hold on a run lasts without renewal, in
+    /// milliseconds; another leader takes a run over once it lapses.
+    pub lease_ms: u64,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        RedisSettings {
+            url: None,
+            lease_ms: crate::store::redis::DEFAULT_LEASE_MS,
         }
     }
 }

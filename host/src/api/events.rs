@@ -15,26 +15,33 @@ use tokio::sync::watch;
 
 use super::{ApiError, AppState};
 use crate::runs::{LiveRun, Published, Runs, RunsError, WireEvent};
+use crate::store::redis::Follower;
 
 /// How many events are read in one go.
 const BATCH: usize = 512;
 
-/// Where a run's events come from: memory while it runs, the store after.
+/// Where a run's events come from: memory while it runs here, the store
+/// otherwise (followed as they come, when another leader runs it).
 enum Source {
     Live(Arc<LiveRun>, watch::Receiver<u64>),
-    Stored(Runs, String),
+    Stored(Runs, String, Option<Box<Follower>>),
 }
 
 impl Source {
-    fn open(runs: &Runs, id: &str) -> Result<Source, RunsError> {
+    async fn open(runs: &Runs, id: &str) -> Result<Source, RunsError> {
         if let Some(live) = runs.live(id) {
             let rx = live.subscribe();
             return Ok(Source::Live(live, rx));
         }
-        // Only a run that has ended leaves the live set, and its events
-        // are all durable by then.
-        runs.meta(id)?;
-        Ok(Source::Stored(runs.clone(), id.to_owned()))
+        // In embedded mode only a run that has ended leaves the live set,
+        // and its events are all durable by then. In Redis mode another
+        // leader may be running it: follow its events.
+        let meta = runs.meta(id).await?;
+        let follow = match meta.finished_at {
+            Some(_) => None,
+            None => runs.follower().map(Box::new),
+        };
+        Ok(Source::Stored(runs.clone(), id.to_owned(), follow))
     }
 }
 
@@ -71,24 +78,49 @@ impl Cursor {
                             // Resumed after the `finished` event.
                             return None;
                         }
-                        // The sender lives as long as `live`: this only
-                        // fails if it were dropped.
-                        rx.changed().await.ok()?;
+                        tokio::select! {
+                            // The sender lives as long as `live`: this only
+                            // fails if it were dropped.
+                            changed = rx.changed() => changed.ok()?,
+                            // Another leader carries the run on: the stream
+                            // ends, and a watcher resuming from its last
+                            // event id follows the run there.
+                            () = live.lost.cancelled() => return None,
+                        }
                     }
                     self.buffer.extend(batch);
                 }
-                Source::Stored(runs, id) => {
-                    let batch = match runs.stored_events(id, self.after, BATCH) {
+                Source::Stored(runs, id, follow) => {
+                    let batch = match runs.stored_events(id, self.after, BATCH).await {
                         Ok(batch) => batch,
                         Err(e) => {
                             tracing::error!(run = %id, error = %e, "cannot read stored events");
                             return None;
                         }
                     };
-                    if batch.is_empty() {
-                        return None;
+                    if !batch.is_empty() {
+                        self.buffer.extend(batch);
+                        continue;
                     }
-                    self.buffer.extend(batch);
+                    let Some(follower) = follow else {
+                        return None;
+                    };
+                    match runs.follow(follower, id, self.after, BATCH).await {
+                        Ok(batch) if !batch.is_empty() => self.buffer.extend(batch),
+                        Ok(_) => {
+                            // Nothing for a while: a run that ended without
+                            // a `finished` event (its DAG could not be
+                            // carried on) has nothing more to come.
+                            let ended = runs.meta(id).await.is_ok_and(|m| m.finished_at.is_some());
+                            if ended {
+                                *follow = None;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::error!(run = %id, error = %e, "cannot follow stored events");
+                            return None;
+                        }
+                    }
                 }
             }
         }
@@ -123,7 +155,7 @@ pub(super) async fn stream(
         None => query.after.unwrap_or(0),
     };
     let cursor = Cursor {
-        source: Source::open(&state.runs, &id)?,
+        source: Source::open(&state.runs, &id).await?,
         after,
         buffer: VecDeque::new(),
         done: false,
@@ -151,10 +183,10 @@ pub(super) async fn logs(
     Path((id, node)): Path<(String, String)>,
     Query(query): Query<LogsQuery>,
 ) -> Result<Response, ApiError> {
-    let source = Source::open(&state.runs, &id)?;
+    let source = Source::open(&state.runs, &id).await?;
     let known = match &source {
         Source::Live(live, _) => live.dag.index_of(&node).is_some(),
-        Source::Stored(runs, id) => runs.record(id)?.nodes.iter().any(|n| n.name == node),
+        Source::Stored(runs, id, _) => runs.record(id).await?.nodes.iter().any(|n| n.name == node),
     };
     if !known {
         return Err(ApiError::not_found(format!(
@@ -201,10 +233,10 @@ pub(super) async fn logs(
                     text.extend(line_of(&published));
                 }
             }
-            Source::Stored(runs, id) => {
+            Source::Stored(runs, id, _) => {
                 let mut after = 0;
                 loop {
-                    let batch = runs.stored_events(&id, after, BATCH)?;
+                    let batch = runs.stored_events(&id, after, BATCH).await?;
                     let Some(last) = batch.last() else { break };
                     after = last.seq;
                     text.extend(batch.iter().filter_map(|p| line_of(p)));

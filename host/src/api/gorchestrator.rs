@@ -64,6 +64,7 @@ pub(super) async fn list(State(state): State<AppState>) -> Result<Json<Value>, A
         let page = state
             .runs
             .list(None, before.as_deref(), 1000)
+            .await
             .map_err(|e| ApiError::from(e).for_gorchestrator())?;
         let Some(last) = page.last() else { break };
         before = Some(last.id.clone());
@@ -87,10 +88,10 @@ fn task_summary(meta: &RunMeta) -> Value {
 }
 
 /// The run, if it is a gorchestrator task.
-fn task(state: &AppState, id: &str) -> Result<RunMeta, ApiError> {
+async fn task(state: &AppState, id: &str) -> Result<RunMeta, ApiError> {
     let not_found =
         || ApiError::not_found(format!("no task has the id `{id}`")).for_gorchestrator();
-    let meta = state.runs.meta(id).map_err(|_| not_found())?;
+    let meta = state.runs.meta(id).await.map_err(|_| not_found())?;
     if meta.api != Api::Gorchestrator {
         return Err(not_found());
     }
@@ -101,10 +102,10 @@ pub(super) async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    task(&state, &id)?;
+    task(&state, &id).await?;
     let fail = |e| ApiError::from(e).for_gorchestrator();
-    let record = state.runs.record(&id).map_err(fail)?;
-    let source = state.runs.source(&id).map_err(fail)?;
+    let record = state.runs.record(&id).await.map_err(fail)?;
+    let source = state.runs.source(&id).await.map_err(fail)?;
     let mut graph: Value = serde_json::from_str(&source).map_err(|e| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -142,7 +143,7 @@ pub(super) async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    task(&state, &id)?;
+    task(&state, &id).await?;
     state
         .runs
         .cancel(&id)

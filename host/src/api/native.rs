@@ -136,7 +136,10 @@ pub(super) async fn list(
 ) -> Result<Response, ApiError> {
     let filter = query.state.as_deref().map(run_state).transpose()?;
     let limit = query.limit.unwrap_or(50).clamp(1, 1000);
-    let runs = state.runs.list(filter, query.before.as_deref(), limit)?;
+    let runs = state
+        .runs
+        .list(filter, query.before.as_deref(), limit)
+        .await?;
     let next = (runs.len() == limit)
         .then(|| runs.last().map(|m| m.id.clone()))
         .flatten();
@@ -148,7 +151,7 @@ pub(super) async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<RunRecord>, ApiError> {
-    Ok(Json(state.runs.record(&id)?))
+    Ok(Json(state.runs.record(&id).await?))
 }
 
 pub(super) async fn cancel(

@@ -10,7 +10,8 @@ use drover::api::{self, AppState, Auth};
 use drover::config::Config;
 use drover::runs::Runs;
 use drover::runtime::Runtime;
-use drover::store::Store;
+use drover::store::redis::RedisStore;
+use drover::store::{RunStore, Store};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -35,6 +36,10 @@ pub struct ServeArgs {
     /// (default: server.parallelism, else the number of cores).
     #[arg(long, short = 'j')]
     parallelism: Option<usize>,
+    /// Keep runs in this Redis (redis://host:port) instead of the data
+    /// folder, shared with other leaders (default: redis.url).
+    #[arg(long, env = "DROVER_REDIS")]
+    redis: Option<String>,
 }
 
 pub async fn serve(args: ServeArgs, config: Config) -> Result<u8, CliError> {
@@ -75,8 +80,19 @@ pub async fn serve(args: ServeArgs, config: Config) -> Result<u8, CliError> {
     }
     let max_body = config.server.max_body_bytes;
     let db = config.data_dir().join("drover.redb");
-    let store = Store::open(&db)
-        .with_context(|| "is another `drover serve` using the same data folder?")?;
+    let redis_url = args.redis.clone().or_else(|| config.redis.url.clone());
+    let store: RunStore = match &redis_url {
+        // Runs live in Redis: the embedded database is not opened, so that
+        // leaders may share a data folder (compile cache, workspaces).
+        Some(url) => RedisStore::connect(url, config.redis.lease_ms)
+            .await
+            .map_err(|e| CliError::bad_input(anyhow!("cannot use Redis at {url}: {e}")))?
+            .into(),
+        None => Store::open(&db)
+            .with_context(|| "is another `drover serve` using the same data folder?")?
+            .into(),
+    };
+    let leader = store.redis().map(|r| r.leader().to_owned());
     let registry = open_registry(Runtime::new(config)?).await?;
     // Containers of drovers that died are removed before new ones start.
     registry.runtime().containers().remove_leftovers().await;
@@ -85,6 +101,10 @@ pub async fn serve(args: ServeArgs, config: Config) -> Result<u8, CliError> {
     if recovered > 0 {
         eprintln!("carrying on {recovered} unfinished run(s) from before the restart");
     }
+    let kept_in = match (&redis_url, &leader) {
+        (Some(url), Some(leader)) => format!("runs in {url}, leader {leader}"),
+        _ => format!("data in {}", db.display()),
+    };
     // Interrupted runs hold their components again: the rest may go.
     registry.collect_garbage();
     let _watch = registry
@@ -97,9 +117,8 @@ pub async fn serve(args: ServeArgs, config: Config) -> Result<u8, CliError> {
     let local = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     eprintln!(
-        "drover {} listening on {scheme}://{local} (data in {}{})",
+        "drover {} listening on {scheme}://{local} ({kept_in}{})",
         env!("CARGO_PKG_VERSION"),
-        db.display(),
         if auth.is_open() {
             ", no tokens: every caller is admin"
         } else {
@@ -119,6 +138,14 @@ pub async fn serve(args: ServeArgs, config: Config) -> Result<u8, CliError> {
         });
     }
     api::serve(listener, router, tls, shutdown).await?;
+    if redis_url.is_some() {
+        let handed = runs.hand_over().await;
+        if handed > 0 {
+            eprintln!("stopping; {handed} run(s) in progress go to another leader");
+        }
+        registry.runtime().containers().remove_own().await;
+        return Ok(exit::SUCCESS);
+    }
     let running = runs.running();
     if running > 0 {
         eprintln!(

@@ -25,6 +25,9 @@ pub struct LiveRun {
     pub dag: Arc<Dag>,
     /// Fires to cancel the run.
     pub cancel: CancellationToken,
+    /// Fires when another leader has taken the run over (Redis mode): the
+    /// run stops here at once, and watchers read on from the store.
+    pub lost: CancellationToken,
     meta: Mutex<RunMeta>,
     state: Mutex<State>,
     /// How many events are durable (the last `seq`).
@@ -49,6 +52,7 @@ impl LiveRun {
         Arc::new(LiveRun {
             dag,
             cancel: CancellationToken::new(),
+            lost: CancellationToken::new(),
             meta: Mutex::new(meta),
             state: Mutex::new(State { record, events }),
             durable: watch::Sender::new(durable),

@@ -2,6 +2,7 @@
 //! process through the engine, makes every event durable before anyone
 //! sees it, and carries unfinished runs on after a restart.
 
+mod lease;
 mod live;
 mod metrics;
 mod wire;
@@ -18,12 +19,13 @@ pub use live::{LiveRun, Published};
 pub use metrics::{Gauges, Metrics};
 pub use wire::{Numbered, WireEvent};
 
-use crate::dag::NodeState;
-use crate::engine::{self, Event, EventSink, Options, RunRecord, RunState};
+use crate::dag::{self, NodeState};
+use crate::engine::{self, Dispatch, Event, EventSink, Options, RunRecord, RunState};
 use crate::registry::Registry;
 use crate::rfc3339;
 use crate::runtime::Runtime;
-use crate::store::{Api, RunMeta, RunOptions, Store, StoreError, Write};
+use crate::store::redis::Follower;
+use crate::store::{Api, RunMeta, RunOptions, RunStore, StoreError, Write};
 use crate::transport::{self, Accepted, LocalDispatch, Refused};
 
 /// What can go wrong with a request to the run service.
@@ -82,7 +84,7 @@ pub struct Runs {
 
 struct Inner {
     registry: Registry,
-    store: Store,
+    store: RunStore,
     live: Mutex<HashMap<String, Arc<LiveRun>>>,
     metrics: Metrics,
     /// Nodes at once per run, unless the submission says otherwise.
@@ -92,13 +94,16 @@ struct Inner {
     /// Where each run's folder of node workspaces goes, resolved once.
     workspaces: PathBuf,
     tasks: TaskTracker,
+    /// Stops the lease upkeep of Redis mode.
+    upkeep: tokio_util::sync::CancellationToken,
 }
 
 impl Runs {
     /// A run service executing drivers from `registry` and keeping runs in
     /// `store`; runs get `parallelism` slots each unless they ask for
     /// another number.
-    pub fn new(registry: Registry, store: Store, parallelism: usize) -> Runs {
+    pub fn new(registry: Registry, store: impl Into<RunStore>, parallelism: usize) -> Runs {
+        let store = store.into();
         let runtime = registry.runtime();
         let max = runtime.config().limits.max_instances.max(1) as usize;
         let root = runtime.config().workspace_dir();
@@ -117,6 +122,7 @@ impl Runs {
                 max_parallelism: max,
                 workspaces,
                 tasks: TaskTracker::new(),
+                upkeep: tokio_util::sync::CancellationToken::new(),
             }),
         }
     }
@@ -190,7 +196,13 @@ impl Runs {
     /// Carries on every run a previous server left unfinished. Call once,
     /// before serving.
     pub async fn recover(&self) -> Result<usize, RunsError> {
-        let unfinished = self.inner.store.unfinished()?;
+        if self.inner.store.redis().is_some() {
+            // Runs another leader holds stay with it; the rest are ours now.
+            let count = self.take_over().await?;
+            lease::start(self.clone());
+            return Ok(count);
+        }
+        let unfinished = self.inner.store.unfinished().await?;
         let count = unfinished.len();
         for meta in unfinished {
             self.recover_one(meta).await?;
@@ -200,7 +212,7 @@ impl Runs {
 
     async fn recover_one(&self, meta: RunMeta) -> Result<(), RunsError> {
         let id = meta.id.clone();
-        let text = self.inner.store.source(&id)?.unwrap_or_default();
+        let text = self.inner.store.source(&id).await?.unwrap_or_default();
         let accepted = match transport::accept(
             &self.inner.registry,
             &text,
@@ -236,7 +248,7 @@ impl Runs {
         let mut events = Vec::new();
         loop {
             let after = events.last().map_or(0, |p: &Arc<Published>| p.seq);
-            let batch = self.stored_events(&id, after, 4096)?;
+            let batch = self.stored_events(&id, after, 4096).await?;
             if batch.is_empty() {
                 break;
             }
@@ -289,7 +301,8 @@ impl Runs {
         }
         self.live_map().insert(id.clone(), Arc::clone(&live));
         let workspaces = self.inner.workspaces.join(&id);
-        let dispatch = Arc::new(LocalDispatch::resolved(
+        // Where the run's nodes go: this process runs them itself.
+        let dispatch: Arc<dyn Dispatch> = Arc::new(LocalDispatch::resolved(
             self.runtime().clone(),
             drivers,
             workspaces.clone(),
@@ -304,13 +317,25 @@ impl Runs {
         let this = self.clone();
         self.inner.tasks.spawn(async move {
             let cancel = live.cancel.clone();
-            let record = engine::resume(dag, record, dispatch, options, sink, cancel).await;
+            let lost = live.lost.clone();
+            // A lost lease stops the run here at once: dropping the engine
+            // aborts it, and nothing more is written for the run.
+            let record = tokio::select! {
+                record = engine::resume(dag, record, dispatch, options, sink, cancel) => Some(record),
+                () = lost.cancelled() => None,
+            };
             // Most runs of drivers that need no workspace made no folder:
             // look before paying for a blocking-pool round trip.
             if std::fs::symlink_metadata(&workspaces).is_ok() {
                 let _ = tokio::fs::remove_dir_all(&workspaces).await;
             }
-            this.finish(&live, &record).await;
+            match record {
+                Some(record) => this.finish(&live, &record).await,
+                None => {
+                    tracing::warn!(run = %live.meta().id, "another leader has the run now; stopped here");
+                    this.let_go(&live);
+                }
+            }
             drop(hold);
         });
     }
@@ -327,6 +352,12 @@ impl Runs {
             .write(vec![Write::meta(&meta), Write::record(record)])
             .await;
         if let Err(e) = written {
+            if let StoreError::LeaseLost { .. } = e {
+                tracing::warn!(run = %meta.id, "another leader has the run now; its record is theirs to store");
+                live.lost.cancel();
+                self.let_go(live);
+                return;
+            }
             // The events are durable; a restart rebuilds the record from them.
             tracing::error!(run = %meta.id, error = %e, "cannot store the final record");
             return;
@@ -335,44 +366,80 @@ impl Runs {
         self.live_map().remove(&meta.id);
     }
 
+    /// Drops a run from memory without storing anything: another leader
+    /// carries it on.
+    fn let_go(&self, live: &LiveRun) {
+        let id = live.meta().id;
+        let mut map = self.live_map();
+        if map
+            .get(&id)
+            .is_some_and(|l| std::ptr::eq(Arc::as_ptr(l), live))
+        {
+            map.remove(&id);
+        }
+    }
+
     /// The run in progress with this id, if there is one.
     pub fn live(&self, id: &str) -> Option<Arc<LiveRun>> {
         self.live_map().get(id).cloned()
     }
 
     /// The summary of run `id`.
-    pub fn meta(&self, id: &str) -> Result<RunMeta, RunsError> {
+    pub async fn meta(&self, id: &str) -> Result<RunMeta, RunsError> {
         if let Some(live) = self.live(id) {
             return Ok(live.meta());
         }
         self.inner
             .store
-            .run(id)?
+            .run(id)
+            .await?
             .ok_or_else(|| RunsError::NotFound(id.to_owned()))
     }
 
-    /// The record of run `id`: live while it runs, stored after.
-    pub fn record(&self, id: &str) -> Result<RunRecord, RunsError> {
+    /// The record of run `id`: live while it runs, stored after; for a run
+    /// another leader runs, as of its stored events.
+    pub async fn record(&self, id: &str) -> Result<RunRecord, RunsError> {
         if let Some(live) = self.live(id) {
             return Ok(live.record());
         }
-        self.inner
-            .store
-            .record(id)?
-            .ok_or_else(|| RunsError::NotFound(id.to_owned()))
+        if let Some(record) = self.inner.store.record(id).await? {
+            return Ok(record);
+        }
+        if self.inner.store.run(id).await?.is_none() {
+            return Err(RunsError::NotFound(id.to_owned()));
+        }
+        let text = self.source(id).await?;
+        let dag = dag::parse(&text, None, &|_| true).map_err(|e| StoreError::Corrupt {
+            what: "DAG",
+            message: format!("run {id}: {e}"),
+        })?;
+        let mut record = RunRecord::new(&dag, id.to_owned());
+        let mut after = 0;
+        loop {
+            let batch = self.stored_events(id, after, 4096).await?;
+            let Some(last) = batch.last() else { break };
+            after = last.seq;
+            for published in &batch {
+                if let Some(event) = published.event.to_event(&dag) {
+                    record.apply(&event);
+                }
+            }
+        }
+        Ok(record)
     }
 
     /// The DAG text run `id` was submitted with.
-    pub fn source(&self, id: &str) -> Result<String, RunsError> {
+    pub async fn source(&self, id: &str) -> Result<String, RunsError> {
         self.inner
             .store
-            .source(id)?
+            .source(id)
+            .await?
             .ok_or_else(|| RunsError::NotFound(id.to_owned()))
     }
 
     /// Up to `limit` runs, newest first, after run `before`, only those in
     /// `state` when given.
-    pub fn list(
+    pub async fn list(
         &self,
         state: Option<RunState>,
         before: Option<&str>,
@@ -381,14 +448,26 @@ impl Runs {
         Ok(self
             .inner
             .store
-            .runs(before, limit, |meta| state.is_none_or(|s| s == meta.state))?)
+            .runs(before, limit, |meta| state.is_none_or(|s| s == meta.state))
+            .await?)
     }
 
     /// Cancels run `id`. The cancel is durable: a run carried on after a
     /// restart is canceled too.
     pub async fn cancel(&self, id: &str) -> Result<RunMeta, RunsError> {
         let Some(live) = self.live(id) else {
-            return match self.inner.store.run(id)? {
+            if let Some(redis) = self.inner.store.redis() {
+                // Another leader runs it (or will, after taking it over):
+                // the stored flag and a message tell it.
+                return match redis.request_cancel(id).await? {
+                    Some(meta) if meta.finished_at.is_some() => {
+                        Err(RunsError::Ended(id.to_owned()))
+                    }
+                    Some(meta) => Ok(meta),
+                    None => Err(RunsError::NotFound(id.to_owned())),
+                };
+            }
+            return match self.inner.store.run(id).await? {
                 Some(_) => Err(RunsError::Ended(id.to_owned())),
                 None => Err(RunsError::NotFound(id.to_owned())),
             };
@@ -400,26 +479,34 @@ impl Runs {
     }
 
     /// Up to `limit` stored events of run `id` after `after`.
-    pub fn stored_events(
+    pub async fn stored_events(
         &self,
         id: &str,
         after: u64,
         limit: usize,
     ) -> Result<Vec<Arc<Published>>, RunsError> {
-        let mut found = Vec::new();
-        for (seq, json) in self.inner.store.events(id, after, limit)? {
-            let numbered: Numbered =
-                serde_json::from_slice(&json).map_err(|e| StoreError::Corrupt {
-                    what: "event",
-                    message: format!("run {id}, event {seq}: {e}"),
-                })?;
-            found.push(Arc::new(Published {
-                seq,
-                event: numbered.event,
-                json: String::from_utf8_lossy(&json).into_owned(),
-            }));
-        }
-        Ok(found)
+        let stored = self.inner.store.events(id, after, limit).await?;
+        published(id, stored)
+    }
+
+    /// In Redis mode, a reader of stored events that waits for more.
+    pub fn follower(&self) -> Option<Follower> {
+        self.inner.store.redis().map(|redis| redis.follower())
+    }
+
+    /// Up to `limit` stored events of run `id` after `after`, waiting a
+    /// moment for the first (none if nothing came meanwhile).
+    pub async fn follow(
+        &self,
+        follower: &mut Follower,
+        id: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Arc<Published>>, RunsError> {
+        let stored = follower
+            .next(id, after, limit, Duration::from_secs(2))
+            .await?;
+        published(id, stored)
     }
 
     /// The metrics, in Prometheus' text format.
@@ -459,7 +546,7 @@ impl Runs {
 /// for the store, and publishes it once it is durable.
 struct Persist {
     live: Arc<LiveRun>,
-    store: Store,
+    store: RunStore,
     runs: Arc<Inner>,
     id: String,
     next: AtomicU64,
@@ -482,6 +569,14 @@ impl EventSink for Persist {
         let live = Arc::clone(&self.live);
         let runs = Arc::clone(&self.runs);
         let then = Box::new(move |result: Result<(), Arc<StoreError>>| {
+            if let Err(e) = &result
+                && let StoreError::LeaseLost { .. } = **e
+            {
+                // Another leader has the run: it is stopped here, and what
+                // it did since is not shown.
+                live.lost.cancel();
+                return;
+            }
             if let Err(e) = result {
                 // Watchers still get the event (a gap would stall them), but
                 // a run whose events cannot be kept must not go on.
@@ -494,6 +589,24 @@ impl EventSink for Persist {
             tracing::error!(run = %self.id, error = %e, "the store has stopped; event lost");
         }
     }
+}
+
+/// Stored events of run `id` as published events.
+fn published(id: &str, stored: Vec<(u64, Vec<u8>)>) -> Result<Vec<Arc<Published>>, RunsError> {
+    let mut found = Vec::with_capacity(stored.len());
+    for (seq, json) in stored {
+        let numbered: Numbered =
+            serde_json::from_slice(&json).map_err(|e| StoreError::Corrupt {
+                what: "event",
+                message: format!("run {id}, event {seq}: {e}"),
+            })?;
+        found.push(Arc::new(Published {
+            seq,
+            event: numbered.event,
+            json: String::from_utf8_lossy(&json).into_owned(),
+        }));
+    }
+    Ok(found)
 }
 
 /// A new run id: 16 hex digits of the time in nanoseconds, strictly

@@ -7,6 +7,7 @@
 //! one `fsync` between them. A write is reported done only once committed.
 
 mod meta;
+pub mod redis;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -52,6 +53,12 @@ pub enum StoreError {
     Corrupt { what: &'static str, message: String },
     #[error("the store's writer has stopped")]
     Stopped,
+    /// Redis failed or refused a command.
+    #[error("redis: {0}")]
+    Redis(String),
+    /// Another leader schedules the run now: this one must stop it.
+    #[error("run `{run}` is scheduled by another leader now (its lease was lost)")]
+    LeaseLost { run: String },
 }
 
 impl StoreError {
@@ -321,6 +328,110 @@ impl Store {
             }
         }
         Ok(found)
+    }
+}
+
+/// Where runs are kept: the embedded database, or Redis shared by several
+/// leaders. Cheap to clone.
+#[derive(Debug, Clone)]
+pub enum RunStore {
+    Embedded(Store),
+    Redis(redis::RedisStore),
+}
+
+impl From<Store> for RunStore {
+    fn from(store: Store) -> Self {
+        RunStore::Embedded(store)
+    }
+}
+
+impl From<redis::RedisStore> for RunStore {
+    fn from(store: redis::RedisStore) -> Self {
+        RunStore::Redis(store)
+    }
+}
+
+impl RunStore {
+    /// The Redis store, in Redis mode.
+    pub fn redis(&self) -> Option<&redis::RedisStore> {
+        match self {
+            RunStore::Embedded(_) => None,
+            RunStore::Redis(store) => Some(store),
+        }
+    }
+
+    /// See [`Store::write_then`].
+    pub async fn write_then(&self, writes: Vec<Write>, then: Then) -> Result<(), StoreError> {
+        match self {
+            RunStore::Embedded(store) => store.write_then(writes, then).await,
+            RunStore::Redis(store) => store.write_then(writes, then).await,
+        }
+    }
+
+    /// See [`Store::write`].
+    pub async fn write(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        match self {
+            RunStore::Embedded(store) => store.write(writes).await,
+            RunStore::Redis(store) => store.write(writes).await,
+        }
+    }
+
+    /// See [`Store::run`].
+    pub async fn run(&self, id: &str) -> Result<Option<RunMeta>, StoreError> {
+        match self {
+            RunStore::Embedded(store) => store.run(id),
+            RunStore::Redis(store) => store.run(id).await,
+        }
+    }
+
+    /// See [`Store::runs`].
+    pub async fn runs(
+        &self,
+        before: Option<&str>,
+        limit: usize,
+        keep: impl Fn(&RunMeta) -> bool,
+    ) -> Result<Vec<RunMeta>, StoreError> {
+        match self {
+            RunStore::Embedded(store) => store.runs(before, limit, keep),
+            RunStore::Redis(store) => store.runs(before, limit, keep).await,
+        }
+    }
+
+    /// See [`Store::unfinished`].
+    pub async fn unfinished(&self) -> Result<Vec<RunMeta>, StoreError> {
+        match self {
+            RunStore::Embedded(store) => store.unfinished(),
+            RunStore::Redis(store) => store.unfinished().await,
+        }
+    }
+
+    /// See [`Store::source`].
+    pub async fn source(&self, id: &str) -> Result<Option<String>, StoreError> {
+        match self {
+            RunStore::Embedded(store) => store.source(id),
+            RunStore::Redis(store) => store.source(id).await,
+        }
+    }
+
+    /// See [`Store::record`].
+    pub async fn record(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
+        match self {
+            RunStore::Embedded(store) => store.record(id),
+            RunStore::Redis(store) => store.record(id).await,
+        }
+    }
+
+    /// See [`Store::events`].
+    pub async fn events(
+        &self,
+        run: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        match self {
+            RunStore::Embedded(store) => store.events(run, after, limit),
+            RunStore::Redis(store) => store.events(run, after, limit).await,
+        }
     }
 }
 

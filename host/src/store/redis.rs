@@ -1,0 +1,780 @@
+//! The leaders' run state in Redis: the same summaries, DAG texts, events
+//! and records as the embedded store, shared by every leader, each run
+//! written by the one leader that holds its lease.
+//!
+//! # Keys
+//! | key | type | what |
+//! |---|---|---|
+//! | `drover:runs` | sorted set, all scores 0 | every run id; ids start with the submission time, so lexical order is submission order |
+//! | `drover:unfinished` | set | ids of runs without a final record |
+//! | `drover:run:<id>:meta` | string | [`RunMeta`] as JSON |
+//! | `drover:run:<id>:source` | string | the DAG text as submitted |
+//! | `drover:run:<id>:events` | stream | entry `0-<seq>`, field `e` = the event as JSON |
+//! | `drover:run:<id>:record` | string | the final [`RunRecord`] as JSON |
+//! | `drover:run:<id>:lease` | string, expires | the token of the leader scheduling the run |
+//! | `drover:run-cancel` | pub/sub channel | a run id whose run its owner must cancel |
+//!
+//! Writes go through one task that sends whatever has queued up as one Lua
+//! script (group commit). The script writes a run's changes only while the
+//! run's lease holds this leader's token, and event entries carry their
+//! sequence number as the stream id, so Redis itself refuses a second
+//! writer of the same event.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use redis::AsyncCommands;
+use redis::aio::{ConnectionManager, MultiplexedConnection};
+use redis::streams::{StreamRangeReply, StreamReadReply};
+use tokio::sync::mpsc;
+
+use super::{GROUP, Job, QUEUE, RunMeta, StoreError, Then, Write};
+use crate::engine::RunRecord;
+use crate::transport::redis::{self as link, RedisError};
+
+/// Every run id, in submission order.
+pub const RUNS: &str = "drover:runs";
+/// Ids of runs without a final record.
+pub const UNFINISHED: &str = "drover:unfinished";
+/// Run ids whose owner must cancel them.
+pub const CANCEL_CHANNEL: &str = "drover:run-cancel";
+/// The lease length unless configured.
+pub const DEFAULT_LEASE_MS: u64 = 5000;
+
+fn key(run: &str, what: &str) -> String {
+    format!("drover:run:{run}:{what}")
+}
+
+/// A batch of writes. `ARGV[1]` is the lease length in ms, then five
+/// arguments per write: op, run, lease token, a, b. Returns the runs whose
+/// writes were refused because the lease is not (or no longer) ours.
+const WRITE: &str = r"
+local ms = ARGV[1]
+local state = {}
+local seen = {}
+local refused = {}
+for i = 2, #ARGV, 5 do
+  local op, run, token, a, b = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+  local base = 'drover:run:' .. run
+  if op == 'submit' then
+    if redis.call('SET', base .. ':lease', token, 'NX', 'PX', ms) then
+      state[run] = 'ok'
+    else
+      state[run] = 'lost'
+    end
+  elseif state[run] == nil then
+    if redis.call('GET', base .. ':lease') == token then
+      state[run] = 'ok'
+    else
+      state[run] = 'lost'
+    end
+  elseif state[run] == 'ended' then
+    state[run] = 'lost'
+  end
+  if state[run] == 'ok' then
+    if op == 'submit' then
+      redis.call('SET', base .. ':meta', a)
+      redis.call('SET', base .. ':source', b)
+      redis.call('ZADD', 'drover:runs', 0, run)
+      redis.call('SADD', 'drover:unfinished', run)
+    elseif op == 'meta' then
+      redis.call('SET', base .. ':meta', a)
+    elseif op == 'event' then
+      local id = '0-' .. a
+      local added = redis.pcall('XADD', base .. ':events', id, 'e', b)
+      if type(added) == 'table' and added.err then
+        -- Only the same event, sent again after a lost reply, may be there.
+        local have = redis.call('XRANGE', base .. ':events', id, id)
+        if #have == 0 or have[1][2][2] ~= b then
+          state[run] = 'lost'
+        end
+      end
+    elseif op == 'record' then
+      redis.call('SET', base .. ':record', a)
+      redis.call('SREM', 'drover:unfinished', run)
+      redis.call('DEL', base .. ':lease', base .. ':reports', base .. ':attempts')
+      state[run] = 'ended'
+    end
+  end
+  if state[run] == 'lost' and seen[run] == nil then
+    seen[run] = true
+    table.insert(refused, run)
+  end
+end
+return refused
+";
+
+/// `ARGV[1]` the lease length in ms, then (run, token) pairs: extends each
+/// lease still ours, returns the runs whose lease is not.
+const RENEW: &str = r"
+local lost = {}
+for i = 2, #ARGV, 2 do
+  local k = 'drover:run:' .. ARGV[i] .. ':lease'
+  if redis.call('GET', k) == ARGV[i + 1] then
+    redis.call('PEXPIRE', k, ARGV[1])
+  else
+    table.insert(lost, ARGV[i])
+  end
+end
+return lost
+";
+
+/// `KEYS[1]` a lease, `ARGV[1]` a token: deletes the lease if it is ours.
+const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+";
+
+/// `KEYS[1]` a run's summary: replaces `ARGV[1]` with `ARGV[2]`, only if
+/// nobody changed it meanwhile.
+const SWAP: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+";
+
+/// The leases this leader holds: run id → the token its lease holds.
+#[derive(Debug)]
+struct Leases {
+    leader: String,
+    next: AtomicU64,
+    held: Mutex<HashMap<String, String>>,
+}
+
+impl Leases {
+    fn held(&self) -> MutexGuard<'_, HashMap<String, String>> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A new token for `run`, unique to this taking of its lease.
+    fn issue(&self, run: &str) -> String {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let token = format!("{}/{n}", self.leader);
+        self.held().insert(run.to_owned(), token.clone());
+        token
+    }
+
+    fn token(&self, run: &str) -> Option<String> {
+        self.held().get(run).cloned()
+    }
+
+    /// Forgets `run`'s lease if it still has `token` (any token when `None`).
+    fn forget(&self, run: &str, token: Option<&str>) {
+        let mut held = self.held();
+        if token.is_none_or(|t| held.get(run).is_some_and(|h| h == t)) {
+            held.remove(run);
+        }
+    }
+}
+
+/// The run state in Redis, shared: cheap to clone.
+#[derive(Clone)]
+pub struct RedisStore {
+    url: Arc<str>,
+    client: redis::Client,
+    conn: ConnectionManager,
+    jobs: mpsc::Sender<Job>,
+    leases: Arc<Leases>,
+    lease_ms: u64,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("url", &self.url)
+            .field("leader", &self.leases.leader)
+            .finish()
+    }
+}
+
+fn redis_error(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Redis(e.to_string())
+}
+
+/// Whether `e` is Redis being away (worth retrying) rather than a refusal.
+fn transient(e: &redis::RedisError) -> bool {
+    e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+        || e.is_unrecoverable_error()
+        || matches!(
+            e.kind(),
+            redis::ErrorKind::Server(redis::ServerErrorKind::BusyLoading)
+        )
+}
+
+impl RedisStore {
+    /// Connects to `url` (failing if Redis does not answer) and starts the
+    /// writer. Leases last `lease_ms`.
+    pub async fn connect(url: &str, lease_ms: u64) -> Result<RedisStore, RedisError> {
+        let client = link::client(url)?;
+        let conn = link::connect(url).await?;
+        let leases = Arc::new(Leases {
+            leader: leader_id(),
+            next: AtomicU64::new(1),
+            held: Mutex::new(HashMap::new()),
+        });
+        let (jobs, rx) = mpsc::channel(QUEUE);
+        let lease_ms = lease_ms.max(100);
+        tokio::spawn(writer(conn.clone(), Arc::clone(&leases), rx, lease_ms));
+        Ok(RedisStore {
+            url: url.into(),
+            client,
+            conn,
+            jobs,
+            leases,
+            lease_ms,
+        })
+    }
+
+    /// The Redis URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// This leader's id: `<host>-<pid>-<random>`.
+    pub fn leader(&self) -> &str {
+        &self.leases.leader
+    }
+
+    /// How long a lease lasts unless renewed.
+    pub fn lease(&self) -> Duration {
+        Duration::from_millis(self.lease_ms)
+    }
+
+    /// The client, for connections of one's own (blocking reads, pub/sub).
+    pub fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
+    /// Queues `writes` (sent together, after every write queued before) and
+    /// calls `then` once Redis has them. Writes of a run whose lease this
+    /// leader does not hold fail with [`StoreError::LeaseLost`].
+    pub async fn write_then(&self, writes: Vec<Write>, then: Then) -> Result<(), StoreError> {
+        self.jobs
+            .send(Job { writes, then })
+            .await
+            .map_err(|_| StoreError::Stopped)
+    }
+
+    /// Writes `writes` and waits until Redis has them.
+    pub async fn write(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let then: Then = Box::new(move |result| {
+            let _ = tx.send(result);
+        });
+        self.write_then(writes, then).await?;
+        match rx.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(match &*e {
+                StoreError::LeaseLost { run } => StoreError::LeaseLost { run: run.clone() },
+                other => StoreError::Redis(other.to_string()),
+            }),
+            Err(_) => Err(StoreError::Stopped),
+        }
+    }
+
+    fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    /// Takes the lease of `run` if nobody holds it.
+    pub async fn acquire(&self, run: &str) -> Result<bool, StoreError> {
+        let token = self.leases.issue(run);
+        let taken: Option<String> = redis::cmd("SET")
+            .arg(key(run, "lease"))
+            .arg(&token)
+            .arg("NX")
+            .arg("PX")
+            .arg(self.lease_ms)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(|e| {
+                self.leases.forget(run, Some(&token));
+                redis_error(e)
+            })?;
+        if taken.is_none() {
+            self.leases.forget(run, Some(&token));
+        }
+        Ok(taken.is_some())
+    }
+
+    /// Whether this leader holds `run`'s lease, as far as it knows.
+    pub fn holds(&self, run: &str) -> bool {
+        self.leases.token(run).is_some()
+    }
+
+    /// Extends every lease this leader holds; returns the runs whose lease
+    /// turned out not to be ours any more (forgotten now).
+    pub async fn renew(&self) -> Result<Vec<String>, StoreError> {
+        let held: Vec<(String, String)> = self
+            .leases
+            .held()
+            .iter()
+            .map(|(r, t)| (r.clone(), t.clone()))
+            .collect();
+        if held.is_empty() {
+            return Ok(Vec::new());
+        }
+        let script = redis::Script::new(RENEW);
+        let mut call = script.prepare_invoke();
+        call.arg(self.lease_ms);
+        for (run, token) in &held {
+            call.arg(run).arg(token);
+        }
+        let lost: Vec<String> = call
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(redis_error)?;
+        for run in &lost {
+            let token = held.iter().find(|(r, _)| r == run).map(|(_, t)| t.as_str());
+            self.leases.forget(run, token);
+        }
+        Ok(lost)
+    }
+
+    /// Forgets every lease locally, without touching Redis: for when Redis
+    /// has been away longer than a lease, so another leader may hold them.
+    pub fn forget_all(&self) -> Vec<String> {
+        self.leases.held().drain().map(|(run, _)| run).collect()
+    }
+
+    /// Gives `run`'s lease up, if it is still ours.
+    pub async fn release(&self, run: &str) -> Result<(), StoreError> {
+        let Some(token) = self.leases.token(run) else {
+            return Ok(());
+        };
+        self.leases.forget(run, Some(&token));
+        let _: i64 = redis::Script::new(RELEASE)
+            .key(key(run, "lease"))
+            .arg(&token)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(redis_error)?;
+        Ok(())
+    }
+
+    /// Marks run `id` canceled in its stored summary, whoever runs it, and
+    /// tells its owner. `None` when there is no such run; the summary as
+    /// stored otherwise (a finished run is left as it is).
+    pub async fn request_cancel(&self, id: &str) -> Result<Option<RunMeta>, StoreError> {
+        let meta_key = key(id, "meta");
+        let mut conn = self.conn();
+        let meta = loop {
+            let Some(old): Option<Vec<u8>> = conn.get(&meta_key).await.map_err(redis_error)? else {
+                return Ok(None);
+            };
+            let mut meta = RunMeta::from_json(&old)?;
+            if meta.finished_at.is_some() || meta.cancel_requested {
+                return Ok(Some(meta));
+            }
+            meta.cancel_requested = true;
+            let swapped: i64 = redis::Script::new(SWAP)
+                .key(&meta_key)
+                .arg(old)
+                .arg(meta.to_json())
+                .invoke_async(&mut conn)
+                .await
+                .map_err(redis_error)?;
+            if swapped == 1 {
+                break meta;
+            }
+        };
+        let _: i64 = conn
+            .publish(CANCEL_CHANNEL, id)
+            .await
+            .map_err(redis_error)?;
+        Ok(Some(meta))
+    }
+
+    /// The summary of run `id`.
+    pub async fn run(&self, id: &str) -> Result<Option<RunMeta>, StoreError> {
+        let bytes: Option<Vec<u8>> = self
+            .conn()
+            .get(key(id, "meta"))
+            .await
+            .map_err(redis_error)?;
+        bytes.map(|b| RunMeta::from_json(&b)).transpose()
+    }
+
+    async fn metas(&self, ids: &[String]) -> Result<Vec<RunMeta>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = ids.iter().map(|id| key(id, "meta")).collect();
+        let found: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+            .arg(&keys)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(redis_error)?;
+        found
+            .into_iter()
+            .flatten()
+            .map(|b| RunMeta::from_json(&b))
+            .collect()
+    }
+
+    /// Up to `limit` run summaries, newest first, starting after run
+    /// `before` (exclusive) and keeping those `keep` accepts.
+    pub async fn runs(
+        &self,
+        before: Option<&str>,
+        limit: usize,
+        keep: impl Fn(&RunMeta) -> bool,
+    ) -> Result<Vec<RunMeta>, StoreError> {
+        let mut found = Vec::new();
+        let mut max = before.map_or_else(|| "+".to_owned(), |b| format!("({b}"));
+        let page = limit.clamp(16, 1024);
+        while found.len() < limit {
+            let ids: Vec<String> = redis::cmd("ZREVRANGEBYLEX")
+                .arg(RUNS)
+                .arg(&max)
+                .arg("-")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(page)
+                .query_async(&mut self.conn())
+                .await
+                .map_err(redis_error)?;
+            let Some(last) = ids.last() else { break };
+            max = format!("({last}");
+            for meta in self.metas(&ids).await? {
+                if found.len() < limit && keep(&meta) {
+                    found.push(meta);
+                }
+            }
+            if ids.len() < page {
+                break;
+            }
+        }
+        Ok(found)
+    }
+
+    /// Every run not finished, oldest first.
+    pub async fn unfinished(&self) -> Result<Vec<RunMeta>, StoreError> {
+        let mut ids: Vec<String> = self
+            .conn()
+            .smembers(UNFINISHED)
+            .await
+            .map_err(redis_error)?;
+        ids.sort();
+        Ok(self
+            .metas(&ids)
+            .await?
+            .into_iter()
+            .filter(|m| m.finished_at.is_none())
+            .collect())
+    }
+
+    /// The DAG text run `id` was submitted with.
+    pub async fn source(&self, id: &str) -> Result<Option<String>, StoreError> {
+        self.conn()
+            .get(key(id, "source"))
+            .await
+            .map_err(redis_error)
+    }
+
+    /// The final record of run `id`, once it has one.
+    pub async fn record(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
+        let bytes: Option<Vec<u8>> = self
+            .conn()
+            .get(key(id, "record"))
+            .await
+            .map_err(redis_error)?;
+        bytes
+            .map(|b| {
+                serde_json::from_slice(&b).map_err(|e| StoreError::Corrupt {
+                    what: "run record",
+                    message: e.to_string(),
+                })
+            })
+            .transpose()
+    }
+
+    /// Up to `limit` events of run `run` with sequence numbers above `after`.
+    pub async fn events(
+        &self,
+        run: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let reply: StreamRangeReply = redis::cmd("XRANGE")
+            .arg(key(run, "events"))
+            .arg(format!("(0-{after}"))
+            .arg("+")
+            .arg("COUNT")
+            .arg(limit.max(1))
+            .query_async(&mut self.conn())
+            .await
+            .map_err(redis_error)?;
+        entries(run, reply.ids)
+    }
+
+    /// A reader that waits for a run's new events.
+    pub fn follower(&self) -> Follower {
+        Follower {
+            client: self.client.clone(),
+            conn: None,
+        }
+    }
+}
+
+fn entries(
+    run: &str,
+    ids: Vec<redis::streams::StreamId>,
+) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+    ids.into_iter()
+        .map(|entry| {
+            let seq = entry
+                .id
+                .strip_prefix("0-")
+                .and_then(|s| s.parse::<u64>().ok());
+            let json: Option<Vec<u8>> = entry.get("e");
+            match (seq, json) {
+                (Some(seq), Some(json)) => Ok((seq, json)),
+                _ => Err(StoreError::Corrupt {
+                    what: "event",
+                    message: format!("run {run}: stream entry {} is not an event", entry.id),
+                }),
+            }
+        })
+        .collect()
+}
+
+/// Waits for a run's events on a connection of its own (a blocking read
+/// would hold up every other command on a shared one).
+pub struct Follower {
+    client: redis::Client,
+    conn: Option<MultiplexedConnection>,
+}
+
+impl Follower {
+    /// Up to `limit` events of `run` after `after`, waiting up to `wait`
+    /// for the first; none if nothing came (or Redis is away: try again).
+    pub async fn next(
+        &mut self,
+        run: &str,
+        after: u64,
+        limit: usize,
+        wait: Duration,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let conn = match &mut self.conn {
+            Some(conn) => conn,
+            None => {
+                let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
+                let conn = self
+                    .client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await;
+                match conn {
+                    Ok(conn) => self.conn.insert(conn),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "cannot reach Redis to follow events");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        return Ok(Vec::new());
+                    }
+                }
+            }
+        };
+        let read: Result<Option<StreamReadReply>, _> = redis::cmd("XREAD")
+            .arg("COUNT")
+            .arg(limit.max(1))
+            .arg("BLOCK")
+            .arg(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1))
+            .arg("STREAMS")
+            .arg(key(run, "events"))
+            .arg(format!("0-{after}"))
+            .query_async(conn)
+            .await;
+        match read {
+            Ok(reply) => {
+                let ids = reply
+                    .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect())
+                    .unwrap_or_default();
+                entries(run, ids)
+            }
+            Err(e) if transient(&e) => {
+                tracing::debug!(error = %e, "lost the connection following events; reconnecting");
+                self.conn = None;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                Ok(Vec::new())
+            }
+            Err(e) => Err(redis_error(e)),
+        }
+    }
+}
+
+/// The writer task: sends every job queued as one script, retrying while
+/// Redis is away, then tells each job how it went.
+async fn writer(
+    mut conn: ConnectionManager,
+    leases: Arc<Leases>,
+    mut jobs: mpsc::Receiver<Job>,
+    lease_ms: u64,
+) {
+    let script = redis::Script::new(WRITE);
+    let mut batch: Vec<Job> = Vec::with_capacity(GROUP);
+    while let Some(job) = jobs.recv().await {
+        batch.push(job);
+        while batch.len() < GROUP {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        // Jobs touching a run whose lease is not ours are refused here,
+        // without sending anything.
+        let mut call = script.prepare_invoke();
+        call.arg(lease_ms);
+        let mut refused: Vec<Option<String>> = vec![None; batch.len()];
+        let mut sent = 0usize;
+        for (job, refusal) in batch.iter().zip(refused.iter_mut()) {
+            let mut args: Vec<[Vec<u8>; 5]> = Vec::with_capacity(job.writes.len());
+            for write in &job.writes {
+                let run = write_run(write);
+                let token = match write {
+                    Write::Submit { id, .. } => Some(leases.issue(id)),
+                    _ => leases.token(run),
+                };
+                let Some(token) = token else {
+                    *refusal = Some(run.to_owned());
+                    break;
+                };
+                args.push(encode(write, token));
+            }
+            if refusal.is_none() {
+                for arg in args {
+                    for a in arg {
+                        call.arg(a);
+                    }
+                    sent += 1;
+                }
+            }
+        }
+        let result = if sent == 0 {
+            Ok(Vec::new())
+        } else {
+            send(&mut call, &mut conn).await
+        };
+        let lost: Vec<String> = match &result {
+            Ok(lost) => lost.clone(),
+            Err(_) => Vec::new(),
+        };
+        for run in &lost {
+            leases.forget(run, None);
+        }
+        let failure = result.err().map(Arc::new);
+        for (job, refusal) in batch.drain(..).zip(refused) {
+            let outcome = if let Some(run) = refusal {
+                Err(Arc::new(StoreError::LeaseLost { run }))
+            } else if let Some(e) = &failure {
+                Err(Arc::clone(e))
+            } else if let Some(run) = job
+                .writes
+                .iter()
+                .map(write_run)
+                .find(|r| lost.iter().any(|l| l == r))
+            {
+                Err(Arc::new(StoreError::LeaseLost {
+                    run: run.to_owned(),
+                }))
+            } else {
+                for write in &job.writes {
+                    if let Write::Record { id, .. } = write {
+                        // The script deleted the lease with the record.
+                        leases.forget(id, None);
+                    }
+                }
+                Ok(())
+            };
+            (job.then)(outcome);
+        }
+    }
+    tracing::debug!("redis store writer stops");
+}
+
+/// Sends one batch, retrying (100 ms → 2 s) while Redis is away.
+async fn send(
+    call: &mut redis::ScriptInvocation<'_>,
+    conn: &mut ConnectionManager,
+) -> Result<Vec<String>, StoreError> {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match call.invoke_async::<Vec<String>>(conn).await {
+            Ok(lost) => return Ok(lost),
+            Err(e) if transient(&e) => {
+                tracing::warn!(error = %e, "redis is away; retrying the store's writes");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "redis refused the store's writes");
+                return Err(redis_error(e));
+            }
+        }
+    }
+}
+
+fn write_run(write: &Write) -> &str {
+    match write {
+        Write::Submit { id, .. } | Write::Meta { id, .. } | Write::Record { id, .. } => id,
+        Write::Event { run, .. } => run,
+    }
+}
+
+fn encode(write: &Write, token: String) -> [Vec<u8>; 5] {
+    match write {
+        Write::Submit { id, meta, source } => [
+            b"submit".to_vec(),
+            id.clone().into_bytes(),
+            token.into_bytes(),
+            meta.clone(),
+            source.clone().into_bytes(),
+        ],
+        Write::Meta { id, meta } => [
+            b"meta".to_vec(),
+            id.clone().into_bytes(),
+            token.into_bytes(),
+            meta.clone(),
+            Vec::new(),
+        ],
+        Write::Event { run, seq, event } => [
+            b"event".to_vec(),
+            run.clone().into_bytes(),
+            token.into_bytes(),
+            seq.to_string().into_bytes(),
+            event.clone(),
+        ],
+        Write::Record { id, record } => [
+            b"record".to_vec(),
+            id.clone().into_bytes(),
+            token.into_bytes(),
+            record.clone(),
+            Vec::new(),
+        ],
+    }
+}
+
+/// `<host>-<pid>-<random>`: unique per process, readable in Redis.
+fn leader_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".to_owned());
+    let mut random = [0u8; 4];
+    // Without randomness the pid still tells processes of one host apart.
+    let _ = getrandom::fill(&mut random);
+    format!(
+        "{host}-{}-{:08x}",
+        std::process::id(),
+        u32::from_le_bytes(random)
+    )
+}
