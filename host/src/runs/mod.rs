@@ -280,6 +280,7 @@ impl Runs {
             parallelism: meta.options.parallelism,
             fail_fast: meta.options.fail_fast,
             run_timeout: meta.options.timeout(),
+            reattach: false,
         };
         let cancel_requested = meta.cancel_requested;
         let next = events.len() as u64 + 1;
