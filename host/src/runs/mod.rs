@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio_util::task::TaskTracker;
 
 pub use live::{LiveRun, Published};
-pub use metrics::{Gauges, Metrics};
+pub use metrics::{Gauges, Metrics, render_pools};
 pub use wire::{Numbered, WireEvent};
 
 use crate::dag::NodeState;
