@@ -89,6 +89,7 @@ async fn time_run(dag: &Arc<Dag>, parallelism: usize, events: impl EventSink) ->
         parallelism,
         fail_fast: false,
         run_timeout: None,
+        reattach: false,
     };
     let start = Instant::now();
     let record = engine::run(

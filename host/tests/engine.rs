@@ -216,6 +216,7 @@ async fn fail_fast_cancels_running_and_pending_nodes() {
         parallelism: 2,
         fail_fast: true,
         run_timeout: None,
+        reattach: false,
     };
     let record = run_with(&dag, &dispatch, options).await;
     assert_eq!(record.state, RunState::Failure);
@@ -389,6 +390,7 @@ async fn run_timeout_times_out_running_nodes_and_cancels_the_rest() {
         parallelism: 4,
         fail_fast: false,
         run_timeout: Some(100 * MS),
+        reattach: false,
     };
     let start = tokio::time::Instant::now();
     let record = run_with(&dag, &dispatch, options).await;
@@ -875,18 +877,132 @@ async fn resume(
     dispatch: &TestDispatch,
     record: RunRecord,
 ) -> RunRecord {
+    resume_with(dag, dispatch, record, parallel(4), CancellationToken::new()).await
+}
+
+/// Like [`resume`], with these options and cancel token.
+async fn resume_with(
+    dag: &Arc<drover::dag::Dag>,
+    dispatch: &TestDispatch,
+    record: RunRecord,
+    options: Options,
+    cancel: CancellationToken,
+) -> RunRecord {
     let fold = Fold(Arc::new(std::sync::Mutex::new(record.clone())));
     let done = engine::resume(
         Arc::clone(dag),
         record,
         Arc::new(dispatch.clone()),
-        parallel(4),
+        options,
         fold.clone(),
-        CancellationToken::new(),
+        cancel,
     )
     .await;
     assert_eq!(fold.record(), done);
     done
+}
+
+fn reattaching() -> Options {
+    Options {
+        reattach: true,
+        ..parallel(4)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reattaching_resume_dispatches_the_running_attempt_again_under_its_number() {
+    let dag = dag()
+        .node("a", &[])
+        .node("b", &["a"])
+        .with(|n| n.retries = retries(1, 1, 1))
+        .node("c", &["a", "b"])
+        .with(|n| n.args = vec!["${{ nodes.a.outputs.k }}".into()])
+        .build();
+    let before = TestDispatch::new(&[("a", Act::Succeed(vec![("k", "from-a")])), ("b", Act::Hang)]);
+    let record = crash_when(&dag, &before, |r| r.nodes[1].state == NodeState::Running).await;
+    let began = record.nodes[1].running_since.expect("b runs");
+
+    let after = TestDispatch::new(&[]);
+    let done = resume_with(
+        &dag,
+        &after,
+        record,
+        reattaching(),
+        CancellationToken::new(),
+    )
+    .await;
+    assert_eq!(done.state, RunState::Success, "{done:#?}");
+    assert!(after.probe.calls_of("a").is_empty(), "a is not run again");
+    let calls = after.probe.calls_of("b");
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].task.attempt, 1, "the same attempt, not a new one");
+    let b = node(&done, "b");
+    assert_eq!(b.attempts.len(), 1, "{:?}", b.attempts);
+    assert_eq!(b.attempts[0].state, NodeState::Success);
+    assert_eq!(
+        b.attempts[0].started_at, began,
+        "the attempt keeps its start"
+    );
+    assert_eq!(task_of(&after, "c").args, vec!["from-a".to_owned()]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reattached_attempt_keeps_what_is_left_of_its_timeout() {
+    let dag = dag()
+        .node("slow", &[])
+        .with(|n| n.timeout = Some(100 * MS))
+        .build();
+    let mut record = RunRecord::new(&dag, "r".into());
+    let began = std::time::SystemTime::now() - 60 * MS;
+    record.nodes[0].state = NodeState::Running;
+    record.nodes[0].state_code = NodeState::Running.code();
+    record.nodes[0].started_at = Some(began);
+    record.nodes[0].running_since = Some(began);
+    let after = TestDispatch::new(&[("slow", Act::Hang)]);
+    let start = tokio::time::Instant::now();
+    let done = resume_with(
+        &dag,
+        &after,
+        record,
+        reattaching(),
+        CancellationToken::new(),
+    )
+    .await;
+    let waited = start.elapsed();
+    assert!(
+        waited <= 40 * MS && waited > 30 * MS,
+        "timed out {waited:?} after the resume, not 40ms"
+    );
+    let slow = node(&done, "slow");
+    assert_eq!(slow.state, NodeState::Timeout);
+    assert_eq!(slow.attempts.len(), 1);
+    assert_eq!(
+        slow.attempts[0].error.as_deref(),
+        Some("timed out after 100ms")
+    );
+    let calls = after.probe.calls_of("slow");
+    assert_eq!(calls[0].task.attempt, 1);
+    assert_eq!(calls[0].task.deadline, Some(began + 100 * MS));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_canceled_run_reattaches_its_running_attempt_to_cancel_it() {
+    let dag = dag().node("a", &[]).node("b", &[]).build();
+    let before = TestDispatch::new(&[("a", Act::Hang)]);
+    let record = crash_when(&dag, &before, |r| {
+        r.nodes[0].state == NodeState::Running && r.nodes[1].state == NodeState::Success
+    })
+    .await;
+    let after = TestDispatch::new(&[("a", Act::Hang)]);
+    let cancel = CancellationToken::new();
+    cancel.cancel();
+    let done = resume_with(&dag, &after, record, reattaching(), cancel).await;
+    assert_eq!(done.state, RunState::Canceled);
+    let calls = after.probe.calls_of("a");
+    assert_eq!(calls.len(), 1, "the dispatcher is told to stop it");
+    assert!(calls[0].saw_cancel);
+    assert_eq!(node(&done, "a").state, NodeState::Canceled);
+    assert_eq!(node(&done, "b").state, NodeState::Success);
 }
 
 #[tokio::test(start_paused = true)]

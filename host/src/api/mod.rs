@@ -4,6 +4,7 @@
 mod auth;
 mod error;
 mod events;
+mod fleet;
 mod gorchestrator;
 mod native;
 mod openapi;
@@ -25,6 +26,7 @@ pub use routes::{ROUTES, Route};
 pub use tls::{TlsError, load_tls};
 
 use crate::runs::Runs;
+use crate::transport::redis::RedisDispatcher;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -33,6 +35,9 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     /// Fires when the server stops: streams end so that connections close.
     pub shutdown: CancellationToken,
+    /// The leader's dispatch through Redis in distributed mode; `None` in
+    /// embedded mode.
+    pub dispatcher: Option<RedisDispatcher>,
 }
 
 impl AppState {
@@ -42,7 +47,15 @@ impl AppState {
             runs,
             auth: Arc::new(auth),
             shutdown,
+            dispatcher: None,
         }
+    }
+
+    /// The same state for a leader dispatching through Redis (distributed
+    /// mode) when `dispatcher` is given.
+    pub fn with_dispatcher(mut self, dispatcher: Option<RedisDispatcher>) -> Self {
+        self.dispatcher = dispatcher;
+        self
     }
 }
 

@@ -192,12 +192,16 @@ pub(super) async fn health(State(state): State<AppState>) -> Json<serde_json::Va
 }
 
 pub(super) async fn metrics(State(state): State<AppState>) -> Response {
+    let mut text = state.runs.metrics();
+    if let Some(dispatcher) = &state.dispatcher {
+        text.push_str(&super::fleet::pool_metrics(dispatcher).await);
+    }
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.runs.metrics(),
+        text,
     )
         .into_response()
 }

@@ -3,7 +3,7 @@
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{MethodRouter, delete, get, post};
 
-use super::{AppState, auth, events, gorchestrator, native, openapi, plugins};
+use super::{AppState, auth, events, fleet, gorchestrator, native, openapi, plugins};
 use crate::config::Role;
 
 /// One operation of the API.
@@ -274,6 +274,22 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         method: "GET",
+        path: "/api/v1/drones",
+        role: Some(Role::Viewer),
+        summary: "The drones of a distributed leader (pools, load, last seen, alive) and each pool's queue; empty in embedded mode",
+        tag: "server",
+        query: &[],
+        body: None,
+        responses: &[
+            (200, "Every drone seen, and every pool", "DroneList"),
+            (503, "Redis did not answer", "Error"),
+            ERRORS[0],
+            ERRORS[1],
+        ],
+        handler: |s, r| auth::guard(get(fleet::drones), s, r),
+    },
+    Route {
+        method: "GET",
         path: "/api/v1/health",
         role: None,
         summary: "Whether the server is up",
@@ -294,7 +310,7 @@ pub const ROUTES: &[Route] = &[
         responses: &[
             (
                 200,
-                "Runs and nodes by state, node durations, queue depth",
+                "Runs and nodes by state, node durations, queue depth (per pool when distributed)",
                 "text",
             ),
             ERRORS[0],

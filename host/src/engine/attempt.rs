@@ -60,13 +60,14 @@ impl Drop for Report {
     }
 }
 
-/// Runs `run` on `dispatch`, canceling it when `timeout` passes or `stop`
-/// fires, and reports how it ended to `to`. Spawned once per attempt.
+/// Runs `run` on `dispatch`, canceling it when `deadline` (the node's
+/// timeout, and the instant it passes) comes or `stop` fires, and reports
+/// how it ended to `to`. Spawned once per attempt.
 pub(super) async fn run(
     dispatch: Arc<dyn Dispatch>,
     run: NodeRun,
     started_at: SystemTime,
-    timeout: Option<Duration>,
+    deadline: Option<(Duration, Instant)>,
     stop: Arc<CancellationToken>,
     to: UnboundedSender<Ended>,
 ) {
@@ -77,7 +78,6 @@ pub(super) async fn run(
         started_at,
         sent: false,
     };
-    let deadline = timeout.map(|t| (t, Instant::now() + t));
     let cancel = run.cancel.clone();
     let mut attempt = dispatch.dispatch(run);
     let timed_out = tokio::select! {

@@ -71,6 +71,12 @@ pub struct Options {
     pub fail_fast: bool,
     /// How long the whole run may take.
     pub run_timeout: Option<Duration>,
+    /// Whether [`resume`] hands a node that was `running` to the dispatcher
+    /// again under the same attempt number, to wait for an attempt that may
+    /// still be running elsewhere (on a drone), instead of recording that
+    /// attempt as interrupted. For dispatchers whose attempts outlive this
+    /// process and whose attempt ids are deterministic.
+    pub reattach: bool,
 }
 
 impl Default for Options {
@@ -79,6 +85,7 @@ impl Default for Options {
             parallelism: 1,
             fail_fast: false,
             run_timeout: None,
+            reattach: false,
         }
     }
 }
@@ -157,7 +164,9 @@ pub async fn run(
 /// of the events it had emitted): nodes that succeeded are not run again and
 /// their outputs feed their children; a node that was `running` gets its
 /// interrupted attempt recorded as a failure and is retried under its retry
-/// policy; `to-run` nodes start again; descendants of nodes that ended badly
+/// policy (or, with [`Options::reattach`], is dispatched again under the same
+/// attempt number, its timeout counted from when that attempt started);
+/// `to-run` nodes start again; descendants of nodes that ended badly
 /// are `not-runnable`. With a record fresh from [`RunRecord::new`] this is
 /// [`run`].
 pub async fn resume(

@@ -38,6 +38,7 @@ pub(super) struct Scheduler<E> {
     parallelism: usize,
     fail_fast: bool,
     run_timeout: Option<Duration>,
+    reattach: bool,
     events: E,
     /// The record of each node, updated as the run goes.
     records: Vec<NodeRecord>,
@@ -102,6 +103,7 @@ impl<E: EventSink> Scheduler<E> {
             parallelism: options.parallelism.max(1),
             fail_fast: options.fail_fast,
             run_timeout: options.run_timeout,
+            reattach: options.reattach,
             events,
             records,
             waiting,
@@ -215,7 +217,11 @@ impl<E: EventSink> Scheduler<E> {
             .collect();
         for index in 0..nodes {
             if self.records[index].state == NodeState::Running {
-                self.interrupted(index).await;
+                if self.reattach {
+                    self.reattach(index).await;
+                } else {
+                    self.interrupted(index).await;
+                }
             }
         }
         for index in waiting {
@@ -243,6 +249,41 @@ impl<E: EventSink> Scheduler<E> {
         };
         tracing::info!(node = %record.name, attempt = attempt.attempt, "attempt interrupted by a restart");
         self.after_attempt(index, attempt, BTreeMap::new()).await;
+    }
+
+    /// Hands the attempt of `index` that was running when the run was
+    /// interrupted to the dispatcher again, under the same attempt number,
+    /// with what is left of its timeout: the attempt may still be running
+    /// elsewhere, and the dispatcher knows it by its number. The record
+    /// already says it runs, so no event is emitted.
+    async fn reattach(&mut self, index: NodeIndex) {
+        let attempt = attempt_number(self.records[index].attempts.len() + 1);
+        let timeout = self.dag.nodes[index].timeout;
+        let now = rfc3339::now();
+        let started_at = self.records[index].running_since.unwrap_or(now);
+        let mut task = match prepare::task(
+            &self.outputs,
+            &self.records,
+            index,
+            attempt,
+            &self.run_id,
+            timeout,
+        ) {
+            Ok(task) => task,
+            Err(missing) => {
+                self.finish(index, NodeState::Failure, missing.to_string())
+                    .await;
+                return;
+            }
+        };
+        task.deadline = timeout.and_then(|t| started_at.checked_add(t));
+        let elapsed = now.duration_since(started_at).unwrap_or_default();
+        let deadline = timeout.map(|t| (t, Instant::now() + t.saturating_sub(elapsed)));
+        let record = &mut self.records[index];
+        tracing::info!(node = %record.name, attempt, "re-attaching to an attempt begun before a restart");
+        record.started_at.get_or_insert(started_at);
+        record.running_since = Some(started_at);
+        self.launch(index, task, started_at, deadline);
     }
 
     /// Moves `index` to the ready queue for attempt `attempt`.
@@ -291,6 +332,20 @@ impl<E: EventSink> Scheduler<E> {
         if record.attempts.is_empty() {
             record.attempts.reserve_exact(1);
         }
+        let deadline = timeout.map(|t| (t, Instant::now() + t));
+        self.launch(index, task, started_at, deadline);
+        self.emit_state(index, NodeState::Running, attempt).await;
+    }
+
+    /// Spawns the attempt `task` of `index`, which the engine stops at
+    /// `deadline` (the node's timeout, and when it passes).
+    fn launch(
+        &mut self,
+        index: NodeIndex,
+        task: crate::task::Task,
+        started_at: std::time::SystemTime,
+        deadline: Option<(Duration, Instant)>,
+    ) {
         self.running += 1;
         let run = NodeRun {
             dag: Arc::clone(&self.dag),
@@ -303,11 +358,10 @@ impl<E: EventSink> Scheduler<E> {
             Arc::clone(&self.dispatch),
             run,
             started_at,
-            timeout,
+            deadline,
             Arc::clone(&self.run_token),
             self.ended_tx.clone(),
         ));
-        self.emit_state(index, NodeState::Running, attempt).await;
     }
 
     /// Records an ended attempt and decides what comes next for its node.

@@ -335,6 +335,17 @@ impl Registry {
             .map_err(|e| e.to_string())
     }
 
+    /// The bytes of the component with this digest (hex sha256): a built-in
+    /// one, or one stored on disk. What a leader hands to drones.
+    pub fn component(&self, digest: &str) -> Result<Arc<[u8]>, String> {
+        if let Some(bytes) = builtin::by_digest(digest) {
+            return Ok(Arc::from(bytes));
+        }
+        self.inner.disk.read_blob(digest).map_err(|e| {
+            format!("the component sha256:{digest} is not in the plugin registry: {e}")
+        })
+    }
+
     /// Every plugin, by name, with its versions (newest last).
     pub fn list(&self) -> Vec<(String, Vec<PluginVersion>)> {
         self.plugins()

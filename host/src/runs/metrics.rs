@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::dag::NodeState;
 use crate::engine::RunState;
+use crate::transport::redis::PoolStatus;
 
 /// Upper bounds of the node duration histogram, in seconds.
 const BUCKETS: [f64; 12] = [
@@ -137,4 +138,33 @@ impl Metrics {
         );
         out
     }
+}
+
+/// The queue of each pool of a distributed leader, in Prometheus' text
+/// exposition format: jobs waiting for a drone, jobs running, live drones.
+pub fn render_pools(pools: &[PoolStatus]) -> String {
+    let mut out = String::with_capacity(256 + pools.len() * 128);
+    let gauges: [(&str, &str, fn(&PoolStatus) -> u64); 3] = [
+        (
+            "drover_pool_queued",
+            "Jobs sent to a pool that no drone has taken yet.",
+            |p| p.queued,
+        ),
+        (
+            "drover_pool_running",
+            "Jobs a drone of the pool has taken and not finished.",
+            |p| p.running,
+        ),
+        ("drover_pool_drones", "Live drones serving the pool.", |p| {
+            p.drones as u64
+        }),
+    ];
+    for (name, help, value) in gauges {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for pool in pools {
+            // Pool names are `[A-Za-z0-9_.-]`: nothing to escape.
+            let _ = writeln!(out, "{name}{{pool=\"{}\"}} {}", pool.name, value(pool));
+        }
+    }
+    out
 }

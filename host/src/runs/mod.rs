@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio_util::task::TaskTracker;
 
 pub use live::{LiveRun, Published};
-pub use metrics::{Gauges, Metrics};
+pub use metrics::{Gauges, Metrics, render_pools};
 pub use wire::{Numbered, WireEvent};
 
 use crate::dag::{self, NodeState};
@@ -292,6 +292,7 @@ impl Runs {
             parallelism: meta.options.parallelism,
             fail_fast: meta.options.fail_fast,
             run_timeout: meta.options.timeout(),
+            reattach: false,
         };
         let cancel_requested = meta.cancel_requested;
         let next = events.len() as u64 + 1;

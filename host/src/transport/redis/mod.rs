@@ -1,8 +1,13 @@
-//! Dispatch through Redis: the protocol leaders and drones speak, and the
-//! connection both open.
+//! Dispatch through Redis: the protocol leaders and drones speak, the
+//! connection both open, and the leader's dispatch.
 
+pub mod dispatch;
+mod enqueue;
+mod fleet;
 pub mod protocol;
+mod reports;
 
+pub use dispatch::{DroneStatus, PoolStatus, RedisDispatcher};
 pub use protocol::{AttemptId, AttemptMark, DroneInfo, Job, ProtocolError, Report};
 
 /// What can go wrong talking to Redis.

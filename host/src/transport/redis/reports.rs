@@ -1,0 +1,395 @@
+//! The reports of one run: a reader task on its own connection blocks on the
+//! run's reports stream and routes each report to the attempt waiting for it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use redis::AsyncCommands;
+use redis::aio::MultiplexedConnection;
+use redis::streams::{StreamReadOptions, StreamReadReply};
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+use super::protocol::{self, Report};
+use crate::task::{LogLine, LogSink, Outcome};
+
+/// How long one blocking read waits for a report before asking again.
+const BLOCK: Duration = Duration::from_secs(5);
+/// How long past [`BLOCK`] an answer may take before the connection is
+/// taken for dead and opened again.
+const SILENCE: Duration = Duration::from_secs(5);
+/// The most reports one read takes.
+const COUNT: usize = 1024;
+
+/// An attempt of the run: (node index, attempt number).
+pub(super) type Key = (usize, u32);
+
+/// Waits that double from 100 ms to 2 s while Redis is away.
+pub(super) struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    pub(super) fn new() -> Self {
+        Backoff {
+            next: Duration::from_millis(100),
+        }
+    }
+
+    /// The next wait.
+    pub(super) fn next(&mut self) -> Duration {
+        let wait = self.next;
+        self.next = (self.next * 2).min(Duration::from_secs(2));
+        wait
+    }
+
+    pub(super) fn reset(&mut self) {
+        *self = Backoff::new();
+    }
+}
+
+/// An attempt waiting for its reports.
+struct Waiter {
+    /// The node's name, for the log lines forwarded.
+    node: Arc<str>,
+    logs: LogSink,
+    done: oneshot::Sender<Outcome>,
+}
+
+#[derive(Default)]
+struct State {
+    waiting: HashMap<Key, Waiter>,
+    /// The first `Done` of every attempt seen: later ones are ignored, and an
+    /// attempt dispatched after its `Done` was read (re-attached after a
+    /// restart) finds its outcome here.
+    done: HashMap<Key, Outcome>,
+}
+
+/// What [`Routes::register`] found.
+pub(super) enum Registered {
+    /// Wait for the outcome here.
+    Waiting(oneshot::Receiver<Outcome>),
+    /// The attempt had already ended.
+    Done(Outcome),
+}
+
+/// Where the reports of one run go.
+pub(super) struct Routes {
+    run: String,
+    state: Mutex<State>,
+    /// Fires when the run's reports need no more reading.
+    pub(super) stop: CancellationToken,
+}
+
+impl Routes {
+    pub(super) fn new(run: String) -> Self {
+        Routes {
+            run,
+            state: Mutex::default(),
+            stop: CancellationToken::new(),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Routes the reports of attempt `key` to `logs` and the returned
+    /// receiver, unless its outcome is known already.
+    pub(super) fn register(&self, key: Key, node: Arc<str>, logs: LogSink) -> Registered {
+        let mut state = self.state();
+        if let Some(outcome) = state.done.get(&key) {
+            return Registered::Done(outcome.clone());
+        }
+        if self.stop.is_cancelled() {
+            return Registered::Done(Outcome::failure(
+                "drover stopped reading this run's reports",
+            ));
+        }
+        let (done, receiver) = oneshot::channel();
+        state.waiting.insert(key, Waiter { node, logs, done });
+        Registered::Waiting(receiver)
+    }
+
+    /// Stops reading: attempts still waiting end, and later ones too.
+    pub(super) fn close(&self) {
+        self.stop.cancel();
+        self.state().waiting.clear();
+    }
+
+    /// Stops routing the reports of `key` (its dispatch ended or was dropped).
+    pub(super) fn unregister(&self, key: Key) {
+        self.state().waiting.remove(&key);
+    }
+
+    /// Takes one report; returns the log line to forward, and where.
+    fn route(&self, report: Report) -> Option<(LogSink, LogLine)> {
+        let (key, report) = match report {
+            Report::Started {
+                attempt_id,
+                drone,
+                at_us,
+                ..
+            } => {
+                tracing::trace!(attempt = %attempt_id, %drone, at_us, "attempt started");
+                return None;
+            }
+            Report::Log {
+                attempt_id, line, ..
+            } => ((attempt_id.node, attempt_id.attempt), Ok(line)),
+            Report::Done {
+                attempt_id,
+                outcome,
+                drone,
+                ..
+            } => ((attempt_id.node, attempt_id.attempt), Err((outcome, drone))),
+        };
+        let mut state = self.state();
+        match report {
+            Ok(mut line) => {
+                let waiter = state.waiting.get(&key)?;
+                line.node = Arc::clone(&waiter.node);
+                Some((waiter.logs.clone(), line))
+            }
+            Err((outcome, drone)) => {
+                if state.done.contains_key(&key) {
+                    tracing::debug!(run = %self.run, node = key.0, attempt = key.1, %drone, "a later Done of an attempt ignored");
+                    return None;
+                }
+                state.done.insert(key, outcome.clone());
+                if let Some(waiter) = state.waiting.remove(&key) {
+                    let _ = waiter.done.send(outcome);
+                }
+                None
+            }
+        }
+    }
+
+    /// Takes one entry of the reports stream: malformed or foreign ones are
+    /// logged and skipped.
+    fn entry(
+        &self,
+        id: &str,
+        fields: &HashMap<String, redis::Value>,
+    ) -> Option<(LogSink, LogLine)> {
+        let report = match fields.get(protocol::REPORT_FIELD) {
+            Some(redis::Value::BulkString(bytes)) => Report::decode(bytes),
+            _ => Err(protocol::ProtocolError::Malformed(format!(
+                "no `{}` field",
+                protocol::REPORT_FIELD
+            ))),
+        };
+        match report {
+            Ok(report) if report.attempt_id().run == self.run => self.route(report),
+            Ok(report) => {
+                tracing::warn!(run = %self.run, entry = %id, attempt = %report.attempt_id(), "a report about another run; skipped");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(run = %self.run, entry = %id, error = %e, "a malformed report; skipped");
+                None
+            }
+        }
+    }
+}
+
+/// Reads the run's reports from the start of its stream (so that reports
+/// written while no leader watched are found) until `routes.stop` fires,
+/// opening its connection again whenever Redis goes away and carrying on
+/// after the last entry read.
+pub(super) async fn read(client: redis::Client, routes: Arc<Routes>) {
+    let key = protocol::reports_key(&routes.run);
+    let mut last = "0-0".to_owned();
+    let mut backoff = Backoff::new();
+    let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
+    let options = StreamReadOptions::default()
+        .block(usize::try_from(BLOCK.as_millis()).unwrap_or(usize::MAX))
+        .count(COUNT);
+    loop {
+        let connected = tokio::select! {
+            _ = routes.stop.cancelled() => return,
+            c = client.get_multiplexed_async_connection_with_config(&config) => c,
+        };
+        let mut conn: MultiplexedConnection = match connected {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::warn!(run = %routes.run, error = %e, "cannot reach Redis to read reports; retrying");
+                if pause(&routes.stop, backoff.next()).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        loop {
+            let (keys, ids) = ([&key], [&last]);
+            let next = conn.xread_options::<_, _, Option<StreamReadReply>>(&keys, &ids, &options);
+            let read = tokio::select! {
+                _ = routes.stop.cancelled() => return,
+                r = tokio::time::timeout(BLOCK + SILENCE, next) => r,
+            };
+            let reply: Option<StreamReadReply> = match read {
+                Ok(Ok(reply)) => reply,
+                Ok(Err(e)) => {
+                    tracing::warn!(run = %routes.run, error = %e, "reading reports failed; reconnecting");
+                    break;
+                }
+                Err(_) => {
+                    tracing::warn!(run = %routes.run, "Redis did not answer a read of reports; reconnecting");
+                    break;
+                }
+            };
+            backoff.reset();
+            for stream in reply.map(|r| r.keys).unwrap_or_default() {
+                for entry in stream.ids {
+                    let forward = routes.entry(&entry.id, &entry.map);
+                    last = entry.id;
+                    if let Some((logs, line)) = forward {
+                        // Backpressure: a run whose events lag slows its reports.
+                        tokio::select! {
+                            _ = routes.stop.cancelled() => return,
+                            _ = logs.send(line) => {}
+                        }
+                    }
+                }
+            }
+        }
+        if pause(&routes.stop, backoff.next()).await {
+            return;
+        }
+    }
+}
+
+/// Sleeps for `wait`; true if `stop` fired meanwhile.
+async fn pause(stop: &CancellationToken, wait: Duration) -> bool {
+    tokio::select! {
+        _ = stop.cancelled() => true,
+        _ = tokio::time::sleep(wait) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task::{LogLevel, LogSource, NodeStatus};
+    use protocol::{AttemptId, VERSION};
+
+    fn id(node: usize, attempt: u32) -> AttemptId {
+        AttemptId {
+            run: "r1".into(),
+            node,
+            attempt,
+        }
+    }
+
+    fn done(node: usize, attempt: u32, message: &str) -> Report {
+        Report::Done {
+            v: VERSION,
+            attempt_id: id(node, attempt),
+            drone: "d1".into(),
+            outcome: Outcome::with_message(NodeStatus::Success, message),
+        }
+    }
+
+    fn fields(report: &Report) -> HashMap<String, redis::Value> {
+        HashMap::from([(
+            protocol::REPORT_FIELD.to_owned(),
+            redis::Value::BulkString(report.encode().into_bytes()),
+        )])
+    }
+
+    #[tokio::test]
+    async fn the_first_done_wins_and_later_ones_are_ignored() {
+        let routes = Routes::new("r1".into());
+        let (logs, _rx) = tokio::sync::mpsc::channel(4);
+        let Registered::Waiting(rx) = routes.register((3, 1), "n".into(), logs.clone()) else {
+            panic!("nothing is done yet");
+        };
+        assert!(routes.entry("1-0", &fields(&done(3, 1, "first"))).is_none());
+        assert!(
+            routes
+                .entry("2-0", &fields(&done(3, 1, "second")))
+                .is_none()
+        );
+        assert_eq!(rx.await.unwrap().message, "first");
+        // Dispatched again (re-attached): the first outcome, at once.
+        match routes.register((3, 1), "n".into(), logs) {
+            Registered::Done(outcome) => assert_eq!(outcome.message, "first"),
+            Registered::Waiting(_) => panic!("the attempt is done"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_done_read_before_its_dispatch_is_kept_for_it() {
+        let routes = Routes::new("r1".into());
+        routes.entry("1-0", &fields(&done(0, 2, "early")));
+        let (logs, _rx) = tokio::sync::mpsc::channel(4);
+        match routes.register((0, 2), "n".into(), logs.clone()) {
+            Registered::Done(outcome) => assert_eq!(outcome.message, "early"),
+            Registered::Waiting(_) => panic!("the attempt is done"),
+        }
+        assert!(
+            matches!(
+                routes.register((0, 3), "n".into(), logs),
+                Registered::Waiting(_)
+            ),
+            "another attempt of the node still waits"
+        );
+    }
+
+    #[tokio::test]
+    async fn log_lines_go_to_their_attempt_under_its_node_name() {
+        let routes = Routes::new("r1".into());
+        let (logs, _rx) = tokio::sync::mpsc::channel(4);
+        let _waiting = routes.register((1, 1), "build".into(), logs);
+        let log = |attempt| Report::Log {
+            v: VERSION,
+            attempt_id: id(1, attempt),
+            line: LogLine {
+                node: "whatever the drone says".into(),
+                source: LogSource::Stdout,
+                level: LogLevel::Info,
+                message: "hello".into(),
+            },
+        };
+        let (_, line) = routes.entry("1-0", &fields(&log(1))).expect("routed");
+        assert_eq!(&*line.node, "build");
+        assert_eq!(line.message, "hello");
+        assert!(
+            routes.entry("2-0", &fields(&log(2))).is_none(),
+            "nobody waits for attempt 2"
+        );
+    }
+
+    #[tokio::test]
+    async fn malformed_and_foreign_reports_are_skipped() {
+        let routes = Routes::new("r1".into());
+        let (logs, _rx) = tokio::sync::mpsc::channel(4);
+        let Registered::Waiting(mut rx) = routes.register((0, 1), "n".into(), logs) else {
+            panic!("nothing is done yet");
+        };
+        let bad = HashMap::from([(
+            protocol::REPORT_FIELD.to_owned(),
+            redis::Value::BulkString(b"{not json".to_vec()),
+        )]);
+        assert!(routes.entry("1-0", &bad).is_none());
+        assert!(routes.entry("2-0", &HashMap::new()).is_none());
+        let mut foreign = done(0, 1, "other run");
+        if let Report::Done { attempt_id, .. } = &mut foreign {
+            attempt_id.run = "r2".into();
+        }
+        assert!(routes.entry("3-0", &fields(&foreign)).is_none());
+        assert!(rx.try_recv().is_err(), "none of them ended the attempt");
+        routes.entry("4-0", &fields(&done(0, 1, "real")));
+        assert_eq!(rx.await.unwrap().message, "real");
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_two_seconds() {
+        let mut backoff = Backoff::new();
+        let waits: Vec<u64> = (0..7).map(|_| backoff.next().as_millis() as u64).collect();
+        assert_eq!(waits, vec![100, 200, 400, 800, 1600, 2000, 2000]);
+        backoff.reset();
+        assert_eq!(backoff.next(), Duration::from_millis(100));
+    }
+}
