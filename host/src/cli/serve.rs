@@ -12,6 +12,7 @@ use drover::runs::Runs;
 use drover::runtime::Runtime;
 use drover::store::redis::RedisStore;
 use drover::store::{RunStore, Store};
+use drover::transport::redis::RedisDispatcher;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -33,7 +34,7 @@ pub struct ServeArgs {
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
     /// How many nodes of one run may run at once, unless a submission says
-    /// (default: server.parallelism, else the number of cores).
+    /// (default: server.parallelism, else the number of cores; 1024 with --redis).
     #[arg(long, short = 'j')]
     parallelism: Option<usize>,
     /// Keep runs in this Redis (redis://host:port) instead of the data
@@ -41,6 +42,10 @@ pub struct ServeArgs {
     #[arg(long, env = "DROVER_REDIS")]
     redis: Option<String>,
 }
+
+/// How many nodes of one run a leader keeps on the drones at once, unless
+/// told otherwise.
+const DISTRIBUTED_PARALLELISM: usize = 1024;
 
 pub async fn serve(args: ServeArgs, config: Config) -> Result<u8, CliError> {
     let addr: SocketAddr = tokio::net::lookup_host(&args.listen)
@@ -69,10 +74,16 @@ pub async fn serve(args: ServeArgs, config: Config) -> Result<u8, CliError> {
         (_, _, Some(tls)) => Some(api::load_tls(&tls.cert, &tls.key).map_err(CliError::bad_input)?),
         _ => None,
     };
+    let redis_url = args.redis.clone().or_else(|| config.redis.url.clone());
+    // A leader runs nothing itself: the drones' concurrency bounds a run,
+    // not this machine's cores.
     let parallelism = args
         .parallelism
         .or(config.server.parallelism)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        .unwrap_or_else(|| match redis_url {
+            Some(_) => DISTRIBUTED_PARALLELISM,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        });
     if parallelism == 0 {
         return Err(CliError::bad_input(anyhow!(
             "--parallelism must be at least 1"
@@ -80,7 +91,6 @@ pub async fn serve(args: ServeArgs, config: Config) -> Result<u8, CliError> {
     }
     let max_body = config.server.max_body_bytes;
     let db = config.data_dir().join("drover.redb");
-    let redis_url = args.redis.clone().or_else(|| config.redis.url.clone());
     let store: RunStore = match &redis_url {
         // Runs live in Redis: the embedded database is not opened, so that
         // leaders may share a data folder (compile cache, workspaces).
@@ -96,7 +106,16 @@ pub async fn serve(args: ServeArgs, config: Config) -> Result<u8, CliError> {
     let registry = open_registry(Runtime::new(config)?).await?;
     // Containers of drovers that died are removed before new ones start.
     registry.runtime().containers().remove_leftovers().await;
-    let runs = Runs::new(registry.clone(), store, parallelism);
+    // Distributed mode: nodes go to drones through the same Redis.
+    let dispatcher = match &redis_url {
+        Some(url) => Some(
+            RedisDispatcher::connect(url, registry.clone())
+                .await
+                .map_err(|e| CliError::bad_input(anyhow!("cannot use Redis at {url}: {e}")))?,
+        ),
+        None => None,
+    };
+    let runs = Runs::with_dispatcher(registry.clone(), store, parallelism, dispatcher.clone());
     let recovered = runs.recover().await?;
     if recovered > 0 {
         eprintln!("carrying on {recovered} unfinished run(s) from before the restart");
@@ -127,7 +146,7 @@ pub async fn serve(args: ServeArgs, config: Config) -> Result<u8, CliError> {
     );
     let shutdown = CancellationToken::new();
     let router = api::router(
-        AppState::new(runs.clone(), auth, shutdown.clone()),
+        AppState::new(runs.clone(), auth, shutdown.clone()).with_dispatcher(dispatcher),
         max_body,
     );
     {

@@ -26,6 +26,7 @@ use crate::rfc3339;
 use crate::runtime::Runtime;
 use crate::store::redis::Follower;
 use crate::store::{Api, RunMeta, RunOptions, RunStore, StoreError, Write};
+use crate::transport::redis::RedisDispatcher;
 use crate::transport::{self, Accepted, LocalDispatch, Refused};
 
 /// What can go wrong with a request to the run service.
@@ -96,6 +97,9 @@ struct Inner {
     tasks: TaskTracker,
     /// Stops the lease upkeep of Redis mode.
     upkeep: tokio_util::sync::CancellationToken,
+    /// Where nodes go in distributed mode: drones, through Redis. `None`:
+    /// this process runs them.
+    dispatcher: Option<RedisDispatcher>,
 }
 
 impl Runs {
@@ -103,9 +107,24 @@ impl Runs {
     /// `store`; runs get `parallelism` slots each unless they ask for
     /// another number.
     pub fn new(registry: Registry, store: impl Into<RunStore>, parallelism: usize) -> Runs {
+        Runs::with_dispatcher(registry, store, parallelism, None)
+    }
+
+    /// A run service whose nodes go to drones through `dispatcher` (when
+    /// given) instead of running here. Drones bound how many nodes run at
+    /// once, so a run may ask for up to [`MAX_DISTRIBUTED_PARALLELISM`].
+    pub fn with_dispatcher(
+        registry: Registry,
+        store: impl Into<RunStore>,
+        parallelism: usize,
+        dispatcher: Option<RedisDispatcher>,
+    ) -> Runs {
         let store = store.into();
         let runtime = registry.runtime();
-        let max = runtime.config().limits.max_instances.max(1) as usize;
+        let max = match dispatcher {
+            Some(_) => MAX_DISTRIBUTED_PARALLELISM,
+            None => runtime.config().limits.max_instances.max(1) as usize,
+        };
         let root = runtime.config().workspace_dir();
         // Resolved here once rather than for every run; if it cannot be
         // made, each node that needs a workspace says so.
@@ -123,6 +142,7 @@ impl Runs {
                 workspaces,
                 tasks: TaskTracker::new(),
                 upkeep: tokio_util::sync::CancellationToken::new(),
+                dispatcher,
             }),
         }
     }
@@ -292,7 +312,9 @@ impl Runs {
             parallelism: meta.options.parallelism,
             fail_fast: meta.options.fail_fast,
             run_timeout: meta.options.timeout(),
-            reattach: false,
+            // A drone may still be running the attempt a previous leader
+            // sent: wait for it rather than count it as interrupted.
+            reattach: self.inner.dispatcher.is_some(),
         };
         let cancel_requested = meta.cancel_requested;
         let next = events.len() as u64 + 1;
@@ -302,12 +324,16 @@ impl Runs {
         }
         self.live_map().insert(id.clone(), Arc::clone(&live));
         let workspaces = self.inner.workspaces.join(&id);
-        // Where the run's nodes go: this process runs them itself.
-        let dispatch: Arc<dyn Dispatch> = Arc::new(LocalDispatch::resolved(
-            self.runtime().clone(),
-            drivers,
-            workspaces.clone(),
-        ));
+        // Where the run's nodes go: to drones through Redis, or this
+        // process runs them itself.
+        let dispatch: Arc<dyn Dispatch> = match &self.inner.dispatcher {
+            Some(dispatcher) => dispatcher.run(&id, &drivers),
+            None => Arc::new(LocalDispatch::resolved(
+                self.runtime().clone(),
+                drivers,
+                workspaces.clone(),
+            )),
+        };
         let sink = Persist {
             live: Arc::clone(&live),
             store: self.inner.store.clone(),
@@ -361,7 +387,13 @@ impl Runs {
             }
             // The events are durable; a restart rebuilds the record from them.
             tracing::error!(run = %meta.id, error = %e, "cannot store the final record");
+            if let Some(dispatcher) = &self.inner.dispatcher {
+                dispatcher.release_run(&meta.id);
+            }
             return;
+        }
+        if let Some(dispatcher) = &self.inner.dispatcher {
+            dispatcher.finish_run(&meta.id).await;
         }
         self.inner.metrics.run_finished(record.state);
         self.live_map().remove(&meta.id);
@@ -371,6 +403,9 @@ impl Runs {
     /// carries it on.
     fn let_go(&self, live: &LiveRun) {
         let id = live.meta().id;
+        if let Some(dispatcher) = &self.inner.dispatcher {
+            dispatcher.release_run(&id);
+        }
         let mut map = self.live_map();
         if map
             .get(&id)
@@ -609,6 +644,10 @@ fn published(id: &str, stored: Vec<(u64, Vec<u8>)>) -> Result<Vec<Arc<Published>
     }
     Ok(found)
 }
+
+/// The most nodes at once a run may ask for in distributed mode, where
+/// the drones' concurrency is the real bound.
+pub const MAX_DISTRIBUTED_PARALLELISM: usize = 65_536;
 
 /// A new run id: 16 hex digits of the time in nanoseconds, strictly
 /// increasing within a process (so ids sort in submission order), then 4

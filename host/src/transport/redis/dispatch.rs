@@ -138,6 +138,15 @@ impl RedisDispatcher {
         }
     }
 
+    /// This leader no longer carries the run (another leader took it over,
+    /// or this one is stopping): stops reading its reports and leaves its
+    /// keys to the leader that carries it on.
+    pub fn release_run(&self, run_id: &str) {
+        if let Some(routes) = self.shared.runs().remove(run_id) {
+            routes.close();
+        }
+    }
+
     /// Every drone ever seen, alive (its heartbeat record is there) or not.
     pub async fn drones(&self) -> Result<Vec<DroneStatus>, RedisError> {
         fleet::drones(&mut self.shared.conn.clone()).await

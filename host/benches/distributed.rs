@@ -1,0 +1,352 @@
+//! Distributed mode under load: a leader (`drover serve --redis`) and two
+//! drones (`drover drone --redis`) on loopback, with a private
+//! `redis-server`, running a layered DAG of `noop` nodes; the same DAG
+//! through an embedded `drover serve` in the same run, for the ratio.
+//!
+//! Prints nodes per second (submission to the run's end, over HTTP) and the
+//! dispatch latency: from the leader sending a node's job (`sent_us` in the
+//! job) to a drone reporting it running (`at_us` of its `started` report),
+//! read by a separate Redis client tailing both streams.
+//!
+//! Run with `cargo bench -p drover --bench distributed`. Options:
+//! `-- --nodes N` (default 10000), `--width W` (nodes per layer, default 50),
+//! `--drones D` (default 2), `--concurrency K` (per drone, default 64).
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use redis::AsyncCommands;
+use serde_json::Value;
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A child process killed when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn start_redis(dir: &Path) -> (Proc, String) {
+    let redis = Path::new("/usr/bin/redis-server");
+    assert!(
+        redis.exists(),
+        "redis-server is missing: run `bash tests/setup.sh`"
+    );
+    let port = free_port();
+    let child = Command::new(redis)
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        .arg("--dir")
+        .arg(dir)
+        .args([
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start redis-server");
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "redis-server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    (Proc(child), format!("redis://127.0.0.1:{port}"))
+}
+
+fn drover(data: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_drover"));
+    cmd.arg("--data")
+        .arg(data)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .env_remove("DROVER_LOG")
+        .env_remove("DROVER_CONFIG");
+    cmd
+}
+
+/// Starts `drover serve` and returns it with its base URL.
+fn start_server(data: &Path, extra: &[&str]) -> (Proc, String) {
+    let mut args = vec!["serve", "--listen", "127.0.0.1:0", "-j", "256"];
+    args.extend(extra);
+    let mut child = drover(data, &args)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start drover serve");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let base = loop {
+        let line = lines
+            .next()
+            .and_then(Result::ok)
+            .expect("drover serve exited before listening");
+        if let Some(at) = line.find("listening on ") {
+            break line[at + 13..]
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (Proc(child), base)
+}
+
+fn start_drone(data: &Path, url: &str, concurrency: usize) -> Proc {
+    let child = drover(
+        data,
+        &[
+            "drone",
+            "--redis",
+            url,
+            "--concurrency",
+            &concurrency.to_string(),
+        ],
+    )
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("start drover drone");
+    Proc(child)
+}
+
+fn layered_dag(n: usize, width: usize) -> String {
+    let width = width.clamp(1, n);
+    let mut nodes = serde_json::Map::new();
+    for i in 0..n {
+        let (layer, pos) = (i / width, i % width);
+        let mut needs = Vec::new();
+        if layer > 0 {
+            let prev = (layer - 1) * width;
+            needs.push(format!("n{}", prev + pos));
+            let other = format!("n{}", prev + (pos + 1) % width);
+            if !needs.contains(&other) {
+                needs.push(other);
+            }
+        }
+        nodes.insert(
+            format!("n{i}"),
+            serde_json::json!({"driver": "noop", "needs": needs}),
+        );
+    }
+    serde_json::json!({"name": "layered", "nodes": nodes}).to_string()
+}
+
+async fn get(client: &reqwest::Client, url: String) -> Value {
+    client
+        .get(url)
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .unwrap_or(Value::Null)
+}
+
+/// Submits the DAG and waits for its end: (run id, wall time, final state).
+async fn run_dag(client: &reqwest::Client, base: &str, dag: &str) -> (String, Duration, String) {
+    let start = Instant::now();
+    let response = client
+        .post(format!("{base}/api/v1/runs"))
+        .body(dag.to_owned())
+        .send()
+        .await
+        .expect("submit");
+    assert_eq!(response.status(), 201, "submission refused");
+    let id = response.json::<Value>().await.expect("json")["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    loop {
+        let run = get(client, format!("{base}/api/v1/runs/{id}")).await;
+        if run["state"] != "running" && !run["state"].is_null() {
+            return (
+                id,
+                start.elapsed(),
+                run["state"].as_str().unwrap_or("").to_owned(),
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn wait_drones(client: &reqwest::Client, base: &str, count: usize) {
+    let start = Instant::now();
+    loop {
+        let drones = get(client, format!("{base}/api/v1/drones")).await;
+        let alive = drones["drones"]
+            .as_array()
+            .map_or(0, |d| d.iter().filter(|d| d["alive"] == true).count());
+        if alive >= count {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "drones did not come up: {drones}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Tails the jobs stream and every run's reports stream until `stop`, and
+/// returns each attempt's (sent_us, started_us).
+async fn tail(url: String, stop: tokio::sync::watch::Receiver<bool>) -> Vec<u64> {
+    let client = redis::Client::open(url).expect("redis url");
+    let mut conn = client
+        .get_multiplexed_async_connection_with_config(
+            &redis::AsyncConnectionConfig::new().set_response_timeout(None),
+        )
+        .await
+        .expect("redis");
+    let mut sent: HashMap<String, u64> = HashMap::new();
+    let mut started: HashMap<String, u64> = HashMap::new();
+    let mut cursors: HashMap<String, String> =
+        HashMap::from([("drover:jobs:default".to_owned(), "$".to_owned())]);
+    while !*stop.borrow() {
+        let keys: Vec<String> = cursors.keys().cloned().collect();
+        let ids: Vec<String> = keys.iter().map(|k| cursors[k].clone()).collect();
+        let options = redis::streams::StreamReadOptions::default()
+            .count(4096)
+            .block(100);
+        let reply: Option<redis::streams::StreamReadReply> = conn
+            .xread_options(&keys, &ids, &options)
+            .await
+            .unwrap_or(None);
+        let Some(reply) = reply else { continue };
+        for stream in reply.keys {
+            for entry in &stream.ids {
+                if let Some(redis::Value::BulkString(bytes)) = entry.map.get("job") {
+                    let job: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
+                    let attempt = job["attempt_id"].as_str().unwrap_or_default().to_owned();
+                    if let Some(run) = attempt.rsplitn(3, '/').nth(2) {
+                        cursors
+                            .entry(format!("drover:run:{run}:reports"))
+                            .or_insert_with(|| "0".to_owned());
+                    }
+                    sent.insert(attempt, job["sent_us"].as_u64().unwrap_or(0));
+                } else if let Some(redis::Value::BulkString(bytes)) = entry.map.get("report") {
+                    let report: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
+                    if report["kind"] == "started" {
+                        let attempt = report["attempt_id"].as_str().unwrap_or_default();
+                        started
+                            .entry(attempt.to_owned())
+                            .or_insert(report["at_us"].as_u64().unwrap_or(0));
+                    }
+                }
+            }
+            if let Some(last) = stream.ids.last() {
+                cursors.insert(stream.key.clone(), last.id.clone());
+            }
+        }
+    }
+    let mut latencies: Vec<u64> = started
+        .iter()
+        .filter_map(|(attempt, at)| sent.get(attempt).map(|s| at.saturating_sub(*s)))
+        .collect();
+    latencies.sort_unstable();
+    latencies
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let nodes = arg("--nodes", 10_000);
+    let width = arg("--width", 50);
+    let drones = arg("--drones", 2);
+    let concurrency = arg("--concurrency", 64);
+    let dag = layered_dag(nodes, width);
+    let warm = layered_dag(200, width);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let runtime = tokio::runtime::Runtime::new().expect("tokio");
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+
+        // Embedded, for the ratio.
+        let embedded_data = dir.path().join("embedded");
+        let (server, base) = start_server(&embedded_data, &[]);
+        run_dag(&client, &base, &warm).await;
+        let (_, took, state) = run_dag(&client, &base, &dag).await;
+        let embedded = nodes as f64 / took.as_secs_f64();
+        println!(
+            "embedded serve: layered {nodes} noop nodes: {:.0} ms, {embedded:.0} nodes/s ({state})",
+            took.as_secs_f64() * 1000.0
+        );
+        drop(server);
+
+        // Distributed: a leader and the drones, each with its own data dir.
+        let redis_dir = dir.path().join("redis");
+        std::fs::create_dir_all(&redis_dir).expect("redis dir");
+        let (_redis, url) = start_redis(&redis_dir);
+        let (_leader, base) = start_server(&dir.path().join("leader"), &["--redis", &url]);
+        let _drones: Vec<Proc> = (0..drones)
+            .map(|i| start_drone(&dir.path().join(format!("drone{i}")), &url, concurrency))
+            .collect();
+        wait_drones(&client, &base, drones).await;
+        run_dag(&client, &base, &warm).await;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let tailer = tokio::spawn(tail(url.clone(), stop_rx));
+        // Let the tailer's first read start before anything is sent.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let (_, took, state) = run_dag(&client, &base, &dag).await;
+        let _ = stop_tx.send(true);
+        let latencies = tailer.await.expect("tailer");
+        let distributed = nodes as f64 / took.as_secs_f64();
+        println!(
+            "leader + {drones} drones (concurrency {concurrency}) over Redis: layered {nodes} noop nodes: \
+             {:.0} ms, {distributed:.0} nodes/s ({state}); {:.2}x embedded's time",
+            took.as_secs_f64() * 1000.0,
+            embedded / distributed
+        );
+        println!(
+            "dispatch latency (job sent -> running on a drone), {} attempts: median {:.3} ms, p90 {:.3} ms, p99 {:.3} ms",
+            latencies.len(),
+            percentile(&latencies, 0.5),
+            percentile(&latencies, 0.9),
+            percentile(&latencies, 0.99)
+        );
+        let mut conn = redis::Client::open(url)
+            .expect("url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis");
+        let left: usize = conn.xlen("drover:jobs:default").await.unwrap_or(0);
+        println!("jobs left on the stream afterwards: {left}");
+    });
+}
