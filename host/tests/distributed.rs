@@ -6,81 +6,13 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::Drover;
+use support::drone::{Drone, leader, wait_drones};
 use support::redis::Redis;
 use support::server::{Server, get_json, submit, wait_end};
-
-/// A `drover drone` process; killed when dropped.
-struct Drone {
-    child: Child,
-    _home: Drover,
-}
-
-impl Drone {
-    fn start(redis: &Redis, extra: &[&str]) -> Drone {
-        let home = Drover::new();
-        let url = redis.url();
-        let mut args = vec!["drone", "--redis", url.as_str()];
-        args.extend(extra);
-        let child = home
-            .command(&args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start drover drone");
-        Drone { child, _home: home }
-    }
-
-    /// kill -9.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Drone {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// A leader in its own folder.
-fn leader(redis: &Redis, home: &Drover) -> Server {
-    Server::start(home, &["--redis", &redis.url()])
-}
-
-/// Waits until the leader lists `count` live drones; returns the list.
-async fn wait_drones(server: &Server, count: usize) -> Vec<Value> {
-    let start = Instant::now();
-    loop {
-        let (status, body) = get_json(server, "/api/v1/drones").await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        let alive: Vec<Value> = body["drones"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|d| d["alive"] == true)
-            .collect();
-        if alive.len() >= count {
-            return alive;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "{count} drones never came up: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 /// Waits until some drone with this pid reports running attempts.
 async fn wait_running_on(server: &Server, pid: u32) {

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod docker;
+pub mod drone;
 pub mod openbao;
 pub mod redis;
 pub mod runtime;
