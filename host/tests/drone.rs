@@ -825,6 +825,15 @@ async fn a_drone_killed_mid_run_has_its_attempts_claimed_and_finished_by_another
     second.interrupt();
     let ended = second.finish();
     assert_eq!(ended.code, Some(0), "{}", ended.log);
+    assert_eq!(
+        ended
+            .log
+            .matches("claimed a job entry of an unresponsive drone")
+            .count(),
+        3,
+        "{}",
+        ended.log
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1010,4 +1019,45 @@ async fn a_redis_that_lost_its_data_gets_the_groups_and_sets_back() {
         "{}",
         ended.log
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_drone_section_of_the_config_is_used_and_flags_win() {
+    use std::io::Write;
+    let redis = Redis::start();
+    let drover = Drover::new();
+    let mut config = std::fs::OpenOptions::new()
+        .append(true)
+        .open(drover.path("drover.toml"))
+        .unwrap();
+    writeln!(
+        config,
+        "[drone]\npools = [\"from-config\"]\nconcurrency = 3\nid = \"configured\"\nheartbeat_ms = 100"
+    )
+    .unwrap();
+    let running = drone(&drover, &redis, &[]);
+    assert!(
+        running
+            .seen
+            .contains("drone configured up: pools from-config, concurrency 3"),
+        "{}",
+        running.seen
+    );
+    running.interrupt();
+    assert_eq!(running.finish().code, Some(0));
+    let running = drone(&drover, &redis, &["--pool", "flag", "-j", "1"]);
+    assert!(
+        running
+            .seen
+            .contains("drone configured up: pools flag, concurrency 1"),
+        "{}",
+        running.seen
+    );
+    running.interrupt();
+    assert_eq!(running.finish().code, Some(0));
+
+    writeln!(config, "bogus = 1").unwrap();
+    let url = redis.url();
+    let out = drover.run(&["drone", "--redis", &url]);
+    assert_eq!(out.status.code(), Some(2), "{}", support::stderr(&out));
 }

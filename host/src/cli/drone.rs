@@ -9,6 +9,7 @@ use drover::config::Config;
 use drover::drone::{self, Drone, DroneOptions};
 use drover::runtime::Runtime;
 use drover::transport::redis::protocol::valid_pool;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
 use super::{CliError, exit};
@@ -53,6 +54,21 @@ pub async fn drone(args: DroneArgs, config: Config) -> Result<u8, CliError> {
             drone::DroneError::Url(_) => CliError::bad_input(e),
             e => CliError::from(e),
         })?;
+    // Handlers in place before the drone says it is up: a signal right
+    // after that line stops it gracefully instead of killing it.
+    let mut signals = Signals::new()?;
+    let (quit, force) = (CancellationToken::new(), CancellationToken::new());
+    {
+        let (quit, force) = (quit.clone(), force.clone());
+        tokio::spawn(async move {
+            signals.next().await;
+            eprintln!("drone stopping: no new nodes; running ones may finish");
+            quit.cancel();
+            signals.next().await;
+            eprintln!("drone stopping now");
+            force.cancel();
+        });
+    }
     eprintln!(
         "drone {} up: pools {}, concurrency {}, redis {}",
         drone.id(),
@@ -60,18 +76,6 @@ pub async fn drone(args: DroneArgs, config: Config) -> Result<u8, CliError> {
         options.concurrency,
         options.redis
     );
-    let (quit, force) = (CancellationToken::new(), CancellationToken::new());
-    {
-        let (quit, force) = (quit.clone(), force.clone());
-        tokio::spawn(async move {
-            wait_for_signal().await;
-            eprintln!("drone stopping: no new nodes; running ones may finish");
-            quit.cancel();
-            wait_for_signal().await;
-            eprintln!("drone stopping now");
-            force.cancel();
-        });
-    }
     drone.run(quit, force).await;
     eprintln!("drone {} stopped", options.id);
     Ok(exit::SUCCESS)
@@ -131,18 +135,24 @@ fn options(args: DroneArgs, config: &Config) -> anyhow::Result<DroneOptions> {
     })
 }
 
-/// Ctrl-C or SIGTERM.
-async fn wait_for_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                term.recv().await;
-            }
-            Err(_) => std::future::pending().await,
+/// SIGINT (Ctrl-C) and SIGTERM, listened for from creation on.
+struct Signals {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Signals> {
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
     }
 }

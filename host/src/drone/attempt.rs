@@ -143,14 +143,18 @@ async fn run_driver(
     };
     let outcome = shared.runtime.run(&driver, job.task.clone(), ctx).await;
     let forwarded = forwarder.await.unwrap_or(false);
-    if let Err(e) = tokio::fs::remove_dir_all(&workspace).await
-        && e.kind() != std::io::ErrorKind::NotFound
-    {
-        tracing::warn!(workspace = %workspace.display(), error = %e, "cannot remove a workspace");
-    }
-    if let Some(run_dir) = workspace.parent() {
-        // Only when empty: other attempts of the run may be using it.
-        let _ = tokio::fs::remove_dir(run_dir).await;
+    // Most drivers never make their workspace: one stat instead of two
+    // trips to the blocking pool.
+    if std::fs::symlink_metadata(&workspace).is_ok() {
+        if let Err(e) = tokio::fs::remove_dir_all(&workspace).await
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(workspace = %workspace.display(), error = %e, "cannot remove a workspace");
+        }
+        if let Some(run_dir) = workspace.parent() {
+            // Only when empty: other attempts of the run may be using it.
+            let _ = tokio::fs::remove_dir(run_dir).await;
+        }
     }
     forwarded.then_some(outcome)
 }

@@ -328,7 +328,7 @@ async fn intake(
                                 .local()
                                 .contains(&format!("{}#{}", entry.pool, entry.id))
                             {
-                                tracing::info!(stream = %entry.stream(), entry = %entry.id, "claimed a job entry of an unresponsive drone");
+                                tracing::warn!(stream = %entry.stream(), entry = %entry.id, "claimed a job entry of an unresponsive drone");
                             }
                             start(shared, entry, &mut free, tasks);
                         }
