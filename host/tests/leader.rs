@@ -265,17 +265,35 @@ async fn a_run_completes_when_redis_restarts_mid_run() {
     let a = leader(&drover, &redis);
     let id = submit(
         &a,
-        "name: steady\nnodes:\n  one: {driver: sleep, artifact: 500ms}\n  two: {driver: sleep, artifact: 1s, needs: [one]}\n  three: {driver: shell, artifact: 'echo done', needs: [two]}\n",
+        r#"
+name: steady
+nodes:
+  one: {driver: sleep, artifact: 500ms}
+  two: {driver: sleep, artifact: 1s, needs: [one]}
+  talk: {driver: shell, needs: [one], artifact: 'for i in $(seq 1 100); do echo "l$i"; sleep 0.01; done'}
+  three: {driver: shell, artifact: 'echo done', needs: [two, talk]}
+"#,
     )
     .await;
     wait_for(&a, &id, |r| node(r, "two")["state"] == "running").await;
+    // Killed while log lines are being written.
     redis.restart();
     let record = wait_end(&a, &id).await;
     assert_eq!(record["state"], "success", "{record}");
-    for name in ["one", "two", "three"] {
+    for name in ["one", "two", "talk", "three"] {
         assert_eq!(node(&record, name)["attempts"].as_array().unwrap().len(), 1);
     }
     check_events(&sse(&a.base, &id).await);
+    let logs = client()
+        .get(a.url(&format!("/api/v1/runs/{id}/nodes/talk/logs")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let expected: String = (1..=100).map(|i| format!("l{i}\n")).collect();
+    assert_eq!(logs, expected);
 }
 
 #[tokio::test]
@@ -408,7 +426,22 @@ async fn writes_of_a_leader_that_lost_the_lease_are_refused() {
         !b.acquire(&id).await.unwrap(),
         "the submitter holds the lease"
     );
+    // A batch sent again (its reply lost) is taken as already done.
+    a.write(vec![event(1, "a")]).await.unwrap();
     a.write(vec![event(1, "a"), event(2, "a")]).await.unwrap();
+    let rewritten = a.write(vec![event(1, "x")]).await;
+    assert!(
+        matches!(rewritten, Err(StoreError::LeaseLost { .. })),
+        "another event under a taken number is refused: {rewritten:?}"
+    );
+    assert!(!a.holds(&id));
+    assert!(
+        !a.acquire(&id).await.unwrap(),
+        "A's old lease is still there"
+    );
+    let mut conn = redis.connection().await;
+    let _: i64 = conn.del(format!("drover:run:{id}:lease")).await.unwrap();
+    assert!(a.acquire(&id).await.unwrap());
     // B writing without the lease is refused before anything is sent.
     let refused = b.write(vec![event(3, "b")]).await;
     assert!(
@@ -417,7 +450,6 @@ async fn writes_of_a_leader_that_lost_the_lease_are_refused() {
     );
 
     // The lease lapses (A stalled); B takes the run over.
-    let mut conn = redis.connection().await;
     let _: i64 = conn.del(format!("drover:run:{id}:lease")).await.unwrap();
     assert!(b.acquire(&id).await.unwrap());
     b.write(vec![event(3, "b")]).await.unwrap();
@@ -472,6 +504,11 @@ async fn writes_of_a_leader_that_lost_the_lease_are_refused() {
         .await
         .unwrap();
     assert!(!b.holds(&id));
+    let late = b.write(vec![Write::meta(&done)]).await;
+    assert!(
+        matches!(late, Err(StoreError::LeaseLost { .. })),
+        "{late:?}"
+    );
     assert!(b.unfinished().await.unwrap().is_empty());
     let lease: Option<String> = conn.get(format!("drover:run:{id}:lease")).await.unwrap();
     assert_eq!(lease, None);

@@ -59,7 +59,10 @@ for i = 2, #ARGV, 5 do
   local op, run, token, a, b = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   local base = 'drover:run:' .. run
   if op == 'submit' then
-    if redis.call('SET', base .. ':lease', token, 'NX', 'PX', ms) then
+    -- The lease may hold our token already: this batch, sent again after
+    -- its reply was lost.
+    if redis.call('SET', base .. ':lease', token, 'NX', 'PX', ms)
+        or redis.call('GET', base .. ':lease') == token then
       state[run] = 'ok'
     else
       state[run] = 'lost'
@@ -67,6 +70,11 @@ for i = 2, #ARGV, 5 do
   elseif state[run] == nil then
     if redis.call('GET', base .. ':lease') == token then
       state[run] = 'ok'
+    elseif op ~= 'event' and redis.call('GET', base .. ':record') ~= false
+        and redis.call('SISMEMBER', 'drover:unfinished', run) == 0 then
+      -- The run has its record (this batch sent again, or another leader
+      -- finished it): nothing more to write for it.
+      state[run] = 'done'
     else
       state[run] = 'lost'
     end
