@@ -251,6 +251,24 @@ async fn two_leaders_at_once_never_schedule_the_same_run() {
         let events = sse(&b.base, id).await;
         check_events(&events);
     }
+    // Listed newest first on either leader, page by page.
+    let mut listed = Vec::new();
+    let mut before = String::new();
+    loop {
+        let (_, page) = get_json(&b, &format!("/api/v1/runs?limit=4{before}")).await;
+        for run in page["runs"].as_array().unwrap() {
+            assert_eq!(run["state"], "success");
+            listed.push(run["id"].as_str().unwrap().to_owned());
+        }
+        match page["next"].as_str() {
+            Some(next) => before = format!("&before={next}"),
+            None => break,
+        }
+    }
+    let newest_first: Vec<String> = ids.iter().rev().cloned().collect();
+    assert_eq!(listed, newest_first);
+    let (_, running) = get_json(&a, "/api/v1/runs?state=running").await;
+    assert_eq!(running["runs"], serde_json::json!([]));
     for server in [&a, &b] {
         let log = log_of(server);
         assert!(!log.contains("taking the run over"), "{log}");
@@ -321,6 +339,32 @@ async fn a_run_is_canceled_through_another_leader() {
     assert_eq!(again.status(), StatusCode::CONFLICT);
     let missing = post(&b, "/api/v1/runs/nope/cancel", "").await;
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_run_canceled_while_its_leader_is_dead_is_canceled_on_takeover() {
+    let redis = Redis::start();
+    let drover = drover(2000);
+    let mut a = leader(&drover, &redis);
+    let b = leader(&drover, &redis);
+    let id = submit(
+        &a,
+        "name: orphan\nnodes:\n  nap: {driver: sleep, artifact: 30s}\n  after: {driver: noop, needs: [nap]}\n",
+    )
+    .await;
+    wait_for(&b, &id, |r| node(r, "nap")["state"] == "running").await;
+    a.kill();
+    // Nobody runs it now: the cancel is stored, and whoever takes the run
+    // over cancels it at once.
+    let response = post(&b, &format!("/api/v1/runs/{id}/cancel"), "").await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let record = wait_end(&b, &id).await;
+    assert_eq!(record["state"], "canceled", "{record}");
+    assert_eq!(
+        node(&record, "after")["attempts"].as_array().unwrap().len(),
+        0
+    );
+    check_events(&sse(&b.base, &id).await);
 }
 
 #[test]
