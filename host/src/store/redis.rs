@@ -314,6 +314,25 @@ impl RedisStore {
         Ok(taken.is_some())
     }
 
+    /// Which of `runs` nobody holds the lease of, in one round trip.
+    pub async fn unleased<'a>(&self, runs: &[&'a str]) -> Result<Vec<&'a str>, StoreError> {
+        if runs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = runs.iter().map(|run| key(run, "lease")).collect();
+        let holders: Vec<Option<String>> = redis::cmd("MGET")
+            .arg(&keys)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(redis_error)?;
+        Ok(runs
+            .iter()
+            .zip(holders)
+            .filter(|(_, holder)| holder.is_none())
+            .map(|(run, _)| *run)
+            .collect())
+    }
+
     /// Whether this leader holds `run`'s lease, as far as it knows.
     pub fn holds(&self, run: &str) -> bool {
         self.leases.token(run).is_some()
