@@ -232,7 +232,8 @@ async fn a_leader_restarted_after_kill_9_carries_its_run_on() {
 #[tokio::test]
 async fn two_leaders_at_once_never_schedule_the_same_run() {
     let redis = Redis::start();
-    let drover = drover(1000);
+    // Leases long enough that a busy machine never lets one lapse here.
+    let drover = drover(5000);
     let a = leader(&drover, &redis);
     let b = leader(&drover, &redis);
     let dag = "name: pair\nnodes:\n  one: {driver: sleep, artifact: 300ms}\n  two: {driver: sleep, artifact: 300ms, needs: [one]}\n  three: {driver: shell, artifact: 'echo hi', needs: [one]}\n  four: {driver: noop, needs: [two, three]}\n";
