@@ -160,7 +160,7 @@ nodes:
 #[tokio::test]
 async fn a_leader_killed_mid_run_is_taken_over_by_another() {
     let redis = Redis::start();
-    let drover = drover(1000);
+    let drover = drover(2000);
     let mut a = leader(&drover, &redis);
     let id = submit(
         &a,
@@ -209,7 +209,7 @@ nodes:
 #[tokio::test]
 async fn a_leader_restarted_after_kill_9_carries_its_run_on() {
     let redis = Redis::start();
-    let drover = drover(1000);
+    let drover = drover(2000);
     let mut a = leader(&drover, &redis);
     let id = submit(
         &a,
