@@ -160,7 +160,7 @@ nodes:
 #[tokio::test]
 async fn a_leader_killed_mid_run_is_taken_over_by_another() {
     let redis = Redis::start();
-    let drover = drover(1000);
+    let drover = drover(2000);
     let mut a = leader(&drover, &redis);
     let id = submit(
         &a,
@@ -209,7 +209,7 @@ nodes:
 #[tokio::test]
 async fn a_leader_restarted_after_kill_9_carries_its_run_on() {
     let redis = Redis::start();
-    let drover = drover(1000);
+    let drover = drover(2000);
     let mut a = leader(&drover, &redis);
     let id = submit(
         &a,
@@ -232,7 +232,8 @@ async fn a_leader_restarted_after_kill_9_carries_its_run_on() {
 #[tokio::test]
 async fn two_leaders_at_once_never_schedule_the_same_run() {
     let redis = Redis::start();
-    let drover = drover(1000);
+    // Leases long enough that a busy machine never lets one lapse here.
+    let drover = drover(5000);
     let a = leader(&drover, &redis);
     let b = leader(&drover, &redis);
     let dag = "name: pair\nnodes:\n  one: {driver: sleep, artifact: 300ms}\n  two: {driver: sleep, artifact: 300ms, needs: [one]}\n  three: {driver: shell, artifact: 'echo hi', needs: [one]}\n  four: {driver: noop, needs: [two, three]}\n";
@@ -251,6 +252,24 @@ async fn two_leaders_at_once_never_schedule_the_same_run() {
         let events = sse(&b.base, id).await;
         check_events(&events);
     }
+    // Listed newest first on either leader, page by page.
+    let mut listed = Vec::new();
+    let mut before = String::new();
+    loop {
+        let (_, page) = get_json(&b, &format!("/api/v1/runs?limit=4{before}")).await;
+        for run in page["runs"].as_array().unwrap() {
+            assert_eq!(run["state"], "success");
+            listed.push(run["id"].as_str().unwrap().to_owned());
+        }
+        match page["next"].as_str() {
+            Some(next) => before = format!("&before={next}"),
+            None => break,
+        }
+    }
+    let newest_first: Vec<String> = ids.iter().rev().cloned().collect();
+    assert_eq!(listed, newest_first);
+    let (_, running) = get_json(&a, "/api/v1/runs?state=running").await;
+    assert_eq!(running["runs"], serde_json::json!([]));
     for server in [&a, &b] {
         let log = log_of(server);
         assert!(!log.contains("taking the run over"), "{log}");
@@ -265,17 +284,35 @@ async fn a_run_completes_when_redis_restarts_mid_run() {
     let a = leader(&drover, &redis);
     let id = submit(
         &a,
-        "name: steady\nnodes:\n  one: {driver: sleep, artifact: 500ms}\n  two: {driver: sleep, artifact: 1s, needs: [one]}\n  three: {driver: shell, artifact: 'echo done', needs: [two]}\n",
+        r#"
+name: steady
+nodes:
+  one: {driver: sleep, artifact: 500ms}
+  two: {driver: sleep, artifact: 1s, needs: [one]}
+  talk: {driver: shell, needs: [one], artifact: 'for i in $(seq 1 100); do echo "l$i"; sleep 0.01; done'}
+  three: {driver: shell, artifact: 'echo done', needs: [two, talk]}
+"#,
     )
     .await;
     wait_for(&a, &id, |r| node(r, "two")["state"] == "running").await;
+    // Killed while log lines are being written.
     redis.restart();
     let record = wait_end(&a, &id).await;
     assert_eq!(record["state"], "success", "{record}");
-    for name in ["one", "two", "three"] {
+    for name in ["one", "two", "talk", "three"] {
         assert_eq!(node(&record, name)["attempts"].as_array().unwrap().len(), 1);
     }
     check_events(&sse(&a.base, &id).await);
+    let logs = client()
+        .get(a.url(&format!("/api/v1/runs/{id}/nodes/talk/logs")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let expected: String = (1..=100).map(|i| format!("l{i}\n")).collect();
+    assert_eq!(logs, expected);
 }
 
 #[tokio::test]
@@ -303,6 +340,32 @@ async fn a_run_is_canceled_through_another_leader() {
     assert_eq!(again.status(), StatusCode::CONFLICT);
     let missing = post(&b, "/api/v1/runs/nope/cancel", "").await;
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_run_canceled_while_its_leader_is_dead_is_canceled_on_takeover() {
+    let redis = Redis::start();
+    let drover = drover(2000);
+    let mut a = leader(&drover, &redis);
+    let b = leader(&drover, &redis);
+    let id = submit(
+        &a,
+        "name: orphan\nnodes:\n  nap: {driver: sleep, artifact: 30s}\n  after: {driver: noop, needs: [nap]}\n",
+    )
+    .await;
+    wait_for(&b, &id, |r| node(r, "nap")["state"] == "running").await;
+    a.kill();
+    // Nobody runs it now: the cancel is stored, and whoever takes the run
+    // over cancels it at once.
+    let response = post(&b, &format!("/api/v1/runs/{id}/cancel"), "").await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let record = wait_end(&b, &id).await;
+    assert_eq!(record["state"], "canceled", "{record}");
+    assert_eq!(
+        node(&record, "after")["attempts"].as_array().unwrap().len(),
+        0
+    );
+    check_events(&sse(&b.base, &id).await);
 }
 
 #[test]
@@ -408,7 +471,22 @@ async fn writes_of_a_leader_that_lost_the_lease_are_refused() {
         !b.acquire(&id).await.unwrap(),
         "the submitter holds the lease"
     );
+    // A batch sent again (its reply lost) is taken as already done.
+    a.write(vec![event(1, "a")]).await.unwrap();
     a.write(vec![event(1, "a"), event(2, "a")]).await.unwrap();
+    let rewritten = a.write(vec![event(1, "x")]).await;
+    assert!(
+        matches!(rewritten, Err(StoreError::LeaseLost { .. })),
+        "another event under a taken number is refused: {rewritten:?}"
+    );
+    assert!(!a.holds(&id));
+    assert!(
+        !a.acquire(&id).await.unwrap(),
+        "A's old lease is still there"
+    );
+    let mut conn = redis.connection().await;
+    let _: i64 = conn.del(format!("drover:run:{id}:lease")).await.unwrap();
+    assert!(a.acquire(&id).await.unwrap());
     // B writing without the lease is refused before anything is sent.
     let refused = b.write(vec![event(3, "b")]).await;
     assert!(
@@ -417,7 +495,6 @@ async fn writes_of_a_leader_that_lost_the_lease_are_refused() {
     );
 
     // The lease lapses (A stalled); B takes the run over.
-    let mut conn = redis.connection().await;
     let _: i64 = conn.del(format!("drover:run:{id}:lease")).await.unwrap();
     assert!(b.acquire(&id).await.unwrap());
     b.write(vec![event(3, "b")]).await.unwrap();
@@ -472,6 +549,11 @@ async fn writes_of_a_leader_that_lost_the_lease_are_refused() {
         .await
         .unwrap();
     assert!(!b.holds(&id));
+    let late = b.write(vec![Write::meta(&done)]).await;
+    assert!(
+        matches!(late, Err(StoreError::LeaseLost { .. })),
+        "{late:?}"
+    );
     assert!(b.unfinished().await.unwrap().is_empty());
     let lease: Option<String> = conn.get(format!("drover:run:{id}:lease")).await.unwrap();
     assert_eq!(lease, None);

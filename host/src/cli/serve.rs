@@ -1,5 +1,5 @@
-//! `drover serve`: the HTTP service, with runs kept in the data folder and
-//! carried on after a restart.
+//! `drover serve`: the HTTP service, with runs kept in the data folder (or
+//! in Redis, shared with other leaders) and carried on after a restart.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -19,9 +19,15 @@ impl Runs {
             return Ok(0);
         };
         let mut count = 0;
-        for meta in self.inner.store.unfinished().await? {
-            let id = meta.id;
-            if self.live(&id).is_some() || !redis.acquire(&id).await? {
+        let unfinished = self.inner.store.unfinished().await?;
+        let elsewhere: Vec<&str> = unfinished
+            .iter()
+            .map(|meta| meta.id.as_str())
+            .filter(|id| self.live(id).is_none())
+            .collect();
+        for id in redis.unleased(&elsewhere).await? {
+            let id = id.to_owned();
+            if !redis.acquire(&id).await? {
                 continue;
             }
             // Read again under the lease: the last holder may have ended it.

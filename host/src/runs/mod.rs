@@ -1,6 +1,7 @@
 //! The run service behind `drover serve`: accepts DAGs, runs them in this
 //! process through the engine, makes every event durable before anyone
-//! sees it, and carries unfinished runs on after a restart.
+//! sees it, and carries unfinished runs on after a restart (in Redis mode,
+//! also the runs of other leaders that stopped: see `lease`).
 
 mod lease;
 mod live;

@@ -59,7 +59,10 @@ for i = 2, #ARGV, 5 do
   local op, run, token, a, b = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   local base = 'drover:run:' .. run
   if op == 'submit' then
-    if redis.call('SET', base .. ':lease', token, 'NX', 'PX', ms) then
+    -- The lease may hold our token already: this batch, sent again after
+    -- its reply was lost.
+    if redis.call('SET', base .. ':lease', token, 'NX', 'PX', ms)
+        or redis.call('GET', base .. ':lease') == token then
       state[run] = 'ok'
     else
       state[run] = 'lost'
@@ -67,6 +70,11 @@ for i = 2, #ARGV, 5 do
   elseif state[run] == nil then
     if redis.call('GET', base .. ':lease') == token then
       state[run] = 'ok'
+    elseif op ~= 'event' and redis.call('GET', base .. ':record') ~= false
+        and redis.call('SISMEMBER', 'drover:unfinished', run) == 0 then
+      -- The run has its record (this batch sent again, or another leader
+      -- finished it): nothing more to write for it.
+      state[run] = 'done'
     else
       state[run] = 'lost'
     end
@@ -144,11 +152,19 @@ return 0
 struct Leases {
     leader: String,
     next: AtomicU64,
-    held: Mutex<HashMap<String, String>>,
+    held: Mutex<HashMap<String, Held>>,
+}
+
+#[derive(Debug, Clone)]
+struct Held {
+    token: String,
+    /// Redis has the lease: until then a renewal would find none and take
+    /// the lease for lost.
+    confirmed: bool,
 }
 
 impl Leases {
-    fn held(&self) -> MutexGuard<'_, HashMap<String, String>> {
+    fn held(&self) -> MutexGuard<'_, HashMap<String, Held>> {
         self.held.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -156,18 +172,40 @@ impl Leases {
     fn issue(&self, run: &str) -> String {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let token = format!("{}/{n}", self.leader);
-        self.held().insert(run.to_owned(), token.clone());
+        let held = Held {
+            token: token.clone(),
+            confirmed: false,
+        };
+        self.held().insert(run.to_owned(), held);
         token
     }
 
+    /// Redis has `run`'s lease with `token`.
+    fn confirm(&self, run: &str, token: &str) {
+        if let Some(held) = self.held().get_mut(run)
+            && held.token == token
+        {
+            held.confirmed = true;
+        }
+    }
+
     fn token(&self, run: &str) -> Option<String> {
-        self.held().get(run).cloned()
+        self.held().get(run).map(|h| h.token.clone())
+    }
+
+    /// The leases Redis has, to renew.
+    fn confirmed(&self) -> Vec<(String, String)> {
+        self.held()
+            .iter()
+            .filter(|(_, h)| h.confirmed)
+            .map(|(run, h)| (run.clone(), h.token.clone()))
+            .collect()
     }
 
     /// Forgets `run`'s lease if it still has `token` (any token when `None`).
     fn forget(&self, run: &str, token: Option<&str>) {
         let mut held = self.held();
-        if token.is_none_or(|t| held.get(run).is_some_and(|h| h == t)) {
+        if token.is_none_or(|t| held.get(run).is_some_and(|h| h.token == t)) {
             held.remove(run);
         }
     }
@@ -300,10 +338,30 @@ impl RedisStore {
                 self.leases.forget(run, Some(&token));
                 redis_error(e)
             })?;
-        if taken.is_none() {
-            self.leases.forget(run, Some(&token));
+        match taken {
+            Some(_) => self.leases.confirm(run, &token),
+            None => self.leases.forget(run, Some(&token)),
         }
         Ok(taken.is_some())
+    }
+
+    /// Which of `runs` nobody holds the lease of, in one round trip.
+    pub async fn unleased<'a>(&self, runs: &[&'a str]) -> Result<Vec<&'a str>, StoreError> {
+        if runs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = runs.iter().map(|run| key(run, "lease")).collect();
+        let holders: Vec<Option<String>> = redis::cmd("MGET")
+            .arg(&keys)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(redis_error)?;
+        Ok(runs
+            .iter()
+            .zip(holders)
+            .filter(|(_, holder)| holder.is_none())
+            .map(|(run, _)| *run)
+            .collect())
     }
 
     /// Whether this leader holds `run`'s lease, as far as it knows.
@@ -314,12 +372,7 @@ impl RedisStore {
     /// Extends every lease this leader holds; returns the runs whose lease
     /// turned out not to be ours any more (forgotten now).
     pub async fn renew(&self) -> Result<Vec<String>, StoreError> {
-        let held: Vec<(String, String)> = self
-            .leases
-            .held()
-            .iter()
-            .map(|(r, t)| (r.clone(), t.clone()))
-            .collect();
+        let held = self.leases.confirmed();
         if held.is_empty() {
             return Ok(Vec::new());
         }
@@ -634,13 +687,18 @@ async fn writer(
         let mut call = script.prepare_invoke();
         call.arg(lease_ms);
         let mut refused: Vec<Option<String>> = vec![None; batch.len()];
+        let mut submitted: Vec<(String, String)> = Vec::new();
         let mut sent = 0usize;
         for (job, refusal) in batch.iter().zip(refused.iter_mut()) {
             let mut args: Vec<[Vec<u8>; 5]> = Vec::with_capacity(job.writes.len());
             for write in &job.writes {
                 let run = write_run(write);
                 let token = match write {
-                    Write::Submit { id, .. } => Some(leases.issue(id)),
+                    Write::Submit { id, .. } => {
+                        let token = leases.issue(id);
+                        submitted.push((id.clone(), token.clone()));
+                        Some(token)
+                    }
                     _ => leases.token(run),
                 };
                 let Some(token) = token else {
@@ -669,6 +727,11 @@ async fn writer(
         };
         for run in &lost {
             leases.forget(run, None);
+        }
+        if result.is_ok() {
+            for (run, token) in &submitted {
+                leases.confirm(run, token);
+            }
         }
         let failure = result.err().map(Arc::new);
         for (job, refusal) in batch.drain(..).zip(refused) {
