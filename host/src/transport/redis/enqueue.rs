@@ -4,14 +4,22 @@
 use redis::aio::ConnectionManager;
 use tokio::sync::{mpsc, oneshot};
 
+use super::protocol;
+
 /// For each attempt: `HSETNX` its mark `queued`, and only if the mark is
-/// new, `XADD` its job. KEYS are (attempts hash, jobs stream) pairs, ARGV
-/// the matching (attempt id, job) pairs; returns 1 per attempt added, 0 per
-/// attempt that was marked already.
+/// new, `XADD` its job (making the stream and its drones' group first if
+/// the stream is gone, say after Redis lost its data). KEYS are (attempts
+/// hash, jobs stream) pairs, ARGV the matching (attempt id, job) pairs then
+/// the group's name; returns 1 per attempt added, 0 per attempt that was
+/// marked already.
 const SCRIPT: &str = r"
 local added = {}
+local group = ARGV[#KEYS + 1]
 for i = 1, #KEYS, 2 do
   if redis.call('HSETNX', KEYS[i], ARGV[i], 'queued') == 1 then
+    if redis.call('EXISTS', KEYS[i + 1]) == 0 then
+      redis.call('XGROUP', 'CREATE', KEYS[i + 1], group, '0', 'MKSTREAM')
+    end
     redis.call('XADD', KEYS[i + 1], '*', 'job', ARGV[i + 1])
     added[#added + 1] = 1
   else
@@ -93,6 +101,7 @@ async fn write(mut conn: ConnectionManager, mut rx: mpsc::UnboundedReceiver<Requ
                 .arg(&request.attempt_id)
                 .arg(&request.job);
         }
+        invocation.arg(protocol::GROUP);
         let answer: redis::RedisResult<Vec<i64>> = invocation.invoke_async(&mut conn).await;
         match answer {
             Ok(added) if added.len() == batch.len() => {
