@@ -462,6 +462,9 @@ async fn a_restarted_leader_waits_for_the_attempts_it_had_sent_instead_of_sendin
     }
     run.abort();
     let _ = run.await;
+    first.dispatcher.release_run("r2");
+    let kept: bool = conn.exists(protocol::attempts_key("r2")).await.unwrap();
+    assert!(kept, "a released run keeps its marks for the next leader");
     drop(first);
     let record = fold.record();
 

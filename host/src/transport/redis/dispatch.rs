@@ -124,9 +124,7 @@ impl RedisDispatcher {
     /// A run ended: stops reading its reports (attempts still waiting end
     /// failed), and deletes its reports stream and attempts hash.
     pub async fn finish_run(&self, run_id: &str) {
-        if let Some(routes) = self.shared.runs().remove(run_id) {
-            routes.close();
-        }
+        self.release_run(run_id);
         let mut conn = self.shared.conn.clone();
         let deleted: redis::RedisResult<()> = redis::cmd("DEL")
             .arg(protocol::reports_key(run_id))
@@ -135,6 +133,15 @@ impl RedisDispatcher {
             .await;
         if let Err(e) = deleted {
             tracing::warn!(run = %run_id, error = %e, "cannot delete the run's reports and attempt marks");
+        }
+    }
+
+    /// This leader no longer dispatches the run, which goes on elsewhere
+    /// (handed over, or its lease lost): stops reading its reports (attempts
+    /// still waiting end failed) and keeps its keys for the next leader.
+    pub fn release_run(&self, run_id: &str) {
+        if let Some(routes) = self.shared.runs().remove(run_id) {
+            routes.close();
         }
     }
 
