@@ -10,8 +10,8 @@ use super::protocol;
 /// new, `XADD` its job (making the stream and its drones' group first if
 /// the stream is gone, say after Redis lost its data). KEYS are (attempts
 /// hash, jobs stream) pairs, ARGV the matching (attempt id, job) pairs then
-/// the group's name; returns 1 per attempt added, 0 per attempt that was
-/// marked already.
+/// the group's name; returns the new entry's id per attempt added, 0 per
+/// attempt that was marked already.
 const SCRIPT: &str = r"
 local added = {}
 local group = ARGV[#KEYS + 1]
@@ -20,8 +20,7 @@ for i = 1, #KEYS, 2 do
     if redis.call('EXISTS', KEYS[i + 1]) == 0 then
       redis.call('XGROUP', 'CREATE', KEYS[i + 1], group, '0', 'MKSTREAM')
     end
-    redis.call('XADD', KEYS[i + 1], '*', 'job', ARGV[i + 1])
-    added[#added + 1] = 1
+    added[#added + 1] = redis.call('XADD', KEYS[i + 1], '*', 'job', ARGV[i + 1])
   else
     added[#added + 1] = 0
   end
@@ -39,7 +38,7 @@ struct Request {
     jobs_key: String,
     attempt_id: String,
     job: String,
-    reply: oneshot::Sender<Result<bool, String>>,
+    reply: oneshot::Sender<Result<Option<String>, String>>,
 }
 
 /// The handle of the task that enqueues; the task ends when every handle
@@ -58,9 +57,9 @@ impl Enqueuer {
     }
 
     /// Marks attempt `attempt_id` queued in `attempts_key` and, if it was
-    /// not marked before, adds `job` to `jobs_key`. `Ok(true)` when it was
-    /// added, `Ok(false)` when an earlier enqueue of the same attempt was
-    /// found; an error says why Redis did not answer (then the attempt may
+    /// not marked before, adds `job` to `jobs_key`. `Ok(Some(entry id))`
+    /// when it was added, `Ok(None)` when an earlier enqueue of the same
+    /// attempt was found; an error says why Redis did not answer (then the attempt may
     /// or may not be marked: enqueuing again is safe).
     pub(super) async fn enqueue(
         &self,
@@ -68,7 +67,7 @@ impl Enqueuer {
         jobs_key: String,
         attempt_id: String,
         job: String,
-    ) -> Result<bool, String> {
+    ) -> Result<Option<String>, String> {
         let (reply, answer) = oneshot::channel();
         let request = Request {
             attempts_key,
@@ -102,11 +101,17 @@ async fn write(mut conn: ConnectionManager, mut rx: mpsc::UnboundedReceiver<Requ
                 .arg(&request.job);
         }
         invocation.arg(protocol::GROUP);
-        let answer: redis::RedisResult<Vec<i64>> = invocation.invoke_async(&mut conn).await;
+        let answer: redis::RedisResult<Vec<redis::Value>> =
+            invocation.invoke_async(&mut conn).await;
         match answer {
             Ok(added) if added.len() == batch.len() => {
                 for (request, added) in batch.drain(..).zip(added) {
-                    let _ = request.reply.send(Ok(added == 1));
+                    let entry = match added {
+                        redis::Value::BulkString(id) => String::from_utf8(id).ok(),
+                        redis::Value::SimpleString(id) => Some(id),
+                        _ => None,
+                    };
+                    let _ = request.reply.send(Ok(entry));
                 }
             }
             Ok(added) => {
