@@ -145,6 +145,16 @@ async fn take(
     wait: Duration,
 ) -> Vec<(String, Job)> {
     join(conn, pool).await;
+    take_joined(conn, pool, count, wait).await
+}
+
+/// [`take`] from a group that must exist already.
+async fn take_joined(
+    conn: &mut MultiplexedConnection,
+    pool: &str,
+    count: usize,
+    wait: Duration,
+) -> Vec<(String, Job)> {
     let options = StreamReadOptions::default()
         .group(protocol::GROUP, DRONE)
         .count(count)
@@ -452,6 +462,9 @@ async fn a_restarted_leader_waits_for_the_attempts_it_had_sent_instead_of_sendin
     }
     run.abort();
     let _ = run.await;
+    first.dispatcher.release_run("r2");
+    let kept: bool = conn.exists(protocol::attempts_key("r2")).await.unwrap();
+    assert!(kept, "a released run keeps its marks for the next leader");
     drop(first);
     let record = fold.record();
 
@@ -607,7 +620,10 @@ async fn a_node_for_a_pool_without_drones_says_so_and_times_out() {
         )]
     );
     let len: usize = conn.xlen(protocol::jobs_key("gpu")).await.unwrap();
-    assert_eq!(len, 1, "the job waits in its pool for a drone");
+    assert_eq!(
+        len, 0,
+        "the canceled job left its pool: no drone finds it later"
+    );
     assert_eq!(
         mark(&mut conn, &id("r5", 0, 1)).await.as_deref(),
         Some("canceled"),
@@ -815,4 +831,39 @@ async fn the_api_lists_drones_and_pool_metrics_of_a_leader_and_none_when_embedde
         .unwrap();
     assert!(!metrics.contains("drover_pool_"), "{metrics}");
     shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_jobs_stream_is_made_again_with_its_group() {
+    let redis = Redis::start();
+    let mut conn = redis.connection().await;
+    heartbeat(&mut conn, "d1", &["default"], 0).await;
+    let leader = leader(&redis).await;
+    let accepted = accept(
+        &leader.registry,
+        "name: chain\nnodes:\n  a: {driver: noop}\n  b: {driver: noop, needs: [a]}\n",
+    )
+    .await;
+    let running = start(&accepted, &leader, "r8", parallel(1));
+    let [(entry, job)] = take_n(&mut conn, "default", 1).await.try_into().unwrap();
+    // Redis loses the stream (and its group) before b is sent.
+    let _: () = conn.del(protocol::jobs_key("default")).await.unwrap();
+    finish(&mut conn, &entry, &job, success(&[])).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (entry, job) = loop {
+        assert!(Instant::now() < deadline, "b never came");
+        let exists: bool = conn.exists(protocol::jobs_key("default")).await.unwrap();
+        if exists {
+            // No XGROUP CREATE here: the leader made the group with the stream.
+            let mut jobs = take_joined(&mut conn, "default", 1, Duration::from_millis(300)).await;
+            if let Some(taken) = jobs.pop() {
+                break taken;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(job.task.node, "b");
+    finish(&mut conn, &entry, &job, success(&[])).await;
+    let (record, _) = running.end().await;
+    assert_eq!(record.state, RunState::Success, "{record:#?}");
 }

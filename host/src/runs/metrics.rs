@@ -140,11 +140,14 @@ impl Metrics {
     }
 }
 
+/// A per-pool gauge: its name, its help, and its value for a pool.
+type PoolGauge = (&'static str, &'static str, fn(&PoolStatus) -> u64);
+
 /// The queue of each pool of a distributed leader, in Prometheus' text
 /// exposition format: jobs waiting for a drone, jobs running, live drones.
 pub fn render_pools(pools: &[PoolStatus]) -> String {
     let mut out = String::with_capacity(256 + pools.len() * 128);
-    let gauges: [(&str, &str, fn(&PoolStatus) -> u64); 3] = [
+    let gauges: [PoolGauge; 3] = [
         (
             "drover_pool_queued",
             "Jobs sent to a pool that no drone has taken yet.",

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
@@ -25,11 +25,17 @@ pub use super::fleet::{DroneStatus, PoolStatus};
 /// How long a cancel may take to reach Redis before the attempt ends anyway.
 const CANCEL_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Marks an attempt canceled unless a drone finished it, and tells the
-/// drones. KEYS[1]: the attempts hash; ARGV: the attempt id, the channel.
+/// Marks an attempt canceled unless a drone finished it, takes its job out
+/// of the pool's stream when its entry is known (so that no drone finds it
+/// later, after the run's marks are gone), and tells the drones. KEYS: the
+/// attempts hash, the jobs stream; ARGV: the attempt id, the channel, the
+/// job's entry id or ``.
 const CANCEL: &str = r"
 if redis.call('HGET', KEYS[1], ARGV[1]) ~= 'done' then
   redis.call('HSET', KEYS[1], ARGV[1], 'canceled')
+  if ARGV[3] ~= '' then
+    redis.call('XDEL', KEYS[2], ARGV[3])
+  end
 end
 return redis.call('PUBLISH', ARGV[2], ARGV[1])
 ";
@@ -124,9 +130,7 @@ impl RedisDispatcher {
     /// A run ended: stops reading its reports (attempts still waiting end
     /// failed), and deletes its reports stream and attempts hash.
     pub async fn finish_run(&self, run_id: &str) {
-        if let Some(routes) = self.shared.runs().remove(run_id) {
-            routes.close();
-        }
+        self.release_run(run_id);
         let mut conn = self.shared.conn.clone();
         let deleted: redis::RedisResult<()> = redis::cmd("DEL")
             .arg(protocol::reports_key(run_id))
@@ -138,9 +142,9 @@ impl RedisDispatcher {
         }
     }
 
-    /// This leader no longer carries the run (another leader took it over,
-    /// or this one is stopping): stops reading its reports and leaves its
-    /// keys to the leader that carries it on.
+    /// This leader no longer dispatches the run, which goes on elsewhere
+    /// (handed over, or its lease lost): stops reading its reports (attempts
+    /// still waiting end failed) and keeps its keys for the next leader.
     pub fn release_run(&self, run_id: &str) {
         if let Some(routes) = self.shared.runs().remove(run_id) {
             routes.close();
@@ -250,6 +254,7 @@ impl Shared {
         &self,
         attempts_key: &str,
         mut job: Job,
+        entry: &OnceLock<String>,
         logs: &LogSink,
         node: &Arc<str>,
     ) -> String {
@@ -290,8 +295,13 @@ impl Shared {
                 }
             }
         };
-        if !added {
-            tracing::debug!(attempt = %id, "attempt sent before; waiting for its reports");
+        match added {
+            Some(added) => {
+                let _ = entry.set(added);
+            }
+            None => {
+                tracing::debug!(attempt = %id, "attempt sent before; waiting for its reports");
+            }
         }
         if self.live.served(&self.conn, &job.pool).await == Some(false) {
             let line = LogLine {
@@ -308,16 +318,19 @@ impl Shared {
         std::future::pending().await
     }
 
-    /// Marks attempt `id` canceled and tells the drones, giving up after
+    /// Marks attempt `id` canceled, takes its job `entry` (when known) out
+    /// of `pool`'s stream and tells the drones, giving up after
     /// [`CANCEL_TIMEOUT`].
-    async fn cancel(&self, attempts_key: &str, id: &AttemptId) {
+    async fn cancel(&self, attempts_key: &str, pool: &str, id: &AttemptId, entry: Option<&str>) {
         let mut conn = self.conn.clone();
         let script = redis::Script::new(CANCEL);
         let mut invocation = script.prepare_invoke();
         invocation
             .key(attempts_key)
+            .key(protocol::jobs_key(pool))
             .arg(id.to_string())
-            .arg(protocol::CANCEL_CHANNEL);
+            .arg(protocol::CANCEL_CHANNEL)
+            .arg(entry.unwrap_or_default());
         let sent =
             tokio::time::timeout(CANCEL_TIMEOUT, invocation.invoke_async::<i64>(&mut conn)).await;
         match sent {
@@ -403,10 +416,11 @@ impl Dispatch for RunDispatch {
                 routes: Arc::clone(&routes),
                 key,
             };
+            let entry = OnceLock::new();
             let job = Job {
                 v: protocol::VERSION,
                 attempt_id: attempt_id.clone(),
-                pool,
+                pool: pool.clone(),
                 driver,
                 digest,
                 task,
@@ -418,10 +432,13 @@ impl Dispatch for RunDispatch {
                     Outcome::failure("drover stopped reading this run's reports")
                 }),
                 _ = cancel.cancelled() => {
-                    shared.cancel(&attempts_key, &attempt_id).await;
+                    let entry = entry.get().map(String::as_str);
+                    shared.cancel(&attempts_key, &pool, &attempt_id, entry).await;
                     Outcome::with_message(NodeStatus::Canceled, "canceled")
                 }
-                fatal = shared.send(&attempts_key, job, &logs, &name) => Outcome::failure(fatal),
+                fatal = shared.send(&attempts_key, job, &entry, &logs, &name) => {
+                    Outcome::failure(fatal)
+                }
             }
         })
     }

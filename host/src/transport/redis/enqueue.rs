@@ -4,16 +4,23 @@
 use redis::aio::ConnectionManager;
 use tokio::sync::{mpsc, oneshot};
 
+use super::protocol;
+
 /// For each attempt: `HSETNX` its mark `queued`, and only if the mark is
-/// new, `XADD` its job. KEYS are (attempts hash, jobs stream) pairs, ARGV
-/// the matching (attempt id, job) pairs; returns 1 per attempt added, 0 per
+/// new, `XADD` its job (making the stream and its drones' group first if
+/// the stream is gone, say after Redis lost its data). KEYS are (attempts
+/// hash, jobs stream) pairs, ARGV the matching (attempt id, job) pairs then
+/// the group's name; returns the new entry's id per attempt added, 0 per
 /// attempt that was marked already.
 const SCRIPT: &str = r"
 local added = {}
+local group = ARGV[#KEYS + 1]
 for i = 1, #KEYS, 2 do
   if redis.call('HSETNX', KEYS[i], ARGV[i], 'queued') == 1 then
-    redis.call('XADD', KEYS[i + 1], '*', 'job', ARGV[i + 1])
-    added[#added + 1] = 1
+    if redis.call('EXISTS', KEYS[i + 1]) == 0 then
+      redis.call('XGROUP', 'CREATE', KEYS[i + 1], group, '0', 'MKSTREAM')
+    end
+    added[#added + 1] = redis.call('XADD', KEYS[i + 1], '*', 'job', ARGV[i + 1])
   else
     added[#added + 1] = 0
   end
@@ -31,7 +38,7 @@ struct Request {
     jobs_key: String,
     attempt_id: String,
     job: String,
-    reply: oneshot::Sender<Result<bool, String>>,
+    reply: oneshot::Sender<Result<Option<String>, String>>,
 }
 
 /// The handle of the task that enqueues; the task ends when every handle
@@ -50,9 +57,9 @@ impl Enqueuer {
     }
 
     /// Marks attempt `attempt_id` queued in `attempts_key` and, if it was
-    /// not marked before, adds `job` to `jobs_key`. `Ok(true)` when it was
-    /// added, `Ok(false)` when an earlier enqueue of the same attempt was
-    /// found; an error says why Redis did not answer (then the attempt may
+    /// not marked before, adds `job` to `jobs_key`. `Ok(Some(entry id))`
+    /// when it was added, `Ok(None)` when an earlier enqueue of the same
+    /// attempt was found; an error says why Redis did not answer (then the attempt may
     /// or may not be marked: enqueuing again is safe).
     pub(super) async fn enqueue(
         &self,
@@ -60,7 +67,7 @@ impl Enqueuer {
         jobs_key: String,
         attempt_id: String,
         job: String,
-    ) -> Result<bool, String> {
+    ) -> Result<Option<String>, String> {
         let (reply, answer) = oneshot::channel();
         let request = Request {
             attempts_key,
@@ -93,11 +100,18 @@ async fn write(mut conn: ConnectionManager, mut rx: mpsc::UnboundedReceiver<Requ
                 .arg(&request.attempt_id)
                 .arg(&request.job);
         }
-        let answer: redis::RedisResult<Vec<i64>> = invocation.invoke_async(&mut conn).await;
+        invocation.arg(protocol::GROUP);
+        let answer: redis::RedisResult<Vec<redis::Value>> =
+            invocation.invoke_async(&mut conn).await;
         match answer {
             Ok(added) if added.len() == batch.len() => {
                 for (request, added) in batch.drain(..).zip(added) {
-                    let _ = request.reply.send(Ok(added == 1));
+                    let entry = match added {
+                        redis::Value::BulkString(id) => String::from_utf8(id).ok(),
+                        redis::Value::SimpleString(id) => Some(id),
+                        _ => None,
+                    };
+                    let _ = request.reply.send(Ok(entry));
                 }
             }
             Ok(added) => {
