@@ -16,9 +16,10 @@ use super::{CliError, exit};
 
 #[derive(Debug, Args)]
 pub struct DroneArgs {
-    /// The Redis the leaders use, e.g. redis://127.0.0.1:6379.
+    /// The Redis the leaders use, e.g. redis://127.0.0.1:6379 (default:
+    /// redis.url).
     #[arg(long, env = "DROVER_REDIS", value_name = "URL")]
-    redis: String,
+    redis: Option<String>,
     /// A pool whose nodes to take (repeat for several; default: drone.pools,
     /// else `default`).
     #[arg(long = "pool", value_name = "NAME")]
@@ -122,10 +123,13 @@ fn options(args: DroneArgs, config: &Config) -> anyhow::Result<DroneOptions> {
             "`{id}` is not a drone id: 1 to 128 printable characters without spaces"
         ));
     }
+    let redis = args.redis.or_else(|| config.redis.url.clone()).ok_or_else(|| {
+        anyhow!("no Redis to take nodes from: pass --redis URL or set [redis] url in the config")
+    })?;
     // Checked here so that a bad URL is bad input, before anything starts.
-    drover::transport::redis::client(&args.redis)?;
+    drover::transport::redis::client(&redis)?;
     Ok(DroneOptions {
-        redis: args.redis,
+        redis,
         id,
         pools,
         concurrency,
