@@ -16,7 +16,7 @@ use drover::engine::{self, Event, Options, RunRecord, RunState};
 use drover::registry::Registry;
 use drover::runtime::Runtime;
 use drover::task::{LogLine, LogSource};
-use drover::transport::{self, LocalDispatch};
+use drover::transport::{self, LocalDispatch, NodeThreads};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{CliError, OutputFormat, cancel_on_ctrl_c, exit, new_run_id, open_registry};
@@ -166,11 +166,15 @@ pub async fn run(args: RunArgs, config: Config) -> Result<u8, CliError> {
 
     let run_id = new_run_id();
     let workspaces = runtime.config().workspace_dir().join(&run_id);
-    let dispatch = Arc::new(LocalDispatch::new(
-        runtime.clone(),
-        drivers,
-        workspaces.clone(),
-    ));
+    // As many threads for nodes as run at once, up to the cores; kept until
+    // the containers removed from them have settled.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = NodeThreads::start(parallelism.min(cores))
+        .map_err(|e| CliError::from(anyhow!("cannot start the node threads: {e}")))?;
+    let dispatch = Arc::new(
+        LocalDispatch::new(runtime.clone(), drivers, workspaces.clone())
+            .on_threads(threads.clone()),
+    );
     let cancel = cancel_on_ctrl_c("canceling the run…");
     let (events, rx) = tokio::sync::mpsc::channel(4096);
     let progress = tokio::spawn(show_progress(dag.clone(), rx, args.output));
@@ -186,6 +190,7 @@ pub async fn run(args: RunArgs, config: Config) -> Result<u8, CliError> {
         .settle(std::time::Duration::from_secs(30))
         .await;
     let _ = progress.await;
+    drop(threads);
     if !args.keep_workspaces {
         let _ = std::fs::remove_dir_all(&workspaces);
     }

@@ -98,8 +98,9 @@ pub struct Process {
     child: sandbox::Child,
     started: Instant,
     timeout: Option<Duration>,
-    stdout: Option<JoinHandle<(Vec<u8>, bool)>>,
-    stderr: Option<JoinHandle<()>>,
+    /// Reads both stdout and stderr (one task, not two: one wake-up less
+    /// per process); ends with the captured stdout.
+    output: Option<JoinHandle<(Vec<u8>, bool)>>,
     stdin: Option<JoinHandle<()>>,
     /// Standard output line by line, for `read-line`: `Some` from a
     /// `read-stdout` spawn until the output ends or `wait` is called.
@@ -116,13 +117,10 @@ impl Drop for Process {
         // The child's own Drop kills its process group; the readers end when
         // the pipes close, but a process that escaped the group could hold
         // them open, so stop reading now.
-        for task in [self.stderr.take(), self.stdin.take()]
-            .into_iter()
-            .flatten()
-        {
+        if let Some(task) = self.stdin.take() {
             task.abort();
         }
-        if let Some(task) = self.stdout.take() {
+        if let Some(task) = self.output.take() {
             task.abort();
         }
     }
@@ -237,28 +235,31 @@ impl ExecHost {
         } else {
             (None, None)
         };
-        let stdout = child.take_stdout().map(|out| {
-            tokio::spawn(pump(
-                out,
-                self.log.clone(),
-                LogSource::Stdout,
-                capture,
-                to_driver,
-            ))
-        });
-        let stderr = child.take_stderr().map(|err| {
-            let log = self.log.clone();
-            tokio::spawn(async move {
-                pump(err, log, LogSource::Stderr, 0, None).await;
-            })
+        let stdout = child.take_stdout();
+        let stderr = child.take_stderr();
+        let log = self.log.clone();
+        let output = tokio::spawn(async move {
+            let stdout = async {
+                match stdout {
+                    Some(out) => {
+                        pump(out, log.clone(), LogSource::Stdout, capture, to_driver).await
+                    }
+                    None => (Vec::new(), false),
+                }
+            };
+            let stderr = async {
+                if let Some(err) = stderr {
+                    pump(err, log.clone(), LogSource::Stderr, 0, None).await;
+                }
+            };
+            tokio::join!(stdout, stderr).0
         });
         tracing::trace!(us = spawned.elapsed().as_micros(), "process spawned");
         Ok(Process {
             child,
             started: Instant::now(),
             timeout: command.timeout_ms.map(Duration::from_millis),
-            stdout,
-            stderr,
+            output: Some(output),
             stdin,
             lines,
             reads_stdout: options.read_stdout,
@@ -518,13 +519,10 @@ impl HostProcess for ExecHost {
         // Whatever the main process left running in its group would keep the
         // pipes open (and the node alive); the node's work is done.
         process.child.kill_group();
-        let (stdout, stdout_truncated) = match process.stdout.take() {
+        let (stdout, stdout_truncated) = match process.output.take() {
             Some(task) => task.await.unwrap_or_default(),
             None => (Vec::new(), false),
         };
-        if let Some(task) = process.stderr.take() {
-            let _ = task.await;
-        }
         tracing::trace!(
             us = process.started.elapsed().as_micros(),
             "process output drained"

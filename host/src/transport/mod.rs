@@ -3,8 +3,10 @@
 
 mod accept;
 mod local;
+mod threads;
 
 pub use accept::{Accepted, Refused, accept};
 pub use local::{
     DriverSet, LocalDispatch, load_drivers, load_node_drivers, validate_each, validate_nodes,
 };
+pub use threads::NodeThreads;
