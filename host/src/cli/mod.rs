@@ -114,6 +114,9 @@ pub fn main() -> ExitCode {
     // `drover run` drives its nodes from one thread (see
     // `transport::NodeThreads`): on few cores, every wake-up between the
     // worker threads of a multi-threaded runtime shows on short nodes.
+    if matches!(cli.command, Command::Run(_)) {
+        crate::keep_freed_memory();
+    }
     let mut builder = if matches!(cli.command, Command::Run(_)) {
         tokio::runtime::Builder::new_current_thread()
     } else {
