@@ -1,9 +1,10 @@
 //! The `exec` capability: starting allowlisted programs inside the node's
 //! sandbox, streaming their output to the node's log.
 
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Component, Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
@@ -370,11 +371,30 @@ fn resolve_program(program: &str) -> Result<PathBuf, Error> {
             "program `{program}` must be a bare name or an absolute path"
         )));
     }
+    // The host's PATH does not change while drover runs, so a name found
+    // once is looked up once: a stat per PATH entry per spawn shows on short
+    // nodes. The cached path is checked again (one stat), so a program
+    // removed since is looked for anew.
+    static FOUND: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let found = FOUND.get_or_init(Default::default);
+    let cached = found
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(program)
+        .cloned();
+    if let Some(path) = cached.filter(|p| is_executable(p)) {
+        return Ok(path);
+    }
     let search = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
-    std::env::split_paths(&search)
+    let path = std::env::split_paths(&search)
         .map(|dir| dir.join(program))
         .find(|candidate| is_executable(candidate))
-        .ok_or_else(|| Error::NotFound(format!("`{program}` was not found on PATH")))
+        .ok_or_else(|| Error::NotFound(format!("`{program}` was not found on PATH")))?;
+    found
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(program.to_owned(), path.clone());
+    Ok(path)
 }
 
 fn is_executable(path: &Path) -> bool {
