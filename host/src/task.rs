@@ -52,7 +52,8 @@ impl Task {
             return;
         }
         let candidate = base.join(&self.artifact);
-        if candidate.is_file() || candidate.is_dir() {
+        // One stat, not one for is_file and one for is_dir: this runs per node.
+        if std::fs::metadata(&candidate).is_ok_and(|m| m.is_file() || m.is_dir()) {
             self.artifact_file = candidate
                 .canonicalize()
                 .ok()

@@ -845,6 +845,49 @@ nodes:
 }
 
 #[test]
+fn workspaces_go_when_their_nodes_end_and_never_anything_outside_the_run() {
+    // Each node's workspace is removed as soon as the node is final (on a
+    // cleanup thread); a retried node keeps its workspace between attempts;
+    // a node whose name climbs out of the run's folder makes the cleanup
+    // touch nothing outside it.
+    let drover = Drover::new();
+    let outside = drover.data().join("runs").join("keep-me");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("precious"), "x").unwrap();
+    let file = drover.write(
+        "cleanup.yaml",
+        r#"
+name: cleanup
+nodes:
+  a:
+    driver: shell
+    artifact: "touch left-behind"
+  b:
+    driver: shell
+    artifact: "if [ -f tried ]; then touch left-behind; else touch tried; exit 7; fi"
+    retries: {max: 1, backoff: 10ms}
+    needs: [a]
+  "..":
+    driver: noop
+    needs: [b]
+"#,
+    );
+    let (code, record) = drover.record(&["run", &file]);
+    assert_eq!(code, 0, "{record:#}");
+    assert_eq!(
+        record["nodes"][1]["attempts"].as_array().unwrap().len(),
+        2,
+        "{record:#}"
+    );
+    assert!(drover.files_in_runs("left-behind").is_empty());
+    assert!(drover.files_in_runs("tried").is_empty());
+    assert_eq!(
+        std::fs::read_to_string(outside.join("precious")).unwrap(),
+        "x"
+    );
+}
+
+#[test]
 fn retries_record_every_attempt_with_exponential_backoff() {
     let drover = Drover::new();
     let file = drover.write(

@@ -114,10 +114,18 @@ pub fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // `drover run` drives its nodes from one thread (see
+    // `transport::NodeThreads`): on few cores, every wake-up between the
+    // worker threads of a multi-threaded runtime shows on short nodes.
+    if matches!(cli.command, Command::Run(_)) {
+        crate::keep_freed_memory();
+    }
+    let mut builder = if matches!(cli.command, Command::Run(_)) {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

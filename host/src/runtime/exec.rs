@@ -1,9 +1,10 @@
 //! The `exec` capability: starting allowlisted programs inside the node's
 //! sandbox, streaming their output to the node's log.
 
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Component, Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
@@ -98,8 +99,9 @@ pub struct Process {
     child: sandbox::Child,
     started: Instant,
     timeout: Option<Duration>,
-    stdout: Option<JoinHandle<(Vec<u8>, bool)>>,
-    stderr: Option<JoinHandle<()>>,
+    /// Reads both stdout and stderr (one task, not two: one wake-up less
+    /// per process); ends with the captured stdout.
+    output: Option<JoinHandle<(Vec<u8>, bool)>>,
     stdin: Option<JoinHandle<()>>,
     /// Standard output line by line, for `read-line`: `Some` from a
     /// `read-stdout` spawn until the output ends or `wait` is called.
@@ -116,13 +118,10 @@ impl Drop for Process {
         // The child's own Drop kills its process group; the readers end when
         // the pipes close, but a process that escaped the group could hold
         // them open, so stop reading now.
-        for task in [self.stderr.take(), self.stdin.take()]
-            .into_iter()
-            .flatten()
-        {
+        if let Some(task) = self.stdin.take() {
             task.abort();
         }
-        if let Some(task) = self.stdout.take() {
+        if let Some(task) = self.output.take() {
             task.abort();
         }
     }
@@ -237,28 +236,31 @@ impl ExecHost {
         } else {
             (None, None)
         };
-        let stdout = child.take_stdout().map(|out| {
-            tokio::spawn(pump(
-                out,
-                self.log.clone(),
-                LogSource::Stdout,
-                capture,
-                to_driver,
-            ))
-        });
-        let stderr = child.take_stderr().map(|err| {
-            let log = self.log.clone();
-            tokio::spawn(async move {
-                pump(err, log, LogSource::Stderr, 0, None).await;
-            })
+        let stdout = child.take_stdout();
+        let stderr = child.take_stderr();
+        let log = self.log.clone();
+        let output = tokio::spawn(async move {
+            let stdout = async {
+                match stdout {
+                    Some(out) => {
+                        pump(out, log.clone(), LogSource::Stdout, capture, to_driver).await
+                    }
+                    None => (Vec::new(), false),
+                }
+            };
+            let stderr = async {
+                if let Some(err) = stderr {
+                    pump(err, log.clone(), LogSource::Stderr, 0, None).await;
+                }
+            };
+            tokio::join!(stdout, stderr).0
         });
         tracing::trace!(us = spawned.elapsed().as_micros(), "process spawned");
         Ok(Process {
             child,
             started: Instant::now(),
             timeout: command.timeout_ms.map(Duration::from_millis),
-            stdout,
-            stderr,
+            output: Some(output),
             stdin,
             lines,
             reads_stdout: options.read_stdout,
@@ -369,11 +371,30 @@ fn resolve_program(program: &str) -> Result<PathBuf, Error> {
             "program `{program}` must be a bare name or an absolute path"
         )));
     }
+    // The host's PATH does not change while drover runs, so a name found
+    // once is looked up once: a stat per PATH entry per spawn shows on short
+    // nodes. The cached path is checked again (one stat), so a program
+    // removed since is looked for anew.
+    static FOUND: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let found = FOUND.get_or_init(Default::default);
+    let cached = found
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(program)
+        .cloned();
+    if let Some(path) = cached.filter(|p| is_executable(p)) {
+        return Ok(path);
+    }
     let search = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
-    std::env::split_paths(&search)
+    let path = std::env::split_paths(&search)
         .map(|dir| dir.join(program))
         .find(|candidate| is_executable(candidate))
-        .ok_or_else(|| Error::NotFound(format!("`{program}` was not found on PATH")))
+        .ok_or_else(|| Error::NotFound(format!("`{program}` was not found on PATH")))?;
+    found
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(program.to_owned(), path.clone());
+    Ok(path)
 }
 
 fn is_executable(path: &Path) -> bool {
@@ -518,13 +539,10 @@ impl HostProcess for ExecHost {
         // Whatever the main process left running in its group would keep the
         // pipes open (and the node alive); the node's work is done.
         process.child.kill_group();
-        let (stdout, stdout_truncated) = match process.stdout.take() {
+        let (stdout, stdout_truncated) = match process.output.take() {
             Some(task) => task.await.unwrap_or_default(),
             None => (Vec::new(), false),
         };
-        if let Some(task) = process.stderr.take() {
-            let _ = task.await;
-        }
         tracing::trace!(
             us = process.started.elapsed().as_micros(),
             "process output drained"

@@ -352,6 +352,7 @@ pub struct LocalDispatch {
     runtime: Runtime,
     drivers: DriverSet,
     workspaces: PathBuf,
+    threads: Option<super::NodeThreads>,
 }
 
 impl LocalDispatch {
@@ -373,7 +374,16 @@ impl LocalDispatch {
             runtime,
             drivers,
             workspaces,
+            threads: None,
         }
+    }
+
+    /// Runs each node on one of `threads` (see [`super::NodeThreads`])
+    /// instead of in the attempt's own task: for a caller on a
+    /// current-thread runtime.
+    pub fn on_threads(mut self, threads: super::NodeThreads) -> Self {
+        self.threads = Some(threads);
+        self
     }
 }
 
@@ -383,7 +393,8 @@ impl Dispatch for LocalDispatch {
         let driver = self.drivers.get(&node.driver).cloned();
         let runtime = self.runtime.clone();
         let workspace = self.workspaces.join(&node.name);
-        Box::pin(async move {
+        let threads = self.threads.clone();
+        let node = async move {
             let Some(driver) = driver else {
                 return Outcome::failure(format!(
                     "driver `{}` is not loaded",
@@ -396,6 +407,10 @@ impl Dispatch for LocalDispatch {
                 cancel: run.cancel,
             };
             runtime.run(&driver, run.task, ctx).await
-        })
+        };
+        match threads {
+            Some(threads) => Box::pin(async move { threads.run(node).await }),
+            None => Box::pin(node),
+        }
     }
 }

@@ -4,8 +4,10 @@
 mod accept;
 mod local;
 pub mod redis;
+mod threads;
 
 pub use accept::{Accepted, Refused, accept};
 pub use local::{
     DriverSet, LocalDispatch, load_drivers, load_node_drivers, validate_each, validate_nodes,
 };
+pub use threads::NodeThreads;
