@@ -848,12 +848,8 @@ nodes:
 fn workspaces_go_when_their_nodes_end_and_never_anything_outside_the_run() {
     // Each node's workspace is removed as soon as the node is final (on a
     // cleanup thread); a retried node keeps its workspace between attempts;
-    // a node whose name climbs out of the run's folder makes the cleanup
-    // touch nothing outside it.
+    // a node whose name would climb out of the run's folder is refused.
     let drover = Drover::new();
-    let outside = drover.data().join("runs").join("keep-me");
-    std::fs::create_dir_all(&outside).unwrap();
-    std::fs::write(outside.join("precious"), "x").unwrap();
     let file = drover.write(
         "cleanup.yaml",
         r#"
@@ -867,9 +863,6 @@ nodes:
     artifact: "if [ -f tried ]; then touch left-behind; else touch tried; exit 7; fi"
     retries: {max: 1, backoff: 10ms}
     needs: [a]
-  "..":
-    driver: noop
-    needs: [b]
 "#,
     );
     let (code, record) = drover.record(&["run", &file]);
@@ -881,10 +874,19 @@ nodes:
     );
     assert!(drover.files_in_runs("left-behind").is_empty());
     assert!(drover.files_in_runs("tried").is_empty());
-    assert_eq!(
-        std::fs::read_to_string(outside.join("precious")).unwrap(),
-        "x"
+    let climber = drover.write(
+        "climber.yaml",
+        "name: climber\nnodes:\n  \"..\": {driver: shell, artifact: \"touch escaped\"}\n",
     );
+    let out = drover.run(&["run", &climber]);
+    assert_eq!(out.status.code(), Some(2), "{}", support::stderr(&out));
+    assert!(
+        support::stderr(&out).contains("node `..`: a node name must not be `.` or `..`"),
+        "{}",
+        support::stderr(&out)
+    );
+    assert!(!drover.data().join("escaped").exists());
+    assert!(!drover.data().join("runs").join("escaped").exists());
 }
 
 #[test]

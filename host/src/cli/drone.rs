@@ -123,9 +123,14 @@ fn options(args: DroneArgs, config: &Config) -> anyhow::Result<DroneOptions> {
             "`{id}` is not a drone id: 1 to 128 printable characters without spaces"
         ));
     }
-    let redis = args.redis.or_else(|| config.redis.url.clone()).ok_or_else(|| {
-        anyhow!("no Redis to take nodes from: pass --redis URL or set [redis] url in the config")
-    })?;
+    let redis = args
+        .redis
+        .or_else(|| config.redis.url.clone())
+        .ok_or_else(|| {
+            anyhow!(
+                "no Redis to take nodes from: pass --redis URL or set [redis] url in the config"
+            )
+        })?;
     // Checked here so that a bad URL is bad input, before anything starts.
     drover::transport::redis::client(&redis)?;
     Ok(DroneOptions {

@@ -386,6 +386,23 @@ fn names_are_checked() {
 }
 
 #[test]
+fn names_that_would_leave_the_run_folder_are_refused() {
+    let found = problems(
+        r#"{"name": "x", "nodes": {"..": {"driver": "noop"}, ".": {"driver": "noop"}, "a/b": {"driver": "noop"}, "a..b": {"driver": "noop"}}}"#,
+    );
+    let rule =
+        "a node name must not be `.` or `..` nor contain `/`: it names the node's workspace folder";
+    assert_eq!(
+        found,
+        [
+            format!("node `..`: {rule}"),
+            format!("node `.`: {rule}"),
+            format!("node `a/b`: {rule}"),
+        ]
+    );
+}
+
+#[test]
 fn duplicate_native_names() {
     let found =
         problems(r#"{"name": "x", "nodes": {"a": {"driver": "noop"}, "a": {"driver": "noop"}}}"#);

@@ -219,6 +219,12 @@ fn check_names_and_ids(
                 &labels[i],
                 "a node name must not contain whitespace, control characters, `:`, `{` or `}`",
             ));
+        } else if node.name == "." || node.name == ".." || node.name.contains('/') {
+            // The name is the node's workspace folder under the run's.
+            problems.push(Problem::new(
+                &labels[i],
+                "a node name must not be `.` or `..` nor contain `/`: it names the node's workspace folder",
+            ));
         }
         if node.name.is_empty() {
             // Reported above; not a duplicate.
