@@ -23,13 +23,19 @@ impl Drone {
         let url = redis.url();
         let mut args = vec!["drone", "--redis", url.as_str()];
         args.extend(extra);
+        let log = std::fs::File::create(home.path("drone.log")).unwrap();
         let child = home
             .command(&args)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("start drover drone");
         Drone { child, _home: home }
+    }
+
+    /// What it wrote on stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self._home.path("drone.log")).unwrap_or_default()
     }
 
     /// kill -9.
