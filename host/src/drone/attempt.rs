@@ -25,6 +25,22 @@ const LOG_BATCH: usize = 256;
 /// How long a released entry looks idle: any drone's next claim takes it.
 const RELEASED_IDLE: Duration = Duration::from_secs(24 * 3600);
 
+/// KEYS: attempts hash, reports stream; ARGV: attempt id, report field,
+/// `Started` report. Returns the attempt's mark as it was, and adds the
+/// report only when the mark is neither `done` nor `canceled`.
+static START: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local mark = redis.call('HGET', KEYS[1], ARGV[1])
+if mark == 'done' or mark == 'canceled' then
+  return mark
+end
+redis.call('XADD', KEYS[2], '*', ARGV[2], ARGV[3])
+return mark
+",
+    )
+});
+
 /// Takes one entry of a jobs stream to its end. Holds its slot until then.
 pub async fn take(shared: Arc<Shared>, entry: Entry, _slot: OwnedSemaphorePermit) {
     let local = format!("{}#{}", entry.pool, entry.id);
@@ -52,18 +68,6 @@ async fn run(shared: &Shared, entry: &Entry) {
     // is not missed.
     let cancel = shared.stop.child_token();
     let _registered = shared.cancels.register(attempt.clone(), cancel.clone());
-    match mark(shared, &job.attempt_id).await {
-        None => {
-            release(shared, entry).await;
-            return;
-        }
-        Some(Some(mark @ (AttemptMark::Done | AttemptMark::Canceled))) => {
-            tracing::info!(attempt = %attempt, mark = mark.as_str(), "skipping an attempt that is already {}", mark.as_str());
-            drop_entry(shared, entry).await;
-            return;
-        }
-        Some(_) => {}
-    }
     let keep_alive = tokio::spawn(keep_alive(
         shared.conn.clone(),
         shared.id.clone(),
@@ -72,16 +76,32 @@ async fn run(shared: &Shared, entry: &Entry) {
         cancel.clone(),
         shared.claim_idle / 3,
     ));
-    let outcome = match shared.drivers.get(&shared.conn, &job, &shared.stop).await {
-        Fetched::Stopped => None,
-        Fetched::Refused(why) => {
-            tracing::warn!(attempt = %attempt, reason = %why, "not running an attempt");
-            Some(Outcome::failure(why))
+    let fetched = shared.drivers.get(&shared.conn, &job, &shared.stop).await;
+    // The mark is read with the `Started` report when the driver is here
+    // (one round trip on the hot path), on its own otherwise.
+    let start = match &fetched {
+        Fetched::Driver(_) => start(shared, &job).await,
+        _ => mark(shared, &job.attempt_id).await,
+    };
+    let outcome = match start {
+        None => None,
+        Some(Some(mark @ (AttemptMark::Done | AttemptMark::Canceled))) => {
+            tracing::info!(attempt = %attempt, mark = mark.as_str(), "skipping an attempt that is already {}", mark.as_str());
+            keep_alive.abort();
+            drop_entry(shared, entry).await;
+            return;
         }
-        Fetched::Driver(_) if cancel.is_cancelled() && !shared.stop.is_cancelled() => Some(
-            Outcome::with_message(NodeStatus::Canceled, "canceled before it started"),
-        ),
-        Fetched::Driver(driver) => run_driver(shared, &job, driver, cancel.clone()).await,
+        Some(_) => match fetched {
+            Fetched::Stopped => None,
+            Fetched::Refused(why) => {
+                tracing::warn!(attempt = %attempt, reason = %why, "not running an attempt");
+                Some(Outcome::failure(why))
+            }
+            Fetched::Driver(_) if cancel.is_cancelled() && !shared.stop.is_cancelled() => Some(
+                Outcome::with_message(NodeStatus::Canceled, "canceled before it started"),
+            ),
+            Fetched::Driver(driver) => run_driver(shared, &job, driver, cancel.clone()).await,
+        },
     };
     keep_alive.abort();
     match outcome {
@@ -96,15 +116,9 @@ async fn run(shared: &Shared, entry: &Entry) {
     }
 }
 
-/// Reports `Started`, runs the driver with logs forwarded, and says how it
-/// ended; `None` when the drone stopped first.
-async fn run_driver(
-    shared: &Shared,
-    job: &Job,
-    driver: crate::runtime::Driver,
-    cancel: CancellationToken,
-) -> Option<Outcome> {
-    let reports = protocol::reports_key(&job.attempt_id.run);
+/// Reads the attempt's mark and, unless it is done or canceled, reports
+/// `Started`, in one script call. `None` if the drone stopped first.
+async fn start(shared: &Shared, job: &Job) -> Option<Option<AttemptMark>> {
     let started = Report::Started {
         v: VERSION,
         attempt_id: job.attempt_id.clone(),
@@ -112,21 +126,31 @@ async fn run_driver(
         at_us: protocol::now_us(),
     }
     .encode();
-    let added: Option<()> = retry("XADD Started", &shared.stop, &shared.conn, |mut c| {
-        let (reports, started) = (reports.clone(), started.clone());
-        async move {
-            redis::cmd("XADD")
-                .arg(reports)
-                .arg("*")
-                .arg(REPORT_FIELD)
-                .arg(started)
-                .query_async::<redis::Value>(&mut c)
-                .await
-                .map(drop)
-        }
+    let attempts = protocol::attempts_key(&job.attempt_id.run);
+    let reports = protocol::reports_key(&job.attempt_id.run);
+    let field = job.attempt_id.to_string();
+    let mark: Option<Option<String>> = retry("Started", &shared.stop, &shared.conn, |mut c| {
+        let mut invocation = START.key(&attempts);
+        invocation
+            .key(&reports)
+            .arg(&field)
+            .arg(REPORT_FIELD)
+            .arg(&started);
+        async move { invocation.invoke_async(&mut c).await }
     })
     .await;
-    added?;
+    mark.map(|mark| mark.as_deref().and_then(AttemptMark::parse))
+}
+
+/// Runs the driver with logs forwarded, and says how it ended; `None` when
+/// the drone stopped first.
+async fn run_driver(
+    shared: &Shared,
+    job: &Job,
+    driver: crate::runtime::Driver,
+    cancel: CancellationToken,
+) -> Option<Outcome> {
+    let reports = protocol::reports_key(&job.attempt_id.run);
     let (logs, lines) = mpsc::channel(LOG_BUFFER);
     let forwarder = tokio::spawn(forward_logs(
         shared.conn.clone(),
