@@ -292,3 +292,40 @@ async fn a_node_for_a_pool_without_drones_waits_visibly_then_times_out() {
         "the wait is visible: {events:?}"
     );
 }
+
+/// The README's example runs alike on an embedded server and on drones:
+/// its flaky step passes on its retry (which may run on another drone, in a
+/// fresh workspace) and the outputs reach the last node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_example_succeeds_embedded_and_on_drones() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/dags/service.yaml");
+    let dag = std::fs::read_to_string(&path).expect("read examples/dags/service.yaml");
+
+    let redis = Redis::start();
+    let home = Drover::new();
+    let distributed = leader(&redis, &home);
+    let _drones: Vec<Drone> = (0..2).map(|_| Drone::start(&redis, &[])).collect();
+    wait_drones(&distributed, 2).await;
+    let embedded_home = Drover::new();
+    let embedded = Server::start(&embedded_home, &[]);
+
+    for server in [&distributed, &embedded] {
+        let id = submit(server, &dag).await;
+        let record = wait_end(server, &id).await;
+        assert_all_succeeded(&record);
+        let test = support::node(&record, "test");
+        assert_eq!(test["attempts"].as_array().map(Vec::len), Some(2), "{test}");
+        let url = server.url(&format!("/api/v1/runs/{id}/nodes/publish/logs"));
+        let log = support::server::client()
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(log.contains("publishing app-"), "{log}");
+        assert!(log.contains(".tar"), "{log}");
+    }
+}

@@ -127,7 +127,8 @@ pub async fn wait_for(server: &Server, id: &str, done: impl Fn(&Value) -> bool) 
         }
         assert!(
             start.elapsed() < Duration::from_secs(60),
-            "run {id} never got there: {record}"
+            "run {id} never got there: {record}\nthe server's log:\n{}",
+            server.log.lock().unwrap().join("\n")
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -9,6 +9,8 @@ use drover_sdk::{Capabilities, Description, Driver, Outcome, Problem, Task, secr
 
 /// The environment variable naming the file a script may write outputs to.
 const OUTPUT_VAR: &str = "DROVER_OUTPUT";
+/// The environment variable holding the attempt number (1, 2, ...).
+const ATTEMPT_VAR: &str = "DROVER_ATTEMPT";
 
 /// Runs shell scripts.
 struct Shell;
@@ -26,7 +28,8 @@ impl Driver for Shell {
                 "Lines `key=value` on standard output, for the node's declared outputs, \
                  and every `key=value` line the script writes to the file named by \
                  `$DROVER_OUTPUT` (which wins on conflict). The node succeeds iff `sh` \
-                 exits with code 0. The node's secrets are in the script's environment \
+                 exits with code 0. `$DROVER_ATTEMPT` is the attempt number (1, then \
+                 2 for the first retry, ...). The node's secrets are in the script's environment \
                  under their names (over `env` of the same name), hidden from its log.",
             )
             .with_capabilities(
@@ -82,11 +85,16 @@ impl Driver for Shell {
         cmd.envs(
             task.env
                 .iter()
-                .filter(|(k, _)| k != OUTPUT_VAR && !granted.iter().any(|(name, _)| name == k))
+                .filter(|(k, _)| {
+                    k != OUTPUT_VAR
+                        && k != ATTEMPT_VAR
+                        && !granted.iter().any(|(name, _)| name == k)
+                })
                 .map(|(k, v)| (k.as_str(), v.as_str())),
         );
         cmd.envs(granted);
         cmd.env(OUTPUT_VAR, output_path);
+        cmd.env(ATTEMPT_VAR, task.attempt.to_string());
         if !task.outputs.is_empty() {
             cmd.capture_stdout();
         }
