@@ -7,13 +7,12 @@
 //! `cargo bench -p drover --bench dispatch [-- --nodes 10000 --drones 2 --parallelism 256]`
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use drover::config::Config;
-use drover::dag::{Dag, Node, NodeIndex, RetryPolicy};
+use drover::dag::Dag;
 use drover::engine::{self, NoEvents, Options, RunState};
 use drover::registry::Registry;
 use drover::runtime::Runtime;
@@ -25,79 +24,8 @@ use redis::AsyncCommands;
 use redis::streams::{StreamReadOptions, StreamReadReply};
 use tokio_util::sync::CancellationToken;
 
-/// A private `redis-server` on a free loopback port, killed when dropped.
-struct Server {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Server {
-    fn start() -> Server {
-        let binary = Path::new("/usr/bin/redis-server");
-        assert!(
-            binary.exists(),
-            "redis-server is not installed: run `bash tests/setup.sh`"
-        );
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let dir = tempfile::tempdir().expect("a temporary folder");
-        let child = Command::new(binary)
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .arg("--dir")
-            .arg(dir.path())
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start redis-server");
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "redis-server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Server {
-            child,
-            port,
-            _dir: dir,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn node(i: usize, needs: Vec<NodeIndex>) -> Node {
-    Node {
-        name: format!("n{i}"),
-        driver: "noop".to_owned(),
-        artifact: String::new(),
-        args: Vec::new(),
-        env: Vec::new(),
-        needs,
-        outputs: Vec::new(),
-        timeout: None,
-        retries: RetryPolicy::default(),
-        pool: None,
-        id: None,
-        grants: None,
-        secrets: Vec::new(),
-        driver_digest: None,
-    }
-}
+mod common;
+use common::{Redis, noop_node};
 
 /// 100 layers; each node needs two nodes of the layer before.
 fn layered(n: usize) -> Dag {
@@ -114,7 +42,7 @@ fn layered(n: usize) -> Dag {
                 needs.dedup();
                 needs
             };
-            node(i, needs)
+            noop_node(i, needs)
         })
         .collect();
     drover::dag::from_nodes("layered", nodes, &|_| true).expect("a valid DAG")
@@ -225,7 +153,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let server = Server::start();
+    let server = Redis::start(false);
     let dir = tempfile::tempdir().expect("a temporary folder");
     runtime.block_on(async {
         let config = Config {

@@ -13,7 +13,6 @@
 //! `--drones D` (default 2), `--concurrency K` (per drone, default 64).
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -21,14 +20,8 @@ use std::time::{Duration, Instant};
 use redis::AsyncCommands;
 use serde_json::Value;
 
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+mod common;
+use common::arg;
 
 /// A child process killed when dropped.
 struct Proc(Child);
@@ -38,48 +31,6 @@ impl Drop for Proc {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn start_redis(dir: &Path) -> (Proc, String) {
-    let redis = Path::new("/usr/bin/redis-server");
-    assert!(
-        redis.exists(),
-        "redis-server is missing: run `bash tests/setup.sh`"
-    );
-    let port = free_port();
-    let child = Command::new(redis)
-        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-        .arg("--dir")
-        .arg(dir)
-        .args([
-            "--save",
-            "",
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "everysec",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start redis-server");
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "redis-server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    (Proc(child), format!("redis://127.0.0.1:{port}"))
 }
 
 fn drover(data: &Path, args: &[&str]) -> Command {
@@ -102,22 +53,7 @@ fn start_server(data: &Path, extra: &[&str]) -> (Proc, String) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start drover serve");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let base = loop {
-        let line = lines
-            .next()
-            .and_then(Result::ok)
-            .expect("drover serve exited before listening");
-        if let Some(at) = line.find("listening on ") {
-            break line[at + 13..]
-                .split_whitespace()
-                .next()
-                .unwrap_or_default()
-                .to_owned();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
+    let base = common::listening_url(&mut child);
     (Proc(child), base)
 }
 
@@ -311,9 +247,8 @@ fn main() {
         drop(server);
 
         // Distributed: a leader and the drones, each with its own data dir.
-        let redis_dir = dir.path().join("redis");
-        std::fs::create_dir_all(&redis_dir).expect("redis dir");
-        let (_redis, url) = start_redis(&redis_dir);
+        let redis = common::Redis::start(true);
+        let url = redis.url();
         let (_leader, base) = start_server(&dir.path().join("leader"), &["--redis", &url]);
         let _drones: Vec<Proc> = (0..drones)
             .map(|i| start_drone(&dir.path().join(format!("drone{i}")), &url, concurrency))

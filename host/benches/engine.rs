@@ -3,13 +3,16 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use drover::dag::{Dag, Node, NodeIndex, RetryPolicy};
+use drover::dag::{Dag, Node};
 use drover::engine::{
     self, Dispatch, DispatchFuture, EventSink, NoEvents, NodeRun, Options, RunState,
 };
 use drover::task::{NodeStatus, Outcome};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+mod common;
+use common::noop_node;
 
 /// Succeeds at once.
 struct Noop;
@@ -23,25 +26,6 @@ impl Dispatch for Noop {
     }
 }
 
-fn node(i: usize, needs: Vec<NodeIndex>) -> Node {
-    Node {
-        name: format!("n{i}"),
-        driver: "noop".to_owned(),
-        artifact: String::new(),
-        args: Vec::new(),
-        env: Vec::new(),
-        needs,
-        outputs: Vec::new(),
-        timeout: None,
-        retries: RetryPolicy::default(),
-        pool: None,
-        id: None,
-        grants: None,
-        secrets: Vec::new(),
-        driver_digest: None,
-    }
-}
-
 fn build(name: &str, nodes: Vec<Node>) -> Arc<Dag> {
     Arc::new(drover::dag::from_nodes(name, nodes, &|_| true).expect("a valid DAG"))
 }
@@ -50,16 +34,16 @@ fn chain(n: usize) -> Arc<Dag> {
     build(
         "chain",
         (0..n)
-            .map(|i| node(i, if i == 0 { vec![] } else { vec![i - 1] }))
+            .map(|i| noop_node(i, if i == 0 { vec![] } else { vec![i - 1] }))
             .collect(),
     )
 }
 
 /// One root, n - 2 parallel nodes, one sink.
 fn wide(n: usize) -> Arc<Dag> {
-    let mut nodes = vec![node(0, vec![])];
-    nodes.extend((1..n - 1).map(|i| node(i, vec![0])));
-    nodes.push(node(n - 1, (1..n - 1).collect()));
+    let mut nodes = vec![noop_node(0, vec![])];
+    nodes.extend((1..n - 1).map(|i| noop_node(i, vec![0])));
+    nodes.push(noop_node(n - 1, (1..n - 1).collect()));
     build("wide", nodes)
 }
 
@@ -78,7 +62,7 @@ fn layered(n: usize) -> Arc<Dag> {
                 needs.dedup();
                 needs
             };
-            node(i, needs)
+            noop_node(i, needs)
         })
         .collect();
     build("layered", nodes)

@@ -9,7 +9,6 @@
 //! `--watchers W` (default 1000), `--lines L` (log lines of the watched run,
 //! default 500).
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,14 +17,8 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use serde_json::Value;
 
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+mod common;
+use common::arg;
 
 struct Server {
     child: Child,
@@ -43,23 +36,7 @@ impl Server {
             .env_remove("DROVER_LOG")
             .spawn()
             .expect("start drover serve");
-        let stderr = child.stderr.take().expect("stderr");
-        let mut lines = BufReader::new(stderr).lines();
-        let base = loop {
-            let line = lines
-                .next()
-                .and_then(Result::ok)
-                .expect("drover serve exited before listening");
-            if let Some(at) = line.find("listening on ") {
-                break line[at + 13..]
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned();
-            }
-        };
-        // Keep draining stderr so the server never blocks on it.
-        std::thread::spawn(move || for _ in lines {});
+        let base = common::listening_url(&mut child);
         Server { child, base }
     }
 

@@ -307,16 +307,8 @@ async fn finish(shared: &Shared, entry: &Entry, job: &Job, outcome: Outcome) {
             .arg(&attempts)
             .arg(&attempt)
             .arg(AttemptMark::Done.as_str())
-            .ignore()
-            .cmd("XACK")
-            .arg(&stream)
-            .arg(GROUP)
-            .arg(&entry.id)
-            .ignore()
-            .cmd("XDEL")
-            .arg(&stream)
-            .arg(&entry.id)
             .ignore();
+        ack_and_delete(&mut pipe, &stream, &entry.id);
         async move { no_group_is_fine(pipe.query_async::<()>(&mut c).await) }
     })
     .await;
@@ -335,18 +327,23 @@ async fn drop_entry(shared: &Shared, entry: &Entry) {
     let stream = entry.stream();
     let _: Option<()> = retry("XACK+XDEL", &shared.stop, &shared.conn, |mut c| {
         let mut pipe = redis::pipe();
-        pipe.cmd("XACK")
-            .arg(&stream)
-            .arg(GROUP)
-            .arg(&entry.id)
-            .ignore()
-            .cmd("XDEL")
-            .arg(&stream)
-            .arg(&entry.id)
-            .ignore();
+        ack_and_delete(&mut pipe, &stream, &entry.id);
         async move { no_group_is_fine(pipe.query_async::<()>(&mut c).await) }
     })
     .await;
+}
+
+/// Adds to `pipe` the acknowledgement and deletion of entry `id` of `stream`.
+fn ack_and_delete(pipe: &mut redis::Pipeline, stream: &str, id: &str) {
+    pipe.cmd("XACK")
+        .arg(stream)
+        .arg(GROUP)
+        .arg(id)
+        .ignore()
+        .cmd("XDEL")
+        .arg(stream)
+        .arg(id)
+        .ignore();
 }
 
 /// A jobs stream that lost its group (Redis restarted without its data)

@@ -1,0 +1,125 @@
+//! What several benchmarks share: their flags, noop DAG nodes, a private
+//! `redis-server`, and the address a started `drover serve` prints.
+
+// Each benchmark uses only part of this.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use drover::dag::{Node, NodeIndex, RetryPolicy};
+
+/// The number after flag `name` on the command line, else `default`.
+pub fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Node `n<i>`, a `noop` needing `needs`.
+pub fn noop_node(i: usize, needs: Vec<NodeIndex>) -> Node {
+    Node {
+        name: format!("n{i}"),
+        driver: "noop".to_owned(),
+        artifact: String::new(),
+        args: Vec::new(),
+        env: Vec::new(),
+        needs,
+        outputs: Vec::new(),
+        timeout: None,
+        retries: RetryPolicy::default(),
+        pool: None,
+        id: None,
+        grants: None,
+        secrets: Vec::new(),
+        driver_digest: None,
+    }
+}
+
+/// A private `redis-server` on a free loopback port, killed when dropped.
+pub struct Redis {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Redis {
+    /// Starts it with no snapshots and, if `aof`, its append-only file on
+    /// (`appendfsync everysec`, as a production Redis would run).
+    pub fn start(aof: bool) -> Redis {
+        let binary = Path::new("/usr/bin/redis-server");
+        assert!(
+            binary.exists(),
+            "redis-server is not installed: run `bash tests/setup.sh`"
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let child = Command::new(binary)
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .arg("--dir")
+            .arg(dir.path())
+            .args(["--save", "", "--daemonize", "no"])
+            .args(["--appendonly", if aof { "yes" } else { "no" }])
+            .args(["--appendfsync", "everysec"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Redis {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads the piped stderr of a starting `drover serve` until it says where
+/// it listens; returns that URL and keeps draining stderr so the server
+/// never blocks on it.
+pub fn listening_url(child: &mut Child) -> String {
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let mut lines = BufReader::new(stderr).lines();
+    let base = loop {
+        let line = lines
+            .next()
+            .and_then(Result::ok)
+            .expect("drover serve exited before listening");
+        if let Some(at) = line.find("listening on ") {
+            break line[at + 13..]
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    base
+}
