@@ -25,26 +25,11 @@ use redis::streams::{StreamReadOptions, StreamReadReply};
 use tokio_util::sync::CancellationToken;
 
 mod common;
-use common::{Redis, noop_node};
+use common::Redis;
 
 /// 100 layers; each node needs two nodes of the layer before.
 fn layered(n: usize) -> Dag {
-    let width = n / 100;
-    let nodes = (0..n)
-        .map(|i| {
-            let (layer, pos) = (i / width, i % width);
-            let needs = if layer == 0 {
-                vec![]
-            } else {
-                let base = (layer - 1) * width;
-                let mut needs = vec![base + pos, base + (pos + 1) % width];
-                needs.sort_unstable();
-                needs.dedup();
-                needs
-            };
-            noop_node(i, needs)
-        })
-        .collect();
+    let nodes = common::layered_nodes(n);
     drover::dag::from_nodes("layered", nodes, &|_| true).expect("a valid DAG")
 }
 

@@ -49,22 +49,7 @@ fn wide(n: usize) -> Arc<Dag> {
 
 /// 100 layers; each node needs two nodes of the layer before.
 fn layered(n: usize) -> Arc<Dag> {
-    let width = n / 100;
-    let nodes = (0..n)
-        .map(|i| {
-            let (layer, pos) = (i / width, i % width);
-            let needs = if layer == 0 {
-                vec![]
-            } else {
-                let base = (layer - 1) * width;
-                let mut needs = vec![base + pos, base + (pos + 1) % width];
-                needs.sort_unstable();
-                needs.dedup();
-                needs
-            };
-            noop_node(i, needs)
-        })
-        .collect();
+    let nodes = common::layered_nodes(n);
     build("layered", nodes)
 }
 

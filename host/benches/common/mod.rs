@@ -41,6 +41,26 @@ pub fn noop_node(i: usize, needs: Vec<NodeIndex>) -> Node {
     }
 }
 
+/// `n` noop nodes in 100 layers; each needs two nodes of the layer before.
+pub fn layered_nodes(n: usize) -> Vec<Node> {
+    let width = (n / 100).max(1);
+    (0..n)
+        .map(|i| {
+            let (layer, pos) = (i / width, i % width);
+            let needs = if layer == 0 {
+                vec![]
+            } else {
+                let base = (layer - 1) * width;
+                let mut needs = vec![base + pos, base + (pos + 1) % width];
+                needs.sort_unstable();
+                needs.dedup();
+                needs
+            };
+            noop_node(i, needs)
+        })
+        .collect()
+}
+
 /// A private `redis-server` on a free loopback port, killed when dropped.
 pub struct Redis {
     child: Child,
