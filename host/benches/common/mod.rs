@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use drover::dag::{Node, NodeIndex, RetryPolicy};
+use drover::dag::{Node, NodeIndex};
 
 /// The number after flag `name` on the command line, else `default`.
 pub fn arg(name: &str, default: usize) -> usize {
@@ -24,20 +24,8 @@ pub fn arg(name: &str, default: usize) -> usize {
 /// Node `n<i>`, a `noop` needing `needs`.
 pub fn noop_node(i: usize, needs: Vec<NodeIndex>) -> Node {
     Node {
-        name: format!("n{i}"),
-        driver: "noop".to_owned(),
-        artifact: String::new(),
-        args: Vec::new(),
-        env: Vec::new(),
         needs,
-        outputs: Vec::new(),
-        timeout: None,
-        retries: RetryPolicy::default(),
-        pool: None,
-        id: None,
-        grants: None,
-        secrets: Vec::new(),
-        driver_digest: None,
+        ..Node::new(format!("n{i}"), "noop")
     }
 }
 

@@ -1,7 +1,7 @@
 //! Reads gorchestrator's `{name, state, digraph, nodes}` JSON into a draft for validation.
 
 use super::error::Problem;
-use super::model::{Node, RetryPolicy, SourceFormat};
+use super::model::{Node, SourceFormat};
 use super::raw::{BAD_CELLS_KEPT, Matrix, Raw, Top};
 use super::validate::{Draft, field_label, node_label};
 
@@ -121,20 +121,12 @@ fn node(index: usize, raw: &Raw, problems: &mut Vec<Problem>) -> Node {
     };
 
     Node {
-        name,
-        driver,
         artifact,
         args,
-        env: Vec::new(),
-        needs: Vec::new(),
         outputs,
-        timeout: None,
-        retries: RetryPolicy::default(),
         pool,
         id,
-        grants: None,
-        secrets: Vec::new(),
-        driver_digest: None,
+        ..Node::new(name, driver)
     }
 }
 

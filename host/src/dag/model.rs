@@ -74,6 +74,30 @@ pub struct Node {
     pub driver_digest: Option<String>,
 }
 
+impl Node {
+    /// A node named `name` run by `driver`, with nothing else set: no
+    /// artifact, arguments, environment, needs or outputs, the default
+    /// retry policy, no pool, id, grants, secrets or digest.
+    pub fn new(name: impl Into<String>, driver: impl Into<String>) -> Node {
+        Node {
+            name: name.into(),
+            driver: driver.into(),
+            artifact: String::new(),
+            args: Vec::new(),
+            env: Vec::new(),
+            needs: Vec::new(),
+            outputs: Vec::new(),
+            timeout: None,
+            retries: RetryPolicy::default(),
+            pool: None,
+            id: None,
+            grants: None,
+            secrets: Vec::new(),
+            driver_digest: None,
+        }
+    }
+}
+
 /// What a node lets its driver have, within what the driver is granted.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeGrants {

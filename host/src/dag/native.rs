@@ -235,22 +235,7 @@ impl Reader<'_> {
     /// One node; also returns the names it needs.
     fn node(&mut self, index: usize, name: &str, raw: &Raw) -> (Node, Vec<String>) {
         let label = node_label(index, name);
-        let mut node = Node {
-            name: name.to_owned(),
-            driver: String::new(),
-            artifact: String::new(),
-            args: Vec::new(),
-            env: Vec::new(),
-            needs: Vec::new(),
-            outputs: Vec::new(),
-            timeout: None,
-            retries: RetryPolicy::default(),
-            pool: None,
-            id: None,
-            grants: None,
-            secrets: Vec::new(),
-            driver_digest: None,
-        };
+        let mut node = Node::new(name, String::new());
         let mut needs = Vec::new();
         let fields: &[(String, Raw)] = match raw {
             Raw::Map(fields) => fields,

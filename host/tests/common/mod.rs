@@ -30,20 +30,8 @@ impl Builder {
         needs.sort_unstable();
         needs.dedup();
         self.nodes.push(Node {
-            name: name.to_owned(),
-            driver: "test".to_owned(),
-            artifact: String::new(),
-            args: Vec::new(),
-            env: Vec::new(),
             needs,
-            outputs: Vec::new(),
-            timeout: None,
-            retries: RetryPolicy::default(),
-            pool: None,
-            id: None,
-            grants: None,
-            secrets: Vec::new(),
-            driver_digest: None,
+            ..Node::new(name, "test")
         });
         self
     }
@@ -96,20 +84,8 @@ pub fn layered(layers: usize, width: usize) -> Arc<Dag> {
 
 pub fn plain_node(name: String, needs: Vec<usize>) -> Node {
     Node {
-        name,
-        driver: "noop".to_owned(),
-        artifact: String::new(),
-        args: Vec::new(),
-        env: Vec::new(),
         needs,
-        outputs: Vec::new(),
-        timeout: None,
-        retries: RetryPolicy::default(),
-        pool: None,
-        id: None,
-        grants: None,
-        secrets: Vec::new(),
-        driver_digest: None,
+        ..Node::new(name, "noop")
     }
 }
 
