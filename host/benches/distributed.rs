@@ -3,14 +3,18 @@
 //! `redis-server`, running a layered DAG of `noop` nodes; the same DAG
 //! through an embedded `drover serve` in the same run, for the ratio.
 //!
-//! Prints nodes per second (submission to the run's end, over HTTP) and the
-//! dispatch latency: from the leader sending a node's job (`sent_us` in the
-//! job) to a drone reporting it running (`at_us` of its `started` report),
-//! read by a separate Redis client tailing both streams.
+//! Prints nodes per second (submission to the run's end, over HTTP) and, in
+//! a second run of the same DAG, the dispatch latency: from the leader
+//! sending a node's job (`sent_us` in the job) to a drone reporting it
+//! running (`at_us` of its `started` report), read by a separate Redis
+//! client tailing both streams. The tailer parses every job and report, so
+//! it runs apart from the throughput run, whose CPU it would share.
 //!
 //! Run with `cargo bench -p drover --bench distributed`. Options:
 //! `-- --nodes N` (default 10000), `--width W` (nodes per layer, default 50),
-//! `--drones D` (default 2), `--concurrency K` (per drone, default 64).
+//! `--drones D` (default 2), `--concurrency K` (per drone, default 64),
+//! `--drover PATH` (the binary to measure, default the one just built: to
+//! compare two builds in turns on the same machine).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -34,7 +38,11 @@ impl Drop for Proc {
 }
 
 fn drover(data: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_drover"));
+    let binary = std::env::args()
+        .skip_while(|a| a != "--drover")
+        .nth(1)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_drover").to_owned());
+    let mut cmd = Command::new(binary);
     cmd.arg("--data")
         .arg(data)
         .args(args)
@@ -121,14 +129,15 @@ async fn run_dag(client: &reqwest::Client, base: &str, dag: &str) -> (String, Du
         .as_str()
         .unwrap_or_default()
         .to_owned();
+    // The list's summaries, not the run record: encoding a record of
+    // thousands of nodes every few milliseconds would cost the leader (and
+    // this process) more than the run itself.
     loop {
-        let run = get(client, format!("{base}/api/v1/runs/{id}")).await;
-        if run["state"] != "running" && !run["state"].is_null() {
-            return (
-                id,
-                start.elapsed(),
-                run["state"].as_str().unwrap_or("").to_owned(),
-            );
+        let page = get(client, format!("{base}/api/v1/runs?limit=1")).await;
+        let newest = &page["runs"][0];
+        if newest["id"] == id.as_str() && newest["state"] != "running" {
+            let state = newest["state"].as_str().unwrap_or("").to_owned();
+            return (id, start.elapsed(), state);
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -238,30 +247,33 @@ fn main() {
         let embedded_data = dir.path().join("embedded");
         let (server, base) = start_server(&embedded_data, &[]);
         run_dag(&client, &base, &warm).await;
+        let before = common::cpu_time(server.0.id());
         let (_, took, state) = run_dag(&client, &base, &dag).await;
+        let used = common::cpu_time(server.0.id()).saturating_sub(before);
         let embedded = nodes as f64 / took.as_secs_f64();
         println!(
-            "embedded serve: layered {nodes} noop nodes: {:.0} ms, {embedded:.0} nodes/s ({state})",
-            took.as_secs_f64() * 1000.0
+            "embedded serve: layered {nodes} noop nodes: {:.0} ms, {embedded:.0} nodes/s ({state}); CPU per node: {:.0} µs",
+            took.as_secs_f64() * 1000.0,
+            used.as_secs_f64() * 1e6 / nodes as f64
         );
         drop(server);
 
         // Distributed: a leader and the drones, each with its own data dir.
         let redis = common::Redis::start(true);
         let url = redis.url();
-        let (_leader, base) = start_server(&dir.path().join("leader"), &["--redis", &url]);
-        let _drones: Vec<Proc> = (0..drones)
+        let (leader, base) = start_server(&dir.path().join("leader"), &["--redis", &url]);
+        let drone_procs: Vec<Proc> = (0..drones)
             .map(|i| start_drone(&dir.path().join(format!("drone{i}")), &url, concurrency))
             .collect();
         wait_drones(&client, &base, drones).await;
         run_dag(&client, &base, &warm).await;
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let tailer = tokio::spawn(tail(url.clone(), stop_rx));
-        // Let the tailer's first read start before anything is sent.
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        let pids: Vec<(&str, u32)> = [("leader", leader.0.id())]
+            .into_iter()
+            .chain(drone_procs.iter().map(|d| ("drones", d.0.id())))
+            .chain([("redis", redis.pid())])
+            .collect();
+        let cpu_before: Vec<Duration> = pids.iter().map(|(_, p)| common::cpu_time(*p)).collect();
         let (_, took, state) = run_dag(&client, &base, &dag).await;
-        let _ = stop_tx.send(true);
-        let latencies = tailer.await.expect("tailer");
         let distributed = nodes as f64 / took.as_secs_f64();
         println!(
             "leader + {drones} drones (concurrency {concurrency}) over Redis: layered {nodes} noop nodes: \
@@ -269,8 +281,32 @@ fn main() {
             took.as_secs_f64() * 1000.0,
             embedded / distributed
         );
+        let mut per_node: Vec<(&str, f64)> = Vec::new();
+        for ((what, pid), before) in pids.iter().zip(cpu_before) {
+            let used = common::cpu_time(*pid).saturating_sub(before);
+            let us = used.as_secs_f64() * 1e6 / nodes as f64;
+            match per_node.iter_mut().find(|(w, _)| w == what) {
+                Some((_, sum)) => *sum += us,
+                None => per_node.push((what, us)),
+            }
+        }
+        let total: f64 = per_node.iter().map(|(_, us)| us).sum();
+        let parts: Vec<String> = per_node
+            .iter()
+            .map(|(what, us)| format!("{what} {us:.0}"))
+            .collect();
+        println!("CPU per node: {total:.0} µs ({})", parts.join(", "));
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let tailer = tokio::spawn(tail(url.clone(), stop_rx));
+        // Let the tailer's first read start before anything is sent.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let (_, took, _) = run_dag(&client, &base, &dag).await;
+        let _ = stop_tx.send(true);
+        let latencies = tailer.await.expect("tailer");
         println!(
-            "dispatch latency (job sent -> running on a drone), {} attempts: median {:.3} ms, p90 {:.3} ms, p99 {:.3} ms",
+            "with a tailer reading every job and report ({:.0} nodes/s): dispatch latency (job sent -> running on a drone), \
+             {} attempts: median {:.3} ms, p90 {:.3} ms, p99 {:.3} ms",
+            nodes as f64 / took.as_secs_f64(),
             latencies.len(),
             percentile(&latencies, 0.5),
             percentile(&latencies, 0.9),

@@ -25,22 +25,6 @@ const LOG_BATCH: usize = 256;
 /// How long a released entry looks idle: any drone's next claim takes it.
 const RELEASED_IDLE: Duration = Duration::from_secs(24 * 3600);
 
-/// KEYS: attempts hash, reports stream; ARGV: attempt id, report field,
-/// `Started` report. Returns the attempt's mark as it was, and adds the
-/// report only when the mark is neither `done` nor `canceled`.
-static START: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
-    redis::Script::new(
-        r"
-local mark = redis.call('HGET', KEYS[1], ARGV[1])
-if mark == 'done' or mark == 'canceled' then
-  return mark
-end
-redis.call('XADD', KEYS[2], '*', ARGV[2], ARGV[3])
-return mark
-",
-    )
-});
-
 /// Takes one entry of a jobs stream to its end. Holds its slot until then.
 pub async fn take(shared: Arc<Shared>, entry: Entry, _slot: OwnedSemaphorePermit) {
     let local = format!("{}#{}", entry.pool, entry.id);
@@ -68,42 +52,56 @@ async fn run(shared: &Shared, entry: &Entry) {
     // is not missed.
     let cancel = shared.stop.child_token();
     let _registered = shared.cancels.register(attempt.clone(), cancel.clone());
-    let keep_alive = tokio::spawn(keep_alive(
-        shared.conn.clone(),
-        shared.id.clone(),
-        entry.clone(),
-        job.attempt_id.clone(),
-        cancel.clone(),
-        shared.claim_idle / 3,
-    ));
-    let fetched = shared.drivers.get(&shared.conn, &job, &shared.stop).await;
-    // The mark is read with the `Started` report when the driver is here
-    // (one round trip on the hot path), on its own otherwise.
-    let start = match &fetched {
-        Fetched::Driver(_) => start(shared, &job).await,
-        _ => mark(shared, &job.attempt_id).await,
-    };
-    let outcome = match start {
-        None => None,
-        Some(Some(mark @ (AttemptMark::Done | AttemptMark::Canceled))) => {
-            tracing::info!(attempt = %attempt, mark = mark.as_str(), "skipping an attempt that is already {}", mark.as_str());
-            keep_alive.abort();
-            drop_entry(shared, entry).await;
-            return;
-        }
-        Some(_) => match fetched {
-            Fetched::Stopped => None,
-            Fetched::Refused(why) => {
-                tracing::warn!(attempt = %attempt, reason = %why, "not running an attempt");
-                Some(Outcome::failure(why))
+    let work = async {
+        let fetched = shared.drivers.get(&shared.conn, &job, &shared.stop).await;
+        // The mark is read with the `Started` report when the driver is here
+        // (one round trip on the hot path), on its own otherwise.
+        let start = match &fetched {
+            Fetched::Driver(_) => start(shared, &job).await,
+            _ => mark(shared, &job.attempt_id).await,
+        };
+        match start {
+            None => Some(None),
+            Some(Some(mark @ (AttemptMark::Done | AttemptMark::Canceled))) => {
+                tracing::info!(attempt = %attempt, mark = mark.as_str(), "skipping an attempt that is already {}", mark.as_str());
+                None
             }
-            Fetched::Driver(_) if cancel.is_cancelled() && !shared.stop.is_cancelled() => Some(
-                Outcome::with_message(NodeStatus::Canceled, "canceled before it started"),
-            ),
-            Fetched::Driver(driver) => run_driver(shared, &job, driver, cancel.clone()).await,
-        },
+            Some(_) => Some(match fetched {
+                Fetched::Stopped => None,
+                Fetched::Refused(why) => {
+                    tracing::warn!(attempt = %attempt, reason = %why, "not running an attempt");
+                    Some(Outcome::failure(why))
+                }
+                Fetched::Driver(_) if cancel.is_cancelled() && !shared.stop.is_cancelled() => {
+                    Some(Outcome::with_message(
+                        NodeStatus::Canceled,
+                        "canceled before it started",
+                    ))
+                }
+                Fetched::Driver(driver) => run_driver(shared, &job, driver, cancel.clone()).await,
+            }),
+        }
     };
-    keep_alive.abort();
+    // The keep-alive runs in this task, beside the work: no task of its own
+    // to spawn for each attempt.
+    let keep_alive = keep_alive(
+        shared.conn.clone(),
+        &shared.id,
+        entry,
+        &job.attempt_id,
+        &cancel,
+        shared.claim_idle / 3,
+    );
+    let outcome = tokio::select! {
+        biased;
+        outcome = work => outcome,
+        never = keep_alive => match never {},
+    };
+    // `None`: the attempt must not run at all.
+    let Some(outcome) = outcome else {
+        drop_entry(shared, entry).await;
+        return;
+    };
     match outcome {
         Some(outcome)
             if !(shared.stop.is_cancelled() && outcome.status == NodeStatus::Canceled) =>
@@ -117,7 +115,8 @@ async fn run(shared: &Shared, entry: &Entry) {
 }
 
 /// Reads the attempt's mark and, unless it is done or canceled, reports
-/// `Started`, in one script call. `None` if the drone stopped first.
+/// `Started`, in one script call (shared with other attempts starting at
+/// the same time). `None` if the drone stopped first.
 async fn start(shared: &Shared, job: &Job) -> Option<Option<AttemptMark>> {
     let started = Report::Started {
         v: VERSION,
@@ -126,19 +125,10 @@ async fn start(shared: &Shared, job: &Job) -> Option<Option<AttemptMark>> {
         at_us: protocol::now_us(),
     }
     .encode();
-    let attempts = protocol::attempts_key(&job.attempt_id.run);
-    let reports = protocol::reports_key(&job.attempt_id.run);
-    let field = job.attempt_id.to_string();
-    let mark: Option<Option<String>> = retry("Started", &shared.stop, &shared.conn, |mut c| {
-        let mut invocation = START.key(&attempts);
-        invocation
-            .key(&reports)
-            .arg(&field)
-            .arg(REPORT_FIELD)
-            .arg(&started);
-        async move { invocation.invoke_async(&mut c).await }
-    })
-    .await;
+    let mark = shared
+        .outbox
+        .start_attempt(job.attempt_id.clone(), started)
+        .await;
     mark.map(|mark| mark.as_deref().and_then(AttemptMark::parse))
 }
 
@@ -152,21 +142,18 @@ async fn run_driver(
 ) -> Option<Outcome> {
     let reports = protocol::reports_key(&job.attempt_id.run);
     let (logs, lines) = mpsc::channel(LOG_BUFFER);
-    let forwarder = tokio::spawn(forward_logs(
-        shared.conn.clone(),
-        reports,
-        job.attempt_id.clone(),
-        lines,
-        shared.stop.clone(),
-    ));
     let workspace = shared.workspace(&job.attempt_id);
     let ctx = NodeContext {
         workspace: workspace.clone(),
         logs,
         cancel,
     };
-    let outcome = shared.runtime.run(&driver, job.task.clone(), ctx).await;
-    let forwarded = forwarder.await.unwrap_or(false);
+    // The forwarder ends once the driver is done and its log sender dropped;
+    // both run in this task.
+    let (outcome, forwarded) = tokio::join!(
+        shared.runtime.run(&driver, job.task.clone(), ctx),
+        forward_logs(&shared.conn, &reports, &job.attempt_id, lines, &shared.stop),
+    );
     // Most drivers never make their workspace: one stat instead of two
     // trips to the blocking pool.
     if std::fs::symlink_metadata(&workspace).is_ok() {
@@ -186,11 +173,11 @@ async fn run_driver(
 /// Sends the attempt's log lines as `Log` reports, many per round trip,
 /// until the driver is done with them. `false` if the drone stopped first.
 async fn forward_logs(
-    conn: ConnectionManager,
-    reports: String,
-    attempt: AttemptId,
+    conn: &ConnectionManager,
+    reports: &str,
+    attempt: &AttemptId,
     mut lines: mpsc::Receiver<LogLine>,
-    stop: CancellationToken,
+    stop: &CancellationToken,
 ) -> bool {
     let mut batch = Vec::with_capacity(LOG_BATCH);
     while lines.recv_many(&mut batch, LOG_BATCH).await > 0 {
@@ -205,12 +192,12 @@ async fn forward_logs(
                 .encode()
             })
             .collect();
-        let sent = retry("XADD Log", &stop, &conn, |mut c| {
+        let sent = retry("XADD Log", stop, conn, |mut c| {
             let mut pipe = redis::pipe();
             pipe.atomic();
             for report in &encoded {
                 pipe.cmd("XADD")
-                    .arg(&reports)
+                    .arg(reports)
                     .arg("*")
                     .arg(REPORT_FIELD)
                     .arg(report)
@@ -248,20 +235,20 @@ async fn mark(shared: &Shared, attempt: &AttemptId) -> Option<Option<AttemptMark
 /// when its mark says so (a cancel message may have been missed).
 async fn keep_alive(
     mut conn: ConnectionManager,
-    consumer: String,
-    entry: Entry,
-    attempt: AttemptId,
-    cancel: CancellationToken,
+    consumer: &str,
+    entry: &Entry,
+    attempt: &AttemptId,
+    cancel: &CancellationToken,
     every: Duration,
-) {
+) -> std::convert::Infallible {
     let key = protocol::attempts_key(&attempt.run);
     let field = attempt.to_string();
-    let mut ticks = tokio::time::interval(every.max(Duration::from_millis(10)));
+    let every = every.max(Duration::from_millis(10));
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticks.tick().await;
     loop {
         ticks.tick().await;
-        if let Err(e) = streams::touch(&mut conn, &consumer, &entry, None).await {
+        if let Err(e) = streams::touch(&mut conn, consumer, entry, None).await {
             tracing::debug!(entry = %entry.id, error = %e, "cannot refresh a running job's entry");
         }
         let mark: redis::RedisResult<Option<String>> = redis::cmd("HGET")
@@ -279,11 +266,11 @@ async fn keep_alive(
     }
 }
 
-/// The end, in one transaction: `Done` reported, the attempt marked done,
-/// its entry acknowledged and deleted. Retried until it is written (or the
-/// drone is made to stop: then the entry stays pending and runs elsewhere).
+/// The end, in one script call (shared with other attempts ending at the
+/// same time): `Done` reported, the attempt marked done, its entry
+/// acknowledged and deleted. Retried until it is written (or the drone is
+/// made to stop: then the entry stays pending and runs elsewhere).
 async fn finish(shared: &Shared, entry: &Entry, job: &Job, outcome: Outcome) {
-    let attempt = job.attempt_id.to_string();
     let done = Report::Done {
         v: VERSION,
         attempt_id: job.attempt_id.clone(),
@@ -291,34 +278,14 @@ async fn finish(shared: &Shared, entry: &Entry, job: &Job, outcome: Outcome) {
         outcome,
     }
     .encode();
-    let reports = protocol::reports_key(&job.attempt_id.run);
-    let attempts = protocol::attempts_key(&job.attempt_id.run);
-    let stream = entry.stream();
-    let written = retry("Done", &shared.stop, &shared.conn, |mut c| {
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .cmd("XADD")
-            .arg(&reports)
-            .arg("*")
-            .arg(REPORT_FIELD)
-            .arg(&done)
-            .ignore()
-            .cmd("HSET")
-            .arg(&attempts)
-            .arg(&attempt)
-            .arg(AttemptMark::Done.as_str())
-            .ignore();
-        ack_and_delete(&mut pipe, &stream, &entry.id);
-        async move { no_group_is_fine(pipe.query_async::<()>(&mut c).await) }
-    })
-    .await;
-    match written {
-        Some(()) => {
-            shared.finished.fetch_add(1, Ordering::Relaxed);
-        }
-        None => {
-            tracing::warn!(attempt = %attempt, "stopped before the attempt's Done could be written; another drone will run it again");
-        }
+    let written = shared
+        .outbox
+        .finish_attempt(job.attempt_id.clone(), done, entry.stream(), entry.id.clone())
+        .await;
+    if written {
+        shared.finished.fetch_add(1, Ordering::Relaxed);
+    } else {
+        tracing::warn!(attempt = %job.attempt_id, "stopped before the attempt's Done could be written; another drone will run it again");
     }
 }
 

@@ -6,6 +6,7 @@ mod attempt;
 mod cancels;
 mod drivers;
 mod heartbeat;
+mod outbox;
 pub mod streams;
 
 use std::collections::HashSet;
@@ -96,6 +97,8 @@ pub struct Drone {
 struct Shared {
     id: String,
     conn: ConnectionManager,
+    /// Where the attempts' `Started` and `Done` writes go, batched.
+    outbox: outbox::Outbox,
     runtime: Runtime,
     drivers: drivers::Drivers,
     cancels: cancels::Cancels,
@@ -188,8 +191,10 @@ impl Drone {
                 path: workspaces.clone(),
                 source,
             })?;
+        let stop = CancellationToken::new();
         let shared = Arc::new(Shared {
             id: options.id.clone(),
+            outbox: outbox::Outbox::start(conn.clone(), stop.clone()),
             conn,
             drivers: drivers::Drivers::new(runtime.clone(), drivers_dir),
             runtime,
@@ -198,7 +203,7 @@ impl Drone {
             claim_idle: options.claim_idle,
             running: AtomicUsize::new(0),
             finished: AtomicU64::new(0),
-            stop: CancellationToken::new(),
+            stop,
             local: Mutex::new(HashSet::new()),
         });
         let drone = Drone {
