@@ -220,6 +220,36 @@ async fn tail(url: String, stop: tokio::sync::watch::Receiver<bool>) -> Vec<u64>
     latencies
 }
 
+/// Runs `dag` while a tailer reads the streams: (wall time, latencies in µs).
+async fn with_tailer(
+    client: &reqwest::Client,
+    base: &str,
+    url: &str,
+    dag: &str,
+) -> (Duration, Vec<u64>) {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let tailer = tokio::spawn(tail(url.to_owned(), stop_rx));
+    // Let the tailer's first read start before anything is sent.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (_, took, _) = run_dag(client, base, dag).await;
+    let _ = stop_tx.send(true);
+    (took, tailer.await.expect("tailer"))
+}
+
+fn print_latencies(what: &str, sorted: &[u64]) {
+    println!(
+        "{what}: dispatch latency (job sent -> running on a drone), {} attempts: \
+         median {:.3} ms, p90 {:.3} ms, p99 {:.3} ms",
+        sorted.len(),
+        percentile(sorted, 0.5),
+        percentile(sorted, 0.9),
+        percentile(sorted, 0.99)
+    );
+}
+
+/// The length of the chain whose latency is measured one node at a time.
+const CHAIN: usize = 500;
+
 fn percentile(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -296,21 +326,24 @@ fn main() {
             .map(|(what, us)| format!("{what} {us:.0}"))
             .collect();
         println!("CPU per node: {total:.0} µs ({})", parts.join(", "));
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let tailer = tokio::spawn(tail(url.clone(), stop_rx));
-        // Let the tailer's first read start before anything is sent.
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let (_, took, _) = run_dag(&client, &base, &dag).await;
-        let _ = stop_tx.send(true);
-        let latencies = tailer.await.expect("tailer");
-        println!(
-            "with a tailer reading every job and report ({:.0} nodes/s): dispatch latency (job sent -> running on a drone), \
-             {} attempts: median {:.3} ms, p90 {:.3} ms, p99 {:.3} ms",
-            nodes as f64 / took.as_secs_f64(),
-            latencies.len(),
-            percentile(&latencies, 0.5),
-            percentile(&latencies, 0.9),
-            percentile(&latencies, 0.99)
+        let (took, latencies) = with_tailer(&client, &base, &url, &dag).await;
+        print_latencies(
+            &format!(
+                "layered {nodes}, with a tailer reading every job and report ({:.0} nodes/s)",
+                nodes as f64 / took.as_secs_f64()
+            ),
+            &latencies,
+        );
+        // One node at a time: the latency of the path itself, without the
+        // queueing of a saturated machine.
+        let chain = layered_dag(CHAIN, 1);
+        let (took, latencies) = with_tailer(&client, &base, &url, &chain).await;
+        print_latencies(
+            &format!(
+                "chain {CHAIN}, one node at a time ({:.2} ms per node, end to end)",
+                took.as_secs_f64() * 1000.0 / CHAIN as f64
+            ),
+            &latencies,
         );
         let mut conn = redis::Client::open(url)
             .expect("url")

@@ -72,12 +72,9 @@ async fn run(shared: &Shared, entry: &Entry) {
                     tracing::warn!(attempt = %attempt, reason = %why, "not running an attempt");
                     Some(Outcome::failure(why))
                 }
-                Fetched::Driver(_) if cancel.is_cancelled() && !shared.stop.is_cancelled() => {
-                    Some(Outcome::with_message(
-                        NodeStatus::Canceled,
-                        "canceled before it started",
-                    ))
-                }
+                Fetched::Driver(_) if cancel.is_cancelled() && !shared.stop.is_cancelled() => Some(
+                    Outcome::with_message(NodeStatus::Canceled, "canceled before it started"),
+                ),
                 Fetched::Driver(driver) => run_driver(shared, &job, driver, cancel.clone()).await,
             }),
         }
@@ -280,7 +277,12 @@ async fn finish(shared: &Shared, entry: &Entry, job: &Job, outcome: Outcome) {
     .encode();
     let written = shared
         .outbox
-        .finish_attempt(job.attempt_id.clone(), done, entry.stream(), entry.id.clone())
+        .finish_attempt(
+            job.attempt_id.clone(),
+            done,
+            entry.stream(),
+            entry.id.clone(),
+        )
         .await;
     if written {
         shared.finished.fetch_add(1, Ordering::Relaxed);

@@ -100,7 +100,11 @@ impl Outbox {
     /// Reads the attempt's mark and, unless it is `done` or `canceled`,
     /// adds `report` (its `Started`). `None` if the drone stopped (or Redis
     /// kept refusing) before it was written; `Some(None)` for no mark.
-    pub async fn start_attempt(&self, attempt: AttemptId, report: String) -> Option<Option<String>> {
+    pub async fn start_attempt(
+        &self,
+        attempt: AttemptId,
+        report: String,
+    ) -> Option<Option<String>> {
         let (reply, answer) = oneshot::channel();
         let request = Request::Start(Start {
             attempt,
