@@ -7,6 +7,7 @@ use std::time::Duration;
 use redis::Value;
 use redis::aio::ConnectionLike;
 
+use crate::transport::redis::entries::{self, RawEntry};
 use crate::transport::redis::protocol::{self, GROUP, JOB_FIELD, Job, ProtocolError};
 
 /// One entry of a pool's jobs stream, as it came.
@@ -21,6 +22,14 @@ pub struct Entry {
 }
 
 impl Entry {
+    fn of(pool: &str, raw: RawEntry) -> Entry {
+        Entry {
+            pool: pool.to_owned(),
+            id: raw.id,
+            fields: raw.fields,
+        }
+    }
+
     /// The jobs stream the entry is on.
     pub fn stream(&self) -> String {
         protocol::jobs_key(&self.pool)
@@ -28,12 +37,12 @@ impl Entry {
 
     /// The job the entry carries.
     pub fn job(&self) -> Result<Job, ProtocolError> {
-        let fields = self.fields.as_ref().ok_or_else(|| {
-            ProtocolError::Malformed("the entry has no fields (deleted from the stream)".into())
-        })?;
-        let (_, value) = fields
-            .iter()
-            .find(|(name, _)| name == JOB_FIELD.as_bytes())
+        if self.fields.is_none() {
+            return Err(ProtocolError::Malformed(
+                "the entry has no fields (deleted from the stream)".into(),
+            ));
+        }
+        let value = entries::field(self.fields.as_deref(), JOB_FIELD)
             .ok_or_else(|| ProtocolError::Malformed(format!("no `{JOB_FIELD}` field")))?;
         Job::decode(value)
     }
@@ -183,42 +192,26 @@ pub async fn pending_of<C: ConnectionLike>(
             Value::Array(parts) => parts
                 .into_iter()
                 .next()
-                .and_then(bytes)
+                .and_then(entries::bytes)
                 .and_then(|id| String::from_utf8(id).ok()),
             _ => None,
         })
         .collect())
 }
 
-/// The entries of an `XREADGROUP` answer: `[[key, [[id, [field, value, …]], …]], …]`
-/// (or a map of key → entries, in RESP3). Anything else is skipped.
+/// The entries of an `XREADGROUP` answer, on the streams of `pools` only.
 fn parse_read(reply: Value, pools: &[String]) -> Vec<Entry> {
-    let streams: Vec<(Value, Value)> = match reply {
-        Value::Array(streams) => streams
-            .into_iter()
-            .filter_map(|stream| match stream {
-                Value::Array(pair) if pair.len() == 2 => {
-                    let mut pair = pair.into_iter();
-                    Some((pair.next()?, pair.next()?))
-                }
-                _ => None,
-            })
-            .collect(),
-        Value::Map(streams) => streams,
-        _ => Vec::new(),
-    };
-    let mut entries = Vec::new();
-    for (key, items) in streams {
-        let Some(key) = bytes(key) else { continue };
+    let mut found = Vec::new();
+    for (key, items) in entries::streams(reply) {
         let Some(pool) = pools
             .iter()
             .find(|pool| protocol::jobs_key(pool).as_bytes() == key.as_slice())
         else {
             continue;
         };
-        entries.extend(parse_entries(items, pool));
+        found.extend(items.into_iter().map(|raw| Entry::of(pool, raw)));
     }
-    entries
+    found
 }
 
 /// The next cursor and the claimed entries of an `XAUTOCLAIM` answer.
@@ -229,64 +222,18 @@ fn parse_autoclaim(reply: Value, pool: &str) -> (Option<String>, Vec<Entry>) {
     let mut parts = parts.into_iter();
     let next = parts
         .next()
-        .and_then(bytes)
+        .and_then(entries::bytes)
         .and_then(|b| String::from_utf8(b).ok());
-    let entries = parts
+    let claimed = parts
         .next()
-        .map(|items| parse_entries(items, pool))
-        .unwrap_or_default();
-    (next, entries)
-}
-
-fn parse_entries(items: Value, pool: &str) -> Vec<Entry> {
-    let Value::Array(items) = items else {
-        return Vec::new();
-    };
-    items
-        .into_iter()
-        .filter_map(|item| {
-            let Value::Array(parts) = item else {
-                return None;
-            };
-            let mut parts = parts.into_iter();
-            let id = String::from_utf8(bytes(parts.next()?)?).ok()?;
-            let fields = match parts.next() {
-                Some(Value::Array(flat)) => Some(pairs(flat)),
-                Some(Value::Map(map)) => Some(
-                    map.into_iter()
-                        .filter_map(|(k, v)| Some((bytes(k)?, bytes(v)?)))
-                        .collect(),
-                ),
-                _ => None,
-            };
-            Some(Entry {
-                pool: pool.to_owned(),
-                id,
-                fields,
-            })
+        .map(|items| {
+            entries::entries(items)
+                .into_iter()
+                .map(|raw| Entry::of(pool, raw))
+                .collect()
         })
-        .collect()
-}
-
-fn pairs(flat: Vec<Value>) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let mut out = Vec::with_capacity(flat.len() / 2);
-    let mut flat = flat.into_iter();
-    while let (Some(name), Some(value)) = (flat.next(), flat.next()) {
-        if let (Some(name), Some(value)) = (bytes(name), bytes(value)) {
-            out.push((name, value));
-        }
-    }
-    out
-}
-
-fn bytes(value: Value) -> Option<Vec<u8>> {
-    match value {
-        Value::BulkString(b) => Some(b),
-        Value::SimpleString(s) => Some(s.into_bytes()),
-        Value::VerbatimString { text, .. } => Some(text.into_bytes()),
-        Value::Int(i) => Some(i.to_string().into_bytes()),
-        _ => None,
-    }
+        .unwrap_or_default();
+    (next, claimed)
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 pub mod dispatch;
 mod enqueue;
+pub mod entries;
 mod fleet;
 pub mod protocol;
 mod reports;

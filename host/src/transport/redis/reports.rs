@@ -5,12 +5,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
-use redis::streams::{StreamReadOptions, StreamReadReply};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
+use super::entries::{self, RawEntry};
 use super::protocol::{self, Report};
 use crate::task::{LogLine, LogSink, Outcome};
 
@@ -168,14 +167,11 @@ impl Routes {
 
     /// Takes one entry of the reports stream: malformed or foreign ones are
     /// logged and skipped.
-    fn entry(
-        &self,
-        id: &str,
-        fields: &HashMap<String, redis::Value>,
-    ) -> Option<(LogSink, LogLine)> {
-        let report = match fields.get(protocol::REPORT_FIELD) {
-            Some(redis::Value::BulkString(bytes)) => Report::decode(bytes),
-            _ => Err(protocol::ProtocolError::Malformed(format!(
+    fn entry(&self, entry: &RawEntry) -> Option<(LogSink, LogLine)> {
+        let id = &entry.id;
+        let report = match entry.field(protocol::REPORT_FIELD) {
+            Some(bytes) => Report::decode(bytes),
+            None => Err(protocol::ProtocolError::Malformed(format!(
                 "no `{}` field",
                 protocol::REPORT_FIELD
             ))),
@@ -203,9 +199,6 @@ pub(super) async fn read(client: redis::Client, routes: Arc<Routes>) {
     let mut last = "0-0".to_owned();
     let mut backoff = Backoff::new();
     let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
-    let options = StreamReadOptions::default()
-        .block(usize::try_from(BLOCK.as_millis()).unwrap_or(usize::MAX))
-        .count(COUNT);
     loop {
         let connected = tokio::select! {
             _ = routes.stop.cancelled() => return,
@@ -222,13 +215,21 @@ pub(super) async fn read(client: redis::Client, routes: Arc<Routes>) {
             }
         };
         loop {
-            let (keys, ids) = ([&key], [&last]);
-            let next = conn.xread_options::<_, _, Option<StreamReadReply>>(&keys, &ids, &options);
+            let mut command = redis::cmd("XREAD");
+            command
+                .arg("COUNT")
+                .arg(COUNT)
+                .arg("BLOCK")
+                .arg(u64::try_from(BLOCK.as_millis()).unwrap_or(u64::MAX))
+                .arg("STREAMS")
+                .arg(&key)
+                .arg(&last);
+            let next = command.query_async::<redis::Value>(&mut conn);
             let read = tokio::select! {
                 _ = routes.stop.cancelled() => return,
                 r = tokio::time::timeout(BLOCK + SILENCE, next) => r,
             };
-            let reply: Option<StreamReadReply> = match read {
+            let reply = match read {
                 Ok(Ok(reply)) => reply,
                 Ok(Err(e)) => {
                     tracing::warn!(run = %routes.run, error = %e, "reading reports failed; reconnecting");
@@ -240,9 +241,9 @@ pub(super) async fn read(client: redis::Client, routes: Arc<Routes>) {
                 }
             };
             backoff.reset();
-            for stream in reply.map(|r| r.keys).unwrap_or_default() {
-                for entry in stream.ids {
-                    let forward = routes.entry(&entry.id, &entry.map);
+            for (_, read) in entries::streams(reply) {
+                for entry in read {
+                    let forward = routes.entry(&entry);
                     last = entry.id;
                     if let Some((logs, line)) = forward {
                         // Backpressure: a run whose events lag slows its reports.
@@ -291,11 +292,18 @@ mod tests {
         }
     }
 
-    fn fields(report: &Report) -> HashMap<String, redis::Value> {
-        HashMap::from([(
-            protocol::REPORT_FIELD.to_owned(),
-            redis::Value::BulkString(report.encode().into_bytes()),
-        )])
+    fn entry(id: &str, report: &Report) -> RawEntry {
+        raw(id, report.encode().as_bytes())
+    }
+
+    fn raw(id: &str, report: &[u8]) -> RawEntry {
+        RawEntry {
+            id: id.into(),
+            fields: Some(vec![(
+                protocol::REPORT_FIELD.as_bytes().to_vec(),
+                report.to_vec(),
+            )]),
+        }
     }
 
     #[tokio::test]
@@ -305,12 +313,8 @@ mod tests {
         let Registered::Waiting(rx) = routes.register((3, 1), "n".into(), logs.clone()) else {
             panic!("nothing is done yet");
         };
-        assert!(routes.entry("1-0", &fields(&done(3, 1, "first"))).is_none());
-        assert!(
-            routes
-                .entry("2-0", &fields(&done(3, 1, "second")))
-                .is_none()
-        );
+        assert!(routes.entry(&entry("1-0", &done(3, 1, "first"))).is_none());
+        assert!(routes.entry(&entry("2-0", &done(3, 1, "second"))).is_none());
         assert_eq!(rx.await.unwrap().message, "first");
         // Dispatched again (re-attached): the first outcome, at once.
         match routes.register((3, 1), "n".into(), logs) {
@@ -322,7 +326,7 @@ mod tests {
     #[tokio::test]
     async fn a_done_read_before_its_dispatch_is_kept_for_it() {
         let routes = Routes::new("r1".into());
-        routes.entry("1-0", &fields(&done(0, 2, "early")));
+        routes.entry(&entry("1-0", &done(0, 2, "early")));
         let (logs, _rx) = tokio::sync::mpsc::channel(4);
         match routes.register((0, 2), "n".into(), logs.clone()) {
             Registered::Done(outcome) => assert_eq!(outcome.message, "early"),
@@ -352,11 +356,11 @@ mod tests {
                 message: "hello".into(),
             },
         };
-        let (_, line) = routes.entry("1-0", &fields(&log(1))).expect("routed");
+        let (_, line) = routes.entry(&entry("1-0", &log(1))).expect("routed");
         assert_eq!(&*line.node, "build");
         assert_eq!(line.message, "hello");
         assert!(
-            routes.entry("2-0", &fields(&log(2))).is_none(),
+            routes.entry(&entry("2-0", &log(2))).is_none(),
             "nobody waits for attempt 2"
         );
     }
@@ -368,19 +372,19 @@ mod tests {
         let Registered::Waiting(mut rx) = routes.register((0, 1), "n".into(), logs) else {
             panic!("nothing is done yet");
         };
-        let bad = HashMap::from([(
-            protocol::REPORT_FIELD.to_owned(),
-            redis::Value::BulkString(b"{not json".to_vec()),
-        )]);
-        assert!(routes.entry("1-0", &bad).is_none());
-        assert!(routes.entry("2-0", &HashMap::new()).is_none());
+        assert!(routes.entry(&raw("1-0", b"{not json")).is_none());
+        let empty = RawEntry {
+            id: "2-0".into(),
+            fields: Some(Vec::new()),
+        };
+        assert!(routes.entry(&empty).is_none());
         let mut foreign = done(0, 1, "other run");
         if let Report::Done { attempt_id, .. } = &mut foreign {
             attempt_id.run = "r2".into();
         }
-        assert!(routes.entry("3-0", &fields(&foreign)).is_none());
+        assert!(routes.entry(&entry("3-0", &foreign)).is_none());
         assert!(rx.try_recv().is_err(), "none of them ended the attempt");
-        routes.entry("4-0", &fields(&done(0, 1, "real")));
+        routes.entry(&entry("4-0", &done(0, 1, "real")));
         assert_eq!(rx.await.unwrap().message, "real");
     }
 
