@@ -278,8 +278,8 @@ async fn mark(conn: &mut MultiplexedConnection, id: &AttemptId) -> Option<String
 }
 
 /// Writes a drone's heartbeat as `drover drone` does.
-async fn heartbeat(conn: &mut MultiplexedConnection, id: &str, pools: &[&str], running: usize) {
-    let info = DroneInfo {
+fn drone_info(id: &str, pools: &[&str], running: usize) -> DroneInfo {
+    DroneInfo {
         id: id.into(),
         host: "test-host".into(),
         pid: 42,
@@ -290,7 +290,33 @@ async fn heartbeat(conn: &mut MultiplexedConnection, id: &str, pools: &[&str], r
         started_at: "2026-01-01T00:00:00Z".into(),
         last_seen: "2026-01-01T00:00:01Z".into(),
         version: "test".into(),
+    }
+}
+
+/// Leaves drone `id` as one that stopped beating `ago`: listed, with its
+/// last heartbeat kept and no live one.
+async fn stopped(conn: &mut MultiplexedConnection, id: &str, ago: Duration) {
+    let info = DroneInfo {
+        last_seen: drover::rfc3339::format(std::time::SystemTime::now() - ago),
+        ..drone_info(id, &["default"], 1)
     };
+    let _: () = redis::pipe()
+        .cmd("SADD")
+        .arg(protocol::DRONES)
+        .arg(id)
+        .ignore()
+        .cmd("HSET")
+        .arg(protocol::DRONES_LAST)
+        .arg(id)
+        .arg(serde_json::to_string(&info).unwrap())
+        .ignore()
+        .query_async(conn)
+        .await
+        .expect("a stopped drone");
+}
+
+async fn heartbeat(conn: &mut MultiplexedConnection, id: &str, pools: &[&str], running: usize) {
+    let info = drone_info(id, pools, running);
     let _: () = redis::pipe()
         .cmd("SADD")
         .arg(protocol::DRONES)
@@ -636,7 +662,10 @@ async fn drones_and_pools_are_listed_from_heartbeats_and_streams() {
     let redis = Redis::start();
     let mut conn = redis.connection().await;
     heartbeat(&mut conn, "d1", &["default", "gpu"], 3).await;
-    let _: () = conn.sadd(protocol::DRONES, "d0-gone").await.unwrap();
+    stopped(&mut conn, "d0-gone", Duration::from_secs(120)).await;
+    // Silent for longer than drones stay listed, and an id with no record.
+    stopped(&mut conn, "d00-old", protocol::DRONE_RETENTION * 2).await;
+    let _: () = conn.sadd(protocol::DRONES, "d000-bare").await.unwrap();
     let leader = leader(&redis).await;
     let accepted = accept(
         &leader.registry,
@@ -657,9 +686,21 @@ async fn drones_and_pools_are_listed_from_heartbeats_and_streams() {
     take_n(&mut conn, "batch", 1).await;
 
     let drones = leader.dispatcher.drones().await.unwrap();
-    assert_eq!(drones.len(), 2);
+    assert_eq!(drones.len(), 2, "{drones:?}");
     assert_eq!(drones[0].id, "d0-gone");
-    assert!(!drones[0].alive && drones[0].info.is_none());
+    assert!(!drones[0].alive);
+    let last = drones[0]
+        .info
+        .as_ref()
+        .expect("a stopped drone keeps its last heartbeat");
+    assert_eq!(last.pools, vec!["default".to_owned()]);
+    // The stale ones are gone from Redis too, not only from the answer.
+    let ids: Vec<String> = conn.smembers(protocol::DRONES).await.unwrap();
+    let mut ids = ids;
+    ids.sort();
+    assert_eq!(ids, ["d0-gone", "d1"]);
+    let kept: Vec<String> = conn.hkeys(protocol::DRONES_LAST).await.unwrap();
+    assert_eq!(kept, ["d0-gone"]);
     assert_eq!(drones[1].id, "d1");
     assert!(drones[1].alive);
     let info = drones[1].info.as_ref().unwrap();
@@ -747,7 +788,7 @@ async fn the_api_lists_drones_and_pool_metrics_of_a_leader_and_none_when_embedde
     let redis = Redis::start();
     let mut conn = redis.connection().await;
     heartbeat(&mut conn, "d1", &["default", "gpu"], 2).await;
-    let _: () = conn.sadd(protocol::DRONES, "d0-gone").await.unwrap();
+    stopped(&mut conn, "d0-gone", Duration::from_secs(120)).await;
     let leader = leader(&redis).await;
     let store_dir = tempfile::tempdir().unwrap();
     let store = Store::open(&store_dir.path().join("drover.redb")).unwrap();
@@ -768,7 +809,12 @@ async fn the_api_lists_drones_and_pool_metrics_of_a_leader_and_none_when_embedde
     assert_eq!(drones.len(), 2, "{body}");
     assert_eq!(drones[0]["id"], "d0-gone");
     assert_eq!(drones[0]["alive"], false);
-    assert!(drones[0]["last_seen"].is_null());
+    assert!(
+        drones[0]["last_seen"]
+            .as_str()
+            .is_some_and(|s| s.ends_with('Z')),
+        "a stopped drone shows when it was last seen: {body}"
+    );
     let d1 = &drones[1];
     assert_eq!(d1["id"], "d1");
     assert_eq!(d1["alive"], true);

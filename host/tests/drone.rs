@@ -772,6 +772,7 @@ async fn the_heartbeat_tells_pool_and_load_and_goes_after_a_graceful_stop() {
         .unwrap();
     assert!(member);
 
+    let pid = running.id();
     // A graceful stop lets the running attempt finish, then removes the key.
     running.interrupt();
     let ended = running.finish();
@@ -789,6 +790,15 @@ async fn the_heartbeat_tells_pool_and_load_and_goes_after_a_graceful_stop() {
         .await
         .unwrap();
     assert!(!exists, "the heartbeat key outlived the drone");
+    // Its last heartbeat stays, so that the list shows when it was last seen.
+    let last: Option<String> = redis::cmd("HGET")
+        .arg(protocol::DRONES_LAST)
+        .arg("drone-a")
+        .query_async(&mut leader.conn)
+        .await
+        .unwrap();
+    let last: DroneInfo = serde_json::from_str(&last.expect("the last heartbeat")).unwrap();
+    assert_eq!((last.id.as_str(), last.pid), ("drone-a", pid));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

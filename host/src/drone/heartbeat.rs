@@ -1,5 +1,6 @@
 //! The drone's heartbeat: its [`DroneInfo`] under `drover:drone:<id>`,
-//! expiring after three missed beats, and its id and pools in the sets.
+//! expiring after three missed beats, a copy that does not expire in
+//! `drover:drones:last`, and its id and pools in the sets.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -35,12 +36,19 @@ pub(super) async fn beat_once(
     let text = serde_json::to_string(&info).unwrap_or_default();
     let expiry = u64::try_from(options.heartbeat.as_millis().saturating_mul(3)).unwrap_or(u64::MAX);
     let mut conn = shared.conn.clone();
+    // In one transaction: a leader never sees the id without its records.
     redis::pipe()
+        .atomic()
         .cmd("SET")
         .arg(protocol::drone_key(&shared.id))
-        .arg(text)
+        .arg(&text)
         .arg("PX")
         .arg(expiry.max(1))
+        .ignore()
+        .cmd("HSET")
+        .arg(protocol::DRONES_LAST)
+        .arg(&shared.id)
+        .arg(&text)
         .ignore()
         .cmd("SADD")
         .arg(protocol::DRONES)

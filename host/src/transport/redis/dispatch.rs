@@ -151,7 +151,8 @@ impl RedisDispatcher {
         }
     }
 
-    /// Every drone ever seen, alive (its heartbeat record is there) or not.
+    /// Every drone seen within [`protocol::DRONE_RETENTION`], alive (its
+    /// heartbeat record is there) or not (with its last heartbeat).
     pub async fn drones(&self) -> Result<Vec<DroneStatus>, RedisError> {
         fleet::drones(&mut self.shared.conn.clone()).await
     }

@@ -2,14 +2,15 @@
 //! serve, and how many jobs wait and run in each pool.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use redis::aio::ConnectionManager;
 use serde::Serialize;
 use tokio::time::Instant;
 
 use super::RedisError;
-use super::protocol::{self, DroneInfo};
+use super::protocol::{self, DRONE_RETENTION, DroneInfo};
+use crate::rfc3339;
 
 /// A drone as the leader sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -19,7 +20,8 @@ pub struct DroneStatus {
     /// Whether its heartbeat record is there (it expires when the drone
     /// stops reporting).
     pub alive: bool,
-    /// Its last heartbeat; `None` once that has expired (or does not parse).
+    /// Its last heartbeat, also once it stopped beating; `None` if that
+    /// does not parse.
     pub info: Option<DroneInfo>,
 }
 
@@ -52,7 +54,10 @@ end
 return out
 ";
 
-/// Every drone ever seen, by id, alive or not.
+/// Every drone seen in the last [`DRONE_RETENTION`], by id: alive (its
+/// heartbeat record is there) or not (then with its last heartbeat).
+/// Drones silent for longer, and ids with no record at all, are dropped
+/// from the set as they are found.
 pub(super) async fn drones(conn: &mut ConnectionManager) -> Result<Vec<DroneStatus>, RedisError> {
     let ids: BTreeSet<String> = redis::cmd("SMEMBERS")
         .arg(protocol::DRONES)
@@ -61,29 +66,74 @@ pub(super) async fn drones(conn: &mut ConnectionManager) -> Result<Vec<DroneStat
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let mut mget = redis::cmd("MGET");
+    let mut pipe = redis::pipe();
+    let mget = pipe.cmd("MGET");
     for id in &ids {
         mget.arg(protocol::drone_key(id));
     }
-    let records: Vec<Option<Vec<u8>>> = mget.query_async(conn).await?;
-    Ok(ids
-        .into_iter()
-        .zip(records)
-        .map(|(id, record)| {
-            let info = record.as_deref().and_then(|bytes| {
-                serde_json::from_slice::<DroneInfo>(bytes)
-                    .inspect_err(|e| {
-                        tracing::warn!(drone = %id, error = %e, "a drone's heartbeat does not parse");
-                    })
-                    .ok()
-            });
-            DroneStatus {
-                alive: record.is_some(),
+    let hmget = pipe.cmd("HMGET").arg(protocol::DRONES_LAST);
+    for id in &ids {
+        hmget.arg(id);
+    }
+    type Records = Vec<Option<Vec<u8>>>;
+    let (live, last): (Records, Records) = pipe.query_async(conn).await?;
+    let now = SystemTime::now();
+    let (mut listed, mut stale) = (Vec::new(), Vec::new());
+    for ((id, live), last) in ids.into_iter().zip(live).zip(last) {
+        if let Some(record) = live {
+            listed.push(DroneStatus {
+                alive: true,
+                info: parse(&id, &record),
                 id,
-                info,
-            }
+            });
+            continue;
+        }
+        let last = last.and_then(|record| parse(&id, &record));
+        let recent = last
+            .as_ref()
+            .and_then(|info| rfc3339::parse(&info.last_seen))
+            .is_some_and(|seen| now.duration_since(seen).unwrap_or_default() < DRONE_RETENTION);
+        if recent {
+            listed.push(DroneStatus {
+                alive: false,
+                info: last,
+                id,
+            });
+        } else {
+            stale.push(id);
+        }
+    }
+    if !stale.is_empty() {
+        let dropped: redis::RedisResult<()> = redis::pipe()
+            .cmd("SREM")
+            .arg(protocol::DRONES)
+            .arg(&stale)
+            .ignore()
+            .cmd("HDEL")
+            .arg(protocol::DRONES_LAST)
+            .arg(&stale)
+            .ignore()
+            .query_async(conn)
+            .await;
+        match dropped {
+            Ok(()) => tracing::info!(
+                drones = ?stale,
+                "dropped drones silent for over {} s from the list",
+                DRONE_RETENTION.as_secs()
+            ),
+            Err(e) => tracing::debug!(error = %e, "cannot drop stale drones from the list"),
+        }
+    }
+    Ok(listed)
+}
+
+/// A heartbeat record; `None` (and a warning) if it does not parse.
+fn parse(id: &str, record: &[u8]) -> Option<DroneInfo> {
+    serde_json::from_slice::<DroneInfo>(record)
+        .inspect_err(|e| {
+            tracing::warn!(drone = %id, error = %e, "a drone's heartbeat does not parse");
         })
-        .collect())
+        .ok()
 }
 
 /// Every pool a job was sent to or a live drone serves, by name.

@@ -11,7 +11,8 @@
 //! | `drover:run:<run>:attempts` | hash | both | attempt id → [`AttemptMark`]: dedupes enqueues and finished attempts |
 //! | `drover:driver:<hex>` | string | leader | the component bytes whose sha256 is `<hex>` |
 //! | `drover:drone:<id>` | string, expires | drone | [`DroneInfo`], refreshed every heartbeat |
-//! | `drover:drones` | set | drone | ids of drones ever seen (stale ones have no `drover:drone:<id>`) |
+//! | `drover:drones` | set | drone | ids of drones seen in the last [`DRONE_RETENTION`] (stale ones have no `drover:drone:<id>`) |
+//! | `drover:drones:last` | hash | drone | id → its last [`DroneInfo`], kept after it stopped so that a dead drone shows when it was last seen |
 //! | `drover:pools` | set | both | every pool a job was sent to or a drone serves |
 //! | `drover:cancel` | pub/sub channel | leader | an attempt id whose attempt must stop |
 //!
@@ -61,6 +62,14 @@ pub const REPORT_FIELD: &str = "report";
 
 /// The set of drone ids.
 pub const DRONES: &str = "drover:drones";
+
+/// The hash of every listed drone's last heartbeat.
+pub const DRONES_LAST: &str = "drover:drones:last";
+
+/// How long a drone that stopped beating stays listed (with its last
+/// heartbeat) before leaders drop it: drone ids change with every process,
+/// so the list would otherwise grow with every restart.
+pub const DRONE_RETENTION: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// The set of pool names.
 pub const POOLS: &str = "drover:pools";
