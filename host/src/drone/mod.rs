@@ -157,7 +157,7 @@ impl Drone {
             .set_number_of_retries(3)
             .set_max_delay(Duration::from_secs(2))
             .set_connection_timeout(Some(Duration::from_secs(2)))
-            // Larger than any command here takes (a driver's bytes, a MULTI).
+            // Larger than any command here takes (a driver's bytes, a batch script).
             .set_response_timeout(Some(Duration::from_secs(15)));
         let connect = |source| DroneError::Connect {
             url: options.redis.clone(),

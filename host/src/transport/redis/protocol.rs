@@ -26,12 +26,16 @@
 //!    by a restarted or competing leader, stops here) and adds the [`Job`]
 //!    to its pool's stream.
 //! 2. A drone of that pool reads it with `XREADGROUP`, fetches the driver by
-//!    digest if it lacks it (and refuses bytes whose sha256 differs), reports
-//!    [`Report::Started`], streams [`Report::Log`] lines, and while the
-//!    attempt runs keeps the entry's idle time low (`XCLAIM` to itself).
-//! 3. At the end, in one `MULTI`: [`Report::Done`] added to the run's
+//!    digest if it lacks it (and refuses bytes whose sha256 differs), reads
+//!    the attempt's mark and, unless it is `done` or `canceled`, reports
+//!    [`Report::Started`] in the same script call, streams [`Report::Log`]
+//!    lines, and while the attempt runs keeps the entry's idle time low
+//!    (`XCLAIM` to itself).
+//! 3. At the end, in one script call: [`Report::Done`] added to the run's
 //!    reports, the attempt marked `done`, the job entry acknowledged and
-//!    deleted. A drone that dies before that leaves the entry pending; once
+//!    deleted. (A drone sends the `Started` of every attempt starting at
+//!    the same time in one call, and likewise their ends; each attempt's
+//!    writes stay together.) A drone that dies before that leaves the entry pending; once
 //!    it has been idle longer than the claim time, another drone of the pool
 //!    claims it (`XAUTOCLAIM`) and runs the attempt again under the same id.
 //! 4. The leader reads the run's reports, and takes the first `Done` of each
