@@ -70,7 +70,9 @@ struct Running {
 }
 
 fn start(accepted: &Accepted, leader: &Leader, run: &str, options: Options) -> Running {
-    let dispatch = leader.dispatcher.run(run, &accepted.drivers);
+    let dispatch = leader
+        .dispatcher
+        .run(run, &accepted.drivers, CancellationToken::new());
     let (tx, events) = mpsc::unbounded_channel();
     let cancel = CancellationToken::new();
     let handle = tokio::spawn(engine::run(
@@ -468,7 +470,9 @@ async fn a_restarted_leader_waits_for_the_attempts_it_had_sent_instead_of_sendin
     let run = tokio::spawn(engine::run(
         Arc::clone(&dag),
         "r2".into(),
-        first.dispatcher.run("r2", &accepted.drivers),
+        first
+            .dispatcher
+            .run("r2", &accepted.drivers, CancellationToken::new()),
         parallel(2),
         fold.clone(),
         CancellationToken::new(),
@@ -511,7 +515,9 @@ async fn a_restarted_leader_waits_for_the_attempts_it_had_sent_instead_of_sendin
     let run = tokio::spawn(engine::resume(
         Arc::clone(&accepted.dag),
         record,
-        second.dispatcher.run("r2", &accepted.drivers),
+        second
+            .dispatcher
+            .run("r2", &accepted.drivers, CancellationToken::new()),
         options,
         resumed.clone(),
         CancellationToken::new(),
@@ -579,6 +585,67 @@ async fn a_canceled_attempt_is_marked_and_its_id_published() {
         .expect("the subscription is open");
     let payload: String = message.get_payload().unwrap();
     assert_eq!(payload, job.attempt_id.to_string());
+}
+
+/// A leader that lets a run go (lease lost, or handed over at shutdown)
+/// stops its engine, which cancels the attempts in flight: those must stay
+/// as they are in Redis for the next leader, who re-attaches to them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attempts_of_a_run_let_go_are_left_for_the_next_leader() {
+    let redis = Redis::start();
+    let mut conn = redis.connection().await;
+    heartbeat(&mut conn, "d1", &["default"], 1).await;
+    let leader = leader(&redis).await;
+    let accepted = accept(
+        &leader.registry,
+        "name: two\nnodes:\n  a: {driver: noop}\n  b: {driver: noop}\n",
+    )
+    .await;
+    let released = CancellationToken::new();
+    let dispatch = leader
+        .dispatcher
+        .run("r9", &accepted.drivers, released.clone());
+    let (tx, _events) = mpsc::unbounded_channel();
+    let engine = tokio::spawn(engine::run(
+        Arc::clone(&accepted.dag),
+        "r9".to_owned(),
+        dispatch,
+        parallel(2),
+        tx,
+        CancellationToken::new(),
+    ));
+    // One attempt a drone has taken, one still waiting in the stream.
+    let [(_, taken)] = take_n(&mut conn, "default", 1).await.try_into().unwrap();
+    report(&mut conn, &started(&taken.attempt_id)).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while conn
+        .xlen::<_, usize>(protocol::jobs_key("default"))
+        .await
+        .unwrap()
+        < 2
+    {
+        assert!(Instant::now() < deadline, "the second job never came");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // What `Runs` does when the lease goes: say so, then drop the engine.
+    // The attempts see their cancel before the run's dispatch is released
+    // here (on a busy leader they may: the engine stops on another thread).
+    released.cancel();
+    engine.abort();
+    let _ = engine.await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    leader.dispatcher.release_run("r9");
+
+    let marks: std::collections::HashMap<String, String> =
+        conn.hgetall(protocol::attempts_key("r9")).await.unwrap();
+    assert_eq!(marks.len(), 2, "{marks:?}");
+    assert!(
+        marks.values().all(|m| m == "queued"),
+        "nothing is marked canceled: {marks:?}"
+    );
+    let len: usize = conn.xlen(protocol::jobs_key("default")).await.unwrap();
+    assert_eq!(len, 2, "both jobs are still there for a drone");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -328,7 +328,7 @@ impl Runs {
         // Where the run's nodes go: to drones through Redis, or this
         // process runs them itself.
         let dispatch: Arc<dyn Dispatch> = match &self.inner.dispatcher {
-            Some(dispatcher) => dispatcher.run(&id, &drivers),
+            Some(dispatcher) => dispatcher.run(&id, &drivers, live.lost.clone()),
             None => Arc::new(LocalDispatch::resolved(
                 self.runtime().clone(),
                 drivers,

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 use tokio::sync::OnceCell;
+use tokio_util::sync::CancellationToken;
 
 use super::RedisError;
 use super::enqueue::Enqueuer;
@@ -105,7 +106,17 @@ impl RedisDispatcher {
     /// its reports are read (from the start of its stream) by a task that
     /// runs until [`finish_run`](Self::finish_run). Call within a Tokio
     /// runtime; a second call for the same run shares the first's reader.
-    pub fn run(&self, run_id: &str, drivers: &DriverSet) -> Arc<dyn Dispatch> {
+    ///
+    /// `released` fires when this leader lets the run go (its lease lost,
+    /// or handed over at shutdown), before the engine is dropped: attempts
+    /// the engine cancels after that are left running for the leader that
+    /// carries the run on, not canceled in Redis.
+    pub fn run(
+        &self,
+        run_id: &str,
+        drivers: &DriverSet,
+        released: CancellationToken,
+    ) -> Arc<dyn Dispatch> {
         let routes = {
             let mut runs = self.shared.runs();
             let routes = runs.entry(run_id.to_owned()).or_insert_with(|| {
@@ -124,6 +135,7 @@ impl RedisDispatcher {
             attempts_key: protocol::attempts_key(run_id),
             routes,
             drivers: drivers.clone(),
+            released,
         })
     }
 
@@ -360,6 +372,8 @@ struct RunDispatch {
     attempts_key: String,
     routes: Arc<Routes>,
     drivers: DriverSet,
+    /// Fires when this leader lets the run go.
+    released: CancellationToken,
 }
 
 /// Stops routing an attempt's reports when its dispatch ends or is dropped.
@@ -391,6 +405,7 @@ impl Dispatch for RunDispatch {
         let shared = Arc::clone(&self.shared);
         let routes = Arc::clone(&self.routes);
         let attempts_key = self.attempts_key.clone();
+        let released = self.released.clone();
         let attempt_id = AttemptId {
             run: self.run.clone(),
             node: run.index,
@@ -433,6 +448,12 @@ impl Dispatch for RunDispatch {
                     Outcome::failure("drover stopped reading this run's reports")
                 }),
                 _ = cancel.cancelled() => {
+                    if released.is_cancelled() || routes.stopped() {
+                        // The engine stops because the run goes on under
+                        // another leader: the attempt is theirs now, and
+                        // may be running on a drone.
+                        return Outcome::failure("this leader let the run go");
+                    }
                     let entry = entry.get().map(String::as_str);
                     shared.cancel(&attempts_key, &pool, &attempt_id, entry).await;
                     Outcome::with_message(NodeStatus::Canceled, "canceled")

@@ -117,6 +117,11 @@ impl Routes {
         self.state().waiting.clear();
     }
 
+    /// Whether the run's dispatch here has ended ([`close`](Self::close)).
+    pub(super) fn stopped(&self) -> bool {
+        self.stop.is_cancelled()
+    }
+
     /// Stops routing the reports of `key` (its dispatch ended or was dropped).
     pub(super) fn unregister(&self, key: Key) {
         self.state().waiting.remove(&key);
