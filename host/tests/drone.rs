@@ -673,6 +673,59 @@ async fn attempts_marked_canceled_or_done_are_skipped() {
     assert_eq!(running.finish().code, Some(0));
 }
 
+/// A run's marks and reports go when it ends: a job of it found later is
+/// not run, and an attempt that ends after that leaves no keys behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_of_a_run_that_ended_leave_nothing_behind() {
+    let redis = Redis::start();
+    let drover = Drover::new();
+    let mut leader = Leader::new(&redis, "run-ended").await;
+    let (sleep, hex) = builtin("sleep");
+    leader.put_driver(&sleep).await;
+    let running = drone(&drover, &redis, &[]);
+    let keys = [
+        protocol::attempts_key("run-ended"),
+        protocol::reports_key("run-ended"),
+    ];
+    let exists = |conn: &mut redis::aio::MultiplexedConnection| {
+        let mut cmd = redis::cmd("EXISTS");
+        cmd.arg(&keys);
+        let mut conn = conn.clone();
+        async move { cmd.query_async::<usize>(&mut conn).await.unwrap() }
+    };
+
+    // Ends while the drone runs it.
+    let late = leader.job(0, "sleep", &hex, "1s");
+    leader.enqueue(&late).await;
+    leader.started(1).await;
+    let _: () = redis::cmd("DEL")
+        .arg(&keys)
+        .query_async(&mut leader.conn)
+        .await
+        .unwrap();
+    // Found after the end (say, claimed from a dead drone).
+    let stale = leader.job(1, "sleep", &hex, "60s");
+    leader
+        .add_raw("default", &[(JOB_FIELD, &stale.encode())])
+        .await;
+
+    // Off the stream well before the stale job's minute: it was not run.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while leader.len("default").await > 0 {
+        assert!(Instant::now() < deadline, "the jobs were not taken off");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        exists(&mut leader.conn).await,
+        0,
+        "the run's keys came back"
+    );
+    running.interrupt();
+    let ended = running.finish();
+    assert_eq!(ended.code, Some(0), "{}", ended.log);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancel_on_the_channel_stops_a_running_attempt_and_deadlines_hold() {
     let redis = Redis::start();

@@ -25,6 +25,23 @@ const LOG_BATCH: usize = 256;
 /// How long a released entry looks idle: any drone's next claim takes it.
 const RELEASED_IDLE: Duration = Duration::from_secs(24 * 3600);
 
+/// An attempt's mark as read from its run's attempts hash.
+enum Mark {
+    /// None: the run's marks are gone, so the run is over.
+    Missing,
+    /// A mark; `None` for a value this drone does not know.
+    Found(Option<AttemptMark>),
+}
+
+impl Mark {
+    fn of(raw: Option<String>) -> Mark {
+        match raw {
+            None => Mark::Missing,
+            Some(raw) => Mark::Found(AttemptMark::parse(&raw)),
+        }
+    }
+}
+
 /// Takes one entry of a jobs stream to its end. Holds its slot until then.
 pub async fn take(shared: Arc<Shared>, entry: Entry, _slot: OwnedSemaphorePermit) {
     let local = format!("{}#{}", entry.pool, entry.id);
@@ -62,11 +79,17 @@ async fn run(shared: &Shared, entry: &Entry) {
         };
         match start {
             None => Some(None),
-            Some(Some(mark @ (AttemptMark::Done | AttemptMark::Canceled))) => {
+            // Every attempt a leader sends is marked first, and the marks
+            // go when the run ends: a job without one is of a run that is over.
+            Some(Mark::Missing) => {
+                tracing::info!(attempt = %attempt, "skipping an attempt whose run is over (it has no mark)");
+                None
+            }
+            Some(Mark::Found(Some(mark @ (AttemptMark::Done | AttemptMark::Canceled)))) => {
                 tracing::info!(attempt = %attempt, mark = mark.as_str(), "skipping an attempt that is already {}", mark.as_str());
                 None
             }
-            Some(_) => Some(match fetched {
+            Some(Mark::Found(_)) => Some(match fetched {
                 Fetched::Stopped => None,
                 Fetched::Refused(why) => {
                     tracing::warn!(attempt = %attempt, reason = %why, "not running an attempt");
@@ -114,7 +137,7 @@ async fn run(shared: &Shared, entry: &Entry) {
 /// Reads the attempt's mark and, unless it is done or canceled, reports
 /// `Started`, in one script call (shared with other attempts starting at
 /// the same time). `None` if the drone stopped first.
-async fn start(shared: &Shared, job: &Job) -> Option<Option<AttemptMark>> {
+async fn start(shared: &Shared, job: &Job) -> Option<Mark> {
     let started = Report::Started {
         v: VERSION,
         attempt_id: job.attempt_id.clone(),
@@ -126,7 +149,7 @@ async fn start(shared: &Shared, job: &Job) -> Option<Option<AttemptMark>> {
         .outbox
         .start_attempt(job.attempt_id.clone(), started)
         .await;
-    mark.map(|mark| mark.as_deref().and_then(AttemptMark::parse))
+    mark.map(Mark::of)
 }
 
 /// Runs the driver with logs forwarded, and says how it ended; `None` when
@@ -211,7 +234,7 @@ async fn forward_logs(
 }
 
 /// The attempt's mark: `None` if the drone stopped before it could be read.
-async fn mark(shared: &Shared, attempt: &AttemptId) -> Option<Option<AttemptMark>> {
+async fn mark(shared: &Shared, attempt: &AttemptId) -> Option<Mark> {
     let key = protocol::attempts_key(&attempt.run);
     let field = attempt.to_string();
     let mark: Option<Option<String>> = retry("HGET mark", &shared.stop, &shared.conn, |mut c| {
@@ -225,7 +248,7 @@ async fn mark(shared: &Shared, attempt: &AttemptId) -> Option<Option<AttemptMark
         }
     })
     .await;
-    mark.map(|mark| mark.as_deref().and_then(AttemptMark::parse))
+    mark.map(Mark::of)
 }
 
 /// While the attempt runs: keeps its entry owned and fresh, and cancels it

@@ -17,18 +17,18 @@ use crate::transport::redis::protocol::{self, AttemptId, GROUP, REPORT_FIELD};
 /// The most requests of one kind in one script call.
 const BATCH: usize = 256;
 
-/// For each attempt: reads its mark and, unless it is `done` or
-/// `canceled`, adds its `Started` report. KEYS: per attempt, its run's
-/// attempts hash and reports stream; ARGV: the report field, then per
+/// For each attempt: reads its mark and, if it has one that is neither
+/// `done` nor `canceled`, adds its `Started` report. KEYS: per attempt, its
+/// run's attempts hash and reports stream; ARGV: the report field, then per
 /// attempt its id and report. Returns each attempt's mark as it was (``
-/// for none).
+/// for none: its run is over, and its reports stream is not made again).
 static START: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
     redis::Script::new(
         r"
 local marks = {}
 for i = 1, #KEYS / 2 do
   local mark = redis.call('HGET', KEYS[2 * i - 1], ARGV[2 * i])
-  if mark ~= 'done' and mark ~= 'canceled' then
+  if mark and mark ~= 'done' and mark ~= 'canceled' then
     redis.call('XADD', KEYS[2 * i], '*', ARGV[1], ARGV[2 * i + 1])
   end
   marks[i] = mark or ''
@@ -38,19 +38,22 @@ return marks
     )
 });
 
-/// For each attempt: adds its `Done` report, marks it done, acknowledges
-/// and deletes its job entry. KEYS: per attempt, its run's reports stream
-/// and attempts hash, and its jobs stream; ARGV: the report field, the
-/// group, then per attempt its id, report and entry id. A jobs stream that
-/// lost its group (Redis restarted without its data) has nothing left to
-/// acknowledge, hence `pcall`.
+/// For each attempt: adds its `Done` report and marks it done (unless its
+/// run ended meanwhile and its keys are gone: nobody reads them, and they
+/// would never be deleted again), acknowledges and deletes its job entry.
+/// KEYS: per attempt, its run's reports stream and attempts hash, and its
+/// jobs stream; ARGV: the report field, the group, then per attempt its id,
+/// report and entry id. A jobs stream that lost its group (Redis restarted
+/// without its data) has nothing left to acknowledge, hence `pcall`.
 static DONE: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
     redis::Script::new(
         r"
 for i = 1, #KEYS / 3 do
   local entry = ARGV[3 * i + 2]
-  redis.call('XADD', KEYS[3 * i - 2], '*', ARGV[1], ARGV[3 * i + 1])
-  redis.call('HSET', KEYS[3 * i - 1], ARGV[3 * i], 'done')
+  if redis.call('EXISTS', KEYS[3 * i - 1]) == 1 then
+    redis.call('XADD', KEYS[3 * i - 2], '*', ARGV[1], ARGV[3 * i + 1])
+    redis.call('HSET', KEYS[3 * i - 1], ARGV[3 * i], 'done')
+  end
   redis.pcall('XACK', KEYS[3 * i], ARGV[2], entry)
   redis.call('XDEL', KEYS[3 * i], entry)
 end

@@ -27,12 +27,14 @@
 //!    to its pool's stream.
 //! 2. A drone of that pool reads it with `XREADGROUP`, fetches the driver by
 //!    digest if it lacks it (and refuses bytes whose sha256 differs), reads
-//!    the attempt's mark and, unless it is `done` or `canceled`, reports
+//!    the attempt's mark and, unless it is `done` or `canceled` (skipped) or
+//!    missing (the run is over and its keys deleted: skipped too), reports
 //!    [`Report::Started`] in the same script call, streams [`Report::Log`]
 //!    lines, and while the attempt runs keeps the entry's idle time low
 //!    (`XCLAIM` to itself).
 //! 3. At the end, in one script call: [`Report::Done`] added to the run's
-//!    reports, the attempt marked `done`, the job entry acknowledged and
+//!    reports and the attempt marked `done` (unless the run ended meanwhile:
+//!    its keys are not made again), the job entry acknowledged and
 //!    deleted. (A drone sends the `Started` of every attempt starting at
 //!    the same time in one call, and likewise their ends; each attempt's
 //!    writes stay together.) A drone that dies before that leaves the entry pending; once
