@@ -172,56 +172,77 @@ async fn write(
 }
 
 async fn write_starts(conn: &ConnectionManager, stop: &CancellationToken, starts: &mut Vec<Start>) {
-    while !starts.is_empty() {
-        let batch: Vec<Start> = starts.drain(..starts.len().min(BATCH)).collect();
-        let mut invocation = START.prepare_invoke();
-        invocation.arg(REPORT_FIELD);
-        for start in &batch {
-            invocation
-                .key(protocol::attempts_key(&start.attempt.run))
-                .key(protocol::reports_key(&start.attempt.run))
-                .arg(start.attempt.to_string())
-                .arg(&start.report);
-        }
-        let marks: Option<Vec<String>> = retry("Started", stop, conn, |mut c| {
-            let invocation = &invocation;
-            async move { invocation.invoke_async(&mut c).await }
-        })
-        .await;
-        let Some(marks) = marks else {
-            // Dropping the replies says "not written".
-            return;
-        };
+    let args = |invocation: &mut redis::ScriptInvocation<'static>, start: &Start| {
+        invocation
+            .key(protocol::attempts_key(&start.attempt.run))
+            .key(protocol::reports_key(&start.attempt.run))
+            .arg(start.attempt.to_string())
+            .arg(&start.report);
+    };
+    let answer = |batch: Vec<Start>, marks: Vec<String>| {
         for (start, mark) in batch.into_iter().zip(marks) {
             let _ = start.reply.send(Some(mark));
         }
-    }
+    };
+    let call = || {
+        let mut invocation = START.prepare_invoke();
+        invocation.arg(REPORT_FIELD);
+        invocation
+    };
+    in_batches("Started", conn, stop, starts, call, args, answer).await;
 }
 
 async fn write_dones(conn: &ConnectionManager, stop: &CancellationToken, dones: &mut Vec<Done>) {
-    while !dones.is_empty() {
-        let batch: Vec<Done> = dones.drain(..dones.len().min(BATCH)).collect();
+    let args = |invocation: &mut redis::ScriptInvocation<'static>, done: &Done| {
+        invocation
+            .key(protocol::reports_key(&done.attempt.run))
+            .key(protocol::attempts_key(&done.attempt.run))
+            .key(&done.stream)
+            .arg(done.attempt.to_string())
+            .arg(&done.report)
+            .arg(&done.entry);
+    };
+    let answer = |batch: Vec<Done>, _written: usize| {
+        for done in batch {
+            let _ = done.reply.send(());
+        }
+    };
+    let call = || {
         let mut invocation = DONE.prepare_invoke();
         invocation.arg(REPORT_FIELD).arg(GROUP);
-        for done in &batch {
-            invocation
-                .key(protocol::reports_key(&done.attempt.run))
-                .key(protocol::attempts_key(&done.attempt.run))
-                .key(&done.stream)
-                .arg(done.attempt.to_string())
-                .arg(&done.report)
-                .arg(&done.entry);
+        invocation
+    };
+    in_batches("Done", conn, stop, dones, call, args, answer).await;
+}
+
+/// Sends `requests` in script calls of [`BATCH`]: each starts as `call`
+/// makes it, then `args` adds each request's; hands each call's answer to
+/// `answer`. Stops at the first batch that cannot be written (the drone
+/// stopped, or Redis kept refusing): dropping the replies of the rest says
+/// "not written".
+async fn in_batches<'s, T, R: redis::FromRedisValue>(
+    what: &str,
+    conn: &ConnectionManager,
+    stop: &CancellationToken,
+    requests: &mut Vec<T>,
+    call: impl Fn() -> redis::ScriptInvocation<'s>,
+    args: impl Fn(&mut redis::ScriptInvocation<'s>, &T),
+    answer: impl Fn(Vec<T>, R),
+) {
+    while !requests.is_empty() {
+        let batch: Vec<T> = requests.drain(..requests.len().min(BATCH)).collect();
+        let mut invocation = call();
+        for request in &batch {
+            args(&mut invocation, request);
         }
-        let written: Option<usize> = retry("Done", stop, conn, |mut c| {
+        let answered: Option<R> = retry(what, stop, conn, |mut c| {
             let invocation = &invocation;
             async move { invocation.invoke_async(&mut c).await }
         })
         .await;
-        if written.is_none() {
+        let Some(answered) = answered else {
             return;
-        }
-        for done in batch {
-            let _ = done.reply.send(());
-        }
+        };
+        answer(batch, answered);
     }
 }
