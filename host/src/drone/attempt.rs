@@ -78,28 +78,36 @@ async fn run(shared: &Shared, entry: &Entry) {
             _ => mark(shared, &job.attempt_id).await,
         };
         match start {
-            None => Some(None),
+            None => End::Release,
             // Every attempt a leader sends is marked first, and the marks
             // go when the run ends: a job without one is of a run that is over.
             Some(Mark::Missing) => {
                 tracing::info!(attempt = %attempt, "skipping an attempt whose run is over (it has no mark)");
-                None
+                End::Drop
             }
             Some(Mark::Found(Some(mark @ (AttemptMark::Done | AttemptMark::Canceled)))) => {
                 tracing::info!(attempt = %attempt, mark = mark.as_str(), "skipping an attempt that is already {}", mark.as_str());
-                None
+                End::Drop
             }
-            Some(Mark::Found(_)) => Some(match fetched {
-                Fetched::Stopped => None,
+            Some(Mark::Found(_)) => match fetched {
+                Fetched::Stopped => End::Release,
                 Fetched::Refused(why) => {
                     tracing::warn!(attempt = %attempt, reason = %why, "not running an attempt");
-                    Some(Outcome::failure(why))
+                    End::Finish(Outcome::failure(why))
                 }
-                Fetched::Driver(_) if cancel.is_cancelled() && !shared.stop.is_cancelled() => Some(
-                    Outcome::with_message(NodeStatus::Canceled, "canceled before it started"),
-                ),
-                Fetched::Driver(driver) => run_driver(shared, &job, driver, cancel.clone()).await,
-            }),
+                Fetched::Driver(_) if cancel.is_cancelled() && !shared.stop.is_cancelled() => {
+                    End::Finish(Outcome::with_message(
+                        NodeStatus::Canceled,
+                        "canceled before it started",
+                    ))
+                }
+                Fetched::Driver(driver) => {
+                    match run_driver(shared, &job, driver, cancel.clone()).await {
+                        Some(outcome) => End::Finish(outcome),
+                        None => End::Release,
+                    }
+                }
+            },
         }
     };
     // The keep-alive runs in this task, beside the work: no task of its own
@@ -112,26 +120,32 @@ async fn run(shared: &Shared, entry: &Entry) {
         &cancel,
         shared.claim_idle / 3,
     );
-    let outcome = tokio::select! {
+    let end = tokio::select! {
         biased;
-        outcome = work => outcome,
+        end = work => end,
         never = keep_alive => match never {},
     };
-    // `None`: the attempt must not run at all.
-    let Some(outcome) = outcome else {
-        drop_entry(shared, entry).await;
-        return;
-    };
-    match outcome {
-        Some(outcome)
+    match end {
+        End::Drop => drop_entry(shared, entry).await,
+        End::Finish(outcome)
             if !(shared.stop.is_cancelled() && outcome.status == NodeStatus::Canceled) =>
         {
             finish(shared, entry, &job, outcome).await;
         }
         // The drone is stopping before the attempt ended: another drone
         // runs it again, at once.
-        _ => release(shared, entry).await,
+        End::Finish(_) | End::Release => release(shared, entry).await,
     }
+}
+
+/// How a taken entry ends on this drone.
+enum End {
+    /// It must not run at all: acknowledged and deleted.
+    Drop,
+    /// It ended so: reported, and the entry acknowledged and deleted.
+    Finish(Outcome),
+    /// The drone stopped first: left to the other drones.
+    Release,
 }
 
 /// Reads the attempt's mark and, unless it is done or canceled, reports
