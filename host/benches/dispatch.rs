@@ -181,7 +181,7 @@ fn main() {
             let record = engine::run(
                 Arc::clone(&dag),
                 run.clone(),
-                dispatcher.run(&run, &drivers, CancellationToken::new()),
+                dispatcher.run(&run, &drivers, CancellationToken::new(), Default::default()),
                 options,
                 NoEvents,
                 CancellationToken::new(),

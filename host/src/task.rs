@@ -154,6 +154,9 @@ pub enum LogSource {
     Stdout,
     /// Standard error of a process the driver started.
     Stderr,
+    /// drover itself, about the node (for example: no drone serves its
+    /// pool yet).
+    Drover,
 }
 
 /// One line of a node's log.

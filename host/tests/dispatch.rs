@@ -6,7 +6,7 @@
 mod common;
 mod support;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -70,9 +70,12 @@ struct Running {
 }
 
 fn start(accepted: &Accepted, leader: &Leader, run: &str, options: Options) -> Running {
-    let dispatch = leader
-        .dispatcher
-        .run(run, &accepted.drivers, CancellationToken::new());
+    let dispatch = leader.dispatcher.run(
+        run,
+        &accepted.drivers,
+        CancellationToken::new(),
+        HashMap::new(),
+    );
     let (tx, events) = mpsc::unbounded_channel();
     let cancel = CancellationToken::new();
     let handle = tokio::spawn(engine::run(
@@ -209,10 +212,13 @@ fn started(id: &AttemptId) -> Report {
     }
 }
 
+/// The attempt's first log line.
 fn log(id: &AttemptId, message: &str) -> Report {
     Report::Log {
         v: VERSION,
         attempt_id: id.clone(),
+        drone: DRONE.into(),
+        seq: 1,
         line: LogLine {
             node: "as the drone names it".into(),
             source: LogSource::Driver,
@@ -470,9 +476,12 @@ async fn a_restarted_leader_waits_for_the_attempts_it_had_sent_instead_of_sendin
     let run = tokio::spawn(engine::run(
         Arc::clone(&dag),
         "r2".into(),
-        first
-            .dispatcher
-            .run("r2", &accepted.drivers, CancellationToken::new()),
+        first.dispatcher.run(
+            "r2",
+            &accepted.drivers,
+            CancellationToken::new(),
+            HashMap::new(),
+        ),
         parallel(2),
         fold.clone(),
         CancellationToken::new(),
@@ -515,9 +524,12 @@ async fn a_restarted_leader_waits_for_the_attempts_it_had_sent_instead_of_sendin
     let run = tokio::spawn(engine::resume(
         Arc::clone(&accepted.dag),
         record,
-        second
-            .dispatcher
-            .run("r2", &accepted.drivers, CancellationToken::new()),
+        second.dispatcher.run(
+            "r2",
+            &accepted.drivers,
+            CancellationToken::new(),
+            HashMap::new(),
+        ),
         options,
         resumed.clone(),
         CancellationToken::new(),
@@ -604,7 +616,7 @@ async fn attempts_of_a_run_let_go_are_left_for_the_next_leader() {
     let released = CancellationToken::new();
     let dispatch = leader
         .dispatcher
-        .run("r9", &accepted.drivers, released.clone());
+        .run("r9", &accepted.drivers, released.clone(), HashMap::new());
     let (tx, _events) = mpsc::unbounded_channel();
     let engine = tokio::spawn(engine::run(
         Arc::clone(&accepted.dag),

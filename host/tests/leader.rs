@@ -286,16 +286,59 @@ nodes:
         assert_eq!(node(&record, name)["attempts"].as_array().unwrap().len(), 1);
     }
     check_events(&sse(&a.base, &id).await);
-    let logs = client()
-        .get(a.url(&format!("/api/v1/runs/{id}/nodes/talk/logs")))
+    assert_eq!(node_log(&a, &id, "talk").await, counted(100));
+}
+
+#[tokio::test]
+async fn a_leader_killed_while_a_node_logs_neither_loses_nor_doubles_a_line() {
+    let redis = Redis::start();
+    let _drone = drone(&redis);
+    let drover = drover(2000);
+    let mut a = leader(&drover, &redis);
+    let id = submit(
+        &a,
+        r#"
+name: chatty
+nodes:
+  talk: {driver: shell, artifact: 'for i in $(seq 1 150); do echo "l$i"; sleep 0.02; done'}
+  after: {driver: noop, needs: [talk]}
+"#,
+    )
+    .await;
+    // Killed with some lines stored, more on their way, and more to come
+    // while no leader reads them.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !node_log(&a, &id, "talk").await.contains("l20\n") {
+        assert!(Instant::now() < deadline, "talk never logged 20 lines");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    a.kill();
+    let a = leader(&drover, &redis);
+    let record = wait_end(&a, &id).await;
+    assert_eq!(record["state"], "success", "{record}");
+    assert_eq!(
+        node(&record, "talk")["attempts"].as_array().unwrap().len(),
+        1
+    );
+    assert_eq!(node_log(&a, &id, "talk").await, counted(150));
+    check_events(&sse(&a.base, &id).await);
+}
+
+/// The log of `node` in run `id`, as `server` serves it.
+async fn node_log(server: &Server, id: &str, node: &str) -> String {
+    client()
+        .get(server.url(&format!("/api/v1/runs/{id}/nodes/{node}/logs")))
         .send()
         .await
         .unwrap()
         .text()
         .await
-        .unwrap();
-    let expected: String = (1..=100).map(|i| format!("l{i}\n")).collect();
-    assert_eq!(logs, expected);
+        .unwrap()
+}
+
+/// `l1` to `l{n}`, a line each.
+fn counted(n: usize) -> String {
+    (1..=n).map(|i| format!("l{i}\n")).collect()
 }
 
 #[tokio::test]

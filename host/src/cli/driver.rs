@@ -288,11 +288,11 @@ fn print_log_line(line: &LogLine, format: OutputFormat) {
     let tag = match (line.source, line.level) {
         (LogSource::Stderr, _) => "stderr",
         (LogSource::Stdout, _) => "stdout",
-        (LogSource::Driver, LogLevel::Error) => "error",
-        (LogSource::Driver, LogLevel::Warn) => "warn",
-        (LogSource::Driver, LogLevel::Info) => "info",
-        (LogSource::Driver, LogLevel::Debug) => "debug",
-        (LogSource::Driver, LogLevel::Trace) => "trace",
+        (LogSource::Driver | LogSource::Drover, LogLevel::Error) => "error",
+        (LogSource::Driver | LogSource::Drover, LogLevel::Warn) => "warn",
+        (LogSource::Driver | LogSource::Drover, LogLevel::Info) => "info",
+        (LogSource::Driver | LogSource::Drover, LogLevel::Debug) => "debug",
+        (LogSource::Driver | LogSource::Drover, LogLevel::Trace) => "trace",
     };
     let text = format!("[{}] {tag}: {}", line.node, line.message);
     match format {

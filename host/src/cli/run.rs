@@ -377,6 +377,7 @@ fn log_text(line: &LogLine) -> String {
         LogSource::Stdout => "",
         LogSource::Stderr => "stderr: ",
         LogSource::Driver => "driver: ",
+        LogSource::Drover => "drover: ",
     };
     format!("[{}] {stream}{}", line.node, line.message)
 }

@@ -186,7 +186,7 @@ async fn run_driver(
     // both run in this task.
     let (outcome, forwarded) = tokio::join!(
         shared.runtime.run(&driver, job.task.clone(), ctx),
-        forward_logs(&shared.conn, &reports, &job.attempt_id, lines, &shared.stop),
+        forward_logs(shared, &reports, &job.attempt_id, lines),
     );
     // Most drivers never make their workspace: one stat instead of two
     // trips to the blocking pool.
@@ -207,26 +207,31 @@ async fn run_driver(
 /// Sends the attempt's log lines as `Log` reports, many per round trip,
 /// until the driver is done with them. `false` if the drone stopped first.
 async fn forward_logs(
-    conn: &ConnectionManager,
+    shared: &Shared,
     reports: &str,
     attempt: &AttemptId,
     mut lines: mpsc::Receiver<LogLine>,
-    stop: &CancellationToken,
 ) -> bool {
     let mut batch = Vec::with_capacity(LOG_BATCH);
+    let mut seq = 0;
     while lines.recv_many(&mut batch, LOG_BATCH).await > 0 {
         let encoded: Vec<String> = batch
             .drain(..)
             .map(|line| {
+                seq += 1;
                 Report::Log {
                     v: VERSION,
                     attempt_id: attempt.clone(),
+                    drone: shared.id.clone(),
+                    seq,
                     line,
                 }
                 .encode()
             })
             .collect();
-        let sent = retry("XADD Log", stop, conn, |mut c| {
+        // All or none of the batch is written, so that a retry after a lost
+        // reply repeats whole numbered lines, which the leader drops.
+        let sent = retry("XADD Log", &shared.stop, &shared.conn, |mut c| {
             let mut pipe = redis::pipe();
             pipe.atomic();
             for report in &encoded {

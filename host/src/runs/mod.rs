@@ -27,6 +27,7 @@ use crate::rfc3339;
 use crate::runtime::Runtime;
 use crate::store::redis::Follower;
 use crate::store::{Api, RunMeta, RunOptions, RunStore, StoreError, Write};
+use crate::task::LogSource;
 use crate::transport::redis::RedisDispatcher;
 use crate::transport::{self, Accepted, LocalDispatch, Refused};
 
@@ -319,6 +320,10 @@ impl Runs {
         };
         let cancel_requested = meta.cancel_requested;
         let next = events.len() as u64 + 1;
+        let reattached = match &self.inner.dispatcher {
+            Some(_) => reattached(&dag, &record, &events),
+            None => HashMap::new(),
+        };
         let live = LiveRun::new(meta, Arc::clone(&dag), record.clone(), events);
         if cancel_requested {
             live.cancel.cancel();
@@ -328,7 +333,7 @@ impl Runs {
         // Where the run's nodes go: to drones through Redis, or this
         // process runs them itself.
         let dispatch: Arc<dyn Dispatch> = match &self.inner.dispatcher {
-            Some(dispatcher) => dispatcher.run(&id, &drivers, live.lost.clone()),
+            Some(dispatcher) => dispatcher.run(&id, &drivers, live.lost.clone(), reattached),
             None => Arc::new(LocalDispatch::resolved(
                 self.runtime().clone(),
                 drivers,
@@ -626,6 +631,50 @@ impl EventSink for Persist {
             tracing::error!(run = %self.id, error = %e, "the store has stopped; event lost");
         }
     }
+}
+
+/// The attempts a resumed run re-attaches to (its nodes still running),
+/// each with how many lines its drones wrote that `events` has: the lines
+/// logged since the node's last `running` event, but those drover itself
+/// wrote there.
+fn reattached(
+    dag: &dag::Dag,
+    record: &RunRecord,
+    events: &[Arc<Published>],
+) -> HashMap<(usize, u32), u64> {
+    let mut lines: HashMap<usize, u64> = HashMap::new();
+    for published in events {
+        match &published.event {
+            WireEvent::Node {
+                node,
+                state: NodeState::Running,
+                ..
+            } => {
+                if let Some(index) = dag.index_of(node) {
+                    lines.insert(index, 0);
+                }
+            }
+            WireEvent::Log { node, source, .. } if *source != LogSource::Drover => {
+                if let Some(count) = dag.index_of(node).and_then(|i| lines.get_mut(&i)) {
+                    *count += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    record
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, node)| node.state == NodeState::Running)
+        .map(|(index, node)| {
+            let attempt = u32::try_from(node.attempts.len() + 1).unwrap_or(u32::MAX);
+            (
+                (index, attempt),
+                lines.get(&index).copied().unwrap_or_default(),
+            )
+        })
+        .collect()
 }
 
 /// Stored events of run `id` as published events.

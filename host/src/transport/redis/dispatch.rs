@@ -111,16 +111,22 @@ impl RedisDispatcher {
     /// or handed over at shutdown), before the engine is dropped: attempts
     /// the engine cancels after that are left running for the leader that
     /// carries the run on, not canceled in Redis.
+    ///
+    /// `reattached` holds the attempts (node index, attempt number) that a
+    /// resumed run's engine dispatches again, each with how many of its log
+    /// lines the store already has: reading waits until they are
+    /// dispatched, and drops those lines, so that none is lost or doubled.
     pub fn run(
         &self,
         run_id: &str,
         drivers: &DriverSet,
         released: CancellationToken,
+        reattached: HashMap<(usize, u32), u64>,
     ) -> Arc<dyn Dispatch> {
         let routes = {
             let mut runs = self.shared.runs();
             let routes = runs.entry(run_id.to_owned()).or_insert_with(|| {
-                let routes = Arc::new(Routes::new(run_id.to_owned()));
+                let routes = Arc::new(Routes::new(run_id.to_owned(), reattached));
                 tokio::spawn(reports::read(
                     self.shared.client.clone(),
                     Arc::clone(&routes),
@@ -319,7 +325,7 @@ impl Shared {
         if self.live.served(&self.conn, &job.pool).await == Some(false) {
             let line = LogLine {
                 node: Arc::clone(node),
-                source: LogSource::Driver,
+                source: LogSource::Drover,
                 level: LogLevel::Warn,
                 message: format!(
                     "waiting for a drone of pool `{}`: none is connected",

@@ -30,7 +30,8 @@
 //!    the attempt's mark and, unless it is `done` or `canceled` (skipped) or
 //!    missing (the run is over and its keys deleted: skipped too), reports
 //!    [`Report::Started`] in the same script call, streams [`Report::Log`]
-//!    lines, and while the attempt runs keeps the entry's idle time low
+//!    lines (numbered, so that the leader drops a batch written twice),
+//!    and while the attempt runs keeps the entry's idle time low
 //!    (`XCLAIM` to itself).
 //! 3. At the end, in one script call: [`Report::Done`] added to the run's
 //!    reports and the attempt marked `done` (unless the run ended meanwhile:
@@ -203,6 +204,12 @@ pub enum Report {
         /// Always [`VERSION`].
         v: u32,
         attempt_id: AttemptId,
+        /// The drone's id.
+        drone: String,
+        /// The line's number in what this drone's run of the attempt wrote,
+        /// from 1. A batch of lines written again (its reply was lost when
+        /// Redis went away) repeats numbers already seen.
+        seq: u64,
         line: LogLine,
     },
     /// The attempt ended.

@@ -24,6 +24,10 @@ const COUNT: usize = 1024;
 /// An attempt of the run: (node index, attempt number).
 pub(super) type Key = (usize, u32);
 
+/// How long the reader of a resumed run waits for the engine to re-attach
+/// to its running attempts before it reads anyway.
+const ATTACH_WAIT: Duration = Duration::from_secs(10);
+
 /// Waits that double from 100 ms to 2 s while Redis is away.
 pub(super) struct Backoff {
     next: Duration,
@@ -53,6 +57,13 @@ struct Waiter {
     /// The node's name, for the log lines forwarded.
     node: Arc<str>,
     logs: LogSink,
+    /// The last log line forwarded, by number, of each drone that ran the
+    /// attempt (one, unless a drone was taken for dead and the attempt
+    /// claimed by another).
+    logged: HashMap<String, u64>,
+    /// Lines still to drop because the store has them: those a previous
+    /// leader forwarded before the run was taken over.
+    stored: u64,
     done: oneshot::Sender<Outcome>,
 }
 
@@ -63,6 +74,9 @@ struct State {
     /// attempt dispatched after its `Done` was read (re-attached after a
     /// restart) finds its outcome here.
     done: HashMap<Key, Outcome>,
+    /// The attempts a resumed run re-attaches to and that have not
+    /// registered yet, with how many of their log lines the store has.
+    reattached: HashMap<Key, u64>,
 }
 
 /// What [`Routes::register`] found.
@@ -79,14 +93,28 @@ pub(super) struct Routes {
     state: Mutex<State>,
     /// Fires when the run's reports need no more reading.
     pub(super) stop: CancellationToken,
+    /// Fires when every re-attached attempt has registered: reading starts
+    /// then, so that none of their lines is read with nobody to take it.
+    attached: CancellationToken,
 }
 
 impl Routes {
-    pub(super) fn new(run: String) -> Self {
+    /// The routes of run `run`, which re-attaches to the attempts in
+    /// `reattached` (each with how many of its log lines the store has):
+    /// empty for a new run.
+    pub(super) fn new(run: String, reattached: HashMap<Key, u64>) -> Self {
+        let attached = CancellationToken::new();
+        if reattached.is_empty() {
+            attached.cancel();
+        }
         Routes {
             run,
-            state: Mutex::default(),
+            state: Mutex::new(State {
+                reattached,
+                ..State::default()
+            }),
             stop: CancellationToken::new(),
+            attached,
         }
     }
 
@@ -98,6 +126,10 @@ impl Routes {
     /// receiver, unless its outcome is known already.
     pub(super) fn register(&self, key: Key, node: Arc<str>, logs: LogSink) -> Registered {
         let mut state = self.state();
+        let stored = state.reattached.remove(&key).unwrap_or(0);
+        if state.reattached.is_empty() {
+            self.attached.cancel();
+        }
         if let Some(outcome) = state.done.get(&key) {
             return Registered::Done(outcome.clone());
         }
@@ -107,7 +139,16 @@ impl Routes {
             ));
         }
         let (done, receiver) = oneshot::channel();
-        state.waiting.insert(key, Waiter { node, logs, done });
+        state.waiting.insert(
+            key,
+            Waiter {
+                node,
+                logs,
+                logged: HashMap::new(),
+                stored,
+                done,
+            },
+        );
         Registered::Waiting(receiver)
     }
 
@@ -140,8 +181,15 @@ impl Routes {
                 return None;
             }
             Report::Log {
-                attempt_id, line, ..
-            } => ((attempt_id.node, attempt_id.attempt), Ok(line)),
+                attempt_id,
+                drone,
+                seq,
+                line,
+                ..
+            } => (
+                (attempt_id.node, attempt_id.attempt),
+                Ok((drone, seq, line)),
+            ),
             Report::Done {
                 attempt_id,
                 outcome,
@@ -151,8 +199,18 @@ impl Routes {
         };
         let mut state = self.state();
         match report {
-            Ok(mut line) => {
-                let waiter = state.waiting.get(&key)?;
+            Ok((drone, seq, mut line)) => {
+                let waiter = state.waiting.get_mut(&key)?;
+                let logged = waiter.logged.entry(drone).or_default();
+                if seq <= *logged {
+                    tracing::debug!(run = %self.run, node = key.0, attempt = key.1, seq, "a log line written twice ignored");
+                    return None;
+                }
+                *logged = seq;
+                if waiter.stored > 0 {
+                    waiter.stored -= 1;
+                    return None;
+                }
                 line.node = Arc::clone(&waiter.node);
                 Some((waiter.logs.clone(), line))
             }
@@ -204,6 +262,13 @@ pub(super) async fn read(client: redis::Client, routes: Arc<Routes>) {
     let mut last = "0-0".to_owned();
     let mut backoff = Backoff::new();
     let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
+    tokio::select! {
+        _ = routes.stop.cancelled() => return,
+        _ = routes.attached.cancelled() => {}
+        _ = tokio::time::sleep(ATTACH_WAIT) => {
+            tracing::warn!(run = %routes.run, "attempts of the resumed run did not re-attach; reading its reports anyway");
+        }
+    }
     loop {
         let connected = tokio::select! {
             _ = routes.stop.cancelled() => return,
@@ -313,7 +378,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_first_done_wins_and_later_ones_are_ignored() {
-        let routes = Routes::new("r1".into());
+        let routes = Routes::new("r1".into(), HashMap::new());
         let (logs, _rx) = tokio::sync::mpsc::channel(4);
         let Registered::Waiting(rx) = routes.register((3, 1), "n".into(), logs.clone()) else {
             panic!("nothing is done yet");
@@ -330,7 +395,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_done_read_before_its_dispatch_is_kept_for_it() {
-        let routes = Routes::new("r1".into());
+        let routes = Routes::new("r1".into(), HashMap::new());
         routes.entry(&entry("1-0", &done(0, 2, "early")));
         let (logs, _rx) = tokio::sync::mpsc::channel(4);
         match routes.register((0, 2), "n".into(), logs.clone()) {
@@ -348,31 +413,96 @@ mod tests {
 
     #[tokio::test]
     async fn log_lines_go_to_their_attempt_under_its_node_name() {
-        let routes = Routes::new("r1".into());
+        let routes = Routes::new("r1".into(), HashMap::new());
         let (logs, _rx) = tokio::sync::mpsc::channel(4);
         let _waiting = routes.register((1, 1), "build".into(), logs);
-        let log = |attempt| Report::Log {
-            v: VERSION,
-            attempt_id: id(1, attempt),
-            line: LogLine {
-                node: "whatever the drone says".into(),
-                source: LogSource::Stdout,
-                level: LogLevel::Info,
-                message: "hello".into(),
-            },
-        };
-        let (_, line) = routes.entry(&entry("1-0", &log(1))).expect("routed");
+        let (_, line) = routes
+            .entry(&entry("1-0", &log(1, "d1", 1, "hello")))
+            .expect("routed");
         assert_eq!(&*line.node, "build");
         assert_eq!(line.message, "hello");
         assert!(
-            routes.entry(&entry("2-0", &log(2))).is_none(),
+            routes
+                .entry(&entry("2-0", &log(2, "d1", 1, "hello")))
+                .is_none(),
             "nobody waits for attempt 2"
         );
     }
 
+    fn log(attempt: u32, drone: &str, seq: u64, message: &str) -> Report {
+        Report::Log {
+            v: VERSION,
+            attempt_id: id(1, attempt),
+            drone: drone.into(),
+            seq,
+            line: LogLine {
+                node: "whatever the drone says".into(),
+                source: LogSource::Stdout,
+                level: LogLevel::Info,
+                message: message.into(),
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_log_lines_written_twice_is_forwarded_once() {
+        let routes = Routes::new("r1".into(), HashMap::new());
+        let (logs, _rx) = tokio::sync::mpsc::channel(4);
+        let _waiting = routes.register((1, 1), "build".into(), logs);
+        let mut forwarded = Vec::new();
+        // Lines 1 and 2 written again after their reply was lost, then a
+        // second drone that claimed the attempt counts from 1 again.
+        let written = [
+            ("d1", 1, "a"),
+            ("d1", 2, "b"),
+            ("d1", 1, "a"),
+            ("d1", 2, "b"),
+            ("d1", 3, "c"),
+            ("d2", 1, "again"),
+            ("d1", 3, "c"),
+        ];
+        for (n, (drone, seq, message)) in written.into_iter().enumerate() {
+            let report = log(1, drone, seq, message);
+            if let Some((_, line)) = routes.entry(&entry(&format!("{n}-0"), &report)) {
+                forwarded.push(line.message);
+            }
+        }
+        assert_eq!(forwarded, ["a", "b", "c", "again"]);
+    }
+
+    #[tokio::test]
+    async fn a_reattached_attempt_skips_the_lines_the_store_has() {
+        let routes = Routes::new("r1".into(), HashMap::from([((1, 1), 2), ((1, 2), 0)]));
+        let (logs, _rx) = tokio::sync::mpsc::channel(4);
+        let _first = routes.register((1, 1), "build".into(), logs.clone());
+        assert!(
+            !routes.attached.is_cancelled(),
+            "reading waits for every re-attached attempt"
+        );
+        let _second = routes.register((1, 2), "build".into(), logs);
+        assert!(routes.attached.is_cancelled());
+        let mut forwarded = Vec::new();
+        for (n, (attempt, seq, message)) in [
+            (1, 1, "a"),
+            (1, 1, "a"),
+            (2, 1, "x"),
+            (1, 2, "b"),
+            (1, 3, "c"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let report = log(attempt, "d1", seq, message);
+            if let Some((_, line)) = routes.entry(&entry(&format!("{n}-0"), &report)) {
+                forwarded.push(line.message);
+            }
+        }
+        assert_eq!(forwarded, ["x", "c"]);
+    }
+
     #[tokio::test]
     async fn malformed_and_foreign_reports_are_skipped() {
-        let routes = Routes::new("r1".into());
+        let routes = Routes::new("r1".into(), HashMap::new());
         let (logs, _rx) = tokio::sync::mpsc::channel(4);
         let Registered::Waiting(mut rx) = routes.register((0, 1), "n".into(), logs) else {
             panic!("nothing is done yet");
