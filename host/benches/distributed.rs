@@ -258,6 +258,24 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[i] as f64 / 1000.0
 }
 
+/// `INFO commandstats` as (command, calls, µs), the costliest first.
+fn command_stats(info: &str) -> Vec<(String, u64, u64)> {
+    let mut stats: Vec<(String, u64, u64)> = info
+        .lines()
+        .filter_map(|line| {
+            let (name, fields) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let field = |key: &str| {
+                fields
+                    .split(',')
+                    .find_map(|f| f.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
+            };
+            Some((name.to_owned(), field("calls")?, field("usec")?))
+        })
+        .collect();
+    stats.sort_by_key(|(_, _, usec)| std::cmp::Reverse(*usec));
+    stats
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
@@ -302,6 +320,16 @@ fn main() {
             .chain(drone_procs.iter().map(|d| ("drones", d.0.id())))
             .chain([("redis", redis.pid())])
             .collect();
+        let mut conn = redis::Client::open(url.as_str())
+            .expect("url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis");
+        let _: () = redis::cmd("CONFIG")
+            .arg("RESETSTAT")
+            .query_async(&mut conn)
+            .await
+            .expect("CONFIG RESETSTAT");
         let cpu_before: Vec<Duration> = pids.iter().map(|(_, p)| common::cpu_time(*p)).collect();
         let (_, took, state) = run_dag(&client, &base, &dag).await;
         let distributed = nodes as f64 / took.as_secs_f64();
@@ -326,6 +354,19 @@ fn main() {
             .map(|(what, us)| format!("{what} {us:.0}"))
             .collect();
         println!("CPU per node: {total:.0} µs ({})", parts.join(", "));
+        let stats: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query_async(&mut conn)
+            .await
+            .expect("INFO commandstats");
+        println!("Redis commands per node (calls, µs; those inside scripts count twice):");
+        for (command, calls, usec) in command_stats(&stats).into_iter().take(12) {
+            println!(
+                "  {command:<14} {:>6.2} calls {:>6.1} µs",
+                calls as f64 / nodes as f64,
+                usec as f64 / nodes as f64
+            );
+        }
         let (took, latencies) = with_tailer(&client, &base, &url, &dag).await;
         print_latencies(
             &format!(
@@ -345,11 +386,6 @@ fn main() {
             ),
             &latencies,
         );
-        let mut conn = redis::Client::open(url)
-            .expect("url")
-            .get_multiplexed_async_connection()
-            .await
-            .expect("redis");
         let left: usize = conn.xlen("drover:jobs:default").await.unwrap_or(0);
         println!("jobs left on the stream afterwards: {left}");
     });
