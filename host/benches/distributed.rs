@@ -295,9 +295,9 @@ fn main() {
         let embedded_data = dir.path().join("embedded");
         let (server, base) = start_server(&embedded_data, &[]);
         run_dag(&client, &base, &warm).await;
-        let before = common::cpu_time(server.0.id());
+        let before = common::usage(server.0.id());
         let (_, took, state) = run_dag(&client, &base, &dag).await;
-        let used = common::cpu_time(server.0.id()).saturating_sub(before);
+        let used = common::usage(server.0.id()).since(before).cpu;
         let embedded = nodes as f64 / took.as_secs_f64();
         println!(
             "embedded serve: layered {nodes} noop nodes: {:.0} ms, {embedded:.0} nodes/s ({state}); CPU per node: {:.0} µs",
@@ -330,7 +330,7 @@ fn main() {
             .query_async(&mut conn)
             .await
             .expect("CONFIG RESETSTAT");
-        let cpu_before: Vec<Duration> = pids.iter().map(|(_, p)| common::cpu_time(*p)).collect();
+        let before: Vec<common::Usage> = pids.iter().map(|(_, p)| common::usage(*p)).collect();
         let (_, took, state) = run_dag(&client, &base, &dag).await;
         let distributed = nodes as f64 / took.as_secs_f64();
         println!(
@@ -339,21 +339,31 @@ fn main() {
             took.as_secs_f64() * 1000.0,
             embedded / distributed
         );
-        let mut per_node: Vec<(&str, f64)> = Vec::new();
-        for ((what, pid), before) in pids.iter().zip(cpu_before) {
-            let used = common::cpu_time(*pid).saturating_sub(before);
-            let us = used.as_secs_f64() * 1e6 / nodes as f64;
-            match per_node.iter_mut().find(|(w, _)| w == what) {
-                Some((_, sum)) => *sum += us,
-                None => per_node.push((what, us)),
+        // (process, CPU µs, page faults) per node, the drones summed.
+        let mut per_node: Vec<(&str, f64, f64)> = Vec::new();
+        for ((what, pid), before) in pids.iter().zip(before) {
+            let used = common::usage(*pid).since(before);
+            let us = used.cpu.as_secs_f64() * 1e6 / nodes as f64;
+            let faults = used.faults as f64 / nodes as f64;
+            match per_node.iter_mut().find(|(w, _, _)| w == what) {
+                Some((_, cpu, f)) => {
+                    *cpu += us;
+                    *f += faults;
+                }
+                None => per_node.push((what, us, faults)),
             }
         }
-        let total: f64 = per_node.iter().map(|(_, us)| us).sum();
+        let total: f64 = per_node.iter().map(|(_, us, _)| us).sum();
         let parts: Vec<String> = per_node
             .iter()
-            .map(|(what, us)| format!("{what} {us:.0}"))
+            .map(|(what, us, _)| format!("{what} {us:.0}"))
             .collect();
         println!("CPU per node: {total:.0} µs ({})", parts.join(", "));
+        let parts: Vec<String> = per_node
+            .iter()
+            .map(|(what, _, faults)| format!("{what} {faults:.2}"))
+            .collect();
+        println!("page faults per node: {}", parts.join(", "));
         let stats: String = redis::cmd("INFO")
             .arg("commandstats")
             .query_async(&mut conn)

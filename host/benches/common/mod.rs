@@ -106,30 +106,50 @@ impl Redis {
     }
 }
 
-/// The CPU time (user and system) process `pid` has used so far; zero if
-/// it cannot be read. On a shared machine this says more about a change
-/// than wall time: other tenants slow a run down, they add no CPU time to it.
-pub fn cpu_time(pid: u32) -> Duration {
+/// What a process has used so far: read from `/proc/<pid>/stat`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Usage {
+    /// CPU time, user and system. On a shared machine this says more about
+    /// a change than wall time: other tenants slow a run down, they add no
+    /// CPU time to it.
+    pub cpu: Duration,
+    /// Minor page faults: memory touched for the first time, or again
+    /// after the allocator gave it back to the system.
+    pub faults: u64,
+}
+
+impl Usage {
+    /// What was used since `before`.
+    pub fn since(self, before: Usage) -> Usage {
+        Usage {
+            cpu: self.cpu.saturating_sub(before.cpu),
+            faults: self.faults.saturating_sub(before.faults),
+        }
+    }
+}
+
+/// What process `pid` has used so far; zero if it cannot be read.
+pub fn usage(pid: u32) -> Usage {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return Duration::ZERO;
+        return Usage::default();
     };
-    // The command name (field 2) may hold spaces; fields 14 and 15 (utime,
-    // stime) count from the last `)`.
-    let fields: Vec<&str> = stat
+    // The command name (field 2) may hold spaces: count from the last `)`,
+    // after which field 3 comes first.
+    let fields: Vec<u64> = stat
         .rsplit_once(')')
         .map_or("", |(_, rest)| rest)
         .split_whitespace()
+        .map(|f| f.parse::<u64>().unwrap_or(0))
         .collect();
-    let ticks: u64 = fields
-        .get(11..13)
-        .unwrap_or(&[])
-        .iter()
-        .filter_map(|f| f.parse::<u64>().ok())
-        .sum();
+    let field = |n: usize| fields.get(n - 3).copied().unwrap_or(0);
     // SAFETY: sysconf reads a constant of the system.
     let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     let per_second = u64::try_from(per_second).unwrap_or(100).max(1);
-    Duration::from_micros(ticks * 1_000_000 / per_second)
+    // Fields 10 (minflt), 14 and 15 (utime, stime).
+    Usage {
+        cpu: Duration::from_micros((field(14) + field(15)) * 1_000_000 / per_second),
+        faults: field(10),
+    }
 }
 
 impl Drop for Redis {
