@@ -205,10 +205,13 @@ pub enum Report {
         v: u32,
         attempt_id: AttemptId,
         /// The drone's id.
+        #[serde(default)]
         drone: String,
         /// The line's number in what this drone's run of the attempt wrote,
         /// from 1. A batch of lines written again (its reply was lost when
-        /// Redis went away) repeats numbers already seen.
+        /// Redis went away) repeats numbers already seen. 0 (missing, from a
+        /// drone older than the numbering): forwarded as it comes.
+        #[serde(default)]
         seq: u64,
         line: LogLine,
     },
@@ -392,6 +395,31 @@ mod tests {
             outcome: Outcome::with_message(NodeStatus::Success, ""),
         };
         assert_eq!(Report::decode(done.encode().as_bytes()).unwrap(), done);
+        let log = Report::Log {
+            v: VERSION,
+            attempt_id: id(),
+            drone: "d".into(),
+            seq: 4,
+            line: crate::task::LogLine {
+                node: "n".into(),
+                source: crate::task::LogSource::Stdout,
+                level: crate::task::LogLevel::Info,
+                message: "hi".into(),
+            },
+        };
+        assert_eq!(Report::decode(log.encode().as_bytes()).unwrap(), log);
+        // From a drone older than the numbering: unnumbered.
+        let older = log
+            .encode()
+            .replace("\"drone\":\"d\",", "")
+            .replace("\"seq\":4,", "");
+        assert!(
+            matches!(
+                Report::decode(older.as_bytes()),
+                Ok(Report::Log { seq: 0, .. })
+            ),
+            "{older}"
+        );
         assert!(matches!(
             Job::decode(b"{not json"),
             Err(ProtocolError::Malformed(_))

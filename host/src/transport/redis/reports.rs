@@ -201,12 +201,14 @@ impl Routes {
         match report {
             Ok((drone, seq, mut line)) => {
                 let waiter = state.waiting.get_mut(&key)?;
-                let logged = waiter.logged.entry(drone).or_default();
-                if seq <= *logged {
-                    tracing::debug!(run = %self.run, node = key.0, attempt = key.1, seq, "a log line written twice ignored");
-                    return None;
+                if seq > 0 {
+                    let logged = waiter.logged.entry(drone).or_default();
+                    if seq <= *logged {
+                        tracing::debug!(run = %self.run, node = key.0, attempt = key.1, seq, "a log line written twice ignored");
+                        return None;
+                    }
+                    *logged = seq;
                 }
-                *logged = seq;
                 if waiter.stored > 0 {
                     waiter.stored -= 1;
                     return None;
@@ -460,6 +462,9 @@ mod tests {
             ("d1", 3, "c"),
             ("d2", 1, "again"),
             ("d1", 3, "c"),
+            // Unnumbered (an older drone): nothing to know a repeat by.
+            ("d3", 0, "old"),
+            ("d3", 0, "old"),
         ];
         for (n, (drone, seq, message)) in written.into_iter().enumerate() {
             let report = log(1, drone, seq, message);
@@ -467,7 +472,7 @@ mod tests {
                 forwarded.push(line.message);
             }
         }
-        assert_eq!(forwarded, ["a", "b", "c", "again"]);
+        assert_eq!(forwarded, ["a", "b", "c", "again", "old", "old"]);
     }
 
     #[tokio::test]
