@@ -186,6 +186,12 @@ impl NodeRecord {
         }
     }
 
+    /// The number of the attempt running now, or of the next one: one more
+    /// than the attempts recorded (those that ended).
+    pub fn current_attempt(&self) -> u32 {
+        u32::try_from(self.attempts.len() + 1).unwrap_or(u32::MAX)
+    }
+
     /// Sets `state` and `state_code` together.
     pub(super) fn set_state(&mut self, state: NodeState) {
         self.state = state;

@@ -229,7 +229,7 @@ impl<E: EventSink> Scheduler<E> {
             if self.stop.is_some() || record.state.is_final() {
                 continue;
             }
-            let attempt = attempt_number(record.attempts.len() + 1);
+            let attempt = record.current_attempt();
             self.make_ready(index, attempt).await;
         }
     }
@@ -240,7 +240,7 @@ impl<E: EventSink> Scheduler<E> {
         let now = rfc3339::now();
         let record = &mut self.records[index];
         let attempt = AttemptRecord {
-            attempt: attempt_number(record.attempts.len() + 1),
+            attempt: record.current_attempt(),
             state: NodeState::Failure,
             exit_code: None,
             started_at: record.running_since.take().unwrap_or(now),
@@ -257,7 +257,7 @@ impl<E: EventSink> Scheduler<E> {
     /// elsewhere, and the dispatcher knows it by its number. The record
     /// already says it runs, so no event is emitted.
     async fn reattach(&mut self, index: NodeIndex) {
-        let attempt = attempt_number(self.records[index].attempts.len() + 1);
+        let attempt = self.records[index].current_attempt();
         let timeout = self.dag.nodes[index].timeout;
         let now = rfc3339::now();
         let started_at = self.records[index].running_since.unwrap_or(now);
@@ -306,7 +306,7 @@ impl<E: EventSink> Scheduler<E> {
     /// Starts the next attempt of `index`, or fails it if an output
     /// reference cannot be resolved.
     async fn start(&mut self, index: NodeIndex) {
-        let attempt = attempt_number(self.records[index].attempts.len() + 1);
+        let attempt = self.records[index].current_attempt();
         let timeout = self.dag.nodes[index].timeout;
         let task = match prepare::task(
             &self.outputs,
@@ -593,7 +593,7 @@ impl<E: EventSink> Scheduler<E> {
                 break;
             }
             self.retries.pop();
-            let attempt = attempt_number(self.records[index].attempts.len() + 1);
+            let attempt = self.records[index].current_attempt();
             self.make_ready(index, attempt).await;
         }
     }

@@ -668,9 +668,8 @@ fn reattached(
         .enumerate()
         .filter(|(_, node)| node.state == NodeState::Running)
         .map(|(index, node)| {
-            let attempt = u32::try_from(node.attempts.len() + 1).unwrap_or(u32::MAX);
             (
-                (index, attempt),
+                (index, node.current_attempt()),
                 lines.get(&index).copied().unwrap_or_default(),
             )
         })

@@ -126,10 +126,11 @@ impl Routes {
     /// receiver, unless its outcome is known already.
     pub(super) fn register(&self, key: Key, node: Arc<str>, logs: LogSink) -> Registered {
         let mut state = self.state();
-        let stored = state.reattached.remove(&key).unwrap_or(0);
-        if state.reattached.is_empty() {
+        let stored = state.reattached.remove(&key);
+        if stored.is_some() && state.reattached.is_empty() {
             self.attached.cancel();
         }
+        let stored = stored.unwrap_or(0);
         if let Some(outcome) = state.done.get(&key) {
             return Registered::Done(outcome.clone());
         }
