@@ -574,6 +574,35 @@ async fn writes_of_a_leader_that_lost_the_lease_are_refused() {
         .await;
     assert!(again.is_err());
 
+    // A run's events written together are one stream entry, readable from
+    // any event in it; an entry of one event in the older form (field `e`)
+    // still reads.
+    let entries = |conn: &mut redis::aio::MultiplexedConnection| {
+        let mut conn = conn.clone();
+        let key = format!("drover:run:{id}:events");
+        async move { conn.xlen::<_, usize>(key).await.unwrap() }
+    };
+    let before = entries(&mut conn).await;
+    b.write(vec![event(4, "b"), event(5, "b"), event(6, "b")])
+        .await
+        .unwrap();
+    assert_eq!(entries(&mut conn).await, before + 1);
+    let _: String = redis::cmd("XADD")
+        .arg(format!("drover:run:{id}:events"))
+        .arg("0-7")
+        .arg("e")
+        .arg(r#"{"seq":7,"by":"old"}"#)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let seqs = |events: Vec<(u64, Vec<u8>)>| events.into_iter().map(|(s, _)| s).collect::<Vec<_>>();
+    assert_eq!(seqs(b.events(&id, 4, 100).await.unwrap()), [5, 6, 7]);
+    assert_eq!(seqs(b.events(&id, 0, 5).await.unwrap()), [1, 2, 3, 4, 5]);
+    assert_eq!(seqs(a.events(&id, 6, 100).await.unwrap()), [7]);
+    // The same events sent again in one batch are taken as written.
+    b.write(vec![event(5, "b"), event(6, "b")]).await.unwrap();
+    assert!(b.holds(&id));
+
     // The record ends the run: off the unfinished set, lease gone.
     let record = drover::engine::RunRecord {
         id: id.clone(),

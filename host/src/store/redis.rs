@@ -9,16 +9,16 @@
 //! | `drover:unfinished` | set | ids of runs without a final record |
 //! | `drover:run:<id>:meta` | string | [`RunMeta`] as JSON |
 //! | `drover:run:<id>:source` | string | the DAG text as submitted |
-//! | `drover:run:<id>:events` | stream | entry `0-<seq>`, field `e` = the event as JSON |
+//! | `drover:run:<id>:events` | stream | entry `0-<last seq>`, one field per event: its seq = the event as JSON (field `e` for an entry of one event written before) |
 //! | `drover:run:<id>:record` | string | the final [`RunRecord`] as JSON |
 //! | `drover:run:<id>:lease` | string, expires | the token of the leader scheduling the run |
 //! | `drover:run-cancel` | pub/sub channel | a run id whose run its owner must cancel |
 //!
 //! Writes go through one task that sends whatever has queued up as one Lua
 //! script (group commit). The script writes a run's changes only while the
-//! run's lease holds this leader's token, and event entries carry their
-//! sequence number as the stream id, so Redis itself refuses a second
-//! writer of the same event.
+//! run's lease holds this leader's token, and the events of a run in one
+//! batch become one stream entry whose id is the last event's sequence
+//! number, so Redis itself refuses a second writer of the same events.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,16 +47,26 @@ fn key(run: &str, what: &str) -> String {
     format!("drover:run:{run}:{what}")
 }
 
-/// A batch of writes. `ARGV[1]` is the lease length in ms, then five
-/// arguments per write: op, run, lease token, a, b. Returns the runs whose
+/// A batch of writes. `ARGV[1]` is the lease length in ms, then each write
+/// as its op, run and lease token followed by its values: `submit` meta,
+/// source; `meta` meta; `record` record; `events` a count `n` then `n`
+/// (seq, event) pairs, consecutive events of the run stored as one stream
+/// entry `0-<last seq>` with the seqs as its fields. Returns the runs whose
 /// writes were refused because the lease is not (or no longer) ours.
 const WRITE: &str = r"
 local ms = ARGV[1]
 local state = {}
 local seen = {}
 local refused = {}
-for i = 2, #ARGV, 5 do
-  local op, run, token, a, b = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+local i = 2
+while i <= #ARGV do
+  local op, run, token = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local values = 1
+  if op == 'submit' then
+    values = 2
+  elseif op == 'events' then
+    values = 1 + 2 * tonumber(ARGV[i + 3])
+  end
   local base = 'drover:run:' .. run
   if op == 'submit' then
     -- The lease may hold our token already: this batch, sent again after
@@ -70,7 +80,7 @@ for i = 2, #ARGV, 5 do
   elseif state[run] == nil then
     if redis.call('GET', base .. ':lease') == token then
       state[run] = 'ok'
-    elseif op ~= 'event' and redis.call('GET', base .. ':record') ~= false
+    elseif op ~= 'events' and redis.call('GET', base .. ':record') ~= false
         and redis.call('SISMEMBER', 'drover:unfinished', run) == 0 then
       -- The run has its record (this batch sent again, or another leader
       -- finished it): nothing more to write for it.
@@ -82,20 +92,35 @@ for i = 2, #ARGV, 5 do
     state[run] = 'lost'
   end
   if state[run] == 'ok' then
+    local a = ARGV[i + 3]
     if op == 'submit' then
       redis.call('SET', base .. ':meta', a)
-      redis.call('SET', base .. ':source', b)
+      redis.call('SET', base .. ':source', ARGV[i + 4])
       redis.call('ZADD', 'drover:runs', 0, run)
       redis.call('SADD', 'drover:unfinished', run)
     elseif op == 'meta' then
       redis.call('SET', base .. ':meta', a)
-    elseif op == 'event' then
-      local id = '0-' .. a
-      local added = redis.pcall('XADD', base .. ':events', id, 'e', b)
+    elseif op == 'events' then
+      local first, last = i + 4, i + 3 + values - 1
+      local id = '0-' .. ARGV[last - 1]
+      local added = redis.pcall('XADD', base .. ':events', id, unpack(ARGV, first, last))
       if type(added) == 'table' and added.err then
-        -- Only the same event, sent again after a lost reply, may be there.
+        -- Only the same events, sent again after a lost reply, may be there.
         local have = redis.call('XRANGE', base .. ':events', id, id)
-        if #have == 0 or have[1][2][2] ~= b then
+        local same = #have == 1
+        if same then
+          local stored = {}
+          for k = 1, #have[1][2], 2 do
+            stored[have[1][2][k]] = have[1][2][k + 1]
+          end
+          for k = first, last, 2 do
+            if stored[ARGV[k]] ~= ARGV[k + 1] then
+              same = false
+              break
+            end
+          end
+        end
+        if not same then
           state[run] = 'lost'
         end
       end
@@ -110,9 +135,14 @@ for i = 2, #ARGV, 5 do
     seen[run] = true
     table.insert(refused, run)
   end
+  i = i + 3 + values
 end
 return refused
 ";
+
+/// The most events one stream entry holds: the script passes an entry's
+/// fields to `XADD` on Lua's stack, which holds a few thousand values.
+const ENTRY_EVENTS: usize = 256;
 
 /// `ARGV[1]` the lease length in ms, then (run, token) pairs: extends each
 /// lease still ours, returns the runs whose lease is not.
@@ -567,7 +597,7 @@ impl RedisStore {
             .query_async(&mut self.conn())
             .await
             .map_err(redis_error)?;
-        entries(run, reply.ids)
+        entries(run, reply.ids, after, limit)
     }
 
     /// A reader that waits for a run's new events.
@@ -579,26 +609,54 @@ impl RedisStore {
     }
 }
 
+/// The events of stream entries, in order, from the one after `after`, at
+/// most `limit`. An entry holds one event (field `e`, its seq the entry's
+/// id) or several (one field per event, named by its seq).
 fn entries(
     run: &str,
     ids: Vec<redis::streams::StreamId>,
+    after: u64,
+    limit: usize,
 ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-    ids.into_iter()
-        .map(|entry| {
-            let seq = entry
-                .id
-                .strip_prefix("0-")
-                .and_then(|s| s.parse::<u64>().ok());
-            let json: Option<Vec<u8>> = entry.get("e");
+    let corrupt = |id: &str| StoreError::Corrupt {
+        what: "event",
+        message: format!("run {run}: stream entry {id} is not an event"),
+    };
+    let mut events: Vec<(u64, Vec<u8>)> = Vec::new();
+    for entry in ids {
+        let first = events.len();
+        for (field, value) in entry.map {
+            let seq = if field == "e" {
+                entry
+                    .id
+                    .strip_prefix("0-")
+                    .and_then(|s| s.parse::<u64>().ok())
+            } else {
+                field.parse::<u64>().ok()
+            };
+            let json = match value {
+                redis::Value::BulkString(json) => Some(json),
+                _ => None,
+            };
             match (seq, json) {
-                (Some(seq), Some(json)) => Ok((seq, json)),
-                _ => Err(StoreError::Corrupt {
-                    what: "event",
-                    message: format!("run {run}: stream entry {} is not an event", entry.id),
-                }),
+                (Some(seq), Some(json)) => events.push((seq, json)),
+                _ => return Err(corrupt(&entry.id)),
             }
-        })
-        .collect()
+        }
+        events[first..].sort_unstable_by_key(|(seq, _)| *seq);
+    }
+    // An entry ending past `after` may begin before it; and events written
+    // twice (a batch sent again as another entry) are kept once.
+    let mut last = after;
+    events.retain(|(seq, _)| {
+        let keep = *seq > last;
+        if keep {
+            last = *seq;
+        }
+        keep
+    });
+    events.truncate(limit.max(1));
+    Ok(events)
 }
 
 /// Waits for a run's events on a connection of its own (a blocking read
@@ -651,7 +709,7 @@ impl Follower {
                 let ids = reply
                     .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect())
                     .unwrap_or_default();
-                entries(run, ids)
+                entries(run, ids, after, limit)
             }
             Err(e) if transient(&e) => {
                 tracing::debug!(error = %e, "lost the connection following events; reconnecting");
@@ -684,42 +742,44 @@ async fn writer(
         }
         // Jobs touching a run whose lease is not ours are refused here,
         // without sending anything.
-        let mut call = script.prepare_invoke();
-        call.arg(lease_ms);
+        let mut call = Call::new(&script, lease_ms);
         let mut refused: Vec<Option<String>> = vec![None; batch.len()];
         let mut submitted: Vec<(String, String)> = Vec::new();
-        let mut sent = 0usize;
         for (job, refusal) in batch.iter().zip(refused.iter_mut()) {
-            let mut args: Vec<[Vec<u8>; 5]> = Vec::with_capacity(job.writes.len());
+            // A job's writes are nearly always of one run: one lookup each.
+            let mut tokens: Vec<(&str, String)> = Vec::with_capacity(1);
             for write in &job.writes {
                 let run = write_run(write);
                 let token = match write {
                     Write::Submit { id, .. } => {
                         let token = leases.issue(id);
                         submitted.push((id.clone(), token.clone()));
-                        Some(token)
+                        token
                     }
-                    _ => leases.token(run),
+                    _ if tokens.iter().any(|(r, _)| *r == run) => continue,
+                    _ => match leases.token(run) {
+                        Some(token) => token,
+                        None => {
+                            *refusal = Some(run.to_owned());
+                            break;
+                        }
+                    },
                 };
-                let Some(token) = token else {
-                    *refusal = Some(run.to_owned());
-                    break;
-                };
-                args.push(encode(write, token));
+                tokens.retain(|(r, _)| *r != run);
+                tokens.push((run, token));
             }
             if refusal.is_none() {
-                for arg in args {
-                    for a in arg {
-                        call.arg(a);
+                for write in &job.writes {
+                    let run = write_run(write);
+                    if let Some((_, token)) = tokens.iter().find(|(r, _)| *r == run) {
+                        call.push(write, token);
                     }
-                    sent += 1;
                 }
             }
         }
-        let result = if sent == 0 {
-            Ok(Vec::new())
-        } else {
-            send(&mut call, &mut conn).await
+        let result = match call.finish() {
+            None => Ok(Vec::new()),
+            Some(cmd) => send(&cmd, &script, &mut conn).await,
         };
         let lost: Vec<String> = match &result {
             Ok(lost) => lost.clone(),
@@ -763,14 +823,110 @@ async fn writer(
     tracing::debug!("redis store writer stops");
 }
 
-/// Sends one batch, retrying (100 ms → 2 s) while Redis is away.
+/// One call of the write script being built: an `EVALSHA` whose arguments
+/// are written once, straight from the writes (the events of one run that
+/// follow each other become one `events` op, one stream entry).
+struct Call<'a> {
+    cmd: redis::Cmd,
+    ops: usize,
+    events: Option<Events<'a>>,
+}
+
+/// Consecutive events of one run, not yet written into the call.
+struct Events<'a> {
+    run: &'a str,
+    token: String,
+    list: Vec<(u64, &'a [u8])>,
+}
+
+impl<'a> Call<'a> {
+    fn new(script: &redis::Script, lease_ms: u64) -> Call<'a> {
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(script.get_hash()).arg(0).arg(lease_ms);
+        Call {
+            cmd,
+            ops: 0,
+            events: None,
+        }
+    }
+
+    fn push(&mut self, write: &'a Write, token: &str) {
+        if let Write::Event { run, seq, event } = write {
+            if let Some(events) = &mut self.events {
+                let follows = events.run == run
+                    && events.list.last().is_some_and(|(last, _)| last + 1 == *seq)
+                    && events.list.len() < ENTRY_EVENTS;
+                if follows {
+                    events.list.push((*seq, event));
+                    return;
+                }
+            }
+            self.flush();
+            self.events = Some(Events {
+                run,
+                token: token.to_owned(),
+                list: vec![(*seq, event.as_slice())],
+            });
+            return;
+        }
+        self.flush();
+        self.ops += 1;
+        let cmd = &mut self.cmd;
+        match write {
+            Write::Submit { id, meta, source } => {
+                cmd.arg("submit").arg(id).arg(token).arg(meta).arg(source);
+            }
+            Write::Meta { id, meta } => {
+                cmd.arg("meta").arg(id).arg(token).arg(meta);
+            }
+            Write::Record { id, record } => {
+                cmd.arg("record").arg(id).arg(token).arg(record);
+            }
+            Write::Event { .. } => {}
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Some(events) = self.events.take() {
+            self.ops += 1;
+            self.cmd
+                .arg("events")
+                .arg(events.run)
+                .arg(events.token)
+                .arg(events.list.len());
+            for (seq, event) in events.list {
+                self.cmd.arg(seq).arg(event);
+            }
+        }
+    }
+
+    /// The command, unless there is nothing to write.
+    fn finish(mut self) -> Option<redis::Cmd> {
+        self.flush();
+        (self.ops > 0).then_some(self.cmd)
+    }
+}
+
+/// Sends one batch, retrying (100 ms → 2 s) while Redis is away, and
+/// loading the script first where Redis does not have it (it restarted, or
+/// is new).
 async fn send(
-    call: &mut redis::ScriptInvocation<'_>,
+    cmd: &redis::Cmd,
+    script: &redis::Script,
     conn: &mut ConnectionManager,
 ) -> Result<Vec<String>, StoreError> {
     let mut backoff = Duration::from_millis(100);
     loop {
-        match call.invoke_async::<Vec<String>>(conn).await {
+        let result = match cmd.query_async::<Vec<String>>(conn).await {
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                match script.load_async(conn).await {
+                    Ok(_) => cmd.query_async::<Vec<String>>(conn).await,
+                    Err(e) => Err(e),
+                }
+            }
+            other => other,
+        };
+        match result {
             Ok(lost) => return Ok(lost),
             Err(e) if transient(&e) => {
                 tracing::warn!(error = %e, "redis is away; retrying the store's writes");
@@ -789,39 +945,6 @@ fn write_run(write: &Write) -> &str {
     match write {
         Write::Submit { id, .. } | Write::Meta { id, .. } | Write::Record { id, .. } => id,
         Write::Event { run, .. } => run,
-    }
-}
-
-fn encode(write: &Write, token: String) -> [Vec<u8>; 5] {
-    match write {
-        Write::Submit { id, meta, source } => [
-            b"submit".to_vec(),
-            id.clone().into_bytes(),
-            token.into_bytes(),
-            meta.clone(),
-            source.clone().into_bytes(),
-        ],
-        Write::Meta { id, meta } => [
-            b"meta".to_vec(),
-            id.clone().into_bytes(),
-            token.into_bytes(),
-            meta.clone(),
-            Vec::new(),
-        ],
-        Write::Event { run, seq, event } => [
-            b"event".to_vec(),
-            run.clone().into_bytes(),
-            token.into_bytes(),
-            seq.to_string().into_bytes(),
-            event.clone(),
-        ],
-        Write::Record { id, record } => [
-            b"record".to_vec(),
-            id.clone().into_bytes(),
-            token.into_bytes(),
-            record.clone(),
-            Vec::new(),
-        ],
     }
 }
 
