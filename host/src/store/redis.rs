@@ -854,6 +854,7 @@ impl<'a> Call<'a> {
         if let Write::Event { run, seq, event } = write {
             if let Some(events) = &mut self.events {
                 let follows = events.run == run
+                    && events.token == token
                     && events.list.last().is_some_and(|(last, _)| last + 1 == *seq)
                     && events.list.len() < ENTRY_EVENTS;
                 if follows {
