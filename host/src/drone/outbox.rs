@@ -48,9 +48,15 @@ return marks
 static DONE: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
     redis::Script::new(
         r"
+-- A run's hash cannot go while the script runs: checked once per run.
+local alive = {}
 for i = 1, #KEYS / 3 do
   local entry = ARGV[3 * i + 2]
-  if redis.call('EXISTS', KEYS[3 * i - 1]) == 1 then
+  local hash = KEYS[3 * i - 1]
+  if alive[hash] == nil then
+    alive[hash] = redis.call('EXISTS', hash) == 1
+  end
+  if alive[hash] then
     redis.call('XADD', KEYS[3 * i - 2], '*', ARGV[1], ARGV[3 * i + 1])
     redis.call('HSET', KEYS[3 * i - 1], ARGV[3 * i], 'done')
   end

@@ -15,11 +15,14 @@ use super::protocol;
 const SCRIPT: &str = r"
 local added = {}
 local group = ARGV[#KEYS + 1]
+-- A stream made or seen here stays while the script runs: checked once.
+local ready = {}
 for i = 1, #KEYS, 2 do
   if redis.call('HSETNX', KEYS[i], ARGV[i], 'queued') == 1 then
-    if redis.call('EXISTS', KEYS[i + 1]) == 0 then
+    if ready[KEYS[i + 1]] == nil and redis.call('EXISTS', KEYS[i + 1]) == 0 then
       redis.call('XGROUP', 'CREATE', KEYS[i + 1], group, '0', 'MKSTREAM')
     end
+    ready[KEYS[i + 1]] = true
     added[#added + 1] = redis.call('XADD', KEYS[i + 1], '*', 'job', ARGV[i + 1])
   else
     added[#added + 1] = 0
