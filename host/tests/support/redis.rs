@@ -49,11 +49,15 @@ impl Redis {
         self.dir.path()
     }
 
-    /// A connection for the test to look and poke with.
+    /// A connection for the test to look and poke with. Its replies may
+    /// take seconds on a loaded machine (the client's default gives up
+    /// after 500 ms, which failed tests under CI's load).
     pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
+        let config = redis::AsyncConnectionConfig::new()
+            .set_response_timeout(Some(std::time::Duration::from_secs(10)));
         redis::Client::open(self.url())
             .unwrap()
-            .get_multiplexed_async_connection()
+            .get_multiplexed_async_connection_with_config(&config)
             .await
             .unwrap()
     }
