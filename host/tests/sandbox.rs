@@ -3,7 +3,7 @@
 use std::ffi::OsString;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use drover::sandbox::{
@@ -32,7 +32,7 @@ fn sandbox() -> &'static Sandbox {
     })
 }
 
-fn confine(workspace: &Path, read_only_files: Vec<PathBuf>, network: bool) -> Confinement {
+fn confine(workspace: &Path, read_only_files: Vec<PathBuf>, network: bool) -> Arc<Confinement> {
     sandbox()
         .confine(&Policy {
             workspace: workspace.to_owned(),
@@ -219,6 +219,50 @@ async fn filesystem_is_confined_to_the_workspace() {
     .await;
     assert!(status.success(), "stderr: {err}");
     assert_eq!(out, "hi\n");
+}
+
+#[tokio::test]
+async fn a_confinement_is_reused_for_the_same_inodes_and_never_for_a_folder_made_again() {
+    let _g = FD_LOCK.read().await;
+    let root = tempfile::tempdir().unwrap();
+    let ws = root.path().join("ws");
+    let script = root.path().join("node.sh");
+    std::fs::write(&script, "touch made-by-script\n").unwrap();
+    std::fs::create_dir(&ws).unwrap();
+    let first = confine(&ws, vec![script.clone()], false);
+    let again = confine(&ws, vec![script.clone()], false);
+    assert!(
+        Arc::ptr_eq(&first, &again),
+        "the same inodes share one ruleset"
+    );
+    assert!(!Arc::ptr_eq(&first, &confine(&ws, vec![], false)));
+    assert!(!Arc::ptr_eq(
+        &first,
+        &confine(&ws, vec![script.clone()], true)
+    ));
+
+    // The same path, a new folder: a ruleset naming the old inode would
+    // refuse every write to it.
+    std::fs::remove_dir(&ws).unwrap();
+    std::fs::create_dir(&ws).unwrap();
+    let remade = confine(&ws, vec![script.clone()], false);
+    assert!(!Arc::ptr_eq(&first, &remade));
+    let (status, _, err) = run(&remade, &sh(&ws, "touch made-here")).await;
+    assert!(status.success(), "stderr: {err}");
+    assert!(ws.join("made-here").exists());
+
+    // So is a script written again under the same name.
+    std::fs::remove_file(&script).unwrap();
+    std::fs::write(&script, "touch made-by-script\n").unwrap();
+    let rewritten = confine(&ws, vec![script.clone()], false);
+    assert!(!Arc::ptr_eq(&remade, &rewritten));
+    let (status, _, err) = run(
+        &rewritten,
+        &request(&ws, "/bin/sh", &[script.to_str().unwrap()]),
+    )
+    .await;
+    assert!(status.success(), "stderr: {err}");
+    assert!(ws.join("made-by-script").exists());
 }
 
 #[tokio::test]
@@ -481,7 +525,7 @@ fn open_fds() -> Vec<String> {
 async fn concurrent_spawns_do_not_deadlock_or_leak_fds() {
     let _g = FD_LOCK.write().await;
     let ws = tempfile::tempdir().unwrap();
-    let conf = std::sync::Arc::new(confine(ws.path(), vec![], false));
+    let conf = confine(ws.path(), vec![], false);
     let before = open_fds();
 
     // A task that must keep running while spawns happen.

@@ -160,11 +160,9 @@ impl ExecHost {
             read_only_files: grant.read_only_files.clone(),
             network: grant.network,
         };
-        let confinement = Arc::new(
-            sandbox
-                .confine(&policy)
-                .map_err(|e| Error::Sandbox(e.to_string()))?,
-        );
+        let confinement = sandbox
+            .confine(&policy)
+            .map_err(|e| Error::Sandbox(e.to_string()))?;
         self.confinement = Some(confinement.clone());
         Ok(confinement)
     }

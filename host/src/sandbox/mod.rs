@@ -16,12 +16,14 @@
 //! write, so POSIX semaphores and shared memory work without touching the host's `/dev/shm`.
 //!
 //! Typical use: one [`Sandbox`] per host, one [`Confinement`] per node (building the Landlock
-//! ruleset once), then [`Confinement::spawn`] for each process of the node.
+//! ruleset once, or reusing the one of an earlier node that granted the same inodes), then
+//! [`Confinement::spawn`] for each process of the node.
 
 mod child;
 mod error;
 mod landlock;
 mod netns;
+mod reuse;
 mod rlimits;
 mod shm;
 mod spawn;
@@ -104,6 +106,7 @@ pub const DEFAULT_PRIVATE_SHM_BYTES: u64 = 64 * 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct Sandbox {
     shared: Arc<Shared>,
+    kept: Arc<reuse::Kept>,
 }
 
 #[derive(Debug)]
@@ -182,6 +185,7 @@ impl Sandbox {
                 shm_options: shm::mount_options(config.private_shm_bytes),
                 allow_unconfined: config.allow_unconfined,
             }),
+            kept: Arc::default(),
         })
     }
 
@@ -191,36 +195,45 @@ impl Sandbox {
     }
 
     /// Builds the confinement for one node. The Landlock ruleset is made here, once, and
-    /// applied to every process the node starts.
-    pub fn confine(&self, policy: &Policy) -> Result<Confinement, SandboxError> {
+    /// applied to every process the node starts; a later node that grants the same inodes
+    /// (a recycled workspace, the same script) gets the same confinement back.
+    pub fn confine(&self, policy: &Policy) -> Result<Arc<Confinement>, SandboxError> {
         require_absolute("workspace", &policy.workspace)?;
         for file in &policy.read_only_files {
             require_absolute("read-only file", file)?;
         }
-        let ruleset = match self.shared.landlock_abi {
-            None => None,
-            Some(_) => {
-                let grants = landlock::Grants {
-                    read_write_dirs: &[policy.workspace.as_path()],
-                    system_read_only: &self.shared.read_only_paths,
-                    policy_read_only: &policy.read_only_files,
-                    network: policy.network,
-                };
-                let fd = landlock::build_ruleset(&grants)?;
-                if fd.is_none() {
-                    // kernel_abi() said yes, so this means Landlock vanished or is refused.
-                    return Err(SandboxError::LandlockUnsupported {
-                        reason: "the kernel refused to create a ruleset".to_owned(),
-                    });
-                }
-                fd
-            }
+        if self.shared.landlock_abi.is_none() {
+            return Ok(Arc::new(Confinement {
+                shared: Arc::clone(&self.shared),
+                ruleset: None,
+                policy: policy.clone(),
+            }));
+        }
+        let key = reuse::Key::of(policy);
+        if let Some(kept) = key.as_ref().and_then(|key| self.kept.get(key)) {
+            return Ok(kept);
+        }
+        let grants = landlock::Grants {
+            read_write_dirs: &[policy.workspace.as_path()],
+            system_read_only: &self.shared.read_only_paths,
+            policy_read_only: &policy.read_only_files,
+            network: policy.network,
         };
-        Ok(Confinement {
+        let Some(ruleset) = landlock::build_ruleset(&grants)? else {
+            // kernel_abi() said yes, so this means Landlock vanished or is refused.
+            return Err(SandboxError::LandlockUnsupported {
+                reason: "the kernel refused to create a ruleset".to_owned(),
+            });
+        };
+        let confinement = Arc::new(Confinement {
             shared: Arc::clone(&self.shared),
-            ruleset,
+            ruleset: Some(ruleset),
             policy: policy.clone(),
-        })
+        });
+        if let Some(key) = key {
+            self.kept.keep(key, Arc::clone(&confinement));
+        }
+        Ok(confinement)
     }
 }
 
