@@ -890,6 +890,63 @@ nodes:
 }
 
 #[test]
+fn a_workspace_left_empty_goes_to_the_next_node_and_one_left_used_never_does() {
+    // A chain, so each node is final before the next starts: `a` leaves its
+    // folder empty, so `b` gets it; `b` leaves a file and `c` a changed
+    // mode, so neither folder is handed out again, and every node starts in
+    // an empty folder.
+    let drover = Drover::new();
+    let file = drover.write(
+        "recycle.yaml",
+        r#"
+name: recycle
+nodes:
+  a:
+    driver: shell
+    artifact: 'echo ws=$PWD; echo seen=$(ls -A | wc -l)'
+    outputs: [ws, seen]
+  b:
+    driver: shell
+    artifact: 'echo ws=$PWD; echo seen=$(ls -A | wc -l); touch left-behind'
+    outputs: [ws, seen]
+    needs: [a]
+  c:
+    driver: shell
+    artifact: 'echo ws=$PWD; echo seen=$(ls -A | wc -l); chmod 700 .'
+    outputs: [ws, seen]
+    needs: [b]
+  d:
+    driver: shell
+    artifact: 'echo ws=$PWD; echo seen=$(ls -A | wc -l)'
+    outputs: [ws, seen]
+    needs: [c]
+"#,
+    );
+    let (code, record) = drover.record(&["run", &file, "-j", "1"]);
+    assert_eq!(code, 0, "{record:#}");
+    let ws = |name: &str| {
+        node(&record, name)["outputs"]["ws"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    for name in ["a", "b", "c", "d"] {
+        assert_eq!(node(&record, name)["outputs"]["seen"], "0", "{record:#}");
+    }
+    assert_eq!(ws("a"), ws("b"), "{record:#}");
+    assert_ne!(ws("b"), ws("c"), "{record:#}");
+    assert_ne!(ws("c"), ws("d"), "{record:#}");
+    assert_ne!(ws("b"), ws("d"), "{record:#}");
+    assert!(
+        !drover
+            .data()
+            .join("runs")
+            .join(record["id"].as_str().unwrap())
+            .exists()
+    );
+}
+
+#[test]
 fn retries_record_every_attempt_with_exponential_backoff() {
     let drover = Drover::new();
     let file = drover.write(

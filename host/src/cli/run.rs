@@ -171,26 +171,20 @@ pub async fn run(args: RunArgs, config: Config) -> Result<u8, CliError> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = NodeThreads::start(parallelism.min(cores))
         .map_err(|e| CliError::from(anyhow!("cannot start the node threads: {e}")))?;
-    let dispatch = Arc::new(
-        LocalDispatch::new(runtime.clone(), drivers, workspaces.clone())
-            .on_threads(threads.clone()),
-    );
-    let cancel = cancel_on_ctrl_c("canceling the run…");
-    let (events, rx) = tokio::sync::mpsc::channel(4096);
-    // Each node's workspace goes when the node is final, on a thread of its
+    let mut dispatch = LocalDispatch::new(runtime.clone(), drivers, workspaces.clone())
+        .on_threads(threads.clone());
+    // Unless they are kept, nodes work in recycled folders, and a folder a
+    // node left files in goes when the node is final, on a thread of its
     // own: removing a thousand folders at the end took whole seconds on a
     // busy ext4, all of it after the last node.
-    let cleanup = if args.keep_workspaces {
-        None
-    } else {
-        workspace_cleanup(workspaces.clone())
-    };
-    let progress = tokio::spawn(show_progress(
-        dag.clone(),
-        rx,
-        args.output,
-        cleanup.as_ref().map(|(tx, _)| tx.clone()),
-    ));
+    if !args.keep_workspaces {
+        dispatch = dispatch.recycling_workspaces();
+    }
+    let node_workspaces = Arc::clone(dispatch.workspaces());
+    let dispatch = Arc::new(dispatch);
+    let cancel = cancel_on_ctrl_c("canceling the run…");
+    let (events, rx) = tokio::sync::mpsc::channel(4096);
+    let progress = tokio::spawn(show_progress(dag.clone(), rx, args.output));
     let options = Options {
         parallelism,
         fail_fast: args.fail_fast,
@@ -205,10 +199,7 @@ pub async fn run(args: RunArgs, config: Config) -> Result<u8, CliError> {
         .await;
     let _ = progress.await;
     drop(threads);
-    if let Some((tx, thread)) = cleanup {
-        drop(tx);
-        let _ = thread.join();
-    }
+    node_workspaces.finish();
     if !args.keep_workspaces {
         let _ = std::fs::remove_dir_all(&workspaces);
     }
@@ -226,38 +217,12 @@ pub async fn run(args: RunArgs, config: Config) -> Result<u8, CliError> {
     })
 }
 
-/// A thread that removes the workspace of each node name it is sent, under
-/// `workspaces`, until the sender is dropped. What it misses (an event lost,
-/// a node without a final state) goes with the run's folder at the end, as
-/// does everything when the thread cannot be started (`None`).
-fn workspace_cleanup(
-    workspaces: PathBuf,
-) -> Option<(std::sync::mpsc::Sender<String>, std::thread::JoinHandle<()>)> {
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let thread = std::thread::Builder::new()
-        .name("drover-cleanup".into())
-        .spawn(move || {
-            for node in rx {
-                // Only a name that is one plain path component: `..` or
-                // `a/../../b` must never reach outside the run's folder.
-                let mut parts = Path::new(&node).components();
-                if let (Some(std::path::Component::Normal(_)), None) = (parts.next(), parts.next())
-                {
-                    let _ = std::fs::remove_dir_all(workspaces.join(&node));
-                }
-            }
-        })
-        .ok()?;
-    Some((tx, thread))
-}
-
 /// Live progress: a bar with counts per state and the running nodes on a
 /// terminal; plain lines otherwise. Log lines are prefixed with their node.
 async fn show_progress(
     dag: Arc<Dag>,
     mut events: tokio::sync::mpsc::Receiver<Event>,
     format: OutputFormat,
-    cleanup: Option<std::sync::mpsc::Sender<String>>,
 ) {
     let interactive = format == OutputFormat::Text && std::io::stderr().is_terminal();
     let bar = if interactive {
@@ -307,9 +272,6 @@ async fn show_progress(
                 }
                 if state.is_final() {
                     done += 1;
-                    if let Some(cleanup) = &cleanup {
-                        let _ = cleanup.send(dag.nodes[node].name.clone());
-                    }
                 }
                 match &bar {
                     Some(bar) => {

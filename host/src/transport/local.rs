@@ -11,7 +11,9 @@ use crate::dag::{Dag, DagError, Node, NodeGrants, Problem};
 use crate::engine::{Dispatch, DispatchFuture, NodeRun};
 use crate::registry::Registry;
 use crate::runtime::{Driver, NodeContext, Runtime};
-use crate::task::{Outcome, Task};
+use crate::task::{NodeStatus, Outcome, Task};
+
+use super::Workspaces;
 
 /// The drivers a DAG names, loaded, by the name as written in the DAG.
 #[derive(Debug, Clone, Default)]
@@ -351,7 +353,7 @@ async fn validate_part(
 pub struct LocalDispatch {
     runtime: Runtime,
     drivers: DriverSet,
-    workspaces: PathBuf,
+    workspaces: Arc<Workspaces>,
     threads: Option<super::NodeThreads>,
 }
 
@@ -373,9 +375,22 @@ impl LocalDispatch {
         LocalDispatch {
             runtime,
             drivers,
-            workspaces,
+            workspaces: Arc::new(Workspaces::per_node(workspaces)),
             threads: None,
         }
+    }
+
+    /// Recycles the nodes' workspaces under the same folder (see
+    /// [`Workspaces::recycled`]) instead of `<workspaces>/<node name>`.
+    pub fn recycling_workspaces(mut self) -> Self {
+        let root = self.workspaces.root().to_path_buf();
+        self.workspaces = Arc::new(Workspaces::recycled(root));
+        self
+    }
+
+    /// Where the nodes work.
+    pub fn workspaces(&self) -> &Arc<Workspaces> {
+        &self.workspaces
     }
 
     /// Runs each node on one of `threads` (see [`super::NodeThreads`])
@@ -392,7 +407,10 @@ impl Dispatch for LocalDispatch {
         let node = &run.dag.nodes[run.index];
         let driver = self.drivers.get(&node.driver).cloned();
         let runtime = self.runtime.clone();
-        let workspace = self.workspaces.join(&node.name);
+        let workspace = self.workspaces.take(run.index, &node.name);
+        let workspaces = Arc::clone(&self.workspaces);
+        // No attempt follows a success or the last retry.
+        let last_attempt = run.task.attempt > node.retries.max;
         let threads = self.threads.clone();
         let node = async move {
             let Some(driver) = driver else {
@@ -406,7 +424,14 @@ impl Dispatch for LocalDispatch {
                 logs: run.logs,
                 cancel: run.cancel,
             };
-            runtime.run(&driver, run.task, ctx).await
+            let outcome = runtime.run(&driver, run.task, ctx).await;
+            if last_attempt || outcome.status == NodeStatus::Success {
+                // A container's removal may still be under way; its folder
+                // must not reach another node.
+                let reusable = !driver.description().capabilities.container;
+                workspaces.release(run.index, reusable);
+            }
+            outcome
         };
         match threads {
             Some(threads) => Box::pin(async move { threads.run(node).await }),
