@@ -7,15 +7,16 @@
 //! (Debian's `ninja-build`; `tests/setup.sh` installs it). Options:
 //! `-- --shell-nodes N` (default 1000), `--noop-nodes N` (default 10000),
 //! `-j N` (default: the number of cores), `--repeat N` (default 3, best of),
-//! `--workspaces DIR` (where node workspaces go, e.g. `/dev/shm/drover`).
+//! `--workspaces DIR` (where node workspaces go, e.g. `/dev/shm/drover`),
+//! `--drover PATH` (the binary to measure; default: the one built with it).
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::arg;
+use common::{arg, text_arg};
 
 /// For each node, the indexes of the nodes it needs.
 type Shape = Vec<Vec<usize>>;
@@ -109,14 +110,9 @@ fn main() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    let drover = PathBuf::from(env!("CARGO_BIN_EXE_drover"));
+    let drover = common::drover_binary();
     // `--workspaces DIR` puts node workspaces there (e.g. on tmpfs).
-    let args: Vec<String> = std::env::args().collect();
-    let workspaces = args
-        .iter()
-        .position(|a| a == "--workspaces")
-        .and_then(|i| args.get(i + 1))
-        .cloned();
+    let workspaces = text_arg("--workspaces");
     let config = dir.path().join("drover.toml");
     let mut toml = String::new();
     if let Some(w) = &workspaces {

@@ -38,11 +38,7 @@ impl Drop for Proc {
 }
 
 fn drover(data: &Path, args: &[&str]) -> Command {
-    let binary = std::env::args()
-        .skip_while(|a| a != "--drover")
-        .nth(1)
-        .unwrap_or_else(|| env!("CARGO_BIN_EXE_drover").to_owned());
-    let mut cmd = Command::new(binary);
+    let mut cmd = Command::new(common::drover_binary());
     cmd.arg("--data")
         .arg(data)
         .args(args)

@@ -21,6 +21,19 @@ pub fn arg(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// The text after flag `name` on the command line.
+pub fn text_arg(name: &str) -> Option<String> {
+    std::env::args().skip_while(|a| a != name).nth(1)
+}
+
+/// The drover binary to measure: `--drover PATH` (to compare builds in one
+/// run), else the one cargo built with the benchmark.
+pub fn drover_binary() -> std::path::PathBuf {
+    text_arg("--drover")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_drover").to_owned())
+        .into()
+}
+
 /// Node `n<i>`, a `noop` needing `needs`.
 pub fn noop_node(i: usize, needs: Vec<NodeIndex>) -> Node {
     Node {
