@@ -72,6 +72,41 @@ async fn a_submitted_dag_runs_and_its_record_matches_drover_run() {
 }
 
 #[tokio::test]
+async fn a_runs_workspaces_are_recycled_when_left_empty_and_gone_when_it_ends() {
+    let drover = Drover::new();
+    let server = Server::start(&drover, &[]);
+    let dag = r#"
+name: recycle
+nodes:
+  a:
+    driver: shell
+    artifact: 'echo ws=$PWD; echo seen=$(ls -A | wc -l)'
+    outputs: [ws, seen]
+  b:
+    driver: shell
+    artifact: 'echo ws=$PWD; echo seen=$(ls -A | wc -l); mkdir -p deep/er; touch deep/er/f'
+    outputs: [ws, seen]
+    needs: [a]
+  c:
+    driver: shell
+    artifact: 'echo ws=$PWD; echo seen=$(ls -A | wc -l)'
+    outputs: [ws, seen]
+    needs: [b]
+"#;
+    let id = submit(&server, dag).await;
+    let record = wait_end(&server, &id).await;
+    assert_eq!(record["state"], "success", "{record}");
+    let ws = |name: &str| node(&record, name)["outputs"]["ws"].clone();
+    for name in ["a", "b", "c"] {
+        assert_eq!(node(&record, name)["outputs"]["seen"], "0", "{record}");
+    }
+    assert_eq!(ws("a"), ws("b"), "{record}");
+    assert_ne!(ws("b"), ws("c"), "{record}");
+    // Stored as ended only after the run's folder is gone.
+    assert!(!drover.data().join("runs").join(&id).exists());
+}
+
+#[tokio::test]
 async fn invalid_dags_are_refused_with_every_problem_and_nothing_is_stored() {
     let drover = Drover::new();
     let server = Server::start(&drover, &[]);

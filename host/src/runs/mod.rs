@@ -332,13 +332,16 @@ impl Runs {
         let workspaces = self.inner.workspaces.join(&id);
         // Where the run's nodes go: to drones through Redis, or this
         // process runs them itself.
+        let mut node_workspaces = None;
         let dispatch: Arc<dyn Dispatch> = match &self.inner.dispatcher {
             Some(dispatcher) => dispatcher.run(&id, &drivers, live.lost.clone(), reattached),
-            None => Arc::new(LocalDispatch::resolved(
-                self.runtime().clone(),
-                drivers,
-                workspaces.clone(),
-            )),
+            None => {
+                let local =
+                    LocalDispatch::resolved(self.runtime().clone(), drivers, workspaces.clone())
+                        .recycling_workspaces();
+                node_workspaces = Some(Arc::clone(local.workspaces()));
+                Arc::new(local)
+            }
         };
         let sink = Persist {
             live: Arc::clone(&live),
@@ -357,6 +360,11 @@ impl Runs {
                 record = engine::resume(dag, record, dispatch, options, sink, cancel) => Some(record),
                 () = lost.cancelled() => None,
             };
+            // Folders nodes left used are removed as they finish; wait for
+            // those under way before the run's folder goes.
+            if let Some(node_workspaces) = node_workspaces {
+                let _ = tokio::task::spawn_blocking(move || node_workspaces.finish()).await;
+            }
             // Most runs of drivers that need no workspace made no folder:
             // look before paying for a blocking-pool round trip.
             if std::fs::symlink_metadata(&workspaces).is_ok() {

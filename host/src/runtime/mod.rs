@@ -431,6 +431,13 @@ impl Runtime {
             .collect())
     }
 
+    /// Whether [`run`](Self::run) makes a workspace folder for this node:
+    /// only if its driver may use files, containers or programs.
+    pub fn makes_workspace(&self, driver: &Driver, task: &Task) -> bool {
+        let description = driver.description();
+        needs_workspace(description, &self.grant_for(description, task))
+    }
+
     /// Runs one node in a fresh instance and says how it ended. Never fails:
     /// whatever goes wrong becomes a failed (or timed-out, or canceled)
     /// outcome with a reason.
@@ -438,9 +445,7 @@ impl Runtime {
         let began = Instant::now();
         let description = driver.description();
         let grant = self.grant_for(description, &task);
-        let needs_workspace = description.capabilities.workspace
-            || description.capabilities.container
-            || !grant.programs.is_empty();
+        let needs_workspace = needs_workspace(description, &grant);
         if needs_workspace && let Err(e) = std::fs::create_dir_all(&ctx.workspace) {
             return Outcome::failure(format!(
                 "cannot create the workspace {}: {e}",
@@ -741,4 +746,11 @@ fn from_wit_outcome(outcome: bindings::drover::driver::types::Outcome) -> Outcom
         outputs: outcome.outputs.into_iter().collect(),
         message,
     }
+}
+
+/// Whether a node needs a workspace folder, given its driver and grant.
+fn needs_workspace(description: &Description, grant: &ExecGrant) -> bool {
+    description.capabilities.workspace
+        || description.capabilities.container
+        || !grant.programs.is_empty()
 }

@@ -407,7 +407,15 @@ impl Dispatch for LocalDispatch {
         let node = &run.dag.nodes[run.index];
         let driver = self.drivers.get(&node.driver).cloned();
         let runtime = self.runtime.clone();
-        let workspace = self.workspaces.take(run.index, &node.name);
+        // Nodes whose drivers never make a folder take none from the pool.
+        let uses_workspace = driver
+            .as_ref()
+            .is_some_and(|d| runtime.makes_workspace(d, &run.task));
+        let workspace = if uses_workspace {
+            self.workspaces.take(run.index, &node.name)
+        } else {
+            self.workspaces.root().join(&node.name)
+        };
         let workspaces = Arc::clone(&self.workspaces);
         // No attempt follows a success or the last retry.
         let last_attempt = run.task.attempt > node.retries.max;
@@ -425,7 +433,7 @@ impl Dispatch for LocalDispatch {
                 cancel: run.cancel,
             };
             let outcome = runtime.run(&driver, run.task, ctx).await;
-            if last_attempt || outcome.status == NodeStatus::Success {
+            if uses_workspace && (last_attempt || outcome.status == NodeStatus::Success) {
                 // A container's removal may still be under way; its folder
                 // must not reach another node.
                 let reusable = !driver.description().capabilities.container;

@@ -27,7 +27,17 @@ pub struct Workspaces {
 #[derive(Debug)]
 struct Recycled {
     slots: Mutex<Slots>,
-    remover: Mutex<Option<Remover>>,
+    remover: Mutex<Removal>,
+}
+
+/// Who removes the folders nodes left used.
+#[derive(Debug)]
+enum Removal {
+    /// Nothing to remove yet: runs whose nodes leave nothing start no thread.
+    NotNeeded,
+    OnThread(Remover),
+    /// After [`Workspaces::finish`], or when the thread could not start.
+    Inline,
 }
 
 /// A thread that removes the folders it is sent, so that a node's
@@ -78,8 +88,9 @@ impl Workspaces {
     }
 
     /// Nodes work in `<root>/ws-<n>` folders, recycled as the module says.
-    /// Folders to remove go to a thread of their own until [`finish`]; if
-    /// it cannot start, or after `finish`, [`release`] removes them itself.
+    /// Folders to remove go to a thread of their own, started for the first
+    /// one, until [`finish`]; if it cannot start, or after `finish`,
+    /// [`release`] removes them itself.
     ///
     /// [`finish`]: Workspaces::finish
     /// [`release`]: Workspaces::release
@@ -88,15 +99,18 @@ impl Workspaces {
             root,
             recycled: Some(Recycled {
                 slots: Mutex::new(Slots::default()),
-                remover: Mutex::new(Remover::start()),
+                remover: Mutex::new(Removal::NotNeeded),
             }),
         }
     }
 
     /// Waits until the folders sent for removal are gone.
     pub fn finish(&self) {
-        let remover = self.recycled.as_ref().and_then(|r| lock(&r.remover).take());
-        if let Some(Remover { tx, thread }) = remover {
+        let Some(recycled) = &self.recycled else {
+            return;
+        };
+        let removal = std::mem::replace(&mut *lock(&recycled.remover), Removal::Inline);
+        if let Removal::OnThread(Remover { tx, thread }) = removal {
             drop(tx);
             let _ = thread.join();
         }
@@ -141,56 +155,59 @@ impl Workspaces {
         let Some(path) = lock(&recycled.slots).held.remove(&index) else {
             return;
         };
-        let fresh_mode = if reusable {
-            let mut slots = lock(&recycled.slots);
-            match slots.fresh_mode {
-                Some(mode) => Some(mode),
-                None => {
-                    let mode = std::fs::metadata(&self.root).ok().map(|m| permissions(&m));
-                    slots.fresh_mode = mode;
-                    mode
+        let reuse = match std::fs::symlink_metadata(&path) {
+            // Never made: nothing can have written to it, unless something
+            // still running may make it (a container's bind mount would).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if !reusable {
+                    return;
                 }
+                true
             }
-        } else {
-            None
+            Err(_) => false,
+            Ok(meta) => reusable && self.left_as_made(recycled, &path, &meta),
         };
-        match fresh_mode.map(|mode| state_of(&path, mode)) {
-            Some(Left::Nothing) => lock(&recycled.slots).free.push(path),
-            Some(Left::Something) | None => {
-                let unsent = match &*lock(&recycled.remover) {
-                    Some(remover) => remover.tx.send(path).err().map(|e| e.0),
-                    None => Some(path),
-                };
-                if let Some(path) = unsent {
-                    let _ = std::fs::remove_dir_all(path);
-                }
+        if reuse {
+            lock(&recycled.slots).free.push(path);
+            return;
+        }
+        let unsent = {
+            let mut removal = lock(&recycled.remover);
+            if matches!(*removal, Removal::NotNeeded) {
+                *removal = Remover::start().map_or(Removal::Inline, Removal::OnThread);
             }
+            match &*removal {
+                Removal::OnThread(remover) => remover.tx.send(path).err().map(|e| e.0),
+                Removal::NotNeeded | Removal::Inline => Some(path),
+            }
+        };
+        if let Some(path) = unsent {
+            let _ = std::fs::remove_dir_all(path);
         }
     }
-}
 
-/// What a finished node left in its workspace.
-enum Left {
-    /// No folder, or an empty one with the permissions of a fresh one.
-    Nothing,
-    /// Files, changed permissions, or a folder that cannot be read.
-    Something,
-}
-
-fn state_of(path: &Path, fresh_mode: u32) -> Left {
-    let meta = match std::fs::symlink_metadata(path) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Left::Nothing,
-        Err(_) => return Left::Something,
-    };
-    // The node's processes cannot rename or replace the folder (Landlock
-    // grants nothing on its parent), but they can chmod it.
-    if !meta.is_dir() || permissions(&meta) != fresh_mode || meta.uid() != current_uid() {
-        return Left::Something;
-    }
-    match std::fs::read_dir(path).map(|mut entries| entries.next().is_none()) {
-        Ok(true) => Left::Nothing,
-        _ => Left::Something,
+    /// Whether `path` is as a fresh workspace is: an empty folder of ours
+    /// with the mode the runtime makes. The node's processes cannot rename
+    /// or replace the folder (Landlock grants nothing on its parent), but
+    /// they can chmod it.
+    fn left_as_made(&self, recycled: &Recycled, path: &Path, meta: &std::fs::Metadata) -> bool {
+        if !meta.is_dir() || meta.uid() != current_uid() {
+            return false;
+        }
+        // The root was made the same way, under the same umask (and exists,
+        // as `path` lies in it).
+        let fresh_mode = {
+            let mut slots = lock(&recycled.slots);
+            match slots.fresh_mode {
+                Some(mode) => mode,
+                None => match std::fs::metadata(&self.root) {
+                    Ok(root) => *slots.fresh_mode.insert(permissions(&root)),
+                    Err(_) => return false,
+                },
+            }
+        };
+        permissions(meta) == fresh_mode
+            && std::fs::read_dir(path).is_ok_and(|mut entries| entries.next().is_none())
     }
 }
 
@@ -277,6 +294,9 @@ mod tests {
         let a = ws.take(0, "a");
         ws.release(0, true);
         assert_eq!(ws.take(1, "b"), a);
+        // Unless something may still make it.
+        ws.release(1, false);
+        assert_ne!(ws.take(2, "c"), a);
         // Releasing a node that holds nothing is harmless.
         ws.release(7, true);
     }
