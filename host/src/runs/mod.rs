@@ -361,9 +361,14 @@ impl Runs {
                 () = lost.cancelled() => None,
             };
             // Folders nodes left used are removed as they finish; wait for
-            // those under way before the run's folder goes.
+            // those under way before the run's folder goes (on the blocking
+            // pool only if there is a removal thread to wait for).
             if let Some(node_workspaces) = node_workspaces {
-                let _ = tokio::task::spawn_blocking(move || node_workspaces.finish()).await;
+                if node_workspaces.removing() {
+                    let _ = tokio::task::spawn_blocking(move || node_workspaces.finish()).await;
+                } else {
+                    node_workspaces.finish();
+                }
             }
             // Most runs of drivers that need no workspace made no folder:
             // look before paying for a blocking-pool round trip.

@@ -104,6 +104,14 @@ impl Workspaces {
         }
     }
 
+    /// Whether folders may still be under removal on the thread, that is,
+    /// whether [`finish`](Self::finish) may have to wait.
+    pub fn removing(&self) -> bool {
+        self.recycled
+            .as_ref()
+            .is_some_and(|r| matches!(*lock(&r.remover), Removal::OnThread(_)))
+    }
+
     /// Waits until the folders sent for removal are gone.
     pub fn finish(&self) {
         let Some(recycled) = &self.recycled else {
@@ -293,6 +301,7 @@ mod tests {
         let ws = Workspaces::recycled(root.clone());
         let a = ws.take(0, "a");
         ws.release(0, true);
+        assert!(!ws.removing(), "nothing to remove starts no thread");
         assert_eq!(ws.take(1, "b"), a);
         // Unless something may still make it.
         ws.release(1, false);
@@ -316,7 +325,9 @@ mod tests {
         for i in 0..19 {
             ws.release(i, true);
         }
+        assert!(ws.removing());
         ws.finish();
+        assert!(!ws.removing());
         assert!(used[..19].iter().all(|p| !p.exists()));
         ws.release(19, true);
         assert!(!used[19].exists());
