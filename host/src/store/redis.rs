@@ -851,40 +851,42 @@ impl<'a> Call<'a> {
     }
 
     fn push(&mut self, write: &'a Write, token: &str) {
-        if let Write::Event { run, seq, event } = write {
-            if let Some(events) = &mut self.events {
-                let follows = events.run == run
-                    && events.token == token
-                    && events.list.last().is_some_and(|(last, _)| last + 1 == *seq)
-                    && events.list.len() < ENTRY_EVENTS;
-                if follows {
-                    events.list.push((*seq, event));
-                    return;
-                }
-            }
-            self.flush();
-            self.events = Some(Events {
-                run,
-                token: token.to_owned(),
-                list: vec![(*seq, event.as_slice())],
-            });
-            return;
-        }
-        self.flush();
-        self.ops += 1;
-        let cmd = &mut self.cmd;
         match write {
+            Write::Event { run, seq, event } => {
+                if let Some(events) = &mut self.events {
+                    let follows = events.run == run
+                        && events.token == token
+                        && events.list.last().is_some_and(|(last, _)| last + 1 == *seq)
+                        && events.list.len() < ENTRY_EVENTS;
+                    if follows {
+                        events.list.push((*seq, event));
+                        return;
+                    }
+                }
+                self.flush();
+                self.events = Some(Events {
+                    run,
+                    token: token.to_owned(),
+                    list: vec![(*seq, event.as_slice())],
+                });
+            }
             Write::Submit { id, meta, source } => {
-                cmd.arg("submit").arg(id).arg(token).arg(meta).arg(source);
+                self.op("submit", id, token).arg(meta).arg(source);
             }
             Write::Meta { id, meta } => {
-                cmd.arg("meta").arg(id).arg(token).arg(meta);
+                self.op("meta", id, token).arg(meta);
             }
             Write::Record { id, record } => {
-                cmd.arg("record").arg(id).arg(token).arg(record);
+                self.op("record", id, token).arg(record);
             }
-            Write::Event { .. } => {}
         }
+    }
+
+    /// Starts an op other than events: the events gathered so far go first.
+    fn op(&mut self, name: &str, id: &str, token: &str) -> &mut redis::Cmd {
+        self.flush();
+        self.ops += 1;
+        self.cmd.arg(name).arg(id).arg(token)
     }
 
     fn flush(&mut self) {
