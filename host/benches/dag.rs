@@ -3,12 +3,20 @@
 //! parallel nodes, one sink) and `layered` DAGs, with `shell` running `true`
 //! (ninja runs `true` through `/bin/sh -c` too) and with `noop`.
 //!
+//! drover and ninja take turns (drover, ninja, drover, ninja, ...), so a
+//! change in the machine's load hits both alike; each pair gives a ratio,
+//! and the median of those is the figure to compare. Beside wall time it
+//! prints the ratio of CPU time (user + system, the `sh` processes
+//! included, from `wait4`), which idle moments on a shared machine do not
+//! blur.
+//!
 //! Run with `cargo bench -p drover --bench dag` (release). Needs `ninja`
 //! (Debian's `ninja-build`; `tests/setup.sh` installs it). Options:
 //! `-- --shell-nodes N` (default 1000), `--noop-nodes N` (default 10000),
-//! `-j N` (default: the number of cores), `--repeat N` (default 3, best of),
-//! `--workspaces DIR` (where node workspaces go, e.g. `/dev/shm/drover`),
-//! `--drover PATH` (the binary to measure; default: the one built with it).
+//! `-j N` (default: the number of cores), `--repeat N` (default 5: pairs
+//! of runs per DAG), `--workspaces DIR` (where node workspaces go, e.g.
+//! `/dev/shm/drover`), `--drover PATH` (the binary to measure; default: the
+//! one built with it).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -81,19 +89,56 @@ fn ninja_file(shape: &Shape) -> String {
     out
 }
 
-fn time(mut cmd: Command) -> Duration {
-    let started = Instant::now();
-    let status = cmd
-        .stdout(Stdio::null())
-        .status()
-        .expect("run benchmark command");
-    let took = started.elapsed();
-    assert!(status.success(), "{cmd:?} failed");
-    took
+/// One run of a command: its wall time, and the CPU time (user + system)
+/// of it and every process it waited for.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    wall: Duration,
+    cpu: Duration,
 }
 
-fn best(repeat: usize, mut f: impl FnMut() -> Duration) -> Duration {
-    (0..repeat).map(|_| f()).min().unwrap_or_default()
+fn run(mut cmd: Command) -> Sample {
+    let started = Instant::now();
+    let child = cmd
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start benchmark command");
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: all-zero is a valid rusage, filled in by wait4.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our unreaped child; status and usage are valid out-pointers.
+    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let wall = started.elapsed();
+    assert_eq!(
+        reaped,
+        pid,
+        "wait4 of {cmd:?}: {}",
+        std::io::Error::last_os_error()
+    );
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{cmd:?} failed (wait status {status})"
+    );
+    let seconds = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    Sample {
+        wall,
+        cpu: seconds(usage.ru_utime) + seconds(usage.ru_stime),
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
+    }
+}
+
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
 }
 
 fn main() {
@@ -103,7 +148,7 @@ fn main() {
         "-j",
         std::thread::available_parallelism().map_or(2, |n| n.get()),
     );
-    let repeat = arg("--repeat", 3).max(1);
+    let repeat = arg("--repeat", 5).max(1);
     if Command::new("ninja").arg("--version").output().is_err() {
         eprintln!("ninja is not installed: run `bash tests/setup.sh` (Debian package ninja-build)");
         std::process::exit(1);
@@ -131,14 +176,18 @@ fn main() {
     };
 
     println!(
-        "drover vs ninja, -j {jobs}, best of {repeat} (wall time of the whole command); workspaces in {}\n",
+        "drover vs ninja, -j {jobs}, {repeat} pairs of runs taken in turns; workspaces in {}",
         workspaces
             .as_deref()
             .unwrap_or("the data folder (a tempdir)")
     );
     println!(
-        "{:<8} {:>6} {:<6} {:>10} {:>10} {:>8}",
-        "dag", "nodes", "driver", "drover", "ninja", "ratio"
+        "wall: the whole command, median of the pairs' ratios (and their range); \
+         cpu: user + system of all its processes, median ratio\n"
+    );
+    println!(
+        "{:<8} {:>6} {:<6} {:>10} {:>10} {:>8} {:>15} {:>10} {:>10}",
+        "dag", "nodes", "driver", "drover", "ninja", "wall", "wall range", "cpu", "cpu/node+"
     );
     for (shape_name, make) in [
         ("chain", chain as fn(usize) -> Shape),
@@ -154,23 +203,47 @@ fn main() {
         std::fs::write(ninja_dir.join("build.ninja"), ninja_file(&shape))
             .expect("write build.ninja");
         // Warm up: compile the driver into the cache, fault in both binaries.
-        time(drover_run(&dag_file));
+        run(drover_run(&dag_file));
         let ninja = || {
             let mut cmd = Command::new("ninja");
             cmd.args(["-j", &jobs.to_string(), "-C"]).arg(&ninja_dir);
             cmd
         };
-        time(ninja());
-        let d = best(repeat, || time(drover_run(&dag_file)));
-        let n = best(repeat, || time(ninja()));
+        run(ninja());
+        let pairs: Vec<(Sample, Sample)> = (0..repeat)
+            .map(|_| (run(drover_run(&dag_file)), run(ninja())))
+            .collect();
+        let ratios = |f: fn(&Sample) -> Duration| -> Vec<f64> {
+            pairs
+                .iter()
+                .map(|(d, n)| f(d).as_secs_f64() / f(n).as_secs_f64())
+                .collect()
+        };
+        let wall = ratios(|s| s.wall);
+        let (low, high) = wall
+            .iter()
+            .fold((f64::MAX, 0f64), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
+        let drover_wall = median(pairs.iter().map(|(d, _)| millis(d.wall)).collect());
+        let ninja_wall = median(pairs.iter().map(|(_, n)| millis(n.wall)).collect());
+        // drover's CPU per node beyond ninja's, in microseconds.
+        let extra = median(
+            pairs
+                .iter()
+                .map(|(d, n)| (millis(d.cpu) - millis(n.cpu)) * 1e3 / shell_nodes as f64)
+                .collect(),
+        );
         println!(
-            "{:<8} {:>6} {:<6} {:>8.0}ms {:>8.0}ms {:>7.2}x",
+            "{:<8} {:>6} {:<6} {:>8.0}ms {:>8.0}ms {:>7.2}x {:>6.2}x–{:>5.2}x {:>9.2}x {:>8.0}µs",
             shape_name,
             shell_nodes,
             "shell",
-            d.as_secs_f64() * 1e3,
-            n.as_secs_f64() * 1e3,
-            d.as_secs_f64() / n.as_secs_f64()
+            drover_wall,
+            ninja_wall,
+            median(wall),
+            low,
+            high,
+            median(ratios(|s| s.cpu)),
+            extra,
         );
     }
     println!();
@@ -182,16 +255,20 @@ fn main() {
         let shape = make(noop_nodes);
         let dag_file = dir.path().join(format!("{shape_name}-noop.json"));
         std::fs::write(&dag_file, drover_dag(shape_name, &shape, "noop", "")).expect("write dag");
-        time(drover_run(&dag_file));
-        let took = best(repeat, || time(drover_run(&dag_file)));
+        run(drover_run(&dag_file));
+        let took = median(
+            (0..repeat)
+                .map(|_| run(drover_run(&dag_file)).wall.as_secs_f64())
+                .collect(),
+        );
         println!(
-            "{:<8} {:>6} {:<6} {:>8.0}ms {:>10} {:>7.0} nodes/s (whole command: parse, validate, run)",
+            "{:<8} {:>6} {:<6} {:>8.0}ms {:>10} {:>7.0} nodes/s (whole command: parse, validate, run; median)",
             shape_name,
             noop_nodes,
             "noop",
-            took.as_secs_f64() * 1e3,
+            took * 1e3,
             "-",
-            noop_nodes as f64 / took.as_secs_f64()
+            noop_nodes as f64 / took
         );
     }
 }
