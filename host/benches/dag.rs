@@ -7,7 +7,7 @@
 //! change in the machine's load hits both alike; each pair gives a ratio,
 //! and the median of those is the figure to compare. Beside wall time it
 //! prints the ratio of CPU time (user + system, the `sh` processes
-//! included, from `wait4`), which idle moments on a shared machine do not
+//! included, from `getrusage` of the bench's children), which idle moments on a shared machine do not
 //! blur.
 //!
 //! Run with `cargo bench -p drover --bench dag` (release). Needs `ninja`
@@ -98,33 +98,31 @@ struct Sample {
 }
 
 fn run(mut cmd: Command) -> Sample {
+    let before = children_cpu();
     let started = Instant::now();
-    let child = cmd
+    let status = cmd
         .stdout(Stdio::null())
-        .spawn()
-        .expect("start benchmark command");
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: all-zero is a valid rusage, filled in by wait4.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `pid` is our unreaped child; status and usage are valid out-pointers.
-    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        .status()
+        .expect("run benchmark command");
     let wall = started.elapsed();
-    assert_eq!(
-        reaped,
-        pid,
-        "wait4 of {cmd:?}: {}",
-        std::io::Error::last_os_error()
-    );
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "{cmd:?} failed (wait status {status})"
-    );
-    let seconds = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    assert!(status.success(), "{cmd:?} failed");
+    // The bench waits for one command at a time, so the children's total
+    // grew by that command's CPU and that of the processes it waited for.
     Sample {
         wall,
-        cpu: seconds(usage.ru_utime) + seconds(usage.ru_stime),
+        cpu: children_cpu().saturating_sub(before),
     }
+}
+
+/// User + system time of this process's waited-for children, so far.
+fn children_cpu() -> Duration {
+    // SAFETY: all-zero is a valid rusage; getrusage fills it in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid `who` and a valid out-pointer.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    assert_eq!(rc, 0, "getrusage: {}", std::io::Error::last_os_error());
+    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    time(usage.ru_utime) + time(usage.ru_stime)
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
