@@ -7,8 +7,8 @@
 //! change in the machine's load hits both alike; each pair gives a ratio,
 //! and the median of those is the figure to compare. Beside wall time it
 //! prints the ratio of CPU time (user + system, the `sh` processes
-//! included, from `getrusage` of the bench's children), which idle moments on a shared machine do not
-//! blur.
+//! included, from `getrusage` of the bench's children), which idle moments
+//! on a shared machine do not blur.
 //!
 //! Run with `cargo bench -p drover --bench dag` (release). Needs `ninja`
 //! (Debian's `ninja-build`; `tests/setup.sh` installs it). Options:
