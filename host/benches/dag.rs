@@ -16,7 +16,8 @@
 //! `-j N` (default: the number of cores), `--repeat N` (default 5: pairs
 //! of runs per DAG), `--workspaces DIR` (where node workspaces go, e.g.
 //! `/dev/shm/drover`), `--drover PATH` (the binary to measure; default: the
-//! one built with it).
+//! one built with it), `--phases` (also run the shell chain once with
+//! trace logging and print where a node's time goes, phase by phase).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -244,6 +245,12 @@ fn main() {
             extra,
         );
     }
+    if std::env::args().any(|a| a == "--phases") {
+        let dag_file = dir.path().join("chain-shell.json");
+        let mut cmd = drover_run(&dag_file);
+        cmd.env("DROVER_LOG", "drover=trace");
+        print_phases(cmd);
+    }
     println!();
     for (shape_name, make) in [
         ("chain", chain as fn(usize) -> Shape),
@@ -269,4 +276,83 @@ fn main() {
             noop_nodes as f64 / took
         );
     }
+}
+
+/// The spans the runtime logs at trace level for each node, in the order
+/// they come on a chain (one node at a time).
+const SPANS: [&str; 6] = [
+    "instance state ready",
+    "confinement ready",
+    "process spawned",
+    "process exited",
+    "process output drained",
+    "node done",
+];
+
+/// Runs `cmd` (a shell chain with `DROVER_LOG=drover=trace`) and prints the
+/// median time between each span and the next, over all nodes.
+fn print_phases(mut cmd: Command) {
+    let output = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run drover with trace logging");
+    assert!(output.status.success(), "{cmd:?} failed");
+    // Builds before 2026-12-06 coloured their log even into a pipe.
+    let log = strip_colours(&String::from_utf8_lossy(&output.stderr));
+    // (span, when) for each line that is one of SPANS.
+    let events: Vec<(usize, std::time::SystemTime)> = log
+        .lines()
+        .filter_map(|line| {
+            let span = SPANS
+                .iter()
+                .position(|s| line.contains(&format!(": {s} ")))?;
+            let when = drover::rfc3339::parse(line.split_whitespace().next()?)?;
+            Some((span, when))
+        })
+        .collect();
+    let mut gaps: Vec<Vec<f64>> = vec![Vec::new(); SPANS.len()];
+    for pair in events.windows(2) {
+        let ((from, t0), (to, t1)) = (pair[0], pair[1]);
+        if to == (from + 1) % SPANS.len()
+            && let Ok(took) = t1.duration_since(t0)
+        {
+            gaps[from].push(took.as_secs_f64() * 1e6);
+        }
+    }
+    println!(
+        "\nwhere a chain node's time goes (trace spans, median over the nodes; logging adds a few µs each):"
+    );
+    for (from, gap) in gaps.into_iter().enumerate() {
+        let to = SPANS[(from + 1) % SPANS.len()];
+        if gap.is_empty() {
+            println!("  {:<24} → {:<24} (not seen)", SPANS[from], to);
+        } else {
+            println!(
+                "  {:<24} → {:<24} {:>7.0} µs  (n = {})",
+                SPANS[from],
+                to,
+                median(gap.clone()),
+                gap.len()
+            );
+        }
+    }
+}
+
+/// `text` without ANSI colour sequences (`ESC [ ... m`).
+fn strip_colours(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

@@ -113,6 +113,9 @@ pub fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        // Colours only for a person watching: a log sent to a file or a
+        // pipe stays plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     // `drover run` drives its nodes from one thread (see
     // `transport::NodeThreads`): on few cores, every wake-up between the
