@@ -245,7 +245,7 @@ fn main() {
             extra,
         );
     }
-    if std::env::args().any(|a| a == "--phases") {
+    if common::flag("--phases") {
         let dag_file = dir.path().join("chain-shell.json");
         let mut cmd = drover_run(&dag_file);
         cmd.env("DROVER_LOG", "drover=trace");
@@ -328,12 +328,12 @@ fn print_phases(mut cmd: Command) {
         if gap.is_empty() {
             println!("  {:<24} → {:<24} (not seen)", SPANS[from], to);
         } else {
+            let seen = gap.len();
             println!(
-                "  {:<24} → {:<24} {:>7.0} µs  (n = {})",
+                "  {:<24} → {:<24} {:>7.0} µs  (n = {seen})",
                 SPANS[from],
                 to,
-                median(gap.clone()),
-                gap.len()
+                median(gap),
             );
         }
     }

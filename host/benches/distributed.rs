@@ -273,7 +273,7 @@ fn command_stats(info: &str) -> Vec<(String, u64, u64)> {
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
+    if common::flag("--list") {
         return;
     }
     let nodes = arg("--nodes", 10_000);

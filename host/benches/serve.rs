@@ -206,7 +206,7 @@ async fn watchers(server: &Server, watchers: usize, lines: usize) -> (Duration, 
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
+    if common::flag("--list") {
         return;
     }
     raise_nofile();

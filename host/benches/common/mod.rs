@@ -21,6 +21,11 @@ pub fn arg(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// Whether flag `name` is on the command line.
+pub fn flag(name: &str) -> bool {
+    std::env::args().any(|a| a == name)
+}
+
 /// The text after flag `name` on the command line.
 pub fn text_arg(name: &str) -> Option<String> {
     std::env::args().skip_while(|a| a != name).nth(1)
