@@ -8,10 +8,14 @@
 //! sending a node's job (`sent_us` in the job) to a drone reporting it
 //! running (`at_us` of its `started` report), read by a separate Redis
 //! client tailing both streams. The tailer parses every job and report, so
-//! it runs apart from the throughput run, whose CPU it would share.
+//! it runs apart from the throughput run, whose CPU it would share. From
+//! what it saw, a node's cycle hop by hop (upstream done, job sent, job in
+//! Redis, running on a drone, done in Redis). Last, what one request costs
+//! Redis here, alone and pipelined: the price of each round trip.
 //!
 //! Run with `cargo bench -p drover --bench distributed`. Options:
-//! `-- --nodes N` (default 10000), `--width W` (nodes per layer, default 50),
+//! `-- --nodes N` (default 10000), `--width W` (nodes per layer; default
+//! N/100, the 100 layers of `--bench dag`'s layered DAG),
 //! `--drones D` (default 2), `--concurrency K` (per drone, default 64),
 //! `--drover PATH` (the binary to measure, default the one just built: to
 //! compare two builds in turns on the same machine).
@@ -157,9 +161,35 @@ async fn wait_drones(client: &reqwest::Client, base: &str, count: usize) {
     }
 }
 
+/// What the tailer saw of one attempt, in µs since the Unix epoch: the
+/// leader's and drone's own clocks where the message says, Redis's (the
+/// entry id, to the millisecond) otherwise. One machine, so one clock.
+#[derive(Default)]
+struct Seen {
+    node: String,
+    /// The leader sent the job (`sent_us`).
+    sent: Option<u64>,
+    /// Redis added the job entry.
+    queued: Option<u64>,
+    /// A drone reported it running (`at_us` of `Started`).
+    started: Option<u64>,
+    /// Redis added its `Done` report.
+    done: Option<u64>,
+}
+
+/// Redis's time of an entry id (`<ms>-<seq>`), in µs: the middle of its
+/// millisecond, so that hops to and from the other clocks are not biased.
+fn entry_us(id: &str) -> Option<u64> {
+    id.split('-')
+        .next()?
+        .parse::<u64>()
+        .ok()
+        .map(|ms| ms * 1000 + 500)
+}
+
 /// Tails the jobs stream and every run's reports stream until `stop`, and
-/// returns each attempt's (sent_us, started_us).
-async fn tail(url: String, stop: tokio::sync::watch::Receiver<bool>) -> Vec<u64> {
+/// returns what it saw of each attempt.
+async fn tail(url: String, stop: tokio::sync::watch::Receiver<bool>) -> HashMap<String, Seen> {
     let client = redis::Client::open(url).expect("redis url");
     let mut conn = client
         .get_multiplexed_async_connection_with_config(
@@ -167,8 +197,7 @@ async fn tail(url: String, stop: tokio::sync::watch::Receiver<bool>) -> Vec<u64>
         )
         .await
         .expect("redis");
-    let mut sent: HashMap<String, u64> = HashMap::new();
-    let mut started: HashMap<String, u64> = HashMap::new();
+    let mut seen: HashMap<String, Seen> = HashMap::new();
     let mut cursors: HashMap<String, String> =
         HashMap::from([("drover:jobs:default".to_owned(), "$".to_owned())]);
     while !*stop.borrow() {
@@ -192,14 +221,20 @@ async fn tail(url: String, stop: tokio::sync::watch::Receiver<bool>) -> Vec<u64>
                             .entry(format!("drover:run:{run}:reports"))
                             .or_insert_with(|| "0".to_owned());
                     }
-                    sent.insert(attempt, job["sent_us"].as_u64().unwrap_or(0));
+                    let seen = seen.entry(attempt).or_default();
+                    seen.node = job["task"]["node"].as_str().unwrap_or_default().to_owned();
+                    seen.sent = job["sent_us"].as_u64();
+                    seen.queued = entry_us(&entry.id);
                 } else if let Some(redis::Value::BulkString(bytes)) = entry.map.get("report") {
                     let report: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
-                    if report["kind"] == "started" {
-                        let attempt = report["attempt_id"].as_str().unwrap_or_default();
-                        started
-                            .entry(attempt.to_owned())
-                            .or_insert(report["at_us"].as_u64().unwrap_or(0));
+                    let attempt = report["attempt_id"].as_str().unwrap_or_default().to_owned();
+                    let seen = seen.entry(attempt).or_default();
+                    match report["kind"].as_str() {
+                        Some("started") => {
+                            seen.started = seen.started.or(report["at_us"].as_u64());
+                        }
+                        Some("done") => seen.done = seen.done.or(entry_us(&entry.id)),
+                        _ => {}
                     }
                 }
             }
@@ -208,21 +243,16 @@ async fn tail(url: String, stop: tokio::sync::watch::Receiver<bool>) -> Vec<u64>
             }
         }
     }
-    let mut latencies: Vec<u64> = started
-        .iter()
-        .filter_map(|(attempt, at)| sent.get(attempt).map(|s| at.saturating_sub(*s)))
-        .collect();
-    latencies.sort_unstable();
-    latencies
+    seen
 }
 
-/// Runs `dag` while a tailer reads the streams: (wall time, latencies in µs).
+/// Runs `dag` while a tailer reads the streams: (wall time, what it saw).
 async fn with_tailer(
     client: &reqwest::Client,
     base: &str,
     url: &str,
     dag: &str,
-) -> (Duration, Vec<u64>) {
+) -> (Duration, HashMap<String, Seen>) {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let tailer = tokio::spawn(tail(url.to_owned(), stop_rx));
     // Let the tailer's first read start before anything is sent.
@@ -230,6 +260,16 @@ async fn with_tailer(
     let (_, took, _) = run_dag(client, base, dag).await;
     let _ = stop_tx.send(true);
     (took, tailer.await.expect("tailer"))
+}
+
+/// The dispatch latency of every attempt seen whole, sorted.
+fn dispatch_latencies(seen: &HashMap<String, Seen>) -> Vec<u64> {
+    let mut latencies: Vec<u64> = seen
+        .values()
+        .filter_map(|s| Some(s.started?.saturating_sub(s.sent?)))
+        .collect();
+    latencies.sort_unstable();
+    latencies
 }
 
 fn print_latencies(what: &str, sorted: &[u64]) {
@@ -240,6 +280,67 @@ fn print_latencies(what: &str, sorted: &[u64]) {
         percentile(sorted, 0.5),
         percentile(sorted, 0.9),
         percentile(sorted, 0.99)
+    );
+}
+
+/// Where a node's cycle goes, hop by hop (medians): from its last upstream
+/// node's `Done` reaching Redis to its own. With the DAG's width in flight,
+/// throughput is about width / cycle (Little's law), so the cycle under
+/// load says how much queueing for the CPUs there is in each hop. Hops
+/// between two clocks (Redis's entry ids are to the millisecond) are
+/// accurate to about half a millisecond each. The cycle's mean times the
+/// DAG's depth is about the run's length.
+fn print_hops(dag: &str, seen: &HashMap<String, Seen>) {
+    let dag: Value = serde_json::from_str(dag).unwrap_or(Value::Null);
+    let done: HashMap<&str, u64> = seen
+        .values()
+        .filter_map(|s| Some((s.node.as_str(), s.done?)))
+        .collect();
+    // (µs) upstream done -> sent, sent -> queued, queued -> started,
+    // started -> done, and the whole cycle.
+    let mut hops: [Vec<f64>; 5] = Default::default();
+    for s in seen.values() {
+        let needs = dag["nodes"][&s.node]["needs"].as_array();
+        let upstream = needs.and_then(|needs| {
+            needs
+                .iter()
+                .map(|n| done.get(n.as_str()?).copied())
+                .collect::<Option<Vec<u64>>>()?
+                .into_iter()
+                .max()
+        });
+        let (Some(up), Some(sent), Some(queued), Some(started), Some(end)) =
+            (upstream, s.sent, s.queued, s.started, s.done)
+        else {
+            continue;
+        };
+        let gap = |from: u64, to: u64| (to as f64 - from as f64) / 1000.0;
+        for (hop, value) in hops.iter_mut().zip([
+            gap(up, sent),
+            gap(sent, queued),
+            gap(queued, started),
+            gap(started, end),
+            gap(up, end),
+        ]) {
+            hop.push(value);
+        }
+    }
+    let median = |values: &mut Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    let [ready, enqueue, pickup, run, cycle] = &mut hops;
+    let mean = cycle.iter().sum::<f64>() / cycle.len().max(1) as f64;
+    println!(
+        "  a node's cycle, medians of {} nodes: upstream Done in Redis -> job sent {:.2} ms (leader), \
+         -> job in Redis {:.2} ms, -> running on a drone {:.2} ms, -> its Done in Redis {:.2} ms; \
+         whole cycle {:.2} ms (mean {mean:.2} ms)",
+        cycle.len(),
+        median(ready),
+        median(enqueue),
+        median(pickup),
+        median(run),
+        median(cycle)
     );
 }
 
@@ -277,7 +378,10 @@ fn main() {
         return;
     }
     let nodes = arg("--nodes", 10_000);
-    let width = arg("--width", 50);
+    // The project's layered DAG (`--bench dag`, the embedded targets): 100
+    // layers. Its width is how many nodes can be in flight, so with the
+    // cycle of a node through Redis it bounds the throughput.
+    let width = arg("--width", (nodes / 100).max(1));
     let drones = arg("--drones", 2);
     let concurrency = arg("--concurrency", 64);
     let dag = layered_dag(nodes, width);
@@ -373,26 +477,57 @@ fn main() {
                 usec as f64 / nodes as f64
             );
         }
-        let (took, latencies) = with_tailer(&client, &base, &url, &dag).await;
+        let (took, seen) = with_tailer(&client, &base, &url, &dag).await;
         print_latencies(
             &format!(
                 "layered {nodes}, with a tailer reading every job and report ({:.0} nodes/s)",
                 nodes as f64 / took.as_secs_f64()
             ),
-            &latencies,
+            &dispatch_latencies(&seen),
         );
+        print_hops(&dag, &seen);
         // One node at a time: the latency of the path itself, without the
         // queueing of a saturated machine.
         let chain = layered_dag(CHAIN, 1);
-        let (took, latencies) = with_tailer(&client, &base, &url, &chain).await;
+        let (took, seen) = with_tailer(&client, &base, &url, &chain).await;
         print_latencies(
             &format!(
                 "chain {CHAIN}, one node at a time ({:.2} ms per node, end to end)",
                 took.as_secs_f64() * 1000.0 / CHAIN as f64
             ),
-            &latencies,
+            &dispatch_latencies(&seen),
         );
+        print_hops(&chain, &seen);
         let left: usize = conn.xlen("drover:jobs:default").await.unwrap_or(0);
         println!("jobs left on the stream afterwards: {left}");
+        round_trip_cost(&mut conn, redis.pid()).await;
     });
+}
+
+/// What a request costs Redis on this machine, one at a time against
+/// pipelined: the price of every round trip the protocol makes, and why
+/// it batches.
+async fn round_trip_cost(conn: &mut redis::aio::MultiplexedConnection, pid: u32) {
+    const PINGS: usize = 4000;
+    const DEPTH: usize = 16;
+    let before = common::usage(pid);
+    for _ in 0..PINGS {
+        let _: String = redis::cmd("PING").query_async(conn).await.expect("PING");
+    }
+    let single = common::usage(pid).since(before).cpu;
+    let before = common::usage(pid);
+    for _ in 0..PINGS / DEPTH {
+        let mut pipe = redis::pipe();
+        for _ in 0..DEPTH {
+            pipe.cmd("PING");
+        }
+        let _: Vec<String> = pipe.query_async(conn).await.expect("PING");
+    }
+    let piped = common::usage(pid).since(before).cpu;
+    let per = |cpu: Duration| cpu.as_secs_f64() * 1e6 / PINGS as f64;
+    println!(
+        "Redis CPU per PING: {:.1} µs one round trip each, {:.1} µs {DEPTH} to a round trip",
+        per(single),
+        per(piped)
+    );
 }
