@@ -25,7 +25,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{arg, text_arg};
+use common::{arg, median, text_arg};
 
 /// For each node, the indexes of the nodes it needs.
 type Shape = Vec<Vec<usize>>;
@@ -124,16 +124,6 @@ fn children_cpu() -> Duration {
     assert_eq!(rc, 0, "getrusage: {}", std::io::Error::last_os_error());
     let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     time(usage.ru_utime) + time(usage.ru_stime)
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    if values.len() % 2 == 1 {
-        values[mid]
-    } else {
-        (values[mid - 1] + values[mid]) / 2.0
-    }
 }
 
 fn millis(d: Duration) -> f64 {

@@ -325,22 +325,21 @@ fn print_hops(dag: &str, seen: &HashMap<String, Seen>) {
             hop.push(value);
         }
     }
-    let median = |values: &mut Vec<f64>| {
-        values.sort_by(f64::total_cmp);
-        values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
-    };
-    let [ready, enqueue, pickup, run, cycle] = &mut hops;
-    let mean = cycle.iter().sum::<f64>() / cycle.len().max(1) as f64;
+    let [ready, enqueue, pickup, run, cycle] = hops;
+    let (count, mean) = (
+        cycle.len(),
+        cycle.iter().sum::<f64>() / cycle.len().max(1) as f64,
+    );
     println!(
         "  a node's cycle, medians of {} nodes: upstream Done in Redis -> job sent {:.2} ms (leader), \
          -> job in Redis {:.2} ms, -> running on a drone {:.2} ms, -> its Done in Redis {:.2} ms; \
          whole cycle {:.2} ms (mean {mean:.2} ms)",
-        cycle.len(),
-        median(ready),
-        median(enqueue),
-        median(pickup),
-        median(run),
-        median(cycle)
+        count,
+        common::median(ready),
+        common::median(enqueue),
+        common::median(pickup),
+        common::median(run),
+        common::median(cycle)
     );
 }
 

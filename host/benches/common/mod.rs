@@ -1,4 +1,4 @@
-//! What several benchmarks share: their flags, noop DAG nodes, a private
+//! What several benchmarks share: their flags, a median, noop DAG nodes, a private
 //! `redis-server`, and the address a started `drover serve` prints.
 
 // Each benchmark uses only part of this.
@@ -24,6 +24,18 @@ pub fn arg(name: &str, default: usize) -> usize {
 /// Whether flag `name` is on the command line.
 pub fn flag(name: &str) -> bool {
     std::env::args().any(|a| a == name)
+}
+
+/// The median of `values` (the mean of the middle two for an even count);
+/// NaN for none.
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[mid],
+        _ => (values[mid - 1] + values[mid]) / 2.0,
+    }
 }
 
 /// The text after flag `name` on the command line.
