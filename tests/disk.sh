@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Says up front when the disk under the build folder is too full for the test
+# build, which otherwise dies midway with "No space left on device" from
+# whichever crate happened to be linking.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# A clean `target/` after the whole suite, measured on 2026-12-07: about
+# 4.3 GB, with no debug info for the dependencies (Cargo.toml).
+need_gb=6
+target="${CARGO_TARGET_DIR:-target}"
+mkdir -p "$target"
+have_kb=$(df -Pk "$target" | awk 'NR == 2 { print $4 }')
+used_kb=$(du -sk "$target" 2>/dev/null | awk '{ print $1 }')
+have_gb=$(( (have_kb + used_kb) / 1024 / 1024 ))
+if (( have_gb < need_gb )); then
+    echo "warning: $target and the free disk under it hold ${have_gb} GB; a clean" \
+        "test build needs about ${need_gb} GB, so it may fail with 'No space left on device'" >&2
+fi
