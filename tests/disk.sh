@@ -10,10 +10,14 @@ cd "$(dirname "$0")/.."
 need_gb=6
 target="${CARGO_TARGET_DIR:-target}"
 mkdir -p "$target"
-have_kb=$(df -Pk "$target" | awk 'NR == 2 { print $4 }')
-used_kb=$(du -sk "$target" 2>/dev/null | awk '{ print $1 }')
-have_gb=$(( (have_kb + used_kb) / 1024 / 1024 ))
-if (( have_gb < need_gb )); then
-    echo "warning: $target and the free disk under it hold ${have_gb} GB; a clean" \
-        "test build needs about ${need_gb} GB, so it may fail with 'No space left on device'" >&2
+need_kb=$(( need_gb * 1024 * 1024 ))
+free_kb=$(df -Pk "$target" | awk 'NR == 2 { print $4 }')
+# What is already built counts too; `du` walks the whole folder, so only
+# when the free disk alone is short.
+if (( free_kb < need_kb )); then
+    used_kb=$(du -sk "$target" 2>/dev/null | awk '{ print $1 }')
+    if (( free_kb + used_kb < need_kb )); then
+        echo "warning: $target and the free disk under it hold $(( (free_kb + used_kb) / 1024 / 1024 )) GB;" \
+            "a clean test build needs about ${need_gb} GB, so it may fail with 'No space left on device'" >&2
+    fi
 fi
