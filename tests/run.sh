@@ -29,3 +29,6 @@ export "$(bash tests/docker.sh env)"
 
 step "cargo test (host, sdk, drivers)"
 cargo test --workspace --locked
+
+step "the sandbox's tests again as an unprivileged user (tests/rootless.sh)"
+bash tests/rootless.sh

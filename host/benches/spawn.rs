@@ -85,6 +85,7 @@ fn main() {
             workspace: ws.path().to_owned(),
             read_only_files: vec![],
             network: false,
+            unix_sockets: false,
         })
         .expect("confine");
     assert!(conf.is_landlocked());

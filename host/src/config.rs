@@ -254,6 +254,35 @@ pub struct SandboxSettings {
     /// Size of the private `/dev/shm` given to processes that ask for one
     /// (the ansible driver's), in MiB.
     pub private_shm_mib: u64,
+    /// Processes (and threads) of one node at once; a fork bomb fails
+    /// inside its node.
+    pub max_node_processes: Option<u64>,
+    /// Memory of all of one node's processes together, in MiB (needs a
+    /// memory cgroup drover may make, as root).
+    pub max_node_memory_mib: Option<u64>,
+    /// The uids node processes run under when drover is root, one per
+    /// running node.
+    pub node_uids: NodeUids,
+}
+
+/// A range of uids (and gids of the same numbers) for node processes.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeUids {
+    /// The first uid.
+    pub first: u32,
+    /// How many: the most nodes that can run processes at once.
+    pub count: u32,
+}
+
+impl Default for NodeUids {
+    fn default() -> Self {
+        let range = crate::sandbox::UidRange::default();
+        NodeUids {
+            first: range.first,
+            count: range.count,
+        }
+    }
 }
 
 impl Default for SandboxSettings {
@@ -266,6 +295,9 @@ impl Default for SandboxSettings {
             max_file_size_mib: Some(16 * 1024),
             max_cpu_seconds: None,
             private_shm_mib: 64,
+            max_node_processes: Some(256),
+            max_node_memory_mib: Some(2048),
+            node_uids: NodeUids::default(),
         }
     }
 }
@@ -289,6 +321,10 @@ pub struct DriverPolicy {
     /// run of characters, e.g. `debian:*` or `registry.example/ci/*`.
     /// Unset or empty: none.
     pub images: Option<Vec<String>>,
+    /// Whether the driver's processes may open Unix sockets, and with them
+    /// reach any socket their node's uid may (off unless set: see the
+    /// sandbox's docs).
+    pub unix_sockets: Option<bool>,
 }
 
 /// A configuration file that could not be used.
@@ -305,6 +341,32 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// The files and folders of this configuration that no node may read:
+    /// its data folder, TLS key and Vault credentials (with `file`, the
+    /// config file itself), each with what it is.
+    pub fn private_paths(&self, file: Option<&Path>) -> Vec<(&'static str, PathBuf)> {
+        let mut paths = vec![("data folder", self.data_dir())];
+        if let Some(file) = file {
+            paths.push(("config file", file.to_path_buf()));
+        }
+        if let Some(tls) = &self.server.tls {
+            paths.push(("TLS key", tls.key.clone()));
+        }
+        if let Some(vault) = &self.vault {
+            if let Some(file) = &vault.token_file {
+                paths.push(("Vault token file", file.clone()));
+            }
+            if let Some(file) = vault
+                .approle
+                .as_ref()
+                .and_then(|a| a.secret_id_file.as_ref())
+            {
+                paths.push(("Vault AppRole secret_id file", file.clone()));
+            }
+        }
+        paths
+    }
+
     /// Reads a TOML configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -332,13 +394,22 @@ impl Config {
     }
 
     /// The data directory: the configured one, or `$XDG_DATA_HOME/drover`,
-    /// or `~/.local/share/drover`, or `.drover` as a last resort.
+    /// or `/var/lib/drover` as root, or `~/.local/share/drover`, or
+    /// `.drover` as a last resort.
+    ///
+    /// Not `/root/...` as root: node processes run under uids of their own,
+    /// which cannot enter root's home to reach their workspaces.
     pub fn data_dir(&self) -> PathBuf {
         if let Some(dir) = &self.data_dir {
             return dir.clone();
         }
+        // SAFETY: geteuid cannot fail.
+        let root = unsafe { libc::geteuid() } == 0;
         if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
             return PathBuf::from(dir).join("drover");
+        }
+        if root {
+            return PathBuf::from("/var/lib/drover");
         }
         if let Some(home) = std::env::var_os("HOME").filter(|d| !d.is_empty()) {
             return PathBuf::from(home).join(".local/share/drover");

@@ -935,7 +935,12 @@ nodes:
     }
     assert_eq!(ws("a"), ws("b"), "{record:#}");
     assert_ne!(ws("b"), ws("c"), "{record:#}");
-    assert_ne!(ws("c"), ws("d"), "{record:#}");
+    // As root the sandbox gives each folder to the node's own uid and takes
+    // it back, mode and all, when it is empty: a chmod'ed folder is reused.
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        assert_ne!(ws("c"), ws("d"), "{record:#}");
+    }
     assert_ne!(ws("b"), ws("d"), "{record:#}");
     assert!(
         !drover

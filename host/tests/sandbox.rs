@@ -38,6 +38,7 @@ fn confine(workspace: &Path, read_only_files: Vec<PathBuf>, network: bool) -> Ar
             workspace: workspace.to_owned(),
             read_only_files,
             network,
+            unix_sockets: false,
         })
         .expect("confine")
 }
@@ -232,21 +233,18 @@ async fn a_confinement_is_reused_for_the_same_inodes_and_never_for_a_folder_made
     let first = confine(&ws, vec![script.clone()], false);
     let again = confine(&ws, vec![script.clone()], false);
     assert!(
-        Arc::ptr_eq(&first, &again),
+        first.shares_ruleset_with(&again),
         "the same inodes share one ruleset"
     );
-    assert!(!Arc::ptr_eq(&first, &confine(&ws, vec![], false)));
-    assert!(!Arc::ptr_eq(
-        &first,
-        &confine(&ws, vec![script.clone()], true)
-    ));
+    assert!(!first.shares_ruleset_with(&confine(&ws, vec![], false)));
+    assert!(!first.shares_ruleset_with(&confine(&ws, vec![script.clone()], true)));
 
     // The same path, a new folder: a ruleset naming the old inode would
     // refuse every write to it.
     std::fs::remove_dir(&ws).unwrap();
     std::fs::create_dir(&ws).unwrap();
     let remade = confine(&ws, vec![script.clone()], false);
-    assert!(!Arc::ptr_eq(&first, &remade));
+    assert!(!first.shares_ruleset_with(&remade));
     let (status, _, err) = run(&remade, &sh(&ws, "touch made-here")).await;
     assert!(status.success(), "stderr: {err}");
     assert!(ws.join("made-here").exists());
@@ -255,7 +253,7 @@ async fn a_confinement_is_reused_for_the_same_inodes_and_never_for_a_folder_made
     std::fs::remove_file(&script).unwrap();
     std::fs::write(&script, "touch made-by-script\n").unwrap();
     let rewritten = confine(&ws, vec![script.clone()], false);
-    assert!(!Arc::ptr_eq(&remade, &rewritten));
+    assert!(!remade.shares_ruleset_with(&rewritten));
     let (status, _, err) = run(
         &rewritten,
         &request(&ws, "/bin/sh", &[script.to_str().unwrap()]),
@@ -367,6 +365,7 @@ async fn cannot_signal_the_host_and_has_no_privileges() {
             workspace: ws.path().to_owned(),
             read_only_files: vec![],
             network: false,
+            unix_sockets: false,
         })
         .unwrap();
     let (status, out, err) = run(
@@ -494,6 +493,7 @@ async fn missing_program_and_bad_cwd_give_clear_errors() {
             workspace: ws.path().join("nope"),
             read_only_files: vec![],
             network: false,
+            unix_sockets: false,
         })
         .unwrap_err();
     assert!(

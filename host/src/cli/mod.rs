@@ -184,5 +184,22 @@ fn load_config(cli: &Cli) -> Result<Config, CliError> {
     if let Some(data) = &cli.data {
         config.data_dir = Some(data.clone());
     }
+    check_private_paths(&config, cli.config.as_deref(), &[])?;
     Ok(config)
+}
+
+/// Refuses to start when a node could read one of drover's own secrets
+/// through the sandbox's read-only paths (`extra`: more such paths).
+pub fn check_private_paths(
+    config: &Config,
+    file: Option<&std::path::Path>,
+    extra: &[(&'static str, PathBuf)],
+) -> Result<(), CliError> {
+    let mut private = config.private_paths(file);
+    private.extend(extra.iter().cloned());
+    let private: Vec<(&str, &std::path::Path)> =
+        private.iter().map(|(w, p)| (*w, p.as_path())).collect();
+    drover::runtime::exec::sandbox_config(&config.sandbox)
+        .check_private(&private)
+        .map_err(CliError::bad_input)
 }

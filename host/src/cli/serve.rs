@@ -69,6 +69,9 @@ pub async fn serve(args: ServeArgs, config: Config) -> Result<u8, CliError> {
             api::TOKENS_ENV
         )));
     }
+    if let Some(key) = &args.tls_key {
+        super::check_private_paths(&config, None, &[("TLS key", key.clone())])?;
+    }
     let tls = match (&args.tls_cert, &args.tls_key, &config.server.tls) {
         (Some(cert), Some(key), _) => Some(api::load_tls(cert, key).map_err(CliError::bad_input)?),
         (_, _, Some(tls)) => Some(api::load_tls(&tls.cert, &tls.key).map_err(CliError::bad_input)?),

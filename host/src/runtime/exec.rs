@@ -54,7 +54,8 @@ impl SandboxCell {
     }
 }
 
-fn sandbox_config(settings: &SandboxSettings) -> sandbox::SandboxConfig {
+/// The sandbox configuration `settings` make.
+pub fn sandbox_config(settings: &SandboxSettings) -> sandbox::SandboxConfig {
     let mut config = sandbox::SandboxConfig::default();
     const MIB: u64 = 1024 * 1024;
     config.allow_unconfined = settings.allow_unconfined;
@@ -66,6 +67,12 @@ fn sandbox_config(settings: &SandboxSettings) -> sandbox::SandboxConfig {
     config.rlimits.file_size = settings.max_file_size_mib.map(|m| m * MIB);
     config.rlimits.cpu_seconds = settings.max_cpu_seconds;
     config.private_shm_bytes = settings.private_shm_mib * MIB;
+    config.rlimits.processes = settings.max_node_processes;
+    config.node_memory_bytes = settings.max_node_memory_mib.map(|m| m * MIB);
+    config.node_uids = sandbox::UidRange {
+        first: settings.node_uids.first,
+        count: settings.node_uids.count,
+    };
     config
 }
 
@@ -80,6 +87,8 @@ pub struct ExecGrant {
     pub read_only_files: Vec<PathBuf>,
     /// Whether processes get the network.
     pub network: bool,
+    /// Whether processes may open Unix sockets (the operator's `unix_sockets` grant).
+    pub unix_sockets: bool,
     /// The most standard output kept for `exit-status.stdout`.
     pub capture_limit: usize,
 }
@@ -146,6 +155,14 @@ impl ExecHost {
         }
     }
 
+    /// The node's memory limit in bytes, if the kernel killed one of its processes for
+    /// passing it.
+    pub fn memory_limit_reached(&self) -> Option<u64> {
+        self.confinement
+            .as_ref()
+            .and_then(|c| c.identity().memory_limit_reached())
+    }
+
     fn confinement(
         &mut self,
         grant: &ExecGrant,
@@ -159,6 +176,7 @@ impl ExecHost {
             workspace: workspace.to_path_buf(),
             read_only_files: grant.read_only_files.clone(),
             network: grant.network,
+            unix_sockets: grant.unix_sockets,
         };
         let confinement = sandbox
             .confine(&policy)

@@ -539,10 +539,20 @@ impl Runtime {
             Ok(result) => result,
             Err(outcome) => return outcome,
         };
-        let outcome = match result {
+        let mut outcome = match result {
             Ok(outcome) => from_wit_outcome(outcome),
             Err(e) => Outcome::failure(explain(&e, store.data())),
         };
+        if outcome.status != NodeStatus::Success
+            && let Some(limit) = store.data().exec.memory_limit_reached()
+        {
+            outcome.message = format!(
+                "memory limit: the node's processes passed {} MiB together and the kernel \
+                 killed one ({})",
+                limit >> 20,
+                outcome.message
+            );
+        }
         store.data_mut().flush_guest_output().await;
         tracing::trace!(node = %task.node, us = began.elapsed().as_micros(), "node done");
         secrets::redact_outcome(&redactor, outcome)
@@ -564,6 +574,13 @@ impl Runtime {
             workspace: None,
             read_only_files: task.artifact_file.iter().cloned().collect(),
             network,
+            unix_sockets: self
+                .inner
+                .config
+                .drivers
+                .get(&description.name)
+                .and_then(|p| p.unix_sockets)
+                .unwrap_or(false),
             capture_limit: usize::try_from(self.inner.config.limits.captured_stdout_kib * 1024)
                 .unwrap_or(usize::MAX),
         }

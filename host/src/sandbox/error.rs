@@ -50,6 +50,23 @@ pub enum SandboxError {
         source: landlock::RulesetError,
     },
 
+    /// The kernel offers no way to give node processes an identity apart from drover's.
+    #[error(
+        "cannot give node processes an identity of their own: {reason}. As root, drover runs \
+         them under uids of sandbox.node_uids; as a normal user, in user namespaces of their \
+         own, which need unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1 \
+         and user.max_user_namespaces > 0). Set sandbox.allow_unconfined = true to run them as \
+         drover's own user instead"
+    )]
+    Identity {
+        /// What failed.
+        reason: String,
+    },
+
+    /// A node's workspace or files cannot be reached by the node's own uid.
+    #[error("{0}")]
+    Unreachable(String),
+
     /// The spawn request itself is unusable (relative path, NUL byte, ...).
     #[error("invalid spawn request: {reason}")]
     InvalidRequest {
@@ -128,6 +145,14 @@ pub enum SpawnStep {
     MountShm = 12,
     /// Granting the private `/dev/shm` in the Landlock ruleset.
     ShmRule = 13,
+    /// Joining the node's own user namespace (drover not running as root).
+    UserNamespace = 14,
+    /// Moving into the node's memory cgroup.
+    Cgroup = 15,
+    /// Taking the node's own uid and gid, with no supplementary groups.
+    Identity = 16,
+    /// Installing the seccomp filter (no Unix sockets, no io_uring).
+    Seccomp = 17,
 }
 
 impl SpawnStep {
@@ -146,6 +171,10 @@ impl SpawnStep {
             11 => SpawnStep::MountNamespace,
             12 => SpawnStep::MountShm,
             13 => SpawnStep::ShmRule,
+            14 => SpawnStep::UserNamespace,
+            15 => SpawnStep::Cgroup,
+            16 => SpawnStep::Identity,
+            17 => SpawnStep::Seccomp,
             _ => return None,
         })
     }
@@ -167,6 +196,10 @@ impl fmt::Display for SpawnStep {
             SpawnStep::MountNamespace => "making a mount namespace for a private /dev/shm",
             SpawnStep::MountShm => "mounting a private tmpfs on /dev/shm",
             SpawnStep::ShmRule => "granting the private /dev/shm in Landlock",
+            SpawnStep::UserNamespace => "joining the node's user namespace",
+            SpawnStep::Cgroup => "joining the node's memory cgroup",
+            SpawnStep::Identity => "taking the node's uid and gid",
+            SpawnStep::Seccomp => "installing the seccomp filter",
         })
     }
 }

@@ -1,30 +1,39 @@
 //! Host-side process sandbox: starts processes confined to their node's workspace.
 //!
-//! Three layers confine a process, all set up between `clone` and `execve` (see [`spawn`]):
+//! The layers, all set up between `clone` and `execve` (see [`spawn`]):
 //!
+//! * **Identity** ([`identity`]): as root, each node's processes run under a uid and gid of
+//!   that node's own (no supplementary groups); as a normal user, in a user namespace of the
+//!   node's own. When the node ends, everything it started is killed, `setsid` or not.
 //! * **Landlock**: the workspace is read-write, a few system paths and the policy's files are
 //!   read+execute, `/dev/null` is read-write, everything else is denied. Without network
 //!   access, TCP bind/connect is denied too (ABI >= 4), and the process can neither signal
 //!   processes outside its domain nor reach the host's abstract unix sockets (ABI >= 6).
-//! * **Network**: without network access the process joins one empty network namespace, made
-//!   once when the [`Sandbox`] is created.
-//! * **Privileges and limits**: its own process group, resource limits, `no_new_privs`, and
-//!   no capabilities even when the host runs as root.
+//! * **seccomp** ([`seccomp`]): no Unix socket of its own (so no pathname socket anywhere on
+//!   the host, which Landlock does not cover) unless granted, and no io_uring.
+//! * **Network**: without network access the process joins an empty network namespace (one
+//!   made at start as root, the node's own as a normal user).
+//! * **Limits**: a process count per node (`RLIMIT_NPROC`, counted per node uid or per node
+//!   user namespace), memory per node (a cgroup, where drover may make one), resource limits,
+//!   its own process group, `no_new_privs`, and no capabilities.
 //!
 //! A process may also ask for a **private `/dev/shm`** ([`SpawnRequest::private_shm`]): it gets
 //! its own mount namespace with a small empty tmpfs on `/dev/shm`, which Landlock lets it
 //! write, so POSIX semaphores and shared memory work without touching the host's `/dev/shm`.
 //!
-//! Typical use: one [`Sandbox`] per host, one [`Confinement`] per node (building the Landlock
-//! ruleset once, or reusing the one of an earlier node that granted the same inodes), then
-//! [`Confinement::spawn`] for each process of the node.
+//! Typical use: one [`Sandbox`] per host, one [`Confinement`] per node (taking an identity and
+//! building the Landlock ruleset once, or reusing the one of an earlier node that granted the
+//! same inodes), then [`Confinement::spawn`] for each process of the node.
 
+mod cgroup;
 mod child;
 mod error;
+mod identity;
 mod landlock;
 mod netns;
 mod reuse;
 mod rlimits;
+mod seccomp;
 mod shm;
 mod spawn;
 
@@ -40,7 +49,10 @@ use tokio::net::unix::pipe;
 
 pub use child::{Child, ExitStatus};
 pub use error::{SandboxError, SpawnStep};
+pub use identity::{NodeIdentity, UidRange};
 pub use rlimits::Rlimits;
+
+use identity::Identities;
 
 use rlimits::RawRlimits;
 
@@ -57,16 +69,23 @@ pub struct SandboxConfig {
     pub allow_unconfined: bool,
     /// Size of each private `/dev/shm` (see [`SpawnRequest::private_shm`]), in bytes.
     pub private_shm_bytes: u64,
+    /// The uids (and gids) node processes run under when drover is root.
+    pub node_uids: UidRange,
+    /// Memory of all of one node's processes together, in bytes, where drover can make a
+    /// cgroup for it (as root with a writable memory controller); `None`: unlimited.
+    pub node_memory_bytes: Option<u64>,
 }
 
 impl SandboxConfig {
     /// What dynamically linked programs and shells need: the loader and libraries, the usual
-    /// binary directories, `/etc` (passwd, resolv.conf, ld.so.cache, ...), `/opt`, and the
-    /// harmless character devices. `/dev/null` is always granted read-write on top of this.
+    /// binary directories, the few files of `/etc` that libc, DNS, TLS and the shells read,
+    /// the package trees the standard drivers use (`/opt/drover`), and the harmless character
+    /// devices. `/dev/null` is always granted read-write on top of this.
     ///
-    /// `/proc` and `/sys` are left out: Landlock rules name inodes, so `/proc/self` would
-    /// grant the host's own directory, and all of `/proc` would show every host process's
-    /// command line. Add `/proc` if programs need it (bash process substitution, `ps`).
+    /// Not `/etc` as a whole (`/etc/shadow`, drover's own config and tokens live there), not
+    /// `/opt` as a whole, and not `/proc` or `/sys`: Landlock rules name inodes, so
+    /// `/proc/self` would grant the host's own directory, and all of `/proc` would show every
+    /// host process's command line.
     pub fn default_read_only_paths() -> Vec<PathBuf> {
         [
             "/usr",
@@ -76,8 +95,42 @@ impl SandboxConfig {
             "/lib32",
             "/lib64",
             "/libx32",
-            "/etc",
-            "/opt",
+            "/opt/drover",
+            "/etc/alternatives",
+            "/etc/ld.so.cache",
+            "/etc/ld.so.conf",
+            "/etc/ld.so.conf.d",
+            "/etc/passwd",
+            "/etc/group",
+            "/etc/nsswitch.conf",
+            "/etc/hosts",
+            "/etc/host.conf",
+            "/etc/resolv.conf",
+            "/etc/gai.conf",
+            "/etc/services",
+            "/etc/protocols",
+            "/etc/localtime",
+            "/etc/timezone",
+            "/etc/locale.alias",
+            "/etc/mime.types",
+            "/etc/os-release",
+            "/etc/debian_version",
+            "/etc/ssl/certs",
+            "/etc/ssl/openssl.cnf",
+            "/etc/ca-certificates",
+            "/etc/ca-certificates.conf",
+            "/etc/profile",
+            "/etc/bash.bashrc",
+            "/etc/inputrc",
+            "/etc/environment",
+            "/etc/python3",
+            "/etc/python3.11",
+            "/etc/python3.12",
+            "/etc/python3.13",
+            "/etc/gitconfig",
+            "/etc/npmrc",
+            "/etc/nodejs",
+            "/etc/ansible",
             "/dev/zero",
             "/dev/random",
             "/dev/urandom",
@@ -85,6 +138,28 @@ impl SandboxConfig {
         .into_iter()
         .map(PathBuf::from)
         .collect()
+    }
+
+    /// Refuses a configuration whose read-only paths would hand a node one of `private`
+    /// (drover's config, TLS key, token files, data folder, ...), naming both.
+    pub fn check_private(&self, private: &[(&str, &Path)]) -> Result<(), SandboxError> {
+        for granted in &self.read_only_paths {
+            let granted_real = granted.canonicalize().unwrap_or_else(|_| granted.clone());
+            for (what, path) in private {
+                let real = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+                if real.starts_with(&granted_real) {
+                    return Err(SandboxError::InvalidRequest {
+                        reason: format!(
+                            "the {what} {} lies under {}, which every node may read \
+                             (sandbox.read_only_paths); move it or narrow that list",
+                            path.display(),
+                            granted.display()
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -95,9 +170,14 @@ impl Default for SandboxConfig {
             read_only_paths: SandboxConfig::default_read_only_paths(),
             allow_unconfined: false,
             private_shm_bytes: DEFAULT_PRIVATE_SHM_BYTES,
+            node_uids: UidRange::default(),
+            node_memory_bytes: Some(DEFAULT_NODE_MEMORY_BYTES),
         }
     }
 }
+
+/// The default memory of one node's processes together: a CI job fits, a runaway does not.
+pub const DEFAULT_NODE_MEMORY_BYTES: u64 = 2 << 30;
 
 /// The default size of a private `/dev/shm`: plenty for semaphores and small shared buffers.
 pub const DEFAULT_PRIVATE_SHM_BYTES: u64 = 64 * 1024 * 1024;
@@ -107,12 +187,16 @@ pub const DEFAULT_PRIVATE_SHM_BYTES: u64 = 64 * 1024 * 1024;
 pub struct Sandbox {
     shared: Arc<Shared>,
     kept: Arc<reuse::Kept>,
+    identities: Arc<Identities>,
 }
 
 #[derive(Debug)]
 struct Shared {
-    /// The empty network namespace, unless unavailable and the operator opted out.
+    /// The empty network namespace, as root (as a normal user each node has its own), unless
+    /// unavailable and the operator opted out.
     netns: Option<OwnedFd>,
+    /// The seccomp filters: without and with Unix sockets.
+    seccomp: [Option<seccomp::Filter>; 2],
     /// Stdin for processes that get no stdin pipe.
     dev_null: OwnedFd,
     landlock_abi: Option<i32>,
@@ -147,8 +231,20 @@ impl Sandbox {
             Err(reason) => return Err(SandboxError::LandlockUnsupported { reason }),
         };
 
-        let netns = match netns::create_empty_netns() {
-            Ok(fd) => Some(fd),
+        let identities = Arc::new(Identities::new(
+            config.node_uids,
+            config.node_memory_bytes,
+            config.allow_unconfined,
+        )?);
+        // SAFETY: geteuid cannot fail.
+        let root = unsafe { libc::geteuid() } == 0;
+        let made = if identities.per_node_namespace() {
+            Ok(None)
+        } else {
+            netns::create_empty_netns().map(Some)
+        };
+        let netns = match made {
+            Ok(fd) => fd,
             Err(source) if config.allow_unconfined => {
                 tracing::warn!(
                     error = %source,
@@ -160,6 +256,18 @@ impl Sandbox {
             }
             Err(source) => return Err(SandboxError::NetnsUnavailable { source }),
         };
+        let seccomp = [seccomp::Filter::new(false), seccomp::Filter::new(true)];
+        if seccomp[0].is_none() {
+            tracing::warn!(
+                "no seccomp filter for this architecture: processes can open Unix sockets"
+            );
+        }
+        // RLIMIT_NPROC counts per uid and user namespace: with neither of the node's own it
+        // would count drover's own threads and every process of its user.
+        let mut rlimits = config.rlimits;
+        if !identities.per_node_uid() && !identities.per_node_namespace() {
+            rlimits.processes = None;
+        }
 
         let dev_null = File::options()
             .read(true)
@@ -173,20 +281,35 @@ impl Sandbox {
         tracing::debug!(
             ?landlock_abi,
             netns = netns.is_some(),
+            root,
+            node_uids = identities.per_node_uid(),
+            node_namespaces = identities.per_node_namespace(),
             "process sandbox ready"
         );
         Ok(Sandbox {
             shared: Arc::new(Shared {
                 netns,
+                seccomp,
                 dev_null: dev_null.into(),
                 landlock_abi,
                 read_only_paths: landlock::open_read_only_paths(&config.read_only_paths),
-                rlimits: RawRlimits::from(&config.rlimits),
+                rlimits: RawRlimits::from(&rlimits),
                 shm_options: shm::mount_options(config.private_shm_bytes),
                 allow_unconfined: config.allow_unconfined,
             }),
             kept: Arc::default(),
+            identities,
         })
+    }
+
+    /// Whether node processes run under uids of their own (drover runs as root).
+    pub fn per_node_uid(&self) -> bool {
+        self.identities.per_node_uid()
+    }
+
+    /// Whether node processes run in user namespaces of their own (drover is not root).
+    pub fn per_node_namespace(&self) -> bool {
+        self.identities.per_node_namespace()
     }
 
     /// The kernel's Landlock ABI version, or `None` if processes run without Landlock.
@@ -202,16 +325,27 @@ impl Sandbox {
         for file in &policy.read_only_files {
             require_absolute("read-only file", file)?;
         }
-        if self.shared.landlock_abi.is_none() {
-            return Ok(Arc::new(Confinement {
+        let identity = self.identities.acquire()?;
+        if let Some(uid) = identity.uid() {
+            identity::hand_workspace_to(&policy.workspace, uid)?;
+            for file in &policy.read_only_files {
+                identity::readable_by_nodes(file)?;
+            }
+        }
+        let confinement = |ruleset| {
+            Arc::new(Confinement {
                 shared: Arc::clone(&self.shared),
-                ruleset: None,
+                ruleset,
                 policy: policy.clone(),
-            }));
+                identity,
+            })
+        };
+        if self.shared.landlock_abi.is_none() {
+            return Ok(confinement(None));
         }
         let key = reuse::Key::of(policy);
         if let Some(kept) = key.as_ref().and_then(|key| self.kept.get(key)) {
-            return Ok(kept);
+            return Ok(confinement(Some(kept)));
         }
         let grants = landlock::Grants {
             read_write_dirs: &[policy.workspace.as_path()],
@@ -225,15 +359,11 @@ impl Sandbox {
                 reason: "the kernel refused to create a ruleset".to_owned(),
             });
         };
-        let confinement = Arc::new(Confinement {
-            shared: Arc::clone(&self.shared),
-            ruleset: Some(ruleset),
-            policy: policy.clone(),
-        });
+        let ruleset = Arc::new(ruleset);
         if let Some(key) = key {
-            self.kept.keep(key, Arc::clone(&confinement));
+            self.kept.keep(key, Arc::clone(&ruleset));
         }
-        Ok(confinement)
+        Ok(confinement(Some(ruleset)))
     }
 }
 
@@ -246,16 +376,22 @@ pub struct Policy {
     pub read_only_files: Vec<PathBuf>,
     /// Whether the processes may use the network.
     pub network: bool,
+    /// Whether the processes may open Unix sockets (and so connect to any pathname socket
+    /// their identity may reach). Off unless the operator grants it.
+    pub unix_sockets: bool,
 }
 
 /// A node's prepared confinement; spawn any number of processes with it, from any thread.
 #[derive(Debug)]
 pub struct Confinement {
     shared: Arc<Shared>,
-    /// `None` when Landlock is unavailable and the operator opted out.
-    ruleset: Option<OwnedFd>,
+    /// `None` when Landlock is unavailable and the operator opted out; shared with other
+    /// nodes that grant the same inodes.
+    ruleset: Option<Arc<OwnedFd>>,
     /// Kept to build the extra ruleset a process with a private `/dev/shm` needs.
     policy: Policy,
+    /// Who the node's processes are; dropping it kills whatever they left.
+    identity: NodeIdentity,
 }
 
 /// One process to start.
@@ -282,6 +418,24 @@ impl Confinement {
     /// True if processes are confined by Landlock (false only with `allow_unconfined`).
     pub fn is_landlocked(&self) -> bool {
         self.ruleset.is_some()
+    }
+
+    /// Whether this and `other` enforce one Landlock ruleset (made once for both).
+    pub fn shares_ruleset_with(&self, other: &Confinement) -> bool {
+        match (&self.ruleset, &other.ruleset) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+
+    /// The node's identity.
+    pub fn identity(&self) -> &NodeIdentity {
+        &self.identity
+    }
+
+    /// Kills every process of the node, wherever it went (also done when this is dropped).
+    pub fn kill_all(&self) {
+        self.identity.kill_all();
     }
 
     /// Starts a process. Must be called within a tokio runtime. Blocks the calling thread only
@@ -320,6 +474,10 @@ impl Confinement {
             .as_ref()
             .map_or(self.shared.dev_null.as_raw_fd(), |fd| fd.as_raw_fd());
 
+        let identity = self.identity.raw();
+        let seccomp = self.shared.seccomp[usize::from(self.policy.unix_sockets)]
+            .as_ref()
+            .map(seccomp::Filter::prog);
         let shm = if req.private_shm {
             Some(shm::prepare(&self.shared, &self.policy)?)
         } else {
@@ -334,13 +492,17 @@ impl Confinement {
             netns_fd: if self.policy.network {
                 None
             } else {
-                self.shared.netns.as_ref().map(|fd| fd.as_raw_fd())
+                identity
+                    .netns
+                    .or(self.shared.netns.as_ref().map(|fd| fd.as_raw_fd()))
             },
             ruleset_fd: match shm {
                 Some(shm) => shm.ruleset.as_ref(),
-                None => self.ruleset.as_ref(),
+                None => self.ruleset.as_deref(),
             }
             .map(|fd| fd.as_raw_fd()),
+            identity,
+            seccomp: seccomp.as_ref(),
             rlimits: self.shared.rlimits,
             private_shm: shm.map(|shm| spawn::RawShm {
                 options: &self.shared.shm_options,

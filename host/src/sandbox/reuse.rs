@@ -1,4 +1,4 @@
-//! Confinements kept for later nodes that grant exactly the same files, so
+//! Landlock rulesets kept for later nodes that grant exactly the same files, so
 //! that a Landlock ruleset is built once per workspace instead of per node.
 //!
 //! Entries are keyed by the inodes the policy names, not by their paths: a
@@ -7,16 +7,17 @@
 //! names, so an inode number in the key cannot be reused while it is kept.
 
 use std::collections::HashMap;
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 use std::sync::{Arc, Mutex};
 
-use super::{Confinement, Policy};
+use super::Policy;
 
-/// How many confinements are kept; all are dropped when it is reached.
+/// How many rulesets are kept; all are dropped when it is reached.
 /// Recycled workspaces need one per folder, far fewer than this.
 const CAPACITY: usize = 64;
 
-/// What a confinement grants, as inodes.
+/// What a ruleset grants, as inodes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct Key {
     network: bool,
@@ -39,26 +40,26 @@ impl Key {
     }
 }
 
-/// The kept confinements.
+/// The kept rulesets.
 #[derive(Debug, Default)]
 pub(crate) struct Kept {
-    by_key: Mutex<HashMap<Key, Arc<Confinement>>>,
+    by_key: Mutex<HashMap<Key, Arc<OwnedFd>>>,
 }
 
 impl Kept {
-    pub(crate) fn get(&self, key: &Key) -> Option<Arc<Confinement>> {
+    pub(crate) fn get(&self, key: &Key) -> Option<Arc<OwnedFd>> {
         self.lock().get(key).cloned()
     }
 
-    pub(crate) fn keep(&self, key: Key, confinement: Arc<Confinement>) {
+    pub(crate) fn keep(&self, key: Key, ruleset: Arc<OwnedFd>) {
         let mut by_key = self.lock();
         if by_key.len() >= CAPACITY {
             by_key.clear();
         }
-        by_key.insert(key, confinement);
+        by_key.insert(key, ruleset);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Arc<Confinement>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Arc<OwnedFd>>> {
         // A map of finished values: a panic elsewhere leaves it whole.
         self.by_key
             .lock()

@@ -17,6 +17,10 @@ pub struct Rlimits {
     /// `RLIMIT_CPU`: CPU seconds before SIGXCPU/SIGKILL. Off by default: wall-clock timeouts
     /// belong to the orchestrator, which can also kill the whole process group.
     pub cpu_seconds: Option<u64>,
+    /// `RLIMIT_NPROC`: processes (and threads) of one node at once, counted per node uid or
+    /// per node user namespace, so a fork bomb fails inside its node. Not applied where node
+    /// processes share drover's identity (`sandbox.allow_unconfined`).
+    pub processes: Option<u64>,
 }
 
 impl Default for Rlimits {
@@ -27,12 +31,13 @@ impl Default for Rlimits {
             file_size: Some(64 << 30),
             core: Some(0),
             cpu_seconds: None,
+            processes: Some(256),
         }
     }
 }
 
 /// Number of limits `Rlimits` can carry; sizes the fixed array handed to the child.
-pub(crate) const MAX_RLIMITS: usize = 5;
+pub(crate) const MAX_RLIMITS: usize = 6;
 
 /// The limits in the raw form the child applies with `prlimit64`, prepared in the parent so the
 /// child does no allocation or branching on `Option`s.
@@ -58,6 +63,7 @@ impl From<&Rlimits> for RawRlimits {
             (libc::RLIMIT_FSIZE, limits.file_size),
             (libc::RLIMIT_CORE, limits.core),
             (libc::RLIMIT_CPU, limits.cpu_seconds),
+            (libc::RLIMIT_NPROC, limits.processes),
         ];
         for (resource, value) in wanted {
             if let (Some(value), Some(slot)) = (value, raw.items.get_mut(raw.len)) {

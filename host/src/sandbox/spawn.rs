@@ -34,6 +34,16 @@ pub(crate) struct ChildArgs {
     shm_options: *const libc::c_char,
     /// Landlock rights to grant on the private `/dev/shm` (added to `ruleset_fd`), or 0.
     shm_access: u64,
+    /// The node's user namespace to join first, or -1.
+    userns_fd: RawFd,
+    /// `cgroup.procs` of the node's memory cgroup to write "0" to, or -1.
+    cgroup_procs_fd: RawFd,
+    /// Whether to take `uid` and `gid` (and no supplementary groups).
+    set_ids: bool,
+    uid: libc::uid_t,
+    gid: libc::gid_t,
+    /// The seccomp filter to install, or null.
+    seccomp: *const libc::sock_fprog,
     /// Where the child reports the step that failed (0: none) and its errno.
     failed_step: AtomicU32,
     failed_errno: AtomicI32,
@@ -50,6 +60,8 @@ pub(crate) struct RawSpawn<'a> {
     pub(crate) ruleset_fd: Option<RawFd>,
     pub(crate) rlimits: RawRlimits,
     pub(crate) private_shm: Option<RawShm<'a>>,
+    pub(crate) identity: super::identity::RawIdentity,
+    pub(crate) seccomp: Option<&'a libc::sock_fprog>,
 }
 
 /// A private `/dev/shm` for the child.
@@ -218,6 +230,14 @@ pub(crate) fn spawn_raw(spec: &RawSpawn<'_>) -> Result<Started, SandboxError> {
             .as_ref()
             .map_or(std::ptr::null(), |shm| shm.options.as_ptr()),
         shm_access: spec.private_shm.as_ref().map_or(0, |shm| shm.access),
+        userns_fd: spec.identity.userns,
+        cgroup_procs_fd: spec.identity.cgroup_procs,
+        set_ids: spec.identity.ids.is_some(),
+        uid: spec.identity.ids.map_or(0, |(uid, _)| uid),
+        gid: spec.identity.ids.map_or(0, |(_, gid)| gid),
+        seccomp: spec
+            .seccomp
+            .map_or(std::ptr::null(), |prog| prog as *const libc::sock_fprog),
         failed_step: AtomicU32::new(0),
         failed_errno: AtomicI32::new(0),
     };
@@ -474,6 +494,23 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
             libc::CLOSE_RANGE_CLOEXEC,
         );
 
+        // First, so that the steps below act inside the node's namespace (its network
+        // namespace and a private /dev/shm belong to it).
+        if args.userns_fd >= 0 && libc::setns(args.userns_fd, libc::CLONE_NEWUSER) != 0 {
+            child_fail(args, SpawnStep::UserNamespace);
+        }
+
+        // While still root: the cgroup's files belong to root. "0" means the writer.
+        if args.cgroup_procs_fd >= 0
+            && libc::write(
+                args.cgroup_procs_fd,
+                c"0".as_ptr() as *const libc::c_void,
+                1,
+            ) != 1
+        {
+            child_fail(args, SpawnStep::Cgroup);
+        }
+
         if !args.shm_options.is_null() {
             child_private_shm(args);
         }
@@ -501,6 +538,16 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
             }
         }
 
+        // The node's own identity, with no supplementary group. Raw calls: this process alone
+        // changes (glibc's wrappers would try to change every thread of the host).
+        if args.set_ids
+            && (libc::syscall(libc::SYS_setgroups, 0usize, std::ptr::null::<libc::gid_t>()) != 0
+                || libc::syscall(libc::SYS_setresgid, args.gid, args.gid, args.gid) != 0
+                || libc::syscall(libc::SYS_setresuid, args.uid, args.uid, args.uid) != 0)
+        {
+            child_fail(args, SpawnStep::Identity);
+        }
+
         // Required by landlock_restrict_self without CAP_SYS_ADMIN, and keeps execve from
         // granting privileges (setuid bits, file capabilities, root's implicit capabilities).
         if libc::prctl(
@@ -512,6 +559,17 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         ) != 0
         {
             child_fail(args, SpawnStep::NoNewPrivs);
+        }
+
+        if !args.seccomp.is_null()
+            && libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                0u32,
+                args.seccomp,
+            ) != 0
+        {
+            child_fail(args, SpawnStep::Seccomp);
         }
 
         if args.ruleset_fd >= 0

@@ -194,12 +194,17 @@ impl Workspaces {
         }
     }
 
-    /// Whether `path` is as a fresh workspace is: an empty folder of ours
-    /// with the mode the runtime makes. The node's processes cannot rename
-    /// or replace the folder (Landlock grants nothing on its parent), but
-    /// they can chmod it.
+    /// Whether `path` is, or can be made again, as a fresh workspace is:
+    /// an empty folder of ours with the mode the runtime makes. The node's
+    /// processes cannot rename or replace the folder (Landlock grants
+    /// nothing on its parent), but they can chmod it. As root, a folder the
+    /// sandbox gave to a node's uid (every process of which is gone once
+    /// the node is final) is taken back when it is empty.
     fn left_as_made(&self, recycled: &Recycled, path: &Path, meta: &std::fs::Metadata) -> bool {
-        if !meta.is_dir() || meta.uid() != current_uid() {
+        let ours = meta.uid() == current_uid();
+        // Only root gives folders away, and a node's uid cannot give one on.
+        let a_nodes = current_uid() == 0 && meta.uid() != 0;
+        if !meta.is_dir() || !(ours || a_nodes) {
             return false;
         }
         // The root was made the same way, under the same umask (and exists,
@@ -214,8 +219,16 @@ impl Workspaces {
                 },
             }
         };
-        permissions(meta) == fresh_mode
-            && std::fs::read_dir(path).is_ok_and(|mut entries| entries.next().is_none())
+        if ours && permissions(meta) != fresh_mode {
+            return false;
+        }
+        if !std::fs::read_dir(path).is_ok_and(|mut entries| entries.next().is_none()) {
+            return false;
+        }
+        !a_nodes
+            || (std::os::unix::fs::chown(path, Some(0), Some(0)).is_ok()
+                && std::fs::set_permissions(path, std::fs::Permissions::from_mode(fresh_mode))
+                    .is_ok())
     }
 }
 
@@ -293,6 +306,34 @@ mod tests {
         assert!(!a.exists() && !b.exists());
         let c = ws.take(2, "c");
         assert!(c != a && c != b);
+    }
+
+    #[test]
+    fn as_root_an_empty_folder_given_to_a_node_uid_is_taken_back_and_reused() {
+        if current_uid() != 0 {
+            return; // only root gives folders to node uids
+        }
+        let (_dir, root) = root();
+        let ws = Workspaces::recycled(root.clone());
+        let a = ws.take(0, "a");
+        let b = ws.take(1, "b");
+        for path in [&a, &b] {
+            std::fs::create_dir_all(path).unwrap();
+            std::os::unix::fs::chown(path, Some(2_000_999), Some(2_000_999)).unwrap();
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).unwrap();
+        }
+        std::fs::write(b.join("left-behind"), "x").unwrap();
+        ws.release(0, true);
+        ws.release(1, true);
+        ws.finish();
+        assert!(!b.exists(), "a used folder is removed whoever owns it");
+        assert_eq!(ws.take(2, "c"), a, "the empty folder is reused");
+        let meta = std::fs::metadata(&a).unwrap();
+        assert_eq!(meta.uid(), 0, "taken back from the node's uid");
+        assert_eq!(
+            permissions(&meta),
+            permissions(&std::fs::metadata(&root).unwrap())
+        );
     }
 
     #[test]

@@ -18,6 +18,22 @@ use std::process::{Child, ChildStderr, Command, Output, Stdio};
 
 use serde_json::Value;
 
+/// The drover binary: cargo's, or `DROVER_TEST_BIN` where the tests run from a copy (as an
+/// unprivileged user, who may not reach cargo's target folder: `tests/rootless.sh`).
+pub fn drover_bin() -> PathBuf {
+    std::env::var_os("DROVER_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_drover")))
+}
+
+/// Where compiled drivers are kept between tests: cargo's temporary folder, or
+/// `DROVER_TEST_CACHE` (see [`drover_bin`]).
+pub fn compiled_cache() -> PathBuf {
+    std::env::var_os("DROVER_TEST_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("drover-compiled"))
+}
+
 pub struct Drover {
     pub dir: tempfile::TempDir,
 }
@@ -25,7 +41,7 @@ pub struct Drover {
 impl Drover {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("drover-compiled");
+        let cache = compiled_cache();
         std::fs::write(
             dir.path().join("drover.toml"),
             format!("cache_dir = {:?}\n", cache.display().to_string()),
@@ -50,7 +66,7 @@ impl Drover {
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_drover"));
+        let mut cmd = Command::new(drover_bin());
         cmd.args(args)
             .arg("--config")
             .arg(self.path("drover.toml"))

@@ -1,0 +1,351 @@
+//! Hostile nodes against the process sandbox: what a node tries in order to reach the host,
+//! and each time the refusal. The suite runs as root and, in CI, again as an unprivileged user
+//! (`tests/run.sh`), since the sandbox confines nodes differently in each case.
+
+use std::ffi::OsString;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use drover::sandbox::{Confinement, ExitStatus, Policy, Sandbox, SandboxConfig, SpawnRequest};
+use tokio::io::AsyncReadExt;
+
+mod support;
+
+fn root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn sandbox_with(config: SandboxConfig) -> Sandbox {
+    Sandbox::new(config).expect("the sandbox must work as root and as a normal user")
+}
+
+fn confine(sandbox: &Sandbox, workspace: &Path) -> Arc<Confinement> {
+    sandbox
+        .confine(&Policy {
+            workspace: workspace.to_owned(),
+            read_only_files: vec![],
+            network: false,
+            unix_sockets: false,
+        })
+        .expect("confine")
+}
+
+fn sh(cwd: &Path, script: &str) -> SpawnRequest {
+    SpawnRequest {
+        program: PathBuf::from("/bin/sh"),
+        args: vec![OsString::from("-c"), OsString::from(script)],
+        env: vec![
+            ("PATH".into(), "/usr/bin:/bin".into()),
+            ("LC_ALL".into(), "C".into()),
+        ],
+        cwd: cwd.to_owned(),
+        stdin: false,
+        private_shm: false,
+    }
+}
+
+async fn run(conf: &Confinement, req: &SpawnRequest) -> (ExitStatus, String, String) {
+    let mut child = conf.spawn(req).expect("spawn");
+    let mut out = child.take_stdout().unwrap();
+    let mut err = child.take_stderr().unwrap();
+    let (mut o, mut e) = (String::new(), String::new());
+    let (r1, r2) = tokio::join!(out.read_to_string(&mut o), err.read_to_string(&mut e));
+    r1.unwrap();
+    r2.unwrap();
+    let status = child.wait().await.unwrap();
+    (status, o, e)
+}
+
+/// A folder for a workspace that a node uid can reach (`/tmp` is searchable by all).
+fn workspace() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+/// Python that connects to the Unix socket at argv[1] and prints what happened.
+const CONNECT: &str = "import socket, sys\n\
+try:\n    s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); print('CONNECTED')\n\
+except OSError as e:\n    print('REFUSED', e)\n";
+
+#[tokio::test]
+async fn unix_sockets_outside_the_workspace_refuse() {
+    let sandbox = sandbox_with(SandboxConfig::default());
+    // One socket owned by drover's user with mode 0600, one 0666 in /tmp, one in /run (as
+    // root) or the runtime folder (as a normal user): each answers the host, none a node.
+    let private_dir = if root() {
+        PathBuf::from(format!("/run/drover-hostile-{}", std::process::id()))
+    } else {
+        std::env::temp_dir().join(format!("drover-hostile-run-{}", std::process::id()))
+    };
+    std::fs::create_dir_all(&private_dir).unwrap();
+    let private = private_dir.join("private.sock");
+    let _private = UnixListener::bind(&private).unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let open_dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(open_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let open = open_dir.path().join("open.sock");
+    let _open = UnixListener::bind(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o666)).unwrap();
+    // The host itself reaches both.
+    std::os::unix::net::UnixStream::connect(&private).unwrap();
+    std::os::unix::net::UnixStream::connect(&open).unwrap();
+
+    let ws = workspace();
+    let conf = confine(&sandbox, ws.path());
+    for socket in [&private, &open] {
+        let mut req = sh(ws.path(), "");
+        req.program = PathBuf::from("/usr/bin/python3");
+        req.args = vec!["-c".into(), CONNECT.into(), socket.as_os_str().to_owned()];
+        let (status, out, err) = run(&conf, &req).await;
+        assert!(status.success(), "python failed: {err}");
+        assert!(
+            out.starts_with("REFUSED") && out.contains("Permission denied"),
+            "a node reached {}: {out}{err}",
+            socket.display()
+        );
+    }
+    // socketpair stays: shells and runtimes use it for pipes.
+    let mut req = sh(ws.path(), "");
+    req.program = PathBuf::from("/usr/bin/python3");
+    req.args = vec![
+        "-c".into(),
+        "import socket; a, b = socket.socketpair(); a.send(b'ok'); print(b.recv(2).decode())"
+            .into(),
+    ];
+    let (status, out, err) = run(&conf, &req).await;
+    assert!(status.success() && out.trim() == "ok", "{out}{err}");
+    let _ = std::fs::remove_dir_all(&private_dir);
+}
+
+#[tokio::test]
+async fn etc_shadow_and_the_rest_of_etc_are_out_of_reach() {
+    let sandbox = sandbox_with(SandboxConfig::default());
+    let ws = workspace();
+    let conf = confine(&sandbox, ws.path());
+    let (status, out, err) = run(
+        &conf,
+        &sh(
+            ws.path(),
+            "cat /etc/shadow; echo \"shadow=$?\"; ls /etc/ssh >/dev/null 2>&1; echo \"etc=$?\"; \
+             cat /etc/passwd >/dev/null; echo \"passwd=$?\"",
+        ),
+    )
+    .await;
+    assert!(status.success(), "{err}");
+    assert!(out.contains("shadow=1"), "{out}{err}");
+    assert!(err.contains("Permission denied"), "{err}");
+    assert!(out.contains("etc=2"), "{out}{err}");
+    // What libc needs is still there.
+    assert!(out.contains("passwd=0"), "{out}{err}");
+}
+
+#[tokio::test]
+async fn processes_run_under_an_identity_of_the_node_own() {
+    let sandbox = sandbox_with(SandboxConfig::default());
+    let ws = workspace();
+    let conf = confine(&sandbox, ws.path());
+    let (status, out, err) = run(&conf, &sh(ws.path(), "id -u; id -G; touch made")).await;
+    assert!(status.success(), "{err}");
+    let mut lines = out.lines();
+    let uid: u32 = lines.next().unwrap().parse().unwrap();
+    let groups = lines.next().unwrap();
+    // SAFETY: geteuid cannot fail.
+    let drover = unsafe { libc::geteuid() };
+    if root() {
+        assert_ne!(uid, 0, "a node ran as root");
+        assert_eq!(Some(uid), conf.identity().uid());
+        assert_eq!(groups, uid.to_string(), "supplementary groups leaked");
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(
+            std::fs::metadata(ws.path().join("made")).unwrap().uid(),
+            uid
+        );
+        assert_eq!(
+            std::fs::metadata(ws.path()).unwrap().mode() & 0o777,
+            0o700,
+            "other nodes could look into the workspace"
+        );
+    } else {
+        assert!(sandbox.per_node_namespace());
+        assert_eq!(uid, drover);
+    }
+}
+
+#[tokio::test]
+async fn a_node_cannot_start_more_processes_than_its_limit() {
+    let sandbox = sandbox_with(SandboxConfig::default());
+    let ws = workspace();
+    let conf = confine(&sandbox, ws.path());
+    // 400 processes at once; the default limit is 256.
+    let (status, out, err) = run(
+        &conf,
+        &sh(
+            ws.path(),
+            "n=0; for i in $(seq 400); do sleep 30 >/dev/null 2>&1 & n=$((n+1)); done; \
+             echo started=$n",
+        ),
+    )
+    .await;
+    assert!(status.success() || status.code.is_some(), "{err}");
+    assert!(
+        err.contains("Resource temporarily unavailable") || err.contains("Cannot fork"),
+        "400 processes started: {out}{err}"
+    );
+    conf.kill_all();
+
+    // A real fork bomb, bounded by the limit, and cleaned up when the node ends.
+    let ws2 = workspace();
+    let bomb = confine(&sandbox, ws2.path());
+    let mut child = bomb
+        .spawn(&sh(ws2.path(), "b() { b | b & }; b; sleep 1"))
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    drop(child.take_stdout());
+    drop(child.take_stderr());
+    drop(child);
+    drop(bomb);
+    // The host carries on: another node starts a process at once.
+    let ws3 = workspace();
+    let after = confine(&sandbox, ws3.path());
+    let began = Instant::now();
+    let (status, out, _) = run(&after, &sh(ws3.path(), "echo fine")).await;
+    assert!(status.success() && out.trim() == "fine");
+    assert!(began.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn memory_over_the_node_limit_kills_and_says_so() {
+    if !root() {
+        // As a normal user drover has no memory cgroup of its own to give nodes (the docs
+        // say so): the process count still applies.
+        eprintln!("memory limit: needs root (a memory cgroup), not checked as a normal user");
+        return;
+    }
+    let sandbox = sandbox_with(SandboxConfig::default());
+    let ws = workspace();
+    let conf = confine(&sandbox, ws.path());
+    // 3 GiB, touched, against the default 2 GiB.
+    let mut req = sh(ws.path(), "");
+    req.program = PathBuf::from("/usr/bin/python3");
+    req.args = vec![
+        "-c".into(),
+        "x = b'x' * (3 << 30); print('SURVIVED')".into(),
+    ];
+    let (status, out, err) = run(&conf, &req).await;
+    assert!(!out.contains("SURVIVED"), "3 GiB went through: {err}");
+    assert_eq!(status.signal, Some(libc::SIGKILL), "{status:?} {err}");
+    assert_eq!(
+        conf.identity().memory_limit_reached(),
+        Some(drover::sandbox::DEFAULT_NODE_MEMORY_BYTES)
+    );
+    // A node under its limit is fine, in the same cgroup afterwards.
+    drop(conf);
+    let ok = confine(&sandbox, ws.path());
+    let mut small = req.clone();
+    small.args = vec![
+        "-c".into(),
+        "x = b'x' * (64 << 20); print('SURVIVED')".into(),
+    ];
+    let (status, out, err) = run(&ok, &small).await;
+    assert!(status.success() && out.contains("SURVIVED"), "{err}");
+    assert_eq!(ok.identity().memory_limit_reached(), None);
+}
+
+#[tokio::test]
+async fn nothing_a_node_started_outlives_it_setsid_or_not() {
+    let sandbox = sandbox_with(SandboxConfig::default());
+    let ws = workspace();
+    let conf = confine(&sandbox, ws.path());
+    // A daemon that leaves the process group and the session, then writes late.
+    let (status, out, err) = run(
+        &conf,
+        &sh(
+            ws.path(),
+            "setsid sh -c 'echo $$ > daemon.pid; sleep 0.5; echo PWNED > late' \
+             </dev/null >/dev/null 2>&1 & sleep 0.2; cat daemon.pid",
+        ),
+    )
+    .await;
+    assert!(status.success(), "{err}");
+    let pid: i32 = out.trim().parse().expect("the daemon's pid");
+    assert!(
+        Path::new(&format!("/proc/{pid}")).exists(),
+        "the daemon should still run"
+    );
+    drop(conf);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(
+        !ws.path().join("late").exists(),
+        "a process outlived its node and wrote into its workspace"
+    );
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    assert!(
+        stat.is_empty()
+            || stat
+                .rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('Z')),
+        "the daemon survived its node: {stat}"
+    );
+}
+
+/// `drover run`: a node's setsid'd process that would write into the folder the next node
+/// gets (workspaces are recycled) is gone before that folder is handed on.
+#[test]
+fn a_survivor_cannot_forge_the_next_nodes_output() {
+    let drover = support::Drover::new();
+    let dag = drover.write(
+        "forge.yaml",
+        "name: forge\nnodes:\n  a:\n    driver: shell\n    artifact: |\n      \
+         setsid sh -c 'sleep 0.3; echo \"echo PWNED-by-node-a\" > next.sh' </dev/null >/dev/null 2>&1 &\n      \
+         echo started\n  b:\n    driver: shell\n    needs: [a]\n    artifact: |\n      \
+         sleep 0.6; if [ -f next.sh ]; then sh next.sh; else echo clean; fi\n    outputs: []\n",
+    );
+    let out = drover.run(&["run", &dag]);
+    let stdout = support::stdout(&out);
+    let stderr = support::stderr(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        !stdout.contains("PWNED") && !stderr.contains("PWNED"),
+        "{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("clean") || stderr.contains("clean"),
+        "{stdout}\n{stderr}"
+    );
+}
+
+/// `drover run`: a node over its memory limit fails saying so, and the run carries on.
+#[test]
+fn a_node_over_its_memory_limit_fails_saying_memory_limit() {
+    if !root() {
+        eprintln!("memory limit: needs root (a memory cgroup), not checked as a normal user");
+        return;
+    }
+    let drover = support::Drover::new();
+    let config = drover.path("drover.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("[sandbox]\nmax_node_memory_mib = 128\n");
+    std::fs::write(&config, text).unwrap();
+    let dag = drover.write(
+        "hog.yaml",
+        "name: hog\nnodes:\n  hog:\n    driver: shell\n    \
+         artifact: python3 -c \"x = b'x' * (512 << 20)\"\n  \
+         after:\n    driver: shell\n    artifact: echo still-here\n",
+    );
+    let (code, record) = drover.record(&["run", &dag]);
+    assert_eq!(code, 1, "{record:#}");
+    let hog = support::node(&record, "hog");
+    let error = hog["attempts"][0]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("memory limit") && error.contains("128 MiB"),
+        "{record:#}"
+    );
+    assert_eq!(
+        support::node(&record, "after")["state"],
+        "success",
+        "{record:#}"
+    );
+}
