@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use drover::secrets::{AppRoleSettings, SecretRef, Vault, VaultSettings};
+use drover::secrets::{AppRoleSettings, REDACTED, SecretRef, Vault, VaultSettings};
 use drover::task::{LogLine, NodeStatus, Outcome, Task};
 use serde_json::{Value, json};
 use support::openbao::{OpenBao, free_port};
@@ -28,6 +28,7 @@ fn settings(address: &str, token: &str) -> VaultSettings {
         token_file: None,
         approle: None,
         timeout: Some("5s".into()),
+        paths: None,
     }
 }
 
@@ -785,4 +786,221 @@ async fn drover_driver_run_takes_secrets_and_hides_them() {
         text.contains("driver `noop` does not read secrets"),
         "{text}"
     );
+}
+
+// ---- which paths, and redaction of split and encoded values ----
+
+/// Appends `paths = …` to the `[vault]` section (the config file's last).
+fn allow_paths(drover: &Drover, patterns: &[&str]) {
+    configure(drover, &format!("paths = {patterns:?}"));
+}
+
+#[tokio::test]
+async fn vaults_own_paths_are_refused_at_submit_naming_the_node() {
+    let bao = seeded().await;
+    let drover = Drover::new();
+    config_with_vault(&drover, &bao, "");
+    // Even an allowlist that matches everything does not open them.
+    allow_paths(&drover, &["*"]);
+    drover.write(
+        "own.yaml",
+        r#"
+name: own
+nodes:
+  steal:
+    driver: shell
+    artifact: 'echo "$TOKEN" | rev'
+    secrets: {TOKEN: "vault:auth/token/lookup-self#id"}
+  mounts:
+    driver: shell
+    artifact: 'true'
+    secrets: {M: "vault:sys/mounts/secret#type", C: "vault:cubbyhole/x#k"}
+"#,
+    );
+    let out = drover.run(&["run", "own.yaml"]);
+    let text = format!("{}{}", support::stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    for says in [
+        "node `steal`, field `secrets.TOKEN`: `vault:auth/token/lookup-self#id` is refused: \
+         paths under `auth/` are Vault's own",
+        "node `mounts`, field `secrets.M`: `vault:sys/mounts/secret#type` is refused",
+        "node `mounts`, field `secrets.C`: `vault:cubbyhole/x#k` is refused",
+    ] {
+        assert!(text.contains(says), "no `{says}` in {text}");
+    }
+    assert!(!text.contains(&bao.token), "{text}");
+
+    // The server refuses it the same way and stores nothing.
+    let server = Server::start(&drover, &[]);
+    let response = post(
+        &server,
+        "/api/v1/runs",
+        std::fs::read_to_string(drover.path("own.yaml")).unwrap(),
+    )
+    .await;
+    assert_eq!(response.status(), reqwest::StatusCode::UNPROCESSABLE_ENTITY);
+    let answer: Value = response.json().await.unwrap();
+    let problems = answer["problems"].to_string();
+    assert!(
+        problems.contains("node `steal`, field `secrets.TOKEN`")
+            && problems.contains("lookup-self#id` is refused"),
+        "{answer}"
+    );
+    let (_, runs) = get_json(&server, "/api/v1/runs").await;
+    assert_eq!(runs["runs"], json!([]), "{runs}");
+}
+
+#[tokio::test]
+async fn the_vault_client_refuses_vaults_own_paths_and_non_kv_mounts() {
+    let bao = seeded().await;
+    bao.api(
+        reqwest::Method::POST,
+        "sys/mounts/transit",
+        json!({"type": "transit"}),
+    )
+    .await;
+    bao.api(reqwest::Method::POST, "transit/keys/k1", json!({}))
+        .await;
+    let vault = Vault::new(&settings(&bao.address, &bao.token)).unwrap();
+    // A reference that slipped past submit (a run carried on, a drone).
+    let own = vault
+        .read(&reference("vault:auth/token/lookup-self#id"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(own.contains("never given to nodes"), "{own}");
+    assert!(!own.contains(&bao.token), "{own}");
+    // Not Vault's own, but not KV: refused before it is read.
+    let transit = vault
+        .read(&reference("vault:transit/keys/k1#type"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        transit.contains("its mount is a `transit` engine, not KV"),
+        "{transit}"
+    );
+    // KV still reads, twice (the second from the mount check's memory).
+    for _ in 0..2 {
+        assert_eq!(
+            vault
+                .read(&reference("vault:secret/data/app#password"))
+                .await
+                .as_deref(),
+            Ok(VALUE)
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_paths_allowlist_admits_only_what_it_matches() {
+    let bao = seeded().await;
+    let drover = Drover::new();
+    config_with_vault(&drover, &bao, "");
+    allow_paths(&drover, &["secret/data/a*", "kv/ci/*"]);
+    drover.write("dag.yaml", &shell_dag());
+    let out = drover.run(&["run", "dag.yaml", "--output", "json"]);
+    let (stdout, text) = (support::stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{text}");
+    assert!(text.contains("the password is [redacted]"), "{text}");
+
+    drover.write(
+        "other.yaml",
+        r#"
+name: other
+nodes:
+  fine: {driver: shell, artifact: 'true', secrets: {P: "vault:secret/data/app#password"}}
+  elsewhere: {driver: shell, artifact: 'true', secrets: {P: "vault:secret/data/other#password"}}
+  v1: {driver: shell, artifact: 'true', secrets: {T: "vault:kv/app#token"}}
+"#,
+    );
+    let out = drover.run(&["run", "other.yaml"]);
+    let text = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    for says in [
+        "node `elsewhere`, field `secrets.P`: `vault:secret/data/other#password` is refused: \
+         `secret/data/other` is not allowed by drover's [vault] paths (secret/data/a*, kv/ci/*)",
+        "node `v1`, field `secrets.T`: `vault:kv/app#token` is refused",
+    ] {
+        assert!(text.contains(says), "no `{says}` in {text}");
+    }
+    assert!(!text.contains("node `fine`"), "{text}");
+    assert!(!text.contains(OTHER), "{text}");
+}
+
+/// A script that prints its secret across the 64 KiB split of a long line
+/// and in encoded forms, each line labelled `L:<form>`.
+const ENCODED_DAG: &str = r#"
+name: encoded
+nodes:
+  leak:
+    driver: shell
+    secrets: {DB_PASS: "vault:secret/data/app#password", PIN: "vault:secret/data/app#pin"}
+    artifact: |
+      printf 'long%65527s' '' | tr ' ' x; printf '%s after\n' "$DB_PASS"
+      echo "L:b64 $(printf %s "$DB_PASS" | base64 -w0)"
+      echo "L:b64url $(printf %s "$DB_PASS" | base64 -w0 | tr '+/' '-_' | tr -d =)"
+      for pre in '' x xy; do
+        echo "L:b64in[$pre] $(printf '%s%s tail' "$pre" "$DB_PASS" | base64 -w0)"
+      done
+      echo "L:hex $(printf %s "$DB_PASS" | od -An -tx1 | tr -d ' \n')"
+      echo "L:HEX $(printf %s "$DB_PASS" | od -An -tx1 | tr -d ' \n' | tr a-f A-F)"
+      echo "L:url $(printf %s "$DB_PASS" | sed 's/ö/%C3%B6/')"
+      echo "L:allurl $(printf %s "$DB_PASS" | od -An -tx1 | tr -d ' \n' | sed 's/../%&/g')"
+      echo "L:pin is $PIN"
+"#;
+
+#[tokio::test]
+async fn a_value_split_across_a_long_line_or_encoded_is_redacted() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    let bao = OpenBao::start().await;
+    bao.put_v2("app", json!({"password": VALUE, "pin": "4821"}))
+        .await;
+    let drover = Drover::new();
+    config_with_vault(&drover, &bao, "");
+    drover.write("dag.yaml", ENCODED_DAG);
+    let out = drover.run(&["run", "dag.yaml", "--output", "json"]);
+    let (stdout, text) = (support::stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{text}");
+
+    // The split falls 5 bytes into the value: neither piece shows a part.
+    assert!(text.contains("[redacted] after"), "{text}");
+    assert!(!text.contains(&VALUE[5..]), "the value's tail leaked");
+    assert!(
+        !text.contains(&format!("x{}", &VALUE[..5])),
+        "its head leaked"
+    );
+
+    let shown = |label: &str| -> String {
+        text.lines()
+            .find(|l| l.contains(&format!("L:{label} ")))
+            .unwrap_or_else(|| panic!("no `{label}` line in {text}"))
+            .to_owned()
+    };
+    let bytes = VALUE.as_bytes();
+    let percent: String = bytes.iter().map(|b| format!("%{b:02x}")).collect();
+    for (label, encoded) in [
+        ("b64", STANDARD.encode(bytes)),
+        ("b64url", URL_SAFE_NO_PAD.encode(bytes)),
+        ("b64in[]", STANDARD.encode(format!("{VALUE} tail"))),
+        ("b64in[x]", STANDARD.encode(format!("x{VALUE} tail"))),
+        ("b64in[xy]", STANDARD.encode(format!("xy{VALUE} tail"))),
+        ("hex", hex::encode(bytes)),
+        ("HEX", hex::encode_upper(bytes)),
+        ("url", VALUE.replace('ö', "%C3%B6")),
+        ("allurl", percent),
+    ] {
+        let line = shown(label);
+        assert!(line.contains(REDACTED), "{label} not redacted: {line}");
+        assert!(!line.contains(&encoded), "{label} leaked: {line}");
+    }
+
+    // A 4-byte secret: hidden, with a warning naming it (not its value).
+    assert!(shown("pin is").contains("pin is [redacted]"), "{text}");
+    assert!(
+        text.contains("secret `PIN` is only 4 bytes long"),
+        "no warning in {text}"
+    );
+    assert!(!stdout.contains(VALUE) && !text.contains(VALUE));
 }

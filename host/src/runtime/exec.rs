@@ -309,7 +309,9 @@ impl ExecHost {
 
 /// Reads `reader` line by line into the log, keeping up to `capture` bytes,
 /// and hands each line to `to_driver` too while the driver holds its end
-/// (waiting for room: that is the backpressure of `read-line`).
+/// (waiting for room: that is the backpressure of `read-line`). A line
+/// longer than [`MAX_LINE`] is sent in pieces, cut where no secret value
+/// straddles the cut, so that each piece's redaction sees every value whole.
 async fn pump(
     reader: impl AsyncRead + Unpin,
     log: Arc<LogHost>,
@@ -320,31 +322,16 @@ async fn pump(
     let mut reader = BufReader::with_capacity(MAX_LINE, reader);
     let mut captured = Vec::new();
     let mut truncated = false;
-    let mut line = Vec::new();
+    let mut chunk = Vec::new();
+    // The part of the current line not sent yet.
+    let mut pending: Vec<u8> = Vec::new();
     let level = match source {
         LogSource::Stderr => LogLevel::Warn,
         _ => LogLevel::Info,
     };
-    loop {
-        line.clear();
-        let read = {
-            let mut limited = (&mut reader).take(MAX_LINE as u64);
-            limited.read_until(b'\n', &mut line).await
-        };
-        match read {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-        if captured.len() < capture {
-            let room = capture - captured.len();
-            captured.extend_from_slice(&line[..line.len().min(room)]);
-            truncated |= line.len() > room;
-        } else if capture > 0 {
-            truncated = true;
-        }
-        let text = line.strip_suffix(b"\n").unwrap_or(&line);
-        let text = text.strip_suffix(b"\r").unwrap_or(text);
-        let text = String::from_utf8_lossy(text).into_owned();
+    let redactor = log.redactor().clone();
+    let mut send = async |piece: &[u8]| {
+        let text = String::from_utf8_lossy(piece).into_owned();
         if let Some(tx) = &to_driver {
             log.send(source, level, text.clone()).await;
             // The driver dropped its end (it called `wait`): log only.
@@ -354,6 +341,39 @@ async fn pump(
         } else {
             log.send(source, level, text).await;
         }
+    };
+    loop {
+        chunk.clear();
+        let read = {
+            let mut limited = (&mut reader).take(MAX_LINE as u64);
+            limited.read_until(b'\n', &mut chunk).await
+        };
+        match read {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        if captured.len() < capture {
+            let room = capture - captured.len();
+            captured.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            truncated |= chunk.len() > room;
+        } else if capture > 0 {
+            truncated = true;
+        }
+        pending.extend_from_slice(&chunk);
+        if let Some(line) = pending.strip_suffix(b"\n") {
+            send(line.strip_suffix(b"\r").unwrap_or(line)).await;
+            pending.clear();
+        } else if pending.len() >= MAX_LINE {
+            let cut = redactor.split_point(&pending);
+            if cut > 0 {
+                send(&pending[..cut]).await;
+                pending.drain(..cut);
+            }
+        }
+    }
+    // A last line without a newline.
+    if !pending.is_empty() {
+        send(pending.strip_suffix(b"\r").unwrap_or(&pending)).await;
     }
     (captured, truncated)
 }

@@ -28,7 +28,7 @@ pub use limits::MemoryLimitExceeded;
 use state::NodeState;
 
 use crate::config::Config;
-use crate::task::{LogSink, NodeStatus, Outcome, Problem, Task};
+use crate::task::{LogLevel, LogLine, LogSink, LogSource, NodeStatus, Outcome, Problem, Task};
 
 /// How often the epoch advances. A guest that computes without calling the
 /// host yields to the executor this often, so timeouts and cancel reach it.
@@ -487,6 +487,19 @@ impl Runtime {
             Ok(read) => read,
             Err(outcome) => return outcome,
         };
+        for warning in secrets::short_value_warnings(&secrets) {
+            tracing::warn!(node = %task.node, "{warning}");
+            // A closed sink means nobody reads the log any more.
+            let _ = ctx
+                .logs
+                .send(LogLine {
+                    node: task.node.as_str().into(),
+                    source: LogSource::Drover,
+                    level: LogLevel::Warn,
+                    message: warning,
+                })
+                .await;
+        }
         let state = match NodeState::for_run(state::RunSetup {
             task: &task,
             driver: driver.name(),

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::Description;
 use super::bindings::drover::driver::secrets::{Error, Host};
 use crate::config::Config;
-use crate::secrets::{self, FetchError, Redactor, Values, Vault};
+use crate::secrets::{self, FetchError, MIN_REDACTED_LEN, Redactor, Values, Vault};
 use crate::task::{NodeStatus, Outcome, Task};
 
 /// Per-instance state of the `secrets` interface.
@@ -100,6 +100,24 @@ pub(super) async fn read_for_node(
         )),
         Err(e) => Err(Outcome::failure(e.to_string())),
     }
+}
+
+/// A warning for each secret too short to hide its encoded forms: its
+/// value is still hidden wherever it appears, which garbles the log where
+/// those few characters are ordinary text. Names only, never values.
+pub(super) fn short_value_warnings(values: &Values) -> Vec<String> {
+    values
+        .iter()
+        .filter(|(_, value)| !value.is_empty() && value.len() < MIN_REDACTED_LEN)
+        .map(|(name, value)| {
+            format!(
+                "secret `{name}` is only {} bytes long: it is hidden wherever those characters \
+                 appear, but its base64, hex and URL-encoded forms are not; give secrets at \
+                 least {MIN_REDACTED_LEN} bytes",
+                value.len()
+            )
+        })
+        .collect()
 }
 
 /// The outcome with the node's secrets hidden from its message and outputs.

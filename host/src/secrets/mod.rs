@@ -2,6 +2,7 @@
 //! reads them just before a node runs, the submit-time checks, and the
 //! redaction of their values from everything a node leaves behind.
 
+mod policy;
 mod redact;
 mod reference;
 mod settings;
@@ -11,7 +12,8 @@ use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
-pub use redact::{REDACTED, Redactor};
+pub use policy::{ALWAYS_REFUSED, DEFAULT_PATHS, PathPolicy, always_refused, glob_matches};
+pub use redact::{MIN_REDACTED_LEN, REDACTED, Redactor};
 pub use reference::{KvEngine, SecretRef, check_name};
 pub use settings::{AppRoleSettings, VaultSettings};
 pub use vault::{ReadError, Vault, VaultConfigError};
@@ -33,8 +35,13 @@ pub fn syntax_problems(secrets: &[(String, String)]) -> Vec<(String, String)> {
         } else if secrets[..i].iter().any(|(n, _)| n == name) {
             problems.push((field.clone(), format!("duplicate secret `{name}`")));
         }
-        if let Err(message) = SecretRef::parse(reference) {
-            problems.push((field, message));
+        match SecretRef::parse(reference) {
+            Err(message) => problems.push((field, message)),
+            Ok(parsed) => {
+                if let Some(message) = always_refused(&parsed) {
+                    problems.push((field, message));
+                }
+            }
         }
     }
     problems
@@ -54,8 +61,8 @@ pub fn allowed(config: &Config, driver: &str, declares: bool) -> bool {
 }
 
 /// The submit-time checks that need the node's driver and the operator's
-/// configuration: the driver takes secrets, the policy allows them, and a
-/// `[vault]` is configured.
+/// configuration: the driver takes secrets, the policy allows them, a
+/// `[vault]` is configured, and its `paths` allow each reference.
 pub fn grant_problems(
     config: &Config,
     node: &str,
@@ -85,12 +92,30 @@ pub fn grant_problems(
             ),
         ));
     }
-    if config.vault.is_none() {
+    let Some(vault) = &config.vault else {
         problems.push(Problem::new(
             &at,
             "no Vault is configured: add a [vault] section (address and a way to log in) to \
              drover's configuration",
         ));
+        return problems;
+    };
+    let paths = PathPolicy::new(vault.paths.as_deref());
+    for (name, reference) in secrets {
+        // Malformed and always-refused references are reported by
+        // `syntax_problems`; once is enough.
+        let Ok(parsed) = SecretRef::parse(reference) else {
+            continue;
+        };
+        if always_refused(&parsed).is_some() {
+            continue;
+        }
+        if let Err(message) = paths.check(&parsed) {
+            problems.push(Problem::new(
+                format!("node `{node}`, field `secrets.{name}`"),
+                message,
+            ));
+        }
     }
     problems
 }

@@ -24,6 +24,11 @@ pub struct VaultSettings {
     /// How long one request to Vault may take (default `10s`).
     #[serde(default)]
     pub timeout: Option<String>,
+    /// The paths secret references may name: globs over the API path
+    /// (`secret/data/ci/*`), `*` matching any characters, `/` included.
+    /// Unset: every path but Vault's own mounts (see `policy`).
+    #[serde(default)]
+    pub paths: Option<Vec<String>>,
 }
 
 /// AppRole credentials: a role id and a secret id (inline or in a file).
@@ -52,6 +57,7 @@ impl std::fmt::Debug for VaultSettings {
             .field("token_file", &self.token_file)
             .field("approle", &self.approle)
             .field("timeout", &self.timeout)
+            .field("paths", &self.paths)
             .finish()
     }
 }

@@ -1,6 +1,7 @@
 //! The Vault (OpenBao) client: logs in (token, token file or AppRole) and
 //! reads one key of a KV v1 or v2 secret. Errors name what failed, never a value.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -10,11 +11,20 @@ use vaultrs::api::EndpointMiddleware;
 use vaultrs::client::{VaultClient, VaultClientSettings};
 use vaultrs::error::ClientError;
 
+use super::policy::PathPolicy;
 use super::reference::{KvEngine, SecretRef};
 use super::settings::VaultSettings;
 
 /// How long a request may take unless `vault.timeout` says.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a mount found to be KV is believed to stay KV: mounts change
+/// rarely, and checking before every read would double the requests.
+const MOUNT_CHECK_TTL: Duration = Duration::from_secs(60);
+
+/// The mount types that hold plain key/value secrets (`generic` is KV v1's
+/// old name).
+const KV_TYPES: [&str; 2] = ["kv", "generic"];
 
 /// A `[vault]` section that cannot be used.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -35,6 +45,10 @@ pub struct Vault {
     auth: Auth,
     /// The token of the last AppRole login, until it expires.
     login: Mutex<Option<(String, Option<Instant>)>>,
+    /// The paths references may name.
+    paths: PathPolicy,
+    /// Paths whose mount was found to be KV, and when.
+    kv_mounts: Mutex<HashMap<String, Instant>>,
 }
 
 enum Auth {
@@ -112,6 +126,8 @@ impl Vault {
             timeout,
             auth,
             login: Mutex::new(None),
+            paths: PathPolicy::new(settings.paths.as_deref()),
+            kv_mounts: Mutex::new(HashMap::new()),
         })
     }
 
@@ -120,8 +136,11 @@ impl Vault {
         self.address.as_str()
     }
 
-    /// The value of one secret.
+    /// The value of one secret. The reference is checked against the
+    /// paths policy again (a run carried on after the configuration
+    /// changed, a drone with its own), and its mount must be KV.
     pub async fn read(&self, reference: &SecretRef) -> Result<String, ReadError> {
+        self.paths.check(reference).map_err(ReadError)?;
         let token = self.token().await?;
         match self.read_with(&token, reference).await {
             // An AppRole token may have been revoked or expired early: log
@@ -138,6 +157,7 @@ impl Vault {
     }
 
     async fn read_with(&self, token: &str, reference: &SecretRef) -> Result<String, Failure> {
+        self.check_kv_mount(token, reference).await?;
         let client = self.client(token);
         let data: Value = match reference.engine {
             KvEngine::V1 => vaultrs::kv1::get(&client, &reference.mount, &reference.path).await,
@@ -158,6 +178,55 @@ impl Vault {
             // Numbers, booleans, lists: their JSON text.
             Some(other) => Ok(other.to_string()),
         }
+    }
+
+    /// Asks Vault which mount serves the reference and refuses any that is
+    /// not KV: a GET on another engine can answer with credentials
+    /// (`database/creds/…` even makes new ones), which a KV read never does.
+    /// `sys/internal/ui/mounts/<path>` answers any token that has a
+    /// capability on the path, so drover's token needs no `sys/` policy.
+    async fn check_kv_mount(&self, token: &str, reference: &SecretRef) -> Result<(), Failure> {
+        // By the whole path: a mount of another engine may sit below a KV one.
+        let path = reference.api_path();
+        let known = self
+            .mounts()
+            .get(&path)
+            .is_some_and(|checked| checked.elapsed() < MOUNT_CHECK_TTL);
+        if known {
+            return Ok(());
+        }
+        let mut url = self.address.clone();
+        url.path_segments_mut()
+            .map_err(|()| Failure::Unreadable)?
+            .pop_if_empty()
+            .extend(["v1", "sys", "internal", "ui", "mounts"])
+            .extend(path.split('/'));
+        let response = self
+            .http
+            .get(url)
+            .header("X-Vault-Token", token)
+            .send()
+            .await
+            .map_err(|e| Failure::Unreachable(format!("{e:#}")))?;
+        let status = response.status().as_u16();
+        if status == 403 {
+            return Err(Failure::Denied(String::new()));
+        }
+        if !response.status().is_success() {
+            return Err(Failure::Status(status, String::new()));
+        }
+        let answer: Value = response.json().await.map_err(|_| Failure::Unreadable)?;
+        let kind = answer["data"]["type"].as_str().unwrap_or("");
+        if !KV_TYPES.contains(&kind) {
+            let kind = if kind.is_empty() { "unknown" } else { kind };
+            return Err(Failure::NotKv(kind.to_owned()));
+        }
+        self.mounts().insert(path, Instant::now());
+        Ok(())
+    }
+
+    fn mounts(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+        self.kv_mounts.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// A client that sends `token`; it shares this `Vault`'s connections.
@@ -254,6 +323,8 @@ enum Failure {
     Status(u16, String),
     Unreachable(String),
     Unreadable,
+    /// The mount's engine, which is not KV.
+    NotKv(String),
 }
 
 impl From<ClientError> for Failure {
@@ -298,6 +369,9 @@ impl Failure {
             Failure::Status(code, detail) => format!("status {code}: {detail}"),
             Failure::Unreachable(detail) => format!("cannot reach the server: {detail}"),
             Failure::Unreadable => "its answer could not be read".into(),
+            Failure::NotKv(kind) => {
+                format!("its mount is a `{kind}` engine, not KV; only KV secrets are read")
+            }
         }
     }
 

@@ -1,0 +1,156 @@
+//! Which Vault paths a secret reference may name: never Vault's own
+//! endpoints, and only what the operator's `[vault] paths` allowlist matches.
+
+use super::reference::SecretRef;
+
+/// Mounts no reference may name, whatever the allowlist says: they hold
+/// Vault's own state and drover's credentials (`auth/token/lookup-self`
+/// answers with drover's token), not pipeline secrets.
+pub const ALWAYS_REFUSED: [&str; 5] = ["sys", "auth", "identity", "cubbyhole", "token"];
+
+/// The allowlist used when `[vault] paths` is unset: every path, so that
+/// the token's own Vault policy is what bounds references (as before the
+/// allowlist existed); the always-refused mounts stay refused.
+pub const DEFAULT_PATHS: [&str; 1] = ["*"];
+
+/// Why a reference names a mount no node may read, if it does.
+pub fn always_refused(reference: &SecretRef) -> Option<String> {
+    let mount = reference.mount.to_ascii_lowercase();
+    ALWAYS_REFUSED.contains(&mount.as_str()).then(|| {
+        format!(
+            "`{reference}` is refused: paths under `{}/` are Vault's own and are never given \
+             to nodes",
+            reference.mount
+        )
+    })
+}
+
+/// The paths references may name: glob patterns over the path as Vault's
+/// API names it (`secret/data/app`), where `*` matches any run of
+/// characters, `/` included.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathPolicy {
+    patterns: Vec<String>,
+}
+
+impl Default for PathPolicy {
+    fn default() -> Self {
+        PathPolicy::new(None)
+    }
+}
+
+impl PathPolicy {
+    /// The operator's patterns, or [`DEFAULT_PATHS`] when unset.
+    pub fn new(patterns: Option<&[String]>) -> Self {
+        let patterns = match patterns {
+            Some(p) => p.to_vec(),
+            None => DEFAULT_PATHS.iter().map(|p| (*p).to_owned()).collect(),
+        };
+        PathPolicy { patterns }
+    }
+
+    /// Why `reference` may not be read, if it may not.
+    pub fn check(&self, reference: &SecretRef) -> Result<(), String> {
+        if let Some(why) = always_refused(reference) {
+            return Err(why);
+        }
+        let path = reference.api_path();
+        if self.patterns.iter().any(|p| glob_matches(p, &path)) {
+            return Ok(());
+        }
+        Err(format!(
+            "`{reference}` is refused: `{path}` is not allowed by drover's [vault] paths ({})",
+            if self.patterns.is_empty() {
+                "empty: no path is".to_owned()
+            } else {
+                self.patterns.join(", ")
+            }
+        ))
+    }
+}
+
+/// Whether `text` matches `pattern`, where `*` matches any run of
+/// characters (empty too) and every other character itself.
+pub fn glob_matches(pattern: &str, text: &str) -> bool {
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
+    let (mut pi, mut ti) = (0, 0);
+    // Where the last `*` was, and where in `text` it began to match: on a
+    // mismatch the star takes one more character (linear backtracking).
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && p[pi] == b'*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if pi < p.len() && p[pi] == t[ti] {
+            pi += 1;
+            ti += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == b'*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(text: &str) -> SecretRef {
+        SecretRef::parse(text).unwrap()
+    }
+
+    #[test]
+    fn globs_match_within_and_across_segments() {
+        for (pattern, text, matches) in [
+            ("*", "secret/data/app", true),
+            ("secret/data/app", "secret/data/app", true),
+            ("secret/data/app", "secret/data/app2", false),
+            ("secret/data/ci/*", "secret/data/ci/db/main", true),
+            ("secret/data/ci/*", "secret/data/cid", false),
+            ("secret/data/app-*", "secret/data/app-db", true),
+            ("secret/*/team-*/db", "secret/data/team-a/b/team-c/db", true),
+            ("secret/*/db", "secret/data/db/x", false),
+            ("", "", true),
+            ("kv/**", "kv/x", true),
+        ] {
+            assert_eq!(glob_matches(pattern, text), matches, "{pattern} ~ {text}");
+        }
+    }
+
+    #[test]
+    fn vaults_own_mounts_are_refused_whatever_the_allowlist() {
+        let everything = PathPolicy::new(Some(&["*".to_owned()]));
+        for text in [
+            "vault:auth/token/lookup-self#id",
+            "vault:sys/mounts#x",
+            "vault:identity/entity/name/x#id",
+            "vault:cubbyhole/x#k",
+            "vault:token/x#k",
+            "vault:SYS/x#k",
+            "vault:sys/data/x#k",
+        ] {
+            let err = everything.check(&r(text)).unwrap_err();
+            assert!(err.contains("never given to nodes"), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_allowlist_bounds_the_rest() {
+        let policy = PathPolicy::new(Some(&["secret/data/ci/*".to_owned(), "kv/app".to_owned()]));
+        assert!(policy.check(&r("vault:secret/data/ci/db#p")).is_ok());
+        assert!(policy.check(&r("vault:kv/app#p")).is_ok());
+        let err = policy.check(&r("vault:secret/data/prod/db#p")).unwrap_err();
+        assert!(
+            err.contains("`secret/data/prod/db` is not allowed by drover's [vault] paths"),
+            "{err}"
+        );
+        let nothing = PathPolicy::new(Some(&[]));
+        assert!(nothing.check(&r("vault:kv/app#p")).is_err());
+        // Unset: everything but Vault's own mounts.
+        assert!(PathPolicy::default().check(&r("vault:kv/app#p")).is_ok());
+    }
+}
