@@ -221,6 +221,14 @@ pub struct Limits {
     pub max_instances: u32,
     /// The most standard output `exec` keeps for a driver, in KiB.
     pub captured_stdout_kib: u64,
+    /// The most WASI handles (open files and directories, streams, sockets,
+    /// pollables) one node's driver may hold at once. Each open file is one
+    /// of drover's own descriptors, so this keeps a driver from taking them
+    /// all from drover and the other nodes.
+    pub max_wasi_handles: usize,
+    /// The most a node's outcome (its message, output names and values
+    /// together) may take, in KiB; a larger one fails the node.
+    pub max_outcome_kib: u64,
 }
 
 impl Default for Limits {
@@ -230,6 +238,8 @@ impl Default for Limits {
             fuel: None,
             max_instances: 256,
             captured_stdout_kib: 1024,
+            max_wasi_handles: 1024,
+            max_outcome_kib: 1024,
         }
     }
 }
