@@ -95,7 +95,7 @@ impl Default for RedisSettings {
 }
 
 /// The Docker engine drivers' containers run on (see [`crate::container`]).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ContainerSettings {
     /// The engine's socket, `unix:///path`; defaults to `$DOCKER_HOST`,
@@ -104,6 +104,24 @@ pub struct ContainerSettings {
     /// The Docker network of containers whose node is granted network
     /// (default `bridge`); the others always get `none`.
     pub network_mode: Option<String>,
+    /// The most processes (and threads) one container may have; a driver
+    /// may ask for fewer, never more. Stops a fork bomb in a container.
+    /// 0 leaves it unlimited (Docker's meaning).
+    pub max_pids: u32,
+    /// The most memory (without swap) one container may use, in MiB; a
+    /// driver may ask for less, never more. 0 leaves it unlimited.
+    pub max_memory_mib: u64,
+}
+
+impl Default for ContainerSettings {
+    fn default() -> Self {
+        ContainerSettings {
+            docker_host: None,
+            network_mode: None,
+            max_pids: 1024,
+            max_memory_mib: 2048,
+        }
+    }
 }
 
 /// Settings of the plugin registry.
