@@ -256,7 +256,13 @@ fn a_driver_opening_files_without_end_fails_alone_and_a_shell_node_beside_it_run
     // Few descriptors for drover itself: without the per-node cap the
     // driver would take them all and the shell node could not start `sh`.
     let drover = Drover::new();
-    let file = drover.write("dag.yaml", &greedy_dag(&["files"]));
+    // The shell node starts once the driver has had time to take what it
+    // can (it holds that 2 s).
+    let dag = format!(
+        "{}    needs: [wait]\n  wait:\n    driver: sleep\n    artifact: 300ms\n",
+        greedy_dag(&["files"])
+    );
+    let file = drover.write("dag.yaml", &dag);
     let run = drover.command(&["run", &file, "--output", "json"]);
     let mut cmd = std::process::Command::new("sh");
     cmd.arg("-c")

@@ -50,8 +50,8 @@ impl Driver for Greedy {
     }
 }
 
-/// Opens files until opening fails and reports how many it held; a host
-/// that traps it instead never sees the report.
+/// Opens files until opening fails, holds them 2 s and reports how many it
+/// held; a host that traps it instead never sees the report.
 fn hold_files() -> Outcome {
     if let Err(e) = std::fs::write("held", b"held\n") {
         return Outcome::failure(format!("cannot write `held`: {e}"));
@@ -61,6 +61,8 @@ fn hold_files() -> Outcome {
         match std::fs::File::open("held") {
             Ok(file) => held.push(file),
             Err(e) => {
+                // Holds them a while, so that nodes beside it feel it.
+                std::thread::sleep(std::time::Duration::from_secs(2));
                 return Outcome::failure(format!("opening failed after {}: {e}", held.len()))
                     .with_output("opened", held.len().to_string());
             }
