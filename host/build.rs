@@ -34,6 +34,7 @@ const TEST_DRIVERS: &[&str] = &[
     "test-driver-container",
     "test-driver-line-reader",
     "test-driver-secret-probe",
+    "test-driver-greedy",
 ];
 
 const TARGET: &str = "wasm32-wasip2";

@@ -95,7 +95,7 @@ impl Default for RedisSettings {
 }
 
 /// The Docker engine drivers' containers run on (see [`crate::container`]).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ContainerSettings {
     /// The engine's socket, `unix:///path`; defaults to `$DOCKER_HOST`,
@@ -104,6 +104,24 @@ pub struct ContainerSettings {
     /// The Docker network of containers whose node is granted network
     /// (default `bridge`); the others always get `none`.
     pub network_mode: Option<String>,
+    /// The most processes (and threads) one container may have; a driver
+    /// may ask for fewer, never more. Stops a fork bomb in a container.
+    /// 0 leaves it unlimited (Docker's meaning).
+    pub max_pids: u32,
+    /// The most memory (without swap) one container may use, in MiB; a
+    /// driver may ask for less, never more. 0 leaves it unlimited.
+    pub max_memory_mib: u64,
+}
+
+impl Default for ContainerSettings {
+    fn default() -> Self {
+        ContainerSettings {
+            docker_host: None,
+            network_mode: None,
+            max_pids: 1024,
+            max_memory_mib: 2048,
+        }
+    }
 }
 
 /// Settings of the plugin registry.
@@ -221,6 +239,14 @@ pub struct Limits {
     pub max_instances: u32,
     /// The most standard output `exec` keeps for a driver, in KiB.
     pub captured_stdout_kib: u64,
+    /// The most WASI handles (open files and directories, streams, sockets,
+    /// pollables) one node's driver may hold at once. Each open file is one
+    /// of drover's own descriptors, so this keeps a driver from taking them
+    /// all from drover and the other nodes.
+    pub max_wasi_handles: usize,
+    /// The most a node's outcome (its message, output names and values
+    /// together) may take, in KiB; a larger one fails the node.
+    pub max_outcome_kib: u64,
 }
 
 impl Default for Limits {
@@ -230,6 +256,8 @@ impl Default for Limits {
             fuel: None,
             max_instances: 256,
             captured_stdout_kib: 1024,
+            max_wasi_handles: 1024,
+            max_outcome_kib: 1024,
         }
     }
 }

@@ -224,3 +224,161 @@ fn ctrl_c_cancels_the_node() {
     let json: Value = serde_json::from_str(&ended.stdout).unwrap();
     assert_eq!(json["status"], "canceled");
 }
+
+/// A DAG of the hostile `greedy` driver (node `greedy`, `args`) beside a
+/// `shell` node.
+fn greedy_dag(args: &[&str]) -> String {
+    let args: Vec<String> = args.iter().map(|a| format!("{a:?}")).collect();
+    format!(
+        "name: greedy\nnodes:\n  greedy:\n    driver: {:?}\n    args: [{}]\n  \
+         beside:\n    driver: shell\n    artifact: 'for i in 1 2 3 4 5; do cat /dev/null; done; echo fine'\n",
+        test_driver("greedy").display().to_string(),
+        args.join(", ")
+    )
+}
+
+/// Runs `dag` as a user would; returns the run record and drover's stderr.
+fn run_dag(drover: &Drover, dag: &str, log: Option<&str>) -> (Value, String) {
+    let file = drover.write("dag.yaml", dag);
+    let mut cmd = drover.command(&["run", &file, "--output", "json"]);
+    if let Some(filter) = log {
+        cmd.env("DROVER_LOG", filter);
+    }
+    let out = cmd.output().unwrap();
+    let logs = stderr(&out);
+    let record: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {logs}"));
+    (record, logs)
+}
+
+#[test]
+fn a_driver_opening_files_without_end_fails_alone_and_a_shell_node_beside_it_runs() {
+    // Few descriptors for drover itself: without the per-node cap the
+    // driver would take them all and the shell node could not start `sh`.
+    let drover = Drover::new();
+    // The shell node starts once the driver has had time to take what it
+    // can (it holds that 2 s).
+    let dag = format!(
+        "{}    needs: [wait]\n  wait:\n    driver: sleep\n    artifact: 300ms\n",
+        greedy_dag(&["files"])
+    );
+    let file = drover.write("dag.yaml", &dag);
+    let run = drover.command(&["run", &file, "--output", "json"]);
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg("ulimit -Sn 1400 && exec \"$0\" \"$@\"")
+        .arg(run.get_program())
+        .args(run.get_args())
+        .current_dir(drover.dir.path())
+        .env_remove("DROVER_LOG");
+    let out = cmd.output().unwrap();
+    let logs = stderr(&out);
+    let record: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {logs}"));
+    let greedy = support::node(&record, "greedy");
+    assert_eq!(greedy["state"], "failure", "{greedy:#}");
+    assert!(
+        greedy["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("too many open files in this node (limit 1024)"),
+        "{greedy:#}"
+    );
+    let beside = support::node(&record, "beside");
+    assert_eq!(beside["state"], "success", "{beside:#}\n{logs}");
+    assert!(logs.contains("[beside] fine"), "{logs}");
+}
+
+#[test]
+fn the_open_files_limit_is_configurable() {
+    let drover = Drover::new();
+    drover.write(
+        "drover.toml",
+        &format!(
+            "{}[limits]\nmax_wasi_handles = 50\n",
+            std::fs::read_to_string(drover.path("drover.toml")).unwrap()
+        ),
+    );
+    let (record, _) = run_dag(&drover, &greedy_dag(&["files"]), None);
+    let greedy = support::node(&record, "greedy");
+    assert!(
+        greedy["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("too many open files in this node (limit 50)"),
+        "{greedy:#}"
+    );
+}
+
+#[test]
+fn an_outcome_over_the_limit_fails_the_node_clearly() {
+    let drover = Drover::new();
+    for (kind, size) in [("outcome", 2 << 20), ("message", 100_000_000)] {
+        let size = size.to_string();
+        let (record, logs) = run_dag(&drover, &greedy_dag(&[kind, &size]), None);
+        let greedy = support::node(&record, "greedy");
+        assert_eq!(greedy["state"], "failure", "{kind}");
+        let error = greedy["error"].as_str().unwrap();
+        assert!(
+            error.starts_with(&format!(
+                "outcome too large: the driver returned {} bytes",
+                size.parse::<usize>().unwrap() + if kind == "outcome" { 3 } else { 0 }
+            )) && error.contains("limit of 1024 KiB"),
+            "{kind}: {error}"
+        );
+        assert!(
+            greedy["outputs"].as_object().is_none_or(|o| o.is_empty()),
+            "{kind}"
+        );
+        assert_eq!(
+            support::node(&record, "beside")["state"],
+            "success",
+            "{logs}"
+        );
+    }
+    // Just under the limit passes.
+    let (record, _) = run_dag(&drover, &greedy_dag(&["outcome", "1000000"]), None);
+    assert_eq!(support::node(&record, "greedy")["state"], "success");
+}
+
+#[test]
+fn a_driver_cannot_forge_lines_of_drovers_log() {
+    let drover = Drover::new();
+    let path = test_driver("greedy");
+    let out = drover
+        .command(&[
+            "driver",
+            "run",
+            path.to_str().unwrap(),
+            "--arg",
+            "forge",
+            "--name",
+            "greedy",
+            "--output",
+            "json",
+        ])
+        .env("DROVER_LOG", "info")
+        .output()
+        .unwrap();
+    let logs = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{logs}");
+    for line in logs.lines() {
+        assert!(
+            !line.starts_with("2099-01-01") && !line.contains('\u{1b}') && !line.contains('\r'),
+            "a forged line in drover's log: {line:?}\n{logs}"
+        );
+    }
+    // Written while validated (to drover's own log) and while run (to the
+    // node's log, which the command prints), escaped both times.
+    let escaped = "innocent\\n2099-01-01T00:00:00.000000Z ERROR drover::api::auth: forged by greedy\\r\\u{1b}[2K";
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("drover::runtime") && l.contains(escaped)),
+        "{logs}"
+    );
+    assert!(
+        logs.lines()
+            .any(|l| l == format!("[greedy] error: {escaped}")),
+        "{logs}"
+    );
+}

@@ -816,3 +816,87 @@ async fn a_secret_not_in_vault_fails_the_node_before_any_container_starts() {
     assert!(!logs.contains("step-ran"), "{logs}");
     assert_no_container(name);
 }
+
+/// A step printing the container's pids and memory limits (cgroup v2, else v1).
+const LIMITS: &str = "cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max; \
+     cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes";
+
+/// The lines a node printed on its standard output, from drover's log.
+fn printed(logs: &str, name: &str) -> Vec<String> {
+    logs.lines()
+        .filter_map(|l| l.strip_prefix(&format!("[{name}] ")))
+        .filter(|l| !l.starts_with("driver: ") && !l.starts_with("stderr: "))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn containers_keep_only_the_capabilities_a_build_needs_and_gain_no_privileges() {
+    let drover = drover();
+    let name = "locked-down";
+    let file = drover.write(
+        "dag.yaml",
+        &dag(
+            name,
+            IMAGE,
+            &[
+                "grep -E '^(CapEff|CapBnd|NoNewPrivs):' /proc/self/status",
+                LIMITS,
+            ],
+            "",
+        ),
+    );
+    let out = drover.run(&["run", &file, "--output", "json"]);
+    let logs = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{logs}");
+    // CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETUID (bits 0-7
+    // but 2) and NET_BIND_SERVICE (bit 10); Docker's default is 0xa80425fb.
+    assert_eq!(
+        printed(&logs, name),
+        [
+            "CapEff:\t00000000000004fb",
+            "CapBnd:\t00000000000004fb",
+            "NoNewPrivs:\t1",
+            "1024",
+            &(2048u64 * 1024 * 1024).to_string(),
+        ],
+        "{logs}"
+    );
+    assert_no_container(name);
+}
+
+#[test]
+fn a_fork_bomb_stops_at_the_configured_pids_limit() {
+    let drover = drover_with(
+        // Right after the `[container]` table that `drover_with` opens.
+        "max_pids = 40\nmax_memory_mib = 256\n[drivers.docker]\nimages = [\"drover-test/*\"]\n",
+    );
+    let name = "fork-bomb";
+    let file = drover.write(
+        "dag.yaml",
+        &dag(
+            name,
+            IMAGE,
+            &[
+                LIMITS,
+                // 100 processes at once, in a container allowed 40.
+                "for i in $(seq 100); do sleep 30 >/dev/null 2>&1 & done; echo spawned-all",
+            ],
+            "",
+        ),
+    );
+    let out = drover.run(&["run", &file, "--output", "json"]);
+    let logs = stderr(&out);
+    let record: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {logs}"));
+    let lines = printed(&logs, name);
+    assert_eq!(
+        lines[..2],
+        ["40", &(256u64 * 1024 * 1024).to_string()],
+        "{logs}"
+    );
+    assert!(!lines.iter().any(|l| l == "spawned-all"), "{logs}");
+    assert_eq!(node(&record, name)["state"], "failure", "{logs}");
+    assert!(logs.contains("fork"), "{logs}");
+    assert_no_container(name);
+}

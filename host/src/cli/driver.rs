@@ -294,7 +294,12 @@ fn print_log_line(line: &LogLine, format: OutputFormat) {
         (LogSource::Driver | LogSource::Drover, LogLevel::Debug) => "debug",
         (LogSource::Driver | LogSource::Drover, LogLevel::Trace) => "trace",
     };
-    let text = format!("[{}] {tag}: {}", line.node, line.message);
+    // Escaped: a driver's text must not end the line and forge drover's.
+    let text = format!(
+        "[{}] {tag}: {}",
+        line.node,
+        drover::runtime::escape_controls(&line.message)
+    );
     match format {
         // stdout is reserved for the JSON outcome.
         OutputFormat::Json => eprintln!("{text}"),

@@ -341,7 +341,13 @@ fn log_text(line: &LogLine) -> String {
         LogSource::Driver => "driver: ",
         LogSource::Drover => "drover: ",
     };
-    format!("[{}] {stream}{}", line.node, line.message)
+    // Escaped: a driver's or a process's text must not end the line (or
+    // move the cursor) and forge drover's own lines.
+    format!(
+        "[{}] {stream}{}",
+        line.node,
+        drover::runtime::escape_controls(&line.message)
+    )
 }
 
 fn print_summary(record: &RunRecord, took: Duration, workspaces: Option<&PathBuf>) {

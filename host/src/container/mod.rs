@@ -37,6 +37,27 @@ pub const LABEL_NODE: &str = "drover.node";
 /// The longest output line kept whole; longer ones are split.
 const MAX_LINE: usize = 64 * 1024;
 
+/// The only capabilities a container keeps; Docker's others are dropped.
+/// What a build run as root in a container needs: package managers and
+/// `make install` change owners (`CHOWN`), write and chmod files they do not
+/// own (`DAC_OVERRIDE`, `FOWNER`, `FSETID`), drop to an unprivileged user
+/// (`SETUID`, `SETGID`: apt's `_apt`, `su`, `gosu`), stop their own children
+/// run as another user (`KILL`), and test servers bind low ports in the
+/// container's own network (`NET_BIND_SERVICE`). Dropped from Docker's
+/// default set: `MKNOD` (device nodes), `NET_RAW` (raw sockets, spoofing),
+/// `SETPCAP`, `SETFCAP`, `SYS_CHROOT` and `AUDIT_WRITE`, which a build does
+/// not need and an escape would.
+pub const CAPABILITIES: &[&str] = &[
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "NET_BIND_SERVICE",
+    "SETGID",
+    "SETUID",
+];
+
 /// How long one request to the engine may take (exec output is streamed
 /// outside this limit).
 const REQUEST_TIMEOUT_SECS: u64 = 120;
@@ -94,6 +115,8 @@ pub enum Stream {
 pub struct Engine {
     host: String,
     network_mode: String,
+    max_pids: u32,
+    max_memory_mib: u64,
     owner: Owner,
     docker: OnceCell<Docker>,
     /// Removals started from a `Drop`, which must finish before drover exits.
@@ -108,6 +131,8 @@ impl Engine {
                 .network_mode
                 .clone()
                 .unwrap_or_else(|| "bridge".into()),
+            max_pids: settings.max_pids,
+            max_memory_mib: settings.max_memory_mib,
             owner: Owner::current(),
             docker: OnceCell::new(),
             removals: TaskTracker::new(),
@@ -195,6 +220,12 @@ impl Engine {
             (LABEL_RUN.to_string(), req.run_id.clone()),
             (LABEL_NODE.to_string(), req.node.clone()),
         ]);
+        // A driver may ask for less than the operator's limits, never more.
+        let pids = req.pids.map_or(self.max_pids, |p| p.min(self.max_pids));
+        let memory_mib = req
+            .memory_mib
+            .map_or(self.max_memory_mib, |m| m.min(self.max_memory_mib));
+        let memory = i64::try_from(memory_mib.saturating_mul(1024 * 1024)).unwrap_or(i64::MAX);
         let host_config = HostConfig {
             binds: Some(binds),
             network_mode: Some(if req.network {
@@ -202,11 +233,16 @@ impl Engine {
             } else {
                 "none".into()
             }),
-            memory: req.memory_mib.map(|m| (m * 1024 * 1024) as i64),
-            memory_swap: req.memory_mib.map(|m| (m * 1024 * 1024) as i64),
+            // Swap as large as memory: none beyond it.
+            memory: Some(memory),
+            memory_swap: Some(memory),
             nano_cpus: req.cpu_millis.map(|c| i64::from(c) * 1_000_000),
-            pids_limit: req.pids.map(i64::from),
+            pids_limit: Some(i64::from(pids)),
+            // No setuid binary or file capability gives a process more than
+            // its parent had, and only the capabilities a build needs.
             security_opt: Some(vec!["no-new-privileges".into()]),
+            cap_drop: Some(vec!["ALL".into()]),
+            cap_add: Some(CAPABILITIES.iter().map(|c| c.to_string()).collect()),
             ..Default::default()
         };
         let body = ContainerCreateBody {

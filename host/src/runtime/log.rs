@@ -1,5 +1,7 @@
 //! The `log` capability: a driver's log lines, sent to the node's log sink.
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use super::bindings::drover::driver::log::{Host, Level};
@@ -53,9 +55,62 @@ impl LogHost {
                     })
                     .await;
             }
-            None => tracing::info!(node = %self.node, ?level, "{message}"),
+            // drover's own log is one event per line: a driver must not be
+            // able to end the line and forge events of drover's after it.
+            None => {
+                tracing::info!(node = %escape_controls(&self.node), ?level, "{}", escape_controls(&message))
+            }
         }
     }
+}
+
+/// The longest line a driver may write through the `log` interface; the rest
+/// is cut, so that one call cannot fill the node's log with megabytes.
+pub const MAX_LOG_LINE: usize = 64 * 1024;
+
+/// `text` with its control characters (C0 but tab, DEL, C1) and Unicode line
+/// and direction controls written as escapes (`\n`, `\r`, `\u{1b}`), for
+/// driver text that goes into drover's own log: a log reader must be able to
+/// trust that each line, and each colour, is drover's. A tab stays: it can
+/// neither end a line nor move the cursor off it.
+pub fn escape_controls(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(needs_escape) {
+        return Cow::Borrowed(text);
+    }
+    let mut escaped = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => escaped.push_str("\\n"),
+            '\r' => escaped.push_str("\\r"),
+            c if needs_escape(c) => {
+                // Writing to a String cannot fail.
+                let _ = write!(escaped, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => escaped.push(c),
+        }
+    }
+    Cow::Owned(escaped)
+}
+
+fn needs_escape(c: char) -> bool {
+    (c.is_control() && c != '\t')
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `message` cut to [`MAX_LOG_LINE`] bytes (on a character boundary), saying
+/// how much was cut.
+fn cap_line(mut message: String) -> String {
+    if message.len() <= MAX_LOG_LINE {
+        return message;
+    }
+    let total = message.len();
+    let mut end = MAX_LOG_LINE;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    message.truncate(end);
+    let _ = write!(message, " [... {} more bytes cut]", total - end);
+    message
 }
 
 // Implemented on the `Arc` because `exec` shares the same log with the
@@ -69,7 +124,32 @@ impl Host for Arc<LogHost> {
             Level::Warn => LogLevel::Warn,
             Level::Error => LogLevel::Error,
         };
-        self.send(LogSource::Driver, level, message).await;
+        self.send(LogSource::Driver, level, cap_line(message)).await;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(escape_controls("plain text"), "plain text");
+        assert_eq!(
+            escape_controls(
+                "ok\n2025-01-01T00:00:00Z ERROR drover::api::auth: forged\r\t\u{1b}[31m\u{85}\u{2028}"
+            ),
+            "ok\\n2025-01-01T00:00:00Z ERROR drover::api::auth: forged\\r\t\\u{1b}[31m\\u{85}\\u{2028}"
+        );
+    }
+
+    #[test]
+    fn long_lines_are_cut_on_a_character_boundary() {
+        let line = "é".repeat(MAX_LOG_LINE);
+        let cut = cap_line(line);
+        assert!(cut.len() < MAX_LOG_LINE + 64, "{}", cut.len());
+        assert!(cut.ends_with(&format!("[... {} more bytes cut]", MAX_LOG_LINE)));
+        assert_eq!(cap_line("short".into()), "short");
     }
 }

@@ -25,6 +25,7 @@ pub use bindings::{Capabilities, Description};
 pub use cache::{CacheOutcome, digest};
 use exec::{ExecGrant, SandboxCell};
 pub use limits::MemoryLimitExceeded;
+pub use log::escape_controls;
 use state::NodeState;
 
 use crate::config::Config;
@@ -366,7 +367,7 @@ impl Runtime {
         .map_err(|e| RuntimeError::Call {
             driver: digest.clone(),
             call: "describe",
-            message: explain(&e, store.data()),
+            message: explain(&e, store.data(), &self.inner.config),
         })?;
         Ok(Driver {
             inner: Arc::new(DriverInner {
@@ -420,7 +421,7 @@ impl Runtime {
         .map_err(|e| RuntimeError::Call {
             driver: driver.name().into(),
             call: "validate",
-            message: explain(&e, store.data()),
+            message: explain(&e, store.data(), &self.inner.config),
         })?;
         Ok(problems
             .into_iter()
@@ -508,6 +509,7 @@ impl Runtime {
                 ..grant
             },
             memory_bytes: self.memory_bytes(),
+            max_handles: self.inner.config.limits.max_wasi_handles,
             logs: ctx.logs.clone(),
             sandbox: self.inner.sandbox.clone(),
             container: Some(container_grant),
@@ -553,8 +555,11 @@ impl Runtime {
             Err(outcome) => return outcome,
         };
         let mut outcome = match result {
-            Ok(outcome) => from_wit_outcome(outcome),
-            Err(e) => Outcome::failure(explain(&e, store.data())),
+            Ok(outcome) => match self.outcome_too_large(&outcome) {
+                Some(reason) => Outcome::failure(reason),
+                None => from_wit_outcome(outcome),
+            },
+            Err(e) => Outcome::failure(explain(&e, store.data(), &self.inner.config)),
         };
         if outcome.status != NodeStatus::Success
             && let Some(limit) = store.data().exec.memory_limit_reached()
@@ -677,6 +682,24 @@ impl Runtime {
             .unwrap_or(description.capabilities.network)
     }
 
+    /// Why an outcome is refused for its size, if it is: the outcome is
+    /// stored, sent to drones' leaders and shown by the API, so it must stay
+    /// small however much the driver returns.
+    fn outcome_too_large(
+        &self,
+        outcome: &bindings::drover::driver::types::Outcome,
+    ) -> Option<String> {
+        let limit_kib = self.inner.config.limits.max_outcome_kib;
+        let limit = usize::try_from(limit_kib.saturating_mul(1024)).unwrap_or(usize::MAX);
+        let size = outcome_size(outcome);
+        (size > limit).then(|| {
+            format!(
+                "outcome too large: the driver returned {size} bytes of message and outputs, \
+                 over the limit of {limit_kib} KiB ([limits] max_outcome_kib)"
+            )
+        })
+    }
+
     fn memory_bytes(&self) -> usize {
         usize::try_from(
             self.inner
@@ -689,7 +712,12 @@ impl Runtime {
     }
 
     fn query_state(&self, label: &str) -> NodeState {
-        NodeState::for_query(label, self.memory_bytes(), self.inner.sandbox.clone())
+        NodeState::for_query(
+            label,
+            self.memory_bytes(),
+            self.inner.config.limits.max_wasi_handles,
+            self.inner.sandbox.clone(),
+        )
     }
 
     fn store(&self, state: NodeState) -> Store<NodeState> {
@@ -707,10 +735,30 @@ impl Runtime {
     }
 }
 
+/// The bytes an outcome carries: its message and its outputs' names and
+/// values.
+fn outcome_size(outcome: &bindings::drover::driver::types::Outcome) -> usize {
+    outcome
+        .outputs
+        .iter()
+        .fold(outcome.message.len(), |size, (key, value)| {
+            size.saturating_add(key.len()).saturating_add(value.len())
+        })
+}
+
 /// A readable reason for a failed call into a driver.
-fn explain(error: &wasmtime::Error, state: &NodeState) -> String {
+fn explain(error: &wasmtime::Error, state: &NodeState, config: &Config) -> String {
     if let Some(limit) = error.downcast_ref::<MemoryLimitExceeded>() {
         return limit.to_string();
+    }
+    if let Some(wasmtime::component::ResourceTableError::Full) =
+        error.downcast_ref::<wasmtime::component::ResourceTableError>()
+    {
+        return format!(
+            "too many open files in this node (limit {}): the driver held that many WASI \
+             handles (files, directories, streams, sockets) at once ([limits] max_wasi_handles)",
+            config.limits.max_wasi_handles
+        );
     }
     if let Some(exit) = error.downcast_ref::<wasmtime_wasi::I32Exit>() {
         return format!(
@@ -722,7 +770,9 @@ fn explain(error: &wasmtime::Error, state: &NodeState) -> String {
     match error.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => "driver ran out of fuel".into(),
         Some(trap) => match panic {
-            Some(panic) => format!("driver panicked: {panic}"),
+            // The panic text is the driver's: it may end up in drover's own
+            // log (a failed `describe`), where it must stay one line.
+            Some(panic) => format!("driver panicked: {}", log::escape_controls(&panic)),
             None => format!("driver trapped: {trap}"),
         },
         None => format!("driver failed: {error:#}"),

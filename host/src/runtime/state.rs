@@ -37,6 +37,8 @@ pub struct RunSetup<'a> {
     pub driver: &'a str,
     pub grant: ExecGrant,
     pub memory_bytes: usize,
+    /// The most WASI handles the driver may hold at once.
+    pub max_handles: usize,
     pub logs: LogSink,
     pub sandbox: Arc<SandboxCell>,
     pub container: Option<ContainerGrant>,
@@ -49,7 +51,12 @@ pub struct RunSetup<'a> {
 impl NodeState {
     /// State for `describe` and `validate`: no workspace, no environment,
     /// no network, no processes.
-    pub fn for_query(label: &str, memory_bytes: usize, sandbox: Arc<SandboxCell>) -> Self {
+    pub fn for_query(
+        label: &str,
+        memory_bytes: usize,
+        max_handles: usize,
+        sandbox: Arc<SandboxCell>,
+    ) -> Self {
         let label: Arc<str> = Arc::from(label);
         let log = Arc::new(LogHost::new(label.clone(), None));
         let exec = ExecHost::new(None, label, sandbox, log.clone());
@@ -58,6 +65,7 @@ impl NodeState {
         Self::build(
             WasiCtxBuilder::new(),
             memory_bytes,
+            max_handles,
             log,
             exec,
             container,
@@ -95,6 +103,7 @@ impl NodeState {
         Ok(Self::build(
             wasi,
             setup.memory_bytes,
+            setup.max_handles,
             log,
             exec,
             container,
@@ -105,6 +114,7 @@ impl NodeState {
     fn build(
         mut wasi: WasiCtxBuilder,
         memory_bytes: usize,
+        max_handles: usize,
         log: Arc<LogHost>,
         exec: ExecHost,
         container: ContainerHost,
@@ -113,9 +123,15 @@ impl NodeState {
         let stdout = MemoryOutputPipe::new(GUEST_OUTPUT_CAP);
         let stderr = MemoryOutputPipe::new(GUEST_OUTPUT_CAP);
         wasi.stdout(stdout.clone()).stderr(stderr.clone());
+        // Every WASI handle a driver holds (an open file is one of drover's
+        // own descriptors) is an entry of this table: capping it caps what
+        // one node can take from drover and the nodes beside it. A full
+        // table traps the driver (see `explain`).
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(max_handles);
         NodeState {
             wasi: wasi.build(),
-            table: ResourceTable::new(),
+            table,
             limiter: MemoryLimiter::new(memory_bytes),
             log,
             exec,
