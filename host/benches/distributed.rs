@@ -120,6 +120,7 @@ async fn run_dag(client: &reqwest::Client, base: &str, dag: &str) -> (String, Du
     let start = Instant::now();
     let response = client
         .post(format!("{base}/api/v1/runs"))
+        .header(reqwest::header::CONTENT_TYPE, "application/yaml")
         .body(dag.to_owned())
         .send()
         .await

@@ -80,6 +80,7 @@ async fn submissions(server: &Server, total: usize, concurrency: usize) -> (Dura
                 while next.fetch_add(1, Ordering::Relaxed) < total {
                     let response = client
                         .post(&url)
+                        .header(reqwest::header::CONTENT_TYPE, "application/yaml")
                         .body("name: small\nnodes:\n  a: {driver: noop}\n  b: {driver: noop, needs: [a]}\n")
                         .send()
                         .await
@@ -156,6 +157,7 @@ async fn watchers(server: &Server, watchers: usize, lines: usize) -> (Duration, 
     );
     let response = client
         .post(format!("{}/api/v1/runs", server.base))
+        .header(reqwest::header::CONTENT_TYPE, "application/yaml")
         .body(dag)
         .send()
         .await

@@ -816,6 +816,7 @@ async fn the_openapi_document_lists_every_route_and_each_answers() {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let response = client()
             .request(method.clone(), url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body("{}")
             .send()
             .await
@@ -850,6 +851,7 @@ async fn many_concurrent_submissions_all_run() {
             tokio::spawn(async move {
                 let response = client()
                     .post(format!("{base}/api/v1/runs"))
+                    .header(reqwest::header::CONTENT_TYPE, "application/yaml")
                     .body(format!(
                         "name: load{i}\nnodes:\n  a: {{driver: noop}}\n  b: {{driver: noop, needs: [a]}}\n"
                     ))
@@ -1003,4 +1005,183 @@ async fn a_run_whose_driver_is_gone_after_a_restart_fails_cleanly() {
         events.iter().any(|e| e.2["state"] == "running"),
         "{events:?}"
     );
+}
+
+/// 30 KB of YAML that aliases a 6,000-item list 6,000 times: expanded, 36
+/// million values.
+fn alias_bomb() -> String {
+    let ones = vec!["1"; 6000].join(",");
+    let refs = vec!["*a"; 6000].join(",");
+    format!("x: &a [{ones}]\ny: [{refs}]\nname: bomb\nnodes: {{a: {{driver: noop}}}}\n")
+}
+
+/// The resident memory of a process, in KiB, from /proc.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_yaml_alias_bomb_is_refused_at_once_and_the_server_does_not_grow() {
+    let drover = Drover::new();
+    let server = Server::start(&drover, &[]);
+    let (status, _) = get_json(&server, "/api/v1/health").await;
+    assert_eq!(status, StatusCode::OK);
+    let before = rss_kib(server.pid());
+    let started = Instant::now();
+    let response = post(&server, "/api/v1/runs", alias_bomb()).await;
+    let took = started.elapsed();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await.unwrap();
+    let problem = &body["problems"][0];
+    assert!(
+        problem["message"]
+            .as_str()
+            .unwrap()
+            .contains("YAML aliases (`*name`) expand"),
+        "{body}"
+    );
+    // It answers in milliseconds; expanding the bomb took 20 s and 1 GB.
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    let grown_mib = rss_kib(server.pid()).saturating_sub(before) / 1024;
+    assert!(grown_mib < 64, "the server grew by {grown_mib} MiB");
+    let (_, list) = get_json(&server, "/api/v1/runs").await;
+    assert_eq!(list["runs"], json!([]));
+
+    // Written out, the same text is read and validated as usual.
+    let plain = "x: [1, 1]\ny: [[1, 1], [1, 1]]\nname: plain\nnodes: {a: {driver: noop}}\n";
+    let response = post(&server, "/api/v1/runs", plain.to_owned()).await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `x`"),
+        "{body}"
+    );
+    let id = submit(&server, "name: plain\nnodes: {a: {driver: noop}}\n").await;
+    assert_eq!(wait_end(&server, &id).await["state"], "success");
+}
+
+#[test]
+fn drover_run_refuses_a_yaml_alias_bomb_at_once() {
+    let drover = Drover::new();
+    drover.write("bomb.yaml", &alias_bomb());
+    let started = Instant::now();
+    let out = drover.run(&["run", "bomb.yaml"]);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_ne!(out.status.code(), Some(0));
+    let stderr = support::stderr(&out);
+    assert!(
+        stderr.contains("bomb.yaml") && stderr.contains("YAML aliases (`*name`) expand"),
+        "{stderr}"
+    );
+}
+
+const SHELL_DAG: &str = "name: csrf\nnodes:\n  pwn: {driver: shell, artifact: 'touch pwned'}\n";
+
+#[tokio::test]
+async fn without_tokens_a_web_page_cannot_submit_a_run() {
+    let drover = Drover::new();
+    let server = Server::start(&drover, &[]);
+    let send = |content_type: Option<&'static str>, origin: Option<&'static str>| {
+        let mut request = client().post(server.url("/api/v1/runs")).body(SHELL_DAG);
+        if let Some(kind) = content_type {
+            request = request.header(reqwest::header::CONTENT_TYPE, kind);
+        }
+        if let Some(origin) = origin {
+            request = request.header(reqwest::header::ORIGIN, origin);
+        }
+        request.send()
+    };
+    // What a page's fetch() or form may send without a CORS preflight.
+    let refused = [
+        (Some("text/plain"), Some("http://evil.example"), 403),
+        (Some("application/yaml"), Some("http://evil.example"), 403),
+        (Some("application/yaml"), Some("null"), 403),
+        (Some("text/plain;charset=UTF-8"), None, 415),
+        (Some("application/x-www-form-urlencoded"), None, 415),
+        (Some("multipart/form-data; boundary=x"), None, 415),
+        (None, None, 415),
+    ];
+    for (kind, origin, status) in refused {
+        let response = send(kind, origin).await.unwrap();
+        assert_eq!(
+            response.status().as_u16(),
+            status,
+            "{kind:?} from {origin:?}"
+        );
+        let body: Value = response.json().await.unwrap();
+        assert!(body["error"].is_string(), "{body}");
+    }
+    let (_, list) = get_json(&server, "/api/v1/runs").await;
+    assert_eq!(list["runs"], json!([]), "nothing was stored");
+
+    // drover's own clients, and pages served from this machine, get through.
+    let port = server.base.rsplit(':').next().unwrap().to_owned();
+    let yaml = "name: ok\nnodes: {a: {driver: noop}}\n";
+    let json = r#"{"name": "ok", "nodes": {"a": {"driver": "noop"}}}"#;
+    for (kind, body, origin) in [
+        ("application/yaml", yaml, None),
+        ("application/json", json, None),
+        (
+            "text/yaml; charset=utf-8",
+            yaml,
+            Some(format!("http://localhost:{port}")),
+        ),
+    ] {
+        let mut request = client()
+            .post(server.url("/api/v1/runs"))
+            .header(reqwest::header::CONTENT_TYPE, kind)
+            .body(body);
+        if let Some(origin) = origin {
+            request = request.header(reqwest::header::ORIGIN, origin);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED, "{kind}");
+    }
+}
+
+#[tokio::test]
+async fn without_tokens_only_loopback_host_names_are_answered() {
+    let drover = Drover::new();
+    let server = Server::start(&drover, &[]);
+    let port = server.base.rsplit(':').next().unwrap().to_owned();
+    let get = |host: String| {
+        client()
+            .get(server.url("/api/v1/runs"))
+            .header(reqwest::header::HOST, host)
+            .send()
+    };
+    // DNS rebinding: a page's own name now points at 127.0.0.1.
+    for host in [format!("evil.example:{port}"), "evil.example".to_owned()] {
+        let response = get(host.clone()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{host}");
+        let body: Value = response.json().await.unwrap();
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .contains("not a loopback name"),
+            "{body}"
+        );
+    }
+    for host in [
+        format!("localhost:{port}"),
+        format!("127.0.0.1:{port}"),
+        format!("[::1]:{port}"),
+        "localhost".to_owned(),
+    ] {
+        assert_eq!(
+            get(host.clone()).await.unwrap().status(),
+            StatusCode::OK,
+            "{host}"
+        );
+    }
 }

@@ -32,15 +32,8 @@ pub(super) async fn submit(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let text = body_text(body).map_err(ApiError::for_gorchestrator)?;
-    let value: Value = serde_json::from_str(&text).map_err(|e| {
-        ApiError::bad_request(format!(
-            "invalid JSON at line {}, column {}: {e}",
-            e.line(),
-            e.column()
-        ))
-        .for_gorchestrator()
-    })?;
-    if value.get("digraph").is_none() {
+    let (text, has_digraph) = has_digraph(text).await?;
+    if !has_digraph {
         return Err(ApiError::bad_request(
             "not gorchestrator's format: the object has no `digraph` (drover's own format goes to POST /api/v1/runs)",
         )
@@ -55,6 +48,36 @@ pub(super) async fn submit(
         .await
         .map_err(|e| ApiError::from(e).for_gorchestrator())?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "id": meta.id }))).into_response())
+}
+
+/// Whether the body is a JSON object with a `digraph`, read on a blocking
+/// thread so that a large body never holds up an async worker; the text
+/// comes back for the submission.
+async fn has_digraph(text: String) -> Result<(String, bool), ApiError> {
+    let read = tokio::task::spawn_blocking(move || {
+        let value = serde_json::from_str::<Value>(&text);
+        (text, value)
+    })
+    .await;
+    let (text, value) = match read {
+        Ok(read) => read,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => {
+            return Err(
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the server is stopping")
+                    .for_gorchestrator(),
+            );
+        }
+    };
+    let value = value.map_err(|e| {
+        ApiError::bad_request(format!(
+            "invalid JSON at line {}, column {}: {e}",
+            e.line(),
+            e.column()
+        ))
+        .for_gorchestrator()
+    })?;
+    Ok((text, value.get("digraph").is_some()))
 }
 
 pub(super) async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {

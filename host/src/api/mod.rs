@@ -2,6 +2,7 @@
 //! gorchestrator's under `/v1`, bearer-token roles, and HTTP or HTTPS.
 
 mod auth;
+mod browser;
 mod error;
 mod events;
 mod fleet;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::middleware;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -38,6 +40,9 @@ pub struct AppState {
     /// The leader's dispatch through Redis in distributed mode; `None` in
     /// embedded mode.
     pub dispatcher: Option<RedisDispatcher>,
+    /// Whether the server listens on more than loopback: without tokens
+    /// (`--insecure`), any IP address is then a fine `Host`.
+    pub beyond_loopback: bool,
 }
 
 impl AppState {
@@ -48,7 +53,14 @@ impl AppState {
             auth: Arc::new(auth),
             shutdown,
             dispatcher: None,
+            beyond_loopback: false,
         }
+    }
+
+    /// The same state for a server that listens on more than loopback.
+    pub fn beyond_loopback(mut self, beyond: bool) -> Self {
+        self.beyond_loopback = beyond;
+        self
     }
 
     /// The same state for a leader dispatching through Redis (distributed
@@ -61,15 +73,23 @@ impl AppState {
 
 /// The whole API, built from [`ROUTES`] so that the OpenAPI document and
 /// the router cannot disagree. Bodies over `max_body_bytes` get 413.
+/// Without tokens, requests a web page could send are refused first
+/// (see [`browser`]).
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     let mut router = Router::new();
     for route in ROUTES {
         router = router.route(route.path, (route.handler)(&state, route.role));
     }
-    router
+    let mut router = router
         .fallback(error::not_found)
-        .layer(DefaultBodyLimit::max(max_body_bytes))
-        .with_state(state)
+        .layer(DefaultBodyLimit::max(max_body_bytes));
+    if state.auth.is_open() {
+        let guard = browser::Guard {
+            any_ip_host: state.beyond_loopback,
+        };
+        router = router.layer(middleware::from_fn_with_state(guard, browser::check));
+    }
+    router.with_state(state)
 }
 
 /// Serves `router` on `listener` (HTTPS when `tls` is given) until

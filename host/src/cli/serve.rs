@@ -149,7 +149,9 @@ pub async fn serve(args: ServeArgs, config: Config) -> Result<u8, CliError> {
     );
     let shutdown = CancellationToken::new();
     let router = api::router(
-        AppState::new(runs.clone(), auth, shutdown.clone()).with_dispatcher(dispatcher),
+        AppState::new(runs.clone(), auth, shutdown.clone())
+            .with_dispatcher(dispatcher)
+            .beyond_loopback(!addr.ip().is_loopback()),
         max_body,
     );
     {

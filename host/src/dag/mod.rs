@@ -1,5 +1,6 @@
 //! DAG files: parsing both formats into one model, validating, output references, rendering.
 
+mod budget;
 mod error;
 mod gorchestrator;
 mod graph;

@@ -3,8 +3,9 @@
 use std::fmt;
 
 use serde::Deserialize;
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
+use super::budget;
 use super::error::Problem;
 
 /// A YAML or JSON value with mapping order kept and duplicate keys kept.
@@ -93,16 +94,21 @@ impl<'de> Visitor<'de> for RawVisitor {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Raw, E> {
+        budget::spend_str(v)?;
         Ok(Raw::Str(v.to_owned()))
     }
 
     fn visit_string<E: de::Error>(self, v: String) -> Result<Raw, E> {
+        budget::spend_str(&v)?;
         Ok(Raw::Str(v))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Raw, A::Error> {
         let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
-        while let Some(item) = seq.next_element::<Raw>()? {
+        while let Some(item) = {
+            budget::spend()?;
+            seq.next_element::<Raw>()?
+        } {
             items.push(item);
         }
         Ok(Raw::Seq(items))
@@ -110,7 +116,10 @@ impl<'de> Visitor<'de> for RawVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Raw, A::Error> {
         let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0).min(1024));
-        while let Some(Key(key)) = map.next_key::<Key>()? {
+        while let Some(Key(key)) = {
+            budget::spend()?;
+            map.next_key::<Key>()?
+        } {
             entries.push((key, map.next_value::<Raw>()?));
         }
         Ok(Raw::Map(entries))
@@ -156,10 +165,12 @@ impl Visitor<'_> for KeyVisitor {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Key, E> {
+        budget::spend_str(v)?;
         Ok(Key(v.to_owned()))
     }
 
     fn visit_string<E: de::Error>(self, v: String) -> Result<Key, E> {
+        budget::spend_str(&v)?;
         Ok(Key(v))
     }
 }
@@ -167,6 +178,86 @@ impl Visitor<'_> for KeyVisitor {
 impl<'de> Deserialize<'de> for Key {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(KeyVisitor)
+    }
+}
+
+/// A value read and dropped, each of its items and entries charged to the
+/// budget (serde's `IgnoredAny` would walk an alias's expansion unpaid).
+struct Skip;
+
+struct SkipVisitor;
+
+impl<'de> Visitor<'de> for SkipVisitor {
+    type Value = Skip;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any value")
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_i128<E: de::Error>(self, _: i128) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_u128<E: de::Error>(self, _: u128) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Skip, D::Error> {
+        Skip::deserialize(d)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Skip, A::Error> {
+        while {
+            budget::spend()?;
+            seq.next_element::<Skip>()?.is_some()
+        } {}
+        Ok(Skip)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Skip, A::Error> {
+        while {
+            budget::spend()?;
+            map.next_entry::<Skip, Skip>()?.is_some()
+        } {}
+        Ok(Skip)
+    }
+
+    fn visit_enum<A: de::EnumAccess<'de>>(self, _data: A) -> Result<Skip, A::Error> {
+        Err(de::Error::custom("YAML tags are not supported"))
+    }
+}
+
+impl<'de> Deserialize<'de> for Skip {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(SkipVisitor)
     }
 }
 
@@ -232,16 +323,17 @@ impl<'de> Visitor<'de> for CellVisitor {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Cell, E> {
+        budget::spend_str(v)?;
         Ok(Cell::Other(format!("{v:?}")))
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Cell, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Cell, A::Error> {
+        SkipVisitor.visit_seq(seq)?;
         Ok(Cell::Other("a list".into()))
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Cell, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Cell, A::Error> {
+        SkipVisitor.visit_map(map)?;
         Ok(Cell::Other("a mapping".into()))
     }
 }
@@ -298,14 +390,17 @@ impl<'de> Visitor<'de> for MatrixVisitor {
         Ok(Self::not_a_list("a string"))
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Matrix, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Matrix, A::Error> {
+        SkipVisitor.visit_map(map)?;
         Ok(Self::not_a_list("a mapping"))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Matrix, A::Error> {
         let mut matrix = Matrix::default();
-        while let Some(cell) = seq.next_element::<Cell>()? {
+        while let Some(cell) = {
+            budget::spend()?;
+            seq.next_element::<Cell>()?
+        } {
             match cell {
                 Cell::Zero => {}
                 Cell::One => matrix.ones.push(matrix.len),
@@ -346,7 +441,10 @@ impl<'de> Visitor<'de> for TopVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Top, A::Error> {
         let mut top = Top::default();
-        while let Some(Key(key)) = map.next_key::<Key>()? {
+        while let Some(Key(key)) = {
+            budget::spend()?;
+            map.next_key::<Key>()?
+        } {
             if key == "digraph" && top.digraph.is_none() {
                 top.digraph = Some(map.next_value::<Matrix>()?);
             } else {
@@ -388,6 +486,7 @@ pub(super) fn read_yaml(text: &str) -> Result<Top, Problem> {
     if text.trim().is_empty() {
         return Err(Problem::new("file", "the file is empty"));
     }
+    let _budget = budget::start(budget::for_text(text.len()));
     serde_yaml_ng::from_str::<Top>(text).map_err(|e| {
         let message = e.to_string();
         match e.location() {

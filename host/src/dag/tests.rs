@@ -1042,3 +1042,62 @@ fn grants_narrow_a_node_and_bad_grants_are_named() {
         ]
     );
 }
+
+/// The "billion laughs" of YAML: 6,000 aliases to a list of 6,000 items.
+fn alias_bomb() -> String {
+    let ones = vec!["1"; 6000].join(",");
+    let refs = vec!["*a"; 6000].join(",");
+    format!("x: &a [{ones}]\ny: [{refs}]\nname: bomb\nnodes: {{a: {{driver: noop}}}}\n")
+}
+
+#[test]
+fn yaml_aliases_are_refused_before_they_expand() {
+    let text = alias_bomb();
+    assert!(text.len() < 40_000);
+    let started = std::time::Instant::now();
+    let found = problems(&text);
+    // Expanded, the tree has 36 million nodes: seconds and a gigabyte.
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].contains("YAML aliases (`*name`) expand"),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn aliases_in_a_digraph_or_its_cells_are_budgeted_too() {
+    let ones = vec!["1"; 6000].join(",");
+    let refs = vec!["*a"; 6000].join(",");
+    for text in [
+        format!("x: &a [{ones}]\ndigraph: [{refs}]\n"),
+        format!("x: &a [{ones}]\ndigraph: {{a: [{refs}]}}\n"),
+    ] {
+        let started = std::time::Instant::now();
+        let found = problems(&text);
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert!(
+            found[0].contains("YAML aliases (`*name`) expand"),
+            "{found:?}"
+        );
+    }
+}
+
+#[test]
+fn anchor_free_yaml_with_stars_still_reads() {
+    let dag = ok("name: globs\nnodes:\n  a:\n    driver: noop\n    args: ['*.txt', ls *]\n");
+    assert_eq!(dag.nodes.len(), 1);
+}
+
+#[test]
+fn an_alias_to_a_long_string_is_charged_its_length() {
+    // Few items but each alias copies 20 KB: 200 MB expanded.
+    let long = "x".repeat(20_000);
+    let refs = vec!["*a"; 10_000].join(",");
+    let text = format!("x: &a {long}\ny: [{refs}]\nname: bomb\nnodes: {{a: {{driver: noop}}}}\n");
+    let found = problems(&text);
+    assert!(
+        found[0].contains("YAML aliases (`*name`) expand"),
+        "{found:?}"
+    );
+}

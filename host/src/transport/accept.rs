@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::dag::{self, Dag, DagError};
+use crate::dag::{self, Dag, DagError, Problem};
 use crate::registry::Registry;
 
 use super::local::{self, DriverSet};
@@ -53,7 +53,7 @@ pub async fn accept(
 ) -> Result<Accepted, Refused> {
     let runtime = registry.runtime();
     let exists = |driver: &str| registry.exists(driver, base_dir);
-    let mut dag = match dag::parse_keeping_nodes(text, base_dir, &exists) {
+    let mut dag = match parse_off_the_runtime(registry, text, base_dir).await? {
         Ok(dag) => dag,
         Err(rejected) if rejected.unreadable => return Err(Refused::Unreadable(rejected.error)),
         Err(mut rejected) => {
@@ -87,4 +87,29 @@ pub async fn accept(
         .await
         .map_err(Refused::Invalid)?;
     Ok(Accepted { dag, drivers })
+}
+
+/// Parses on a blocking thread: a large or hostile body may take a while to
+/// read, and an async worker that reads it answers nobody else meanwhile.
+async fn parse_off_the_runtime(
+    registry: &Registry,
+    text: &str,
+    base_dir: Option<&Path>,
+) -> Result<Result<Dag, dag::Rejected>, Refused> {
+    let registry = registry.clone();
+    let text = text.to_owned();
+    let base_dir = base_dir.map(Path::to_path_buf);
+    let parsed = tokio::task::spawn_blocking(move || {
+        let base_dir = base_dir.as_deref();
+        let exists = |driver: &str| registry.exists(driver, base_dir);
+        dag::parse_keeping_nodes(&text, base_dir, &exists)
+    })
+    .await;
+    match parsed {
+        Ok(parsed) => Ok(parsed),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Err(Refused::Unreadable(
+            Problem::new("file", "the server stopped while reading the DAG").into(),
+        )),
+    }
 }

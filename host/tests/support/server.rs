@@ -59,6 +59,11 @@ impl Server {
         Server { child, base, log }
     }
 
+    /// The server process's id, to read its /proc entries.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -89,7 +94,19 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
-/// POSTs `body` to `path`.
+/// The Content-Type drover's clients send to `path`: a server without
+/// tokens refuses a body without one.
+pub fn content_type(path: &str) -> &'static str {
+    if path.starts_with("/api/v1/plugins") {
+        "application/wasm"
+    } else if path.starts_with("/v1/") {
+        "application/json"
+    } else {
+        "application/yaml"
+    }
+}
+
+/// POSTs `body` to `path`, typed as [`content_type`] says.
 pub async fn post(
     server: &Server,
     path: &str,
@@ -97,6 +114,7 @@ pub async fn post(
 ) -> reqwest::Response {
     client()
         .post(server.url(path))
+        .header(reqwest::header::CONTENT_TYPE, content_type(path))
         .body(body)
         .send()
         .await
