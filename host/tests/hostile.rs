@@ -2,17 +2,17 @@
 //! and each time the refusal. The suite runs as root and, in CI, again as an unprivileged user
 //! (`tests/run.sh`), since the sandbox confines nodes differently in each case.
 
-use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use drover::sandbox::{Confinement, ExitStatus, Policy, Sandbox, SandboxConfig, SpawnRequest};
-use tokio::io::AsyncReadExt;
+use drover::sandbox::{Confinement, Policy, Sandbox, SandboxConfig};
 
 mod support;
+
+use support::sandbox::{run, sh};
 
 fn root() -> bool {
     // SAFETY: geteuid cannot fail.
@@ -32,32 +32,6 @@ fn confine(sandbox: &Sandbox, workspace: &Path) -> Arc<Confinement> {
             unix_sockets: false,
         })
         .expect("confine")
-}
-
-fn sh(cwd: &Path, script: &str) -> SpawnRequest {
-    SpawnRequest {
-        program: PathBuf::from("/bin/sh"),
-        args: vec![OsString::from("-c"), OsString::from(script)],
-        env: vec![
-            ("PATH".into(), "/usr/bin:/bin".into()),
-            ("LC_ALL".into(), "C".into()),
-        ],
-        cwd: cwd.to_owned(),
-        stdin: false,
-        private_shm: false,
-    }
-}
-
-async fn run(conf: &Confinement, req: &SpawnRequest) -> (ExitStatus, String, String) {
-    let mut child = conf.spawn(req).expect("spawn");
-    let mut out = child.take_stdout().unwrap();
-    let mut err = child.take_stderr().unwrap();
-    let (mut o, mut e) = (String::new(), String::new());
-    let (r1, r2) = tokio::join!(out.read_to_string(&mut o), err.read_to_string(&mut e));
-    r1.unwrap();
-    r2.unwrap();
-    let status = child.wait().await.unwrap();
-    (status, o, e)
 }
 
 /// A folder for a workspace that a node uid can reach (`/tmp` is searchable by all).

@@ -1,6 +1,5 @@
 //! Integration tests of the process sandbox with real processes.
 
-use std::ffi::OsString;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -11,6 +10,10 @@ use drover::sandbox::{
     SpawnRequest, SpawnStep,
 };
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+mod support;
+
+use support::sandbox::{request, run, sh};
 
 const OPEN_FILES: u64 = 512;
 
@@ -41,37 +44,6 @@ fn confine(workspace: &Path, read_only_files: Vec<PathBuf>, network: bool) -> Ar
             unix_sockets: false,
         })
         .expect("confine")
-}
-
-fn request(cwd: &Path, program: &str, args: &[&str]) -> SpawnRequest {
-    SpawnRequest {
-        program: PathBuf::from(program),
-        args: args.iter().map(OsString::from).collect(),
-        env: vec![
-            ("PATH".into(), "/usr/bin:/bin".into()),
-            ("LC_ALL".into(), "C".into()),
-        ],
-        cwd: cwd.to_owned(),
-        stdin: false,
-        private_shm: false,
-    }
-}
-
-fn sh(cwd: &Path, script: &str) -> SpawnRequest {
-    request(cwd, "/bin/sh", &["-c", script])
-}
-
-/// Runs to completion; returns status, stdout, stderr.
-async fn run(conf: &Confinement, req: &SpawnRequest) -> (ExitStatus, String, String) {
-    let mut child = conf.spawn(req).expect("spawn");
-    let mut out = child.take_stdout().unwrap();
-    let mut err = child.take_stderr().unwrap();
-    let (mut o, mut e) = (String::new(), String::new());
-    let (r1, r2) = tokio::join!(out.read_to_string(&mut o), err.read_to_string(&mut e));
-    r1.unwrap();
-    r2.unwrap();
-    let status = child.wait().await.unwrap();
-    (status, o, e)
 }
 
 /// True once `pid` is gone or a zombie (reparented grandchildren may never be reaped when

@@ -564,22 +564,17 @@ extern "C" fn ns_child_main(arg: *mut libc::c_void) -> libc::c_int {
             }
             libc::close(fd);
         }
-        let userns = libc::open(
-            c"/proc/self/ns/user".as_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC,
-        );
-        if userns < 0 {
-            fail(args);
+        let namespaces = [
+            (c"/proc/self/ns/user", &args.userns_fd),
+            (c"/proc/self/ns/net", &args.netns_fd),
+        ];
+        for (path, slot) in namespaces {
+            let fd = libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+            if fd < 0 {
+                fail(args);
+            }
+            slot.store(fd, Ordering::SeqCst);
         }
-        args.userns_fd.store(userns, Ordering::SeqCst);
-        let netns = libc::open(
-            c"/proc/self/ns/net".as_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC,
-        );
-        if netns < 0 {
-            fail(args);
-        }
-        args.netns_fd.store(netns, Ordering::SeqCst);
         libc::_exit(0)
     }
 }

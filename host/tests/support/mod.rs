@@ -10,6 +10,7 @@ pub mod drone;
 pub mod openbao;
 pub mod redis;
 pub mod runtime;
+pub mod sandbox;
 pub mod server;
 
 use std::io::{BufRead, BufReader, Read};
