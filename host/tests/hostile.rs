@@ -148,9 +148,21 @@ async fn processes_run_under_an_identity_of_the_node_own() {
     }
 }
 
+/// A sandbox whose node uids no other test uses: processes killed at a node's end count
+/// against its uid's process limit until pid 1 reaps them, which may take a while.
+fn sandbox_of_its_own(first_uid: u32) -> Sandbox {
+    sandbox_with(SandboxConfig {
+        node_uids: drover::sandbox::UidRange {
+            first: first_uid,
+            count: 8,
+        },
+        ..SandboxConfig::default()
+    })
+}
+
 #[tokio::test]
 async fn a_node_cannot_start_more_processes_than_its_limit() {
-    let sandbox = sandbox_with(SandboxConfig::default());
+    let sandbox = sandbox_of_its_own(2_100_000);
     let ws = workspace();
     let conf = confine(&sandbox, ws.path());
     // 400 processes at once; the default limit is 256.
@@ -172,7 +184,7 @@ async fn a_node_cannot_start_more_processes_than_its_limit() {
 
     // A real fork bomb, bounded by the limit, and cleaned up when the node ends.
     let ws2 = workspace();
-    let bomb = confine(&sandbox, ws2.path());
+    let bomb = confine(&sandbox_of_its_own(2_100_200), ws2.path());
     let mut child = bomb
         .spawn(&sh(ws2.path(), "b() { b | b & }; b; sleep 1"))
         .unwrap();
@@ -183,7 +195,7 @@ async fn a_node_cannot_start_more_processes_than_its_limit() {
     drop(bomb);
     // The host carries on: another node starts a process at once.
     let ws3 = workspace();
-    let after = confine(&sandbox, ws3.path());
+    let after = confine(&sandbox_of_its_own(2_100_100), ws3.path());
     let began = Instant::now();
     let (status, out, _) = run(&after, &sh(ws3.path(), "echo fine")).await;
     assert!(status.success() && out.trim() == "fine");

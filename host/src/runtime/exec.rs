@@ -68,7 +68,11 @@ pub fn sandbox_config(settings: &SandboxSettings) -> sandbox::SandboxConfig {
     config.rlimits.cpu_seconds = settings.max_cpu_seconds;
     config.private_shm_bytes = settings.private_shm_mib * MIB;
     config.rlimits.processes = settings.max_node_processes;
-    config.node_memory_bytes = settings.max_node_memory_mib.map(|m| m * MIB);
+    // 0: no memory cgroup at all.
+    config.node_memory_bytes = settings
+        .max_node_memory_mib
+        .filter(|m| *m > 0)
+        .map(|m| m * MIB);
     config.node_uids = sandbox::UidRange {
         first: settings.node_uids.first,
         count: settings.node_uids.count,
