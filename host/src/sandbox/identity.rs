@@ -27,9 +27,12 @@ use std::sync::{Arc, Mutex};
 
 use super::cgroup::{MemoryCgroup, MemoryCgroups};
 use super::error::SandboxError;
+use super::lock;
 
-/// A range of uids for node processes when drover runs as root.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A range of uids (and gids of the same numbers) for node processes when drover runs as
+/// root; `sandbox.node_uids` in the config file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct UidRange {
     /// The first uid (and gid) of the range.
     pub first: u32,
@@ -122,26 +125,26 @@ impl Identities {
     ) -> Result<Identities, SandboxError> {
         // SAFETY: geteuid/getegid cannot fail.
         let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
-        let kind = if euid == 0 {
-            uids(range, memory_limit)
+        let made = if euid == 0 {
+            uids(range, memory_limit).map(|kind| (kind, None))
         } else {
             namespaces(euid, egid)
         };
-        let kind = match kind {
-            Ok(kind) => kind,
+        let (kind, first) = match made {
+            Ok(made) => made,
             Err(reason) if allow_unconfined => {
                 tracing::warn!(
                     %reason,
                     "node processes run as drover's own user (sandbox.allow_unconfined = true): \
                      they can reach its files and sockets that Landlock does not cover"
                 );
-                Kind::Shared
+                (Kind::Shared, None)
             }
             Err(reason) => return Err(SandboxError::Identity { reason }),
         };
         Ok(Identities {
             kind,
-            free: Mutex::new(Vec::new()),
+            free: Mutex::new(first.into_iter().collect()),
         })
     }
 
@@ -231,11 +234,6 @@ impl Identities {
             Kind::Shared => Ok(Slot::Shared),
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A list of free slots: a panic elsewhere leaves it whole.
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl NodeIdentity {
@@ -459,10 +457,12 @@ fn kill_all_in_namespace(id: (u64, u64)) {
     }
 }
 
-fn namespaces(uid: u32, gid: u32) -> Result<Kind, String> {
-    // One namespace made now proves the kernel allows it; it becomes the first free slot.
-    new_namespace_slot(uid, gid).map_err(|e| format!("cannot make a user namespace: {e}"))?;
-    Ok(Kind::Namespaces { uid, gid })
+/// The namespace kind, with one namespace made now: it proves the kernel allows it, and
+/// becomes the first free slot.
+fn namespaces(uid: u32, gid: u32) -> Result<(Kind, Option<Slot>), String> {
+    let first =
+        new_namespace_slot(uid, gid).map_err(|e| format!("cannot make a user namespace: {e}"))?;
+    Ok((Kind::Namespaces { uid, gid }, Some(first)))
 }
 
 /// What the namespace-making child reports back through the memory it shares with us.

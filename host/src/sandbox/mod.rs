@@ -550,6 +550,14 @@ impl Confinement {
     }
 }
 
+/// Locks one of the sandbox's tables of finished values (kept rulesets, free node
+/// identities): a panic elsewhere leaves them whole, so a poisoned lock is taken as it is.
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn require_absolute(what: &str, path: &Path) -> Result<(), SandboxError> {
     if path.is_absolute() {
         Ok(())

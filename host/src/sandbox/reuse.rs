@@ -11,7 +11,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 use std::sync::{Arc, Mutex};
 
-use super::Policy;
+use super::{Policy, lock};
 
 /// How many rulesets are kept; all are dropped when it is reached.
 /// Recycled workspaces need one per folder, far fewer than this.
@@ -48,21 +48,14 @@ pub(crate) struct Kept {
 
 impl Kept {
     pub(crate) fn get(&self, key: &Key) -> Option<Arc<OwnedFd>> {
-        self.lock().get(key).cloned()
+        lock(&self.by_key).get(key).cloned()
     }
 
     pub(crate) fn keep(&self, key: Key, ruleset: Arc<OwnedFd>) {
-        let mut by_key = self.lock();
+        let mut by_key = lock(&self.by_key);
         if by_key.len() >= CAPACITY {
             by_key.clear();
         }
         by_key.insert(key, ruleset);
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Arc<OwnedFd>>> {
-        // A map of finished values: a panic elsewhere leaves it whole.
-        self.by_key
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
