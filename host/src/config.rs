@@ -290,27 +290,7 @@ pub struct SandboxSettings {
     pub max_node_memory_mib: Option<u64>,
     /// The uids node processes run under when drover is root, one per
     /// running node.
-    pub node_uids: NodeUids,
-}
-
-/// A range of uids (and gids of the same numbers) for node processes.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NodeUids {
-    /// The first uid.
-    pub first: u32,
-    /// How many: the most nodes that can run processes at once.
-    pub count: u32,
-}
-
-impl Default for NodeUids {
-    fn default() -> Self {
-        let range = crate::sandbox::UidRange::default();
-        NodeUids {
-            first: range.first,
-            count: range.count,
-        }
-    }
+    pub node_uids: crate::sandbox::UidRange,
 }
 
 impl Default for SandboxSettings {
@@ -325,7 +305,7 @@ impl Default for SandboxSettings {
             private_shm_mib: 64,
             max_node_processes: Some(256),
             max_node_memory_mib: Some(2048),
-            node_uids: NodeUids::default(),
+            node_uids: crate::sandbox::UidRange::default(),
         }
     }
 }
@@ -460,6 +440,22 @@ mod tests {
     fn unknown_fields_are_refused_by_name() {
         let err = toml::from_str::<Config>("[limits]\nmemory_mb = 3\n").unwrap_err();
         assert!(err.to_string().contains("memory_mb"), "{err}");
+    }
+
+    #[test]
+    fn node_uids_parse_and_refuse_unknown_fields() {
+        let config: Config =
+            toml::from_str("[sandbox]\nnode_uids = { first = 3000000, count = 8 }\n").unwrap();
+        assert_eq!(
+            config.sandbox.node_uids,
+            crate::sandbox::UidRange {
+                first: 3_000_000,
+                count: 8
+            }
+        );
+        let err = toml::from_str::<Config>("[sandbox]\nnode_uids = { start = 1, count = 8 }\n")
+            .unwrap_err();
+        assert!(err.to_string().contains("start"), "{err}");
     }
 
     #[test]

@@ -73,10 +73,7 @@ pub fn sandbox_config(settings: &SandboxSettings) -> sandbox::SandboxConfig {
         .max_node_memory_mib
         .filter(|m| *m > 0)
         .map(|m| m * MIB);
-    config.node_uids = sandbox::UidRange {
-        first: settings.node_uids.first,
-        count: settings.node_uids.count,
-    };
+    config.node_uids = settings.node_uids;
     config
 }
 
