@@ -12,7 +12,9 @@ use drover::sandbox::{Confinement, Policy, Sandbox, SandboxConfig};
 
 mod support;
 
-use support::sandbox::{run, sh};
+use support::sandbox::{request, run, sh};
+
+const PYTHON: &str = "/usr/bin/python3";
 
 fn root() -> bool {
     // SAFETY: geteuid cannot fail.
@@ -70,25 +72,24 @@ async fn unix_sockets_outside_the_workspace_refuse() {
     let ws = workspace();
     let conf = confine(&sandbox, ws.path());
     for socket in [&private, &open] {
-        let mut req = sh(ws.path(), "");
-        req.program = PathBuf::from("/usr/bin/python3");
-        req.args = vec!["-c".into(), CONNECT.into(), socket.as_os_str().to_owned()];
+        let socket = socket.to_str().unwrap();
+        let req = request(ws.path(), PYTHON, &["-c", CONNECT, socket]);
         let (status, out, err) = run(&conf, &req).await;
         assert!(status.success(), "python failed: {err}");
         assert!(
             out.starts_with("REFUSED") && out.contains("Permission denied"),
-            "a node reached {}: {out}{err}",
-            socket.display()
+            "a node reached {socket}: {out}{err}"
         );
     }
     // socketpair stays: shells and runtimes use it for pipes.
-    let mut req = sh(ws.path(), "");
-    req.program = PathBuf::from("/usr/bin/python3");
-    req.args = vec![
-        "-c".into(),
-        "import socket; a, b = socket.socketpair(); a.send(b'ok'); print(b.recv(2).decode())"
-            .into(),
-    ];
+    let req = request(
+        ws.path(),
+        PYTHON,
+        &[
+            "-c",
+            "import socket; a, b = socket.socketpair(); a.send(b'ok'); print(b.recv(2).decode())",
+        ],
+    );
     let (status, out, err) = run(&conf, &req).await;
     assert!(status.success() && out.trim() == "ok", "{out}{err}");
     let _ = std::fs::remove_dir_all(&private_dir);
@@ -214,12 +215,11 @@ async fn memory_over_the_node_limit_kills_and_says_so() {
     let ws = workspace();
     let conf = confine(&sandbox, ws.path());
     // 3 GiB, touched, against the default 2 GiB.
-    let mut req = sh(ws.path(), "");
-    req.program = PathBuf::from("/usr/bin/python3");
-    req.args = vec![
-        "-c".into(),
-        "x = b'x' * (3 << 30); print('SURVIVED')".into(),
-    ];
+    let req = request(
+        ws.path(),
+        PYTHON,
+        &["-c", "x = b'x' * (3 << 30); print('SURVIVED')"],
+    );
     let (status, out, err) = run(&conf, &req).await;
     assert!(!out.contains("SURVIVED"), "3 GiB went through: {err}");
     assert_eq!(status.signal, Some(libc::SIGKILL), "{status:?} {err}");
@@ -230,11 +230,11 @@ async fn memory_over_the_node_limit_kills_and_says_so() {
     // A node under its limit is fine, in the same cgroup afterwards.
     drop(conf);
     let ok = confine(&sandbox, ws.path());
-    let mut small = req.clone();
-    small.args = vec![
-        "-c".into(),
-        "x = b'x' * (64 << 20); print('SURVIVED')".into(),
-    ];
+    let small = request(
+        ws.path(),
+        PYTHON,
+        &["-c", "x = b'x' * (64 << 20); print('SURVIVED')"],
+    );
     let (status, out, err) = run(&ok, &small).await;
     assert!(status.success() && out.contains("SURVIVED"), "{err}");
     assert_eq!(ok.identity().memory_limit_reached(), None);
