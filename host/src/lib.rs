@@ -11,6 +11,7 @@ pub mod dag;
 pub mod drone;
 pub mod duration;
 pub mod engine;
+pub mod glob;
 pub mod registry;
 pub mod rfc3339;
 pub mod runs;

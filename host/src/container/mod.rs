@@ -506,19 +506,7 @@ fn remove_files(dir: Option<&Path>) {
 /// Whether `image` matches one of `patterns` (`*` matches any run of
 /// characters, everything else itself).
 pub fn image_allowed(patterns: &[String], image: &str) -> bool {
-    patterns
-        .iter()
-        .any(|p| glob(p.as_bytes(), image.as_bytes()))
-}
-
-fn glob(pattern: &[u8], text: &[u8]) -> bool {
-    match pattern.split_first() {
-        None => text.is_empty(),
-        Some((b'*', rest)) => (0..=text.len()).any(|i| glob(rest, &text[i..])),
-        Some((c, rest)) => text
-            .split_first()
-            .is_some_and(|(t, tail)| t == c && glob(rest, tail)),
-    }
+    patterns.iter().any(|p| crate::glob::matches(p, image))
 }
 
 /// Splits a byte stream into lines.

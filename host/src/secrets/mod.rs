@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
-pub use policy::{ALWAYS_REFUSED, DEFAULT_PATHS, PathPolicy, always_refused, glob_matches};
+pub use policy::{ALWAYS_REFUSED, DEFAULT_PATHS, PathPolicy, always_refused};
 pub use redact::{MIN_REDACTED_LEN, REDACTED, Redactor};
 pub use reference::{KvEngine, SecretRef, check_name};
 pub use settings::{AppRoleSettings, VaultSettings};
