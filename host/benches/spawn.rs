@@ -86,6 +86,7 @@ fn main() {
             read_only_files: vec![],
             network: false,
             unix_sockets: false,
+            limits: None,
         })
         .expect("confine");
     assert!(conf.is_landlocked());

@@ -283,10 +283,13 @@ pub struct SandboxSettings {
     /// (the ansible driver's), in MiB.
     pub private_shm_mib: u64,
     /// Processes (and threads) of one node at once; a fork bomb fails
-    /// inside its node.
+    /// inside its node. A driver's `[drivers.<name>]` may set its own; a
+    /// node may ask for fewer (`grants.processes`). 0: unlimited.
     pub max_node_processes: Option<u64>,
     /// Memory of all of one node's processes together, in MiB (needs a
-    /// memory cgroup drover may make, as root).
+    /// memory cgroup drover may make, as root). A driver's
+    /// `[drivers.<name>]` may set its own; a node may ask for less
+    /// (`grants.memory_mib`). 0: unlimited.
     pub max_node_memory_mib: Option<u64>,
     /// The uids node processes run under when drover is root, one per
     /// running node.
@@ -333,6 +336,12 @@ pub struct DriverPolicy {
     /// reach any socket their node's uid may (off unless set: see the
     /// sandbox's docs).
     pub unix_sockets: Option<bool>,
+    /// Processes (and threads) of one of its nodes at once, instead of
+    /// `[sandbox] max_node_processes`; 0: unlimited.
+    pub max_node_processes: Option<u64>,
+    /// Memory of one of its nodes' processes together, in MiB, instead of
+    /// `[sandbox] max_node_memory_mib`; 0: unlimited.
+    pub max_node_memory_mib: Option<u64>,
 }
 
 /// A configuration file that could not be used.

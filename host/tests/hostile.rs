@@ -32,6 +32,7 @@ fn confine(sandbox: &Sandbox, workspace: &Path) -> Arc<Confinement> {
             read_only_files: vec![],
             network: false,
             unix_sockets: false,
+            limits: None,
         })
         .expect("confine")
 }
@@ -334,4 +335,72 @@ fn a_node_over_its_memory_limit_fails_saying_memory_limit() {
         "success",
         "{record:#}"
     );
+}
+
+/// A shell script that starts `n` processes that live a second, then says so; a refused fork
+/// ends it with an error.
+fn start_processes(n: u32) -> String {
+    format!("i=0; while [ $i -lt {n} ]; do sleep 1 & i=$((i+1)); done; echo started $i")
+}
+
+/// `drover run`: `[drivers.shell]` sets the process count of every shell node, a node lowers
+/// its own limits further (memory too, as root), and a node asking for more than its driver may
+/// have is refused before anything runs.
+#[test]
+fn drivers_and_nodes_set_limits_within_the_operators() {
+    let drover = support::Drover::new();
+    let config = drover.path("drover.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("[drivers.shell]\nmax_node_processes = 64\n");
+    std::fs::write(&config, text).unwrap();
+    let mut dag = format!(
+        "name: limits\nnodes:\n  \
+         within:\n    driver: shell\n    artifact: '{}'\n  \
+         over-driver:\n    driver: shell\n    artifact: '{}'\n  \
+         over-node:\n    driver: shell\n    grants: {{processes: 8}}\n    artifact: '{}'\n",
+        start_processes(20),
+        start_processes(100),
+        start_processes(20),
+    );
+    if root() {
+        dag.push_str(
+            "  over-memory:\n    driver: shell\n    grants: {memory_mib: 64}\n    \
+             artifact: python3 -c \"x = b'x' * (256 << 20)\"\n",
+        );
+    }
+    let dag = drover.write("limits.yaml", &dag);
+    let (code, record) = drover.record(&["run", &dag]);
+    assert_eq!(code, 1, "{record:#}");
+    let state = |name| support::node(&record, name)["state"].clone();
+    assert_eq!(state("within"), "success", "{record:#}");
+    assert_eq!(state("over-driver"), "failure", "{record:#}");
+    assert_eq!(state("over-node"), "failure", "{record:#}");
+    if root() {
+        let error = support::node(&record, "over-memory")["attempts"][0]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            error.contains("memory limit") && error.contains("64 MiB"),
+            "{record:#}"
+        );
+    }
+
+    let greedy = drover.write(
+        "greedy.yaml",
+        "name: greedy\nnodes:\n  first:\n    driver: shell\n    artifact: echo RAN > ran\n  \
+         greedy:\n    driver: shell\n    grants: {processes: 1000}\n    artifact: 'true'\n",
+    );
+    let out = drover.run(&["run", &greedy]);
+    let stderr = support::stderr(&out);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("node `greedy`, field `grants.processes`")
+            && stderr.contains(
+                "1000 processes is more than driver `shell` may have (64 processes, \
+                 `[drivers.shell] max_node_processes`)"
+            ),
+        "{stderr}"
+    );
+    assert!(!support::stdout(&out).contains("RAN"), "{stderr}");
 }

@@ -42,6 +42,7 @@ fn confine(workspace: &Path, read_only_files: Vec<PathBuf>, network: bool) -> Ar
             read_only_files,
             network,
             unix_sockets: false,
+            limits: None,
         })
         .expect("confine")
 }
@@ -338,6 +339,7 @@ async fn cannot_signal_the_host_and_has_no_privileges() {
             read_only_files: vec![],
             network: false,
             unix_sockets: false,
+            limits: None,
         })
         .unwrap();
     let (status, out, err) = run(
@@ -466,6 +468,7 @@ async fn missing_program_and_bad_cwd_give_clear_errors() {
             read_only_files: vec![],
             network: false,
             unix_sockets: false,
+            limits: None,
         })
         .unwrap_err();
     assert!(

@@ -108,6 +108,12 @@ pub struct NodeGrants {
     /// `false` takes containers away.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<bool>,
+    /// Memory of the node's processes together, in MiB: at most what its driver may have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mib: Option<u64>,
+    /// Processes (and threads) of the node at once: at most what its driver may have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processes: Option<u64>,
 }
 
 /// Retries of a node: `max` more attempts after the first, waiting

@@ -12,7 +12,7 @@ const NODE_FIELDS: &[&str] = &[
     "driver", "artifact", "args", "env", "needs", "outputs", "timeout", "retries", "pool",
     "grants", "secrets",
 ];
-const GRANT_FIELDS: &[&str] = &["exec", "network", "container"];
+const GRANT_FIELDS: &[&str] = &["exec", "network", "container", "memory_mib", "processes"];
 const RETRY_FIELDS: &[&str] = &["max", "backoff", "max_backoff"];
 
 /// "expected one of `a`, `b`".
@@ -95,6 +95,21 @@ impl Reader<'_> {
         }
     }
 
+    /// A limit a node sets itself: a whole number above zero.
+    fn limit(&mut self, at: &str, raw: &Raw) -> Option<u64> {
+        match raw {
+            Raw::Int(n) if *n > 0 => u64::try_from(*n).ok(),
+            Raw::Int(_) => {
+                self.problem(at, "a limit must be above 0");
+                None
+            }
+            other => {
+                self.wrong_type(at, "a whole number", other);
+                None
+            }
+        }
+    }
+
     fn retries(&mut self, label: &str, raw: &Raw) -> RetryPolicy {
         let mut policy = RetryPolicy::default();
         let at = field_label(label, "retries");
@@ -169,6 +184,12 @@ impl Reader<'_> {
                 ("container", Raw::Bool(container)) => grants.container = Some(*container),
                 ("container", other) => {
                     self.wrong_type(&field_label(label, "grants.container"), "a boolean", other)
+                }
+                ("memory_mib", _) => {
+                    grants.memory_mib = self.limit(&field_label(label, "grants.memory_mib"), value)
+                }
+                ("processes", _) => {
+                    grants.processes = self.limit(&field_label(label, "grants.processes"), value)
                 }
                 _ => self.problem(
                     &at,

@@ -1024,21 +1024,25 @@ mod fuzz {
 #[test]
 fn grants_narrow_a_node_and_bad_grants_are_named() {
     let dag = ok(
-        "name: x\nnodes:\n  a: {driver: shell, artifact: 'true', grants: {exec: [sh], network: false, container: false}}\n",
+        "name: x\nnodes:\n  a: {driver: shell, artifact: 'true', grants: {exec: [sh], network: false, container: false, memory_mib: 512, processes: 32}}\n",
     );
     let grants = dag.nodes[0].grants.as_ref().expect("grants");
     assert_eq!(grants.exec.as_deref(), Some(&["sh".to_string()][..]));
     assert_eq!(grants.network, Some(false));
     assert_eq!(grants.container, Some(false));
+    assert_eq!(grants.memory_mib, Some(512));
+    assert_eq!(grants.processes, Some(32));
     let found = problems(
-        "name: x\nnodes:\n  a: {driver: shell, grants: {network: yes please, container: no thanks, disk: 1}}\n",
+        "name: x\nnodes:\n  a: {driver: shell, grants: {network: yes please, container: no thanks, disk: 1, memory_mib: 0, processes: lots}}\n",
     );
     assert_eq!(
         found,
         [
             "node `a`, field `grants.network`: expected a boolean, found a string",
             "node `a`, field `grants.container`: expected a boolean, found a string",
-            "node `a`, field `grants`: unknown field `disk`, expected one of `exec`, `network`, `container`",
+            "node `a`, field `grants`: unknown field `disk`, expected one of `exec`, `network`, `container`, `memory_mib`, `processes`",
+            "node `a`, field `grants.memory_mib`: a limit must be above 0",
+            "node `a`, field `grants.processes`: expected a whole number, found a string",
         ]
     );
 }

@@ -67,7 +67,8 @@ pub fn sandbox_config(settings: &SandboxSettings) -> sandbox::SandboxConfig {
     config.rlimits.file_size = settings.max_file_size_mib.map(|m| m * MIB);
     config.rlimits.cpu_seconds = settings.max_cpu_seconds;
     config.private_shm_bytes = settings.private_shm_mib * MIB;
-    config.rlimits.processes = settings.max_node_processes;
+    // 0: unlimited.
+    config.rlimits.processes = settings.max_node_processes.filter(|p| *p > 0);
     // 0: no memory cgroup at all.
     config.node_memory_bytes = settings
         .max_node_memory_mib
@@ -92,6 +93,8 @@ pub struct ExecGrant {
     pub unix_sockets: bool,
     /// The most standard output kept for `exit-status.stdout`.
     pub capture_limit: usize,
+    /// What the node's processes may take together; `None`: the sandbox's defaults.
+    pub limits: Option<sandbox::NodeLimits>,
 }
 
 /// Per-instance state of the `exec` interface.
@@ -178,6 +181,7 @@ impl ExecHost {
             read_only_files: grant.read_only_files.clone(),
             network: grant.network,
             unix_sockets: grant.unix_sockets,
+            limits: grant.limits,
         };
         let confinement = sandbox
             .confine(&policy)

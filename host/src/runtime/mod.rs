@@ -8,6 +8,7 @@ pub mod container;
 pub mod exec;
 mod limits;
 mod log;
+pub mod node_limits;
 mod secrets;
 mod state;
 
@@ -601,6 +602,11 @@ impl Runtime {
                 .unwrap_or(false),
             capture_limit: usize::try_from(self.inner.config.limits.captured_stdout_kib * 1024)
                 .unwrap_or(usize::MAX),
+            limits: Some(node_limits::for_node(
+                &self.inner.config,
+                &description.name,
+                task.grants.as_ref(),
+            )),
         }
     }
 

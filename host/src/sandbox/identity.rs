@@ -67,7 +67,6 @@ enum Kind {
         range: UidRange,
         cursor: AtomicU32,
         memory: Option<MemoryCgroups>,
-        memory_limit: Option<u64>,
     },
     Namespaces {
         uid: u32,
@@ -100,6 +99,8 @@ enum Slot {
 pub struct NodeIdentity {
     slot: Option<Slot>,
     identities: Arc<Identities>,
+    /// The memory limit of the node's processes, in bytes, where a memory cgroup holds it.
+    memory_limit: Option<u64>,
     oom_kills_before: u64,
 }
 
@@ -118,15 +119,17 @@ pub(crate) struct RawIdentity {
 
 impl Identities {
     /// Sets up what this host offers: uids when root, user namespaces otherwise.
+    /// `memory_limits` says whether nodes' memory is limited by default; memory cgroups are
+    /// looked for either way, since a driver or a node may ask for a limit of its own.
     pub(crate) fn new(
         range: UidRange,
-        memory_limit: Option<u64>,
+        memory_limits: bool,
         allow_unconfined: bool,
     ) -> Result<Identities, SandboxError> {
         // SAFETY: geteuid/getegid cannot fail.
         let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
         let made = if euid == 0 {
-            uids(range, memory_limit).map(|kind| (kind, None))
+            uids(range, memory_limits).map(|kind| (kind, None))
         } else {
             namespaces(euid, egid)
         };
@@ -158,8 +161,12 @@ impl Identities {
         matches!(self.kind, Kind::Namespaces { .. })
     }
 
-    /// A free identity for one node.
-    pub(crate) fn acquire(self: &Arc<Self>) -> Result<NodeIdentity, SandboxError> {
+    /// A free identity for one node, whose processes together may use at most
+    /// `memory_limit` bytes (where a memory cgroup can hold them to it; `None`: unlimited).
+    pub(crate) fn acquire(
+        self: &Arc<Self>,
+        memory_limit: Option<u64>,
+    ) -> Result<NodeIdentity, SandboxError> {
         let pooled = lock(&self.free).pop();
         let slot = match pooled {
             Some(slot) => slot,
@@ -168,19 +175,21 @@ impl Identities {
         let mut node = NodeIdentity {
             slot: Some(slot),
             identities: Arc::clone(self),
+            memory_limit: None,
             oom_kills_before: 0,
         };
         if let (
-            Kind::Uids { memory_limit, .. },
+            Some(limit),
             Some(Slot::Uid {
                 memory: Some(m), ..
             }),
-        ) = (&self.kind, node.slot.as_mut())
+        ) = (memory_limit, node.slot.as_mut())
         {
-            m.set_limit(*memory_limit)
+            m.set_limit(Some(limit))
                 .map_err(|e| SandboxError::Identity {
                     reason: format!("cannot set the node's memory limit: {e}"),
                 })?;
+            node.memory_limit = Some(limit);
             node.oom_kills_before = m.oom_kills();
         }
         Ok(node)
@@ -243,7 +252,11 @@ impl NodeIdentity {
                 ids: Some((*uid, *uid)),
                 userns: -1,
                 netns: None,
-                cgroup_procs: memory.as_ref().map_or(-1, |m| m.procs.as_raw_fd()),
+                // An unlimited node skips the cgroup: joining one is the dearest step of a spawn.
+                cgroup_procs: match (memory, self.memory_limit) {
+                    (Some(m), Some(_)) => m.procs.as_raw_fd(),
+                    _ => -1,
+                },
             },
             Some(Slot::Namespace { userns, netns, .. }) => RawIdentity {
                 ids: None,
@@ -271,13 +284,12 @@ impl NodeIdentity {
     /// The node's memory limit in bytes, if the kernel killed one of its processes for
     /// passing it since the node began.
     pub fn memory_limit_reached(&self) -> Option<u64> {
-        let Kind::Uids { memory_limit, .. } = &self.identities.kind else {
-            return None;
-        };
         match &self.slot {
             Some(Slot::Uid {
                 memory: Some(m), ..
-            }) if m.oom_kills() > self.oom_kills_before => *memory_limit,
+            }) if self.memory_limit.is_some() && m.oom_kills() > self.oom_kills_before => {
+                self.memory_limit
+            }
             _ => None,
         }
     }
@@ -301,7 +313,7 @@ impl Drop for NodeIdentity {
     }
 }
 
-fn uids(range: UidRange, memory_limit: Option<u64>) -> Result<Kind, String> {
+fn uids(range: UidRange, memory_limits: bool) -> Result<Kind, String> {
     if range.count == 0 || range.first == 0 || range.first.checked_add(range.count).is_none() {
         return Err(format!(
             "sandbox.node_uids ({} from {}) is not a usable range of non-root uids",
@@ -314,22 +326,24 @@ fn uids(range: UidRange, memory_limit: Option<u64>) -> Result<Kind, String> {
         .create(LOCK_DIR)
         .map_err(|e| format!("cannot make {LOCK_DIR}: {e}"))?;
     sweep(range);
-    let memory = match memory_limit.map(|_| MemoryCgroups::detect()) {
-        Some(Ok(cgroups)) => Some(cgroups),
-        Some(Err(reason)) => {
+    let memory = match MemoryCgroups::detect() {
+        Ok(cgroups) => Some(cgroups),
+        Err(reason) if memory_limits => {
             tracing::warn!(
                 %reason,
                 "no memory cgroup for nodes: a node's memory is not limited (its process count is)"
             );
             None
         }
-        None => None,
+        Err(reason) => {
+            tracing::debug!(%reason, "no memory cgroup for nodes");
+            None
+        }
     };
     Ok(Kind::Uids {
         range,
         cursor: AtomicU32::new(0),
         memory,
-        memory_limit,
     })
 }
 

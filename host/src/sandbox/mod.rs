@@ -176,6 +176,27 @@ impl Default for SandboxConfig {
     }
 }
 
+/// What one node's processes may take together; `None` in a field means unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeLimits {
+    /// Memory of all the node's processes together, in bytes, where drover can make a memory
+    /// cgroup for it (as root with a writable memory controller).
+    pub memory_bytes: Option<u64>,
+    /// Processes and threads of the node at once (`RLIMIT_NPROC` of its uid or user
+    /// namespace).
+    pub processes: Option<u64>,
+}
+
+impl SandboxConfig {
+    /// The limits of a node whose [`Policy`] sets none.
+    pub fn node_limits(&self) -> NodeLimits {
+        NodeLimits {
+            memory_bytes: self.node_memory_bytes,
+            processes: self.rlimits.processes,
+        }
+    }
+}
+
 /// The default memory of one node's processes together: a CI job fits, a runaway does not.
 pub const DEFAULT_NODE_MEMORY_BYTES: u64 = 2 << 30;
 
@@ -203,7 +224,13 @@ struct Shared {
     /// The system's read-only paths, opened once (`O_PATH`) so that each
     /// node's ruleset costs a rule per path, not an `open` as well.
     read_only_paths: Vec<std::fs::File>,
-    rlimits: RawRlimits,
+    /// The limits of every process, as configured and in the form the child applies.
+    rlimits: Rlimits,
+    raw_rlimits: RawRlimits,
+    /// The limits of a node whose policy sets none.
+    node_limits: NodeLimits,
+    /// Whether `RLIMIT_NPROC` counts one node's processes only (not drover's own).
+    per_node_nproc: bool,
     /// The tmpfs mount options of a private `/dev/shm`.
     shm_options: std::ffi::CString,
     allow_unconfined: bool,
@@ -233,7 +260,7 @@ impl Sandbox {
 
         let identities = Arc::new(Identities::new(
             config.node_uids,
-            config.node_memory_bytes,
+            config.node_memory_bytes.is_some(),
             config.allow_unconfined,
         )?);
         // SAFETY: geteuid cannot fail.
@@ -264,8 +291,9 @@ impl Sandbox {
         }
         // RLIMIT_NPROC counts per uid and user namespace: with neither of the node's own it
         // would count drover's own threads and every process of its user.
+        let per_node_nproc = identities.per_node_uid() || identities.per_node_namespace();
         let mut rlimits = config.rlimits;
-        if !identities.per_node_uid() && !identities.per_node_namespace() {
+        if !per_node_nproc {
             rlimits.processes = None;
         }
 
@@ -293,7 +321,10 @@ impl Sandbox {
                 dev_null: dev_null.into(),
                 landlock_abi,
                 read_only_paths: landlock::open_read_only_paths(&config.read_only_paths),
-                rlimits: RawRlimits::from(&rlimits),
+                rlimits,
+                raw_rlimits: RawRlimits::from(&rlimits),
+                node_limits: config.node_limits(),
+                per_node_nproc,
                 shm_options: shm::mount_options(config.private_shm_bytes),
                 allow_unconfined: config.allow_unconfined,
             }),
@@ -325,7 +356,17 @@ impl Sandbox {
         for file in &policy.read_only_files {
             require_absolute("read-only file", file)?;
         }
-        let identity = self.identities.acquire()?;
+        let limits = policy.limits.unwrap_or(self.shared.node_limits);
+        let identity = self.identities.acquire(limits.memory_bytes)?;
+        let processes = limits.processes.filter(|_| self.shared.per_node_nproc);
+        let rlimits = if processes == self.shared.rlimits.processes {
+            self.shared.raw_rlimits
+        } else {
+            RawRlimits::from(&Rlimits {
+                processes,
+                ..self.shared.rlimits
+            })
+        };
         if let Some(uid) = identity.uid() {
             identity::hand_workspace_to(&policy.workspace, uid)?;
             for file in &policy.read_only_files {
@@ -338,6 +379,7 @@ impl Sandbox {
                 ruleset,
                 policy: policy.clone(),
                 identity,
+                rlimits,
             })
         };
         if self.shared.landlock_abi.is_none() {
@@ -379,6 +421,9 @@ pub struct Policy {
     /// Whether the processes may open Unix sockets (and so connect to any pathname socket
     /// their identity may reach). Off unless the operator grants it.
     pub unix_sockets: bool,
+    /// What the node's processes may take together; `None`: the sandbox's defaults
+    /// ([`SandboxConfig::node_limits`]).
+    pub limits: Option<NodeLimits>,
 }
 
 /// A node's prepared confinement; spawn any number of processes with it, from any thread.
@@ -392,6 +437,8 @@ pub struct Confinement {
     policy: Policy,
     /// Who the node's processes are; dropping it kills whatever they left.
     identity: NodeIdentity,
+    /// The limits of each of the node's processes.
+    rlimits: RawRlimits,
 }
 
 /// One process to start.
@@ -503,7 +550,7 @@ impl Confinement {
             .map(|fd| fd.as_raw_fd()),
             identity,
             seccomp: seccomp.as_ref(),
-            rlimits: self.shared.rlimits,
+            rlimits: self.rlimits,
             private_shm: shm.map(|shm| spawn::RawShm {
                 options: &self.shared.shm_options,
                 access: shm.access,

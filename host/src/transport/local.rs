@@ -150,6 +150,12 @@ fn narrowing_problems(
             )
         })
         .chain(container)
+        .chain(crate::runtime::node_limits::problems(
+            registry.runtime().config(),
+            &node.name,
+            driver.name(),
+            grants,
+        ))
         .collect()
 }
 
