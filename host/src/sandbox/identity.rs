@@ -348,21 +348,27 @@ fn uids(range: UidRange, memory_limits: bool) -> Result<Kind, String> {
 }
 
 /// Kills what crashed drovers left under uids whose lock nobody holds.
+///
+/// One pass over `/proc` finds the node uids that own a process (a process's folder there is
+/// owned by its uid); only those are locked and killed. Locking and killing under every uid of
+/// the range instead cost ~30 ms at each start, which `drover run` of a small DAG felt.
 fn sweep(range: UidRange) {
-    let Ok(entries) = fs::read_dir(LOCK_DIR) else {
+    let Ok(entries) = fs::read_dir("/proc") else {
         return;
     };
-    for entry in entries.flatten() {
-        let Some(uid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if !(range.first..range.first.saturating_add(range.count)).contains(&uid) {
-            continue;
-        }
+    let in_range = range.first..range.first.saturating_add(range.count);
+    let owners: std::collections::BTreeSet<u32> = entries
+        .flatten()
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_str()
+                .is_some_and(|name| name.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .filter_map(|entry| entry.metadata().ok().map(|m| m.uid()))
+        .filter(|uid| in_range.contains(uid))
+        .collect();
+    for uid in owners {
         if let Ok(Some(_lock)) = try_lock_uid(uid) {
             kill_all_of_uid(uid);
         }
