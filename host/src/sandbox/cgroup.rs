@@ -142,4 +142,12 @@ impl MemoryCgroup {
             })
             .unwrap_or(0)
     }
+
+    /// Whether any process is still in this cgroup (`true` when that cannot be read).
+    ///
+    /// A node's processes cannot leave their cgroup (moving needs write access to another
+    /// `cgroup.procs`, which root owns), so an empty one means nothing of the node is alive.
+    pub(crate) fn has_processes(&self) -> bool {
+        fs::read(self.dir.join("cgroup.procs")).map_or(true, |procs| !procs.is_empty())
+    }
 }

@@ -297,6 +297,11 @@ impl NodeIdentity {
     /// Kills every process the node still has.
     pub fn kill_all(&self) {
         match &self.slot {
+            // Reading an empty `cgroup.procs` is cheaper than `kill(-1)`, which visits every
+            // process of the host.
+            Some(Slot::Uid {
+                memory: Some(m), ..
+            }) if self.memory_limit.is_some() && !m.has_processes() => {}
             Some(Slot::Uid { uid, .. }) => kill_all_of_uid(*uid),
             Some(Slot::Namespace { id, .. }) => kill_all_in_namespace(*id),
             Some(Slot::Shared) | None => {}
