@@ -317,6 +317,8 @@ impl Runs {
             // A drone may still be running the attempt a previous leader
             // sent: wait for it rather than count it as interrupted.
             reattach: self.inner.dispatcher.is_some(),
+            log_limits: self.runtime().config().limits.log_limits(),
+            ..Options::default()
         };
         let cancel_requested = meta.cancel_requested;
         let next = events.len() as u64 + 1;
