@@ -59,6 +59,7 @@ async fn time_run(dag: &Arc<Dag>, parallelism: usize, events: impl EventSink) ->
         fail_fast: false,
         run_timeout: None,
         reattach: false,
+        ..Options::default()
     };
     let start = Instant::now();
     let record = engine::run(

@@ -169,6 +169,12 @@ pub struct ServerSettings {
     /// How many nodes of one run may run at once, unless the submission
     /// says; defaults to the number of cores.
     pub parallelism: Option<usize>,
+    /// How many of a running run's latest events the server keeps in
+    /// memory for its watchers; older ones are read from the store.
+    pub live_window_events: usize,
+    /// How much memory those events may take, in MiB (the latest event is
+    /// kept whatever its size).
+    pub live_window_mib: u64,
 }
 
 impl Default for ServerSettings {
@@ -178,6 +184,8 @@ impl Default for ServerSettings {
             tls: None,
             max_body_bytes: 8 * 1024 * 1024,
             parallelism: None,
+            live_window_events: 10_000,
+            live_window_mib: 8,
         }
     }
 }
@@ -247,6 +255,23 @@ pub struct Limits {
     /// The most a node's outcome (its message, output names and values
     /// together) may take, in KiB; a larger one fails the node.
     pub max_outcome_kib: u64,
+    /// The most lines one attempt of a node keeps in its log; later lines
+    /// are dropped (counted, neither stored nor held in memory) and a line
+    /// from drover says how many.
+    pub max_log_lines: u64,
+    /// The most text one attempt of a node keeps in its log, in MiB; past
+    /// it, lines are dropped as past `max_log_lines`.
+    pub max_log_mib: u64,
+}
+
+impl Limits {
+    /// How much of each attempt's log is kept.
+    pub fn log_limits(&self) -> crate::engine::LogLimits {
+        crate::engine::LogLimits {
+            lines: self.max_log_lines,
+            bytes: self.max_log_mib.saturating_mul(1024 * 1024),
+        }
+    }
 }
 
 impl Default for Limits {
@@ -258,6 +283,8 @@ impl Default for Limits {
             captured_stdout_kib: 1024,
             max_wasi_handles: 1024,
             max_outcome_kib: 1024,
+            max_log_lines: crate::engine::DEFAULT_LOG_LINES,
+            max_log_mib: crate::engine::DEFAULT_LOG_BYTES / (1024 * 1024),
         }
     }
 }
@@ -357,6 +384,22 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
 }
 
+/// Checks that `value` of `field` lies in `range`, naming the field if not.
+fn in_range<T: PartialOrd + std::fmt::Display>(
+    field: &str,
+    value: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<(), String> {
+    if range.contains(&value) {
+        return Ok(());
+    }
+    Err(format!(
+        "{field} must be between {} and {} (it is {value})",
+        range.start(),
+        range.end()
+    ))
+}
+
 impl Config {
     /// The files and folders of this configuration that no node may read:
     /// its data folder, TLS key and Vault credentials (with `file`, the
@@ -390,10 +433,37 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        let config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
             message: e.to_string(),
-        })
+        })?;
+        config.check().map_err(|message| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    /// Refuses values that parse but make no sense, naming the field. A
+    /// zero log or window limit would keep nothing; the upper bounds are
+    /// far past any use and well short of overflowing a size.
+    pub fn check(&self) -> Result<(), String> {
+        in_range(
+            "[limits] max_log_lines",
+            self.limits.max_log_lines,
+            1..=1_000_000_000,
+        )?;
+        in_range("[limits] max_log_mib", self.limits.max_log_mib, 1..=65_536)?;
+        in_range(
+            "[server] live_window_events",
+            self.server.live_window_events,
+            1..=10_000_000,
+        )?;
+        in_range(
+            "[server] live_window_mib",
+            self.server.live_window_mib,
+            1..=65_536,
+        )
     }
 
     /// The folder of compiled drivers.
@@ -465,6 +535,33 @@ mod tests {
         let err = toml::from_str::<Config>("[sandbox]\nnode_uids = { start = 1, count = 8 }\n")
             .unwrap_err();
         assert!(err.to_string().contains("start"), "{err}");
+    }
+
+    #[test]
+    fn log_and_window_limits_out_of_range_are_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("drover.toml");
+        for (text, field) in [
+            ("[limits]\nmax_log_lines = 0\n", "[limits] max_log_lines"),
+            ("[limits]\nmax_log_mib = 0\n", "[limits] max_log_mib"),
+            ("[limits]\nmax_log_mib = 10000000\n", "[limits] max_log_mib"),
+            (
+                "[server]\nlive_window_events = 0\n",
+                "[server] live_window_events",
+            ),
+            (
+                "[server]\nlive_window_mib = 0\n",
+                "[server] live_window_mib",
+            ),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let err = Config::load(&path).unwrap_err().to_string();
+            assert!(err.contains(field), "{text}: {err}");
+        }
+        std::fs::write(&path, "[limits]\nmax_log_lines = 5\nmax_log_mib = 1\n").unwrap();
+        let limits = Config::load(&path).unwrap().limits.log_limits();
+        assert_eq!((limits.lines, limits.bytes), (5, 1024 * 1024));
+        assert!(Config::default().check().is_ok());
     }
 
     #[test]

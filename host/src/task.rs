@@ -172,6 +172,26 @@ pub struct LogLine {
     pub message: String,
 }
 
+/// The longest log line kept, in bytes; the rest of a longer line is cut
+/// (see [`cap_line`]), so that one line cannot fill a node's log.
+pub const MAX_LOG_LINE: usize = 64 * 1024;
+
+/// `message` cut to [`MAX_LOG_LINE`] bytes (on a character boundary),
+/// saying how much was cut.
+pub fn cap_line(mut message: String) -> String {
+    if message.len() <= MAX_LOG_LINE {
+        return message;
+    }
+    let total = message.len();
+    let mut end = MAX_LOG_LINE;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    message.truncate(end);
+    message.push_str(&format!(" [... {} more bytes cut]", total - end));
+    message
+}
+
 /// Where a node's log lines go. Bounded: a slow reader slows the node down
 /// rather than losing lines or growing memory without bound.
 pub type LogSink = tokio::sync::mpsc::Sender<LogLine>;
@@ -200,5 +220,14 @@ mod tests {
         assert_eq!(resolved("echo hi", &base), None);
         assert_eq!(resolved("missing.tgz", &base), None);
         assert_eq!(resolved("/", &base), None);
+    }
+
+    #[test]
+    fn long_lines_are_cut_on_a_character_boundary() {
+        let line = "é".repeat(MAX_LOG_LINE);
+        let cut = cap_line(line);
+        assert!(cut.len() < MAX_LOG_LINE + 64, "{}", cut.len());
+        assert!(cut.ends_with(&format!("[... {} more bytes cut]", MAX_LOG_LINE)));
+        assert_eq!(cap_line("short".into()), "short");
     }
 }

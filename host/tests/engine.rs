@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::{Act, Fold, TestDispatch, dag, node, parallel, retries, run_with};
 use drover::dag::NodeState;
-use drover::engine::{self, Event, NoEvents, Options, RunRecord, RunState};
+use drover::engine::{self, Event, LogLimits, LogTally, NoEvents, Options, RunRecord, RunState};
 use drover::task::Task;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -217,6 +217,7 @@ async fn fail_fast_cancels_running_and_pending_nodes() {
         fail_fast: true,
         run_timeout: None,
         reattach: false,
+        ..Options::default()
     };
     let record = run_with(&dag, &dispatch, options).await;
     assert_eq!(record.state, RunState::Failure);
@@ -391,6 +392,7 @@ async fn run_timeout_times_out_running_nodes_and_cancels_the_rest() {
         fail_fast: false,
         run_timeout: Some(100 * MS),
         reattach: false,
+        ..Options::default()
     };
     let start = tokio::time::Instant::now();
     let record = run_with(&dag, &dispatch, options).await;
@@ -1183,5 +1185,100 @@ async fn a_failed_node_keeps_its_outputs_and_its_children_never_see_them() {
     assert_eq!(
         value["nodes"][0]["outputs"],
         json!({"failed": "2", "total": "5"})
+    );
+}
+
+/// The log lines `events` holds, as `node:message`.
+fn log_lines(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Log(line) => Some(format!("{}:{}", line.node, line.message)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Runs `dag` from `record` and returns its events.
+async fn events_of(
+    dag: &Arc<drover::dag::Dag>,
+    dispatch: TestDispatch,
+    record: RunRecord,
+    options: Options,
+) -> Vec<Event> {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    engine::resume(
+        Arc::clone(dag),
+        record,
+        Arc::new(dispatch),
+        options,
+        tx,
+        CancellationToken::new(),
+    )
+    .await;
+    let mut events = Vec::new();
+    while let Ok(event) = rx.try_recv() {
+        events.push(event);
+    }
+    events
+}
+
+#[tokio::test]
+async fn each_attempts_log_is_cut_at_its_limit_with_a_marker_and_a_count() {
+    let dag = dag().node("a", &[]).node("b", &[]).build();
+    let lines = vec!["1", "2", "3", "4", "5", "6"];
+    let dispatch = TestDispatch::new(&[("a", Act::Log(lines.clone())), ("b", Act::Log(vec!["x"]))]);
+    let options = Options {
+        log_limits: LogLimits {
+            lines: 3,
+            bytes: 1 << 20,
+        },
+        ..parallel(1)
+    };
+    let record = RunRecord::new(&dag, "r".into());
+    let logged = log_lines(&events_of(&dag, dispatch, record, options).await);
+    assert_eq!(
+        logged,
+        [
+            "a:1",
+            "a:2",
+            "a:3",
+            "a:drover: log cut after 3 lines / 3 bytes (the limit is 3 lines or 1 MiB per attempt); later lines are dropped, and counted when the attempt ends",
+            "a:drover: log cut after 3 lines / 3 bytes; 3 more lines (3 bytes) dropped",
+            "b:x",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_reattached_attempt_counts_on_from_what_its_log_holds() {
+    let dag = dag().node("a", &[]).build();
+    let mut record = RunRecord::new(&dag, "r".into());
+    let began = std::time::SystemTime::now();
+    record.nodes[0].state = NodeState::Running;
+    record.nodes[0].state_code = NodeState::Running.code();
+    record.nodes[0].started_at = Some(began);
+    record.nodes[0].running_since = Some(began);
+    let dispatch = TestDispatch::new(&[("a", Act::Log(vec!["3", "4"]))]);
+    let tally = LogTally {
+        lines: 2,
+        bytes: 2,
+        ..LogTally::default()
+    };
+    let options = Options {
+        log_limits: LogLimits {
+            lines: 3,
+            bytes: 1 << 20,
+        },
+        logged: [(0, tally)].into_iter().collect(),
+        ..reattaching()
+    };
+    let logged = log_lines(&events_of(&dag, dispatch, record, options).await);
+    assert_eq!(logged.len(), 3, "{logged:?}");
+    assert_eq!(logged[0], "a:3");
+    assert!(logged[1].starts_with("a:drover: log cut after 3 lines / 3 bytes"));
+    assert_eq!(
+        logged[2],
+        "a:drover: log cut after 3 lines / 3 bytes; 1 more line (1 byte) dropped"
     );
 }

@@ -1185,3 +1185,218 @@ async fn without_tokens_only_loopback_host_names_are_answered() {
         );
     }
 }
+
+/// Adds `text` to the test's config file.
+fn configure(drover: &Drover, text: &str) {
+    let path = drover.path("drover.toml");
+    let mut config = std::fs::read_to_string(&path).unwrap();
+    config.push_str(text);
+    std::fs::write(&path, config).unwrap();
+}
+
+/// A gauge of `/metrics`.
+async fn gauge(server: &Server, name: &str) -> u64 {
+    let text = client()
+        .get(server.url("/api/v1/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no gauge {name} in:\n{text}"))
+}
+
+async fn text_of(server: &Server, path: &str) -> String {
+    let response = client().get(server.url(path)).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.text().await.unwrap()
+}
+
+/// The largest resident memory of a process so far, in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_yes_node_is_cut_at_its_log_limit_and_the_server_stays_small() {
+    let drover = Drover::new();
+    configure(
+        &drover,
+        "[limits]\nmax_log_lines = 1000\nmax_log_mib = 1\n[server]\nlive_window_events = 500\n",
+    );
+    let server = Server::start(&drover, &[]);
+    let (status, _) = get_json(&server, "/api/v1/health").await;
+    assert_eq!(status, StatusCode::OK);
+    let before = rss_kib(server.pid());
+    let id = submit(
+        &server,
+        r#"
+name: chatty
+nodes:
+  yes:
+    driver: shell
+    artifact: 'yes | head -n 300000; echo done >&2'
+  wide:
+    driver: shell
+    artifact: "head -c 3000000 /dev/zero | tr '\\0' x; echo"
+  after:
+    driver: shell
+    needs: [yes]
+    artifact: 'echo still here'
+"#,
+    )
+    .await;
+    // The window stays at most its size while lines pour in.
+    let mut most = 0;
+    loop {
+        most = most.max(gauge(&server, "drover_live_events").await);
+        let (_, record) = get_json(&server, &format!("/api/v1/runs/{id}")).await;
+        if record["state"] != "running" {
+            assert_eq!(record["state"], "success", "{record}");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(most <= 500, "the live window held {most} events");
+    let grown_mib = peak_rss_kib(server.pid()).saturating_sub(before) / 1024;
+    eprintln!("server RSS {before} KiB before, peak grew by {grown_mib} MiB");
+
+    // `yes`: exactly the first 1000 lines, a marker where it was cut, and
+    // the count of what was dropped when the node ended; nothing after.
+    let log = text_of(&server, &format!("/api/v1/runs/{id}/nodes/yes/logs")).await;
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(
+        lines.len(),
+        1002,
+        "{:?}",
+        &lines[lines.len().saturating_sub(5)..]
+    );
+    assert!(lines[..1000].iter().all(|l| *l == "y"));
+    assert!(
+        lines[1000].starts_with("drover: log cut after 1000 lines / 1000 bytes (the limit is 1000 lines or 1 MiB per attempt)"),
+        "{}",
+        lines[1000]
+    );
+    assert_eq!(
+        lines[1001],
+        "drover: log cut after 1000 lines / 1000 bytes; 299001 more lines (292 KiB) dropped"
+    );
+    // The store has what the text showed: 1002 log events of `yes`.
+    let events = sse(&server.base, &id, None, usize::MAX).await;
+    let of = |node: &str| {
+        events
+            .iter()
+            .filter(|e| e.1 == "log" && e.2["node"] == node)
+            .map(|e| e.2["message"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let yes = of("yes");
+    assert_eq!(yes.len(), 1002);
+    assert_eq!(
+        yes.iter()
+            .filter(|m| m.starts_with("drover: log cut"))
+            .count(),
+        2
+    );
+    // `wide`: one 3 MB line, read in 64 KiB pieces, cut at 1 MiB of text.
+    let wide = of("wide");
+    let kept: usize = wide
+        .iter()
+        .filter(|m| !m.starts_with("drover: "))
+        .map(String::len)
+        .sum();
+    assert!(
+        kept <= 1024 * 1024 && kept > 1024 * 1024 - 64 * 1024,
+        "{kept} bytes in {} lines",
+        wide.len()
+    );
+    assert!(wide.iter().all(|m| m.len() <= 64 * 1024));
+    let summary = wide.last().unwrap();
+    assert!(
+        summary.starts_with("drover: log cut after ") && summary.contains(" MiB) dropped"),
+        "{summary}"
+    );
+    assert_eq!(of("after"), ["still here"]);
+}
+
+#[tokio::test]
+async fn a_watcher_from_the_start_gets_every_event_after_the_window_moved() {
+    let drover = Drover::new();
+    configure(&drover, "[server]\nlive_window_events = 200\n");
+    let server = Server::start(&drover, &[]);
+    let id = submit(
+        &server,
+        "name: long\nnodes:\n  talk: {driver: shell, artifact: 'seq 1 5000; sleep 2'}\n  last: {driver: shell, needs: [talk], artifact: 'echo done'}\n",
+    )
+    .await;
+    let numbers: Vec<String> = (1..=5000).map(|i| i.to_string()).collect();
+    let expected = format!("{}\n", numbers.join("\n"));
+    // While it sleeps, every line is out and the window has moved on.
+    let path = format!("/api/v1/runs/{id}/nodes/talk/logs");
+    let started = Instant::now();
+    loop {
+        if text_of(&server, &path).await == expected {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the lines never all came"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(gauge(&server, "drover_live_events").await <= 200);
+    let (_, record) = get_json(&server, &format!("/api/v1/runs/{id}")).await;
+    assert_eq!(
+        record["state"], "running",
+        "the run must still be live here"
+    );
+
+    // From the start, while it runs: the store, then the window, then
+    // the events as they come, to the end.
+    let follow = {
+        let url = server.url(&format!("{path}?follow=true"));
+        tokio::spawn(async move {
+            client()
+                .get(url)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        })
+    };
+    let live = sse(&server.base, &id, None, usize::MAX).await;
+    let seqs: Vec<u64> = live.iter().map(|e| e.0).collect();
+    assert_eq!(
+        seqs,
+        (1..=live.len() as u64).collect::<Vec<_>>(),
+        "no gaps, no repeats"
+    );
+    assert_eq!(live.last().unwrap().1, "finished");
+    let logged: Vec<&str> = live
+        .iter()
+        .filter(|e| e.1 == "log" && e.2["node"] == "talk")
+        .map(|e| e.2["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(logged, numbers);
+    assert_eq!(follow.await.unwrap(), expected);
+    // Resuming from an event long gone from the window.
+    let rest = sse(&server.base, &id, Some(10), usize::MAX).await;
+    assert_eq!(rest, live[10..].to_vec());
+
+    // After the end, from the store alone: the same.
+    wait_end(&server, &id).await;
+    assert_eq!(sse(&server.base, &id, None, usize::MAX).await, live);
+    assert_eq!(text_of(&server, &path).await, expected);
+}

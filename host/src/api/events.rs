@@ -14,14 +14,15 @@ use serde::Deserialize;
 use tokio::sync::watch;
 
 use super::{ApiError, AppState};
-use crate::runs::{LiveRun, Published, Runs, RunsError, WireEvent};
+use crate::runs::{After, LiveRun, Published, Runs, RunsError, WireEvent};
 use crate::store::redis::Follower;
 
 /// How many events are read in one go.
 const BATCH: usize = 512;
 
-/// Where a run's events come from: memory while it runs here, the store
-/// otherwise (followed as they come, when another leader runs it).
+/// Where a run's events come from: memory while it runs here (its latest
+/// events; older ones from the store), the store otherwise (followed as
+/// they come, when another leader runs it).
 enum Source {
     Live(Arc<LiveRun>, watch::Receiver<u64>),
     Stored(Runs, String, Option<Box<Follower>>),
@@ -42,6 +43,14 @@ impl Source {
             None => runs.follower().map(Box::new),
         };
         Ok(Source::Stored(runs.clone(), id.to_owned(), follow))
+    }
+
+    /// Up to `limit` durable events after `after`, without waiting for more.
+    async fn read(&self, after: u64, limit: usize) -> Result<Vec<Arc<Published>>, RunsError> {
+        match self {
+            Source::Live(live, _) => live.read(after, limit).await,
+            Source::Stored(runs, id, _) => runs.stored_events(id, after, limit).await,
+        }
     }
 }
 
@@ -72,7 +81,27 @@ impl Cursor {
                     // Mark the signal seen before reading, so that nothing
                     // published in between is missed.
                     rx.borrow_and_update();
-                    let (batch, ended) = live.events_after(self.after, BATCH);
+                    let (batch, ended) = match live.events_after(self.after, BATCH) {
+                        After::Events(batch, ended) => (batch, ended),
+                        After::Stored => {
+                            // Gone from the window, so durable: the store
+                            // has them, and the window carries on after.
+                            match live.stored(self.after, BATCH).await {
+                                Ok(batch) if !batch.is_empty() => {
+                                    self.buffer.extend(batch);
+                                    continue;
+                                }
+                                Ok(_) => {
+                                    tracing::error!(run = %live.id, after = self.after, "events left the window but the store has none");
+                                    return None;
+                                }
+                                Err(e) => {
+                                    tracing::error!(run = %live.id, error = %e, "cannot read stored events");
+                                    return None;
+                                }
+                            }
+                        }
+                    };
                     if batch.is_empty() {
                         if ended {
                             // Resumed after the `finished` event.
@@ -225,25 +254,38 @@ pub(super) async fn logs(
             });
         Body::from_stream(lines)
     } else {
-        // Everything durable now.
-        let mut text = Vec::new();
-        match source {
-            Source::Live(live, _) => {
-                for published in live.events_after(0, usize::MAX).0 {
-                    text.extend(line_of(&published));
+        // Everything durable now, a batch at a time: a long log is never
+        // held whole. A read that fails ends the body with an error, so the
+        // client cannot take a cut log for the whole.
+        let until = match &source {
+            Source::Live(live, _) => live.durable(),
+            Source::Stored(..) => u64::MAX,
+        };
+        let chunks = stream::unfold((source, 0), move |(source, after)| {
+            let line_of = line_of.clone();
+            async move {
+                if after >= until {
+                    return None;
+                }
+                match source.read(after, BATCH).await {
+                    Ok(batch) => {
+                        let last = batch.last()?.seq;
+                        let text: Vec<u8> = batch
+                            .iter()
+                            .filter(|p| p.seq <= until)
+                            .filter_map(|p| line_of(p))
+                            .flat_map(|line| line.to_vec())
+                            .collect();
+                        Some((Ok(Bytes::from(text)), (source, last)))
+                    }
+                    Err(e) => Some((
+                        Err(std::io::Error::other(e.to_string())),
+                        (source, u64::MAX),
+                    )),
                 }
             }
-            Source::Stored(runs, id, _) => {
-                let mut after = 0;
-                loop {
-                    let batch = runs.stored_events(&id, after, BATCH).await?;
-                    let Some(last) = batch.last() else { break };
-                    after = last.seq;
-                    text.extend(batch.iter().filter_map(|p| line_of(p)));
-                }
-            }
-        }
-        Body::from(text.concat())
+        });
+        Body::from_stream(chunks)
     };
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response())
 }
@@ -255,11 +297,14 @@ mod tests {
     use super::*;
     use crate::dag;
     use crate::engine::{RunRecord, RunState};
-    use crate::store::{Api, RunMeta, RunOptions};
+    use crate::runs::{Numbered, Window};
+    use crate::store::{Api, RunMeta, RunOptions, Store, Write};
+    use crate::task::{LogLevel, LogSource};
 
-    /// A live run whose `finished` event is durable but that has not yet
-    /// left the live set: the window a resuming watcher can land in.
-    fn ended_live_run() -> Arc<LiveRun> {
+    /// A live run of a one-node DAG whose stored events are `events` (then
+    /// `seq` 1, 2, …) and whose window holds the last `window` of them;
+    /// the store lives in the returned folder.
+    async fn live_run(events: Vec<WireEvent>, window: usize) -> (Arc<LiveRun>, tempfile::TempDir) {
         let dag = dag::parse("name: one\nnodes: {a: {driver: noop}}", None, &|_| true);
         let dag = Arc::new(dag.expect("a one-node DAG"));
         let meta = RunMeta {
@@ -278,15 +323,40 @@ mod tests {
             cancel_requested: false,
             drivers: Default::default(),
         };
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("runs.redb")).unwrap();
+        let mut published = Vec::new();
+        let mut writes = vec![Write::submit(&meta, "")];
+        for (i, event) in events.into_iter().enumerate() {
+            let seq = i as u64 + 1;
+            let numbered = Numbered { seq, event };
+            let json = serde_json::to_string(&numbered).unwrap();
+            writes.push(Write::Event {
+                run: "r".to_owned(),
+                seq,
+                event: json.clone().into_bytes(),
+            });
+            published.push(Arc::new(Published {
+                seq,
+                event: numbered.event,
+                json,
+            }));
+        }
+        store.write(writes).await.unwrap();
+        let durable = published.len() as u64;
         let record = RunRecord::new(&dag, "r".to_owned());
-        let finished = Arc::new(Published {
-            seq: 1,
-            event: WireEvent::Finished {
-                state: RunState::Success,
-            },
-            json: "{}".to_owned(),
-        });
-        LiveRun::new(meta, dag, record, vec![finished])
+        let window = Window {
+            events: window,
+            bytes: usize::MAX,
+        };
+        let live = LiveRun::new(meta, dag, record, durable, published, window, store.into());
+        (live, dir)
+    }
+
+    fn finished() -> WireEvent {
+        WireEvent::Finished {
+            state: RunState::Success,
+        }
     }
 
     fn cursor(live: Arc<LiveRun>, after: u64) -> Cursor {
@@ -299,15 +369,56 @@ mod tests {
         }
     }
 
+    async fn drain(mut cursor: Cursor) -> Vec<u64> {
+        let mut seqs = Vec::new();
+        while let Some(event) = cursor.next().await {
+            seqs.push(event.seq);
+        }
+        seqs
+    }
+
     #[tokio::test]
     async fn a_watcher_resuming_after_the_end_of_a_live_run_gets_nothing_and_stops() {
-        let mut past_end = cursor(ended_live_run(), 1);
+        let (live, _dir) = live_run(vec![finished()], 1).await;
+        let mut past_end = cursor(Arc::clone(&live), 1);
         let next = tokio::time::timeout(Duration::from_secs(5), past_end.next()).await;
         assert!(matches!(next, Ok(None)), "the stream must end, not wait");
 
-        let mut from_start = cursor(ended_live_run(), 0);
+        let mut from_start = cursor(live, 0);
         let first = from_start.next().await.expect("the finished event");
         assert_eq!(first.seq, 1);
         assert!(from_start.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn events_that_left_the_window_are_read_from_the_store_without_gaps() {
+        let log = |i: usize| WireEvent::Log {
+            node: "a".to_owned(),
+            source: LogSource::Stdout,
+            level: LogLevel::Info,
+            message: format!("line {i}"),
+        };
+        let mut events: Vec<WireEvent> = (1..=1200).map(log).collect();
+        events.push(finished());
+        let (live, _dir) = live_run(events, 100).await;
+        assert_eq!(live.window().0, 100, "only the window stays in memory");
+        assert!(matches!(live.events_after(0, 10), After::Stored));
+        // From the start, across the window's edge (batches of 512 from the
+        // store, then the window), and from inside the window.
+        assert_eq!(
+            drain(cursor(Arc::clone(&live), 0)).await,
+            (1..=1201).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            drain(cursor(Arc::clone(&live), 1000)).await,
+            (1001..=1201).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            drain(cursor(Arc::clone(&live), 1150)).await,
+            (1151..=1201).collect::<Vec<_>>()
+        );
+        let read = live.read(1095, 10).await.unwrap();
+        let seqs: Vec<u64> = read.iter().map(|p| p.seq).collect();
+        assert_eq!(seqs, (1096..=1105).collect::<Vec<_>>());
     }
 }

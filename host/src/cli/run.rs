@@ -189,7 +189,8 @@ pub async fn run(args: RunArgs, config: Config) -> Result<u8, CliError> {
         parallelism,
         fail_fast: args.fail_fast,
         run_timeout,
-        reattach: false,
+        log_limits: runtime.config().limits.log_limits(),
+        ..Options::default()
     };
     let record = engine::run(dag.clone(), run_id, dispatch, options, events, cancel).await;
     // Containers whose removal began when their node was dropped.

@@ -2,10 +2,12 @@
 
 mod attempt;
 mod events;
+mod logcap;
 mod prepare;
 mod record;
 mod scheduler;
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -19,6 +21,7 @@ use crate::dag::{Dag, NodeIndex, NodeState};
 use crate::task::{LogLine, LogSink, Outcome, Task};
 
 pub use events::{EventSink, NoEvents};
+pub use logcap::{CUT_MARKER, DEFAULT_LOG_BYTES, DEFAULT_LOG_LINES, LogLimits, LogTally};
 pub use record::{AttemptRecord, NodeRecord, Outputs, RunRecord, RunState};
 
 /// How long a dispatcher may take to return after its token is canceled
@@ -35,7 +38,8 @@ pub struct NodeRun {
     /// first attempt, `inputs` holds the outputs of the node's direct needs,
     /// `deadline` is now + the node's timeout.
     pub task: Task,
-    /// Where the node's log lines go; the engine forwards them as [`Event::Log`].
+    /// Where the node's log lines go; the engine forwards them as
+    /// [`Event::Log`], up to [`Options::log_limits`].
     pub logs: LogSink,
     /// Fires when the attempt must stop: its timeout passed, or the run was
     /// canceled, timed out or failed fast.
@@ -77,6 +81,13 @@ pub struct Options {
     /// attempt as interrupted. For dispatchers whose attempts outlive this
     /// process and whose attempt ids are deterministic.
     pub reattach: bool,
+    /// How much of each attempt's log is kept; the rest is dropped and
+    /// counted, and a line from drover says so.
+    pub log_limits: LogLimits,
+    /// For the attempts re-attached to (see `reattach`), what their log
+    /// already holds, so that the cap counts on from there rather than
+    /// from nothing.
+    pub logged: BTreeMap<NodeIndex, LogTally>,
 }
 
 impl Default for Options {
@@ -86,6 +97,8 @@ impl Default for Options {
             fail_fast: false,
             run_timeout: None,
             reattach: false,
+            log_limits: LogLimits::default(),
+            logged: BTreeMap::new(),
         }
     }
 }
@@ -126,7 +139,8 @@ pub enum Event {
         delay: Duration,
         error: String,
     },
-    /// A log line a node wrote.
+    /// A log line a node wrote, or one drover wrote about the node (such as
+    /// the markers of a log cut at [`Options::log_limits`]).
     Log(LogLine),
     /// The run is over; always the last event.
     Finished(RunState),

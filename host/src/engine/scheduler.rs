@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::attempt::{self, Ended};
+use super::logcap::{LogLimits, LogTally};
 use super::prepare::{self, OutputLookup};
 use super::record::{AttemptRecord, NodeRecord, RunRecord, RunState};
 use super::{Dispatch, Event, EventSink, NodeRun, Options};
@@ -60,6 +61,9 @@ pub(super) struct Scheduler<E> {
     ended_rx: mpsc::UnboundedReceiver<Ended>,
     log_tx: mpsc::Sender<LogLine>,
     log_rx: mpsc::Receiver<LogLine>,
+    log_limits: LogLimits,
+    /// What each node's current (or last) attempt has logged.
+    logged: Vec<LogTally>,
 }
 
 impl<E: EventSink> Scheduler<E> {
@@ -97,6 +101,12 @@ impl<E: EventSink> Scheduler<E> {
         let unfinished = records.iter().filter(|r| !r.state.is_final()).count();
         let (ended_tx, ended_rx) = mpsc::unbounded_channel();
         let (log_tx, log_rx) = mpsc::channel(LOG_BUFFER);
+        let mut logged = vec![LogTally::default(); dag.nodes.len()];
+        for (index, tally) in options.logged {
+            if let Some(slot) = logged.get_mut(index) {
+                *slot = tally;
+            }
+        }
         Scheduler {
             run_id,
             dispatch,
@@ -119,6 +129,8 @@ impl<E: EventSink> Scheduler<E> {
             ended_rx,
             log_tx,
             log_rx,
+            log_limits: options.log_limits,
+            logged,
         }
     }
 
@@ -173,7 +185,7 @@ impl<E: EventSink> Scheduler<E> {
                         self.ended(end).await;
                     }
                 }
-                Some(line) = self.log_rx.recv() => self.events.emit(Event::Log(line)).await,
+                Some(line) = self.log_rx.recv() => self.log(line).await,
                 _ = &mut retry_sleep, if next_retry.is_some() => self.wake_retries().await,
             }
         }
@@ -325,6 +337,7 @@ impl<E: EventSink> Scheduler<E> {
             }
         };
         let started_at = rfc3339::now();
+        self.logged[index] = LogTally::default();
         let record = &mut self.records[index];
         record.set_state(NodeState::Running);
         record.started_at.get_or_insert(started_at);
@@ -381,6 +394,10 @@ impl<E: EventSink> Scheduler<E> {
             outputs,
             message,
         } = outcome;
+        // The attempt's lines are all in: say how much of them was cut.
+        if let Some(summary) = self.logged[index].summary(&self.dag.nodes[index].name) {
+            self.events.emit(Event::Log(summary)).await;
+        }
         let (mut state, mut error) = judge(status, exit_code, message, timed_out);
         if state != NodeState::Success
             && let Some(stop) = self.stop
@@ -617,6 +634,20 @@ impl<E: EventSink> Scheduler<E> {
             let Ok(line) = self.log_rx.try_recv() else {
                 break;
             };
+            self.log(line).await;
+        }
+    }
+
+    /// Emits `line` if its attempt's log has room for it (see
+    /// [`LogTally::admit`]).
+    async fn log(&mut self, line: LogLine) {
+        let Some(index) = self.dag.index_of(&line.node) else {
+            // Dispatchers name lines after the node they run; a line
+            // naming no node of the DAG has no log to go to.
+            tracing::debug!(run = %self.run_id, node = %line.node, "a log line of no node dropped");
+            return;
+        };
+        if let Some(line) = self.logged[index].admit(self.log_limits, line) {
             self.events.emit(Event::Log(line)).await;
         }
     }

@@ -45,6 +45,10 @@ pub struct Gauges {
     pub nodes_running: u64,
     /// Nodes whose needs are met, waiting for a slot (or a retry).
     pub nodes_queued: u64,
+    /// Events the live runs hold in memory (their windows), and roughly
+    /// how many bytes they take.
+    pub live_events: u64,
+    pub live_event_bytes: u64,
 }
 
 impl Metrics {
@@ -117,6 +121,16 @@ impl Metrics {
             out,
             "# HELP drover_queue_depth Nodes ready to run, waiting for a slot or a retry.\n# TYPE drover_queue_depth gauge\ndrover_queue_depth {}",
             gauges.nodes_queued
+        );
+        let _ = writeln!(
+            out,
+            "# HELP drover_live_events Events of runs in progress held in memory for watchers (the runs' windows).\n# TYPE drover_live_events gauge\ndrover_live_events {}",
+            gauges.live_events
+        );
+        let _ = writeln!(
+            out,
+            "# HELP drover_live_event_bytes Roughly the memory those events take.\n# TYPE drover_live_event_bytes gauge\ndrover_live_event_bytes {}",
+            gauges.live_event_bytes
         );
         let _ = writeln!(
             out,

@@ -8,7 +8,7 @@ mod live;
 mod metrics;
 mod wire;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -16,12 +16,14 @@ use std::time::Duration;
 
 use tokio_util::task::TaskTracker;
 
-pub use live::{LiveRun, Published};
+pub use live::{After, LiveRun, Published, Window};
 pub use metrics::{Gauges, Metrics, render_pools};
 pub use wire::{Numbered, WireEvent};
 
 use crate::dag::{self, NodeState};
-use crate::engine::{self, Dispatch, Event, EventSink, Options, RunRecord, RunState};
+use crate::engine::{
+    self, CUT_MARKER, Dispatch, Event, EventSink, LogLimits, LogTally, Options, RunRecord, RunState,
+};
 use crate::registry::Registry;
 use crate::rfc3339;
 use crate::runtime::Runtime;
@@ -96,6 +98,10 @@ struct Inner {
     max_parallelism: usize,
     /// Where each run's folder of node workspaces goes, resolved once.
     workspaces: PathBuf,
+    /// How much of each attempt's log is kept.
+    log_limits: LogLimits,
+    /// How many of each run's latest events stay in memory.
+    window: Window,
     tasks: TaskTracker,
     /// Stops the lease upkeep of Redis mode.
     upkeep: tokio_util::sync::CancellationToken,
@@ -127,6 +133,8 @@ impl Runs {
             Some(_) => MAX_DISTRIBUTED_PARALLELISM,
             None => runtime.config().limits.max_instances.max(1) as usize,
         };
+        let log_limits = runtime.config().limits.log_limits();
+        let window = Window::from_config(&runtime.config().server);
         let root = runtime.config().workspace_dir();
         // Resolved here once rather than for every run; if it cannot be
         // made, each node that needs a workspace says so.
@@ -142,6 +150,8 @@ impl Runs {
                 parallelism: parallelism.clamp(1, max),
                 max_parallelism: max,
                 workspaces,
+                log_limits,
+                window,
                 tasks: TaskTracker::new(),
                 upkeep: tokio_util::sync::CancellationToken::new(),
                 dispatcher,
@@ -210,8 +220,8 @@ impl Runs {
             .write(vec![Write::submit(&meta, submission.text)])
             .await?;
         self.inner.metrics.submitted.fetch_add(1, Ordering::Relaxed);
-        let record = RunRecord::new(&accepted.dag, meta.id.clone());
-        self.start(meta.clone(), accepted, record, Vec::new());
+        let replay = Replay::new(RunRecord::new(&accepted.dag, meta.id.clone()));
+        self.start(meta.clone(), accepted, replay);
         Ok(meta)
     }
 
@@ -266,22 +276,19 @@ impl Runs {
                 return Ok(());
             }
         };
-        let mut record = RunRecord::new(&accepted.dag, id.clone());
-        let mut events = Vec::new();
+        // Folded batch by batch: only the window's worth stays in memory.
+        let mut replay = Replay::new(RunRecord::new(&accepted.dag, id.clone()));
         loop {
-            let after = events.last().map_or(0, |p: &Arc<Published>| p.seq);
-            let batch = self.stored_events(&id, after, 4096).await?;
+            let batch = self.stored_events(&id, replay.last, 4096).await?;
             if batch.is_empty() {
                 break;
             }
-            for published in &batch {
-                if let Some(event) = published.event.to_event(&accepted.dag) {
-                    record.apply(&event);
-                }
+            for published in batch {
+                replay.push(&accepted.dag, published, self.inner.window.events);
             }
-            events.extend(batch);
         }
-        tracing::info!(run = %id, events = events.len(), "carrying on a run after a restart");
+        tracing::info!(run = %id, events = replay.last, "carrying on a run after a restart");
+        let record = &replay.record;
         if record.state != RunState::Running {
             // It ended, but the server stopped before storing the record.
             let mut meta = meta;
@@ -289,42 +296,60 @@ impl Runs {
             meta.finished_at = Some(rfc3339::now());
             self.inner
                 .store
-                .write(vec![Write::meta(&meta), Write::record(&record)])
+                .write(vec![Write::meta(&meta), Write::record(record)])
                 .await?;
             return Ok(());
         }
-        self.start(meta, accepted, record, events);
+        self.start(meta, accepted, replay);
         Ok(())
     }
 
-    /// Runs `accepted` from `record` in the background.
-    fn start(
-        &self,
-        meta: RunMeta,
-        accepted: Accepted,
-        record: RunRecord,
-        events: Vec<Arc<Published>>,
-    ) {
+    /// Runs `accepted` in the background from where `replay` got to.
+    fn start(&self, meta: RunMeta, accepted: Accepted, replay: Replay) {
         let Accepted { dag, drivers } = accepted;
         // The run's components stay on disk until it ends, even if their
         // versions are removed meanwhile.
         let hold = self.inner.registry.hold(drivers.digests());
         let id = meta.id.clone();
+        let Replay {
+            record,
+            last,
+            latest,
+            since_running,
+        } = replay;
+        // A drone may still be running the attempt a previous leader sent:
+        // wait for it rather than count it as interrupted.
+        let reattach = self.inner.dispatcher.is_some();
+        // The attempts re-attached to: how many of their drones' lines the
+        // store has, and what their log holds for the cap to count on from.
+        let mut reattached = HashMap::new();
+        let mut logged = BTreeMap::new();
+        for (index, so_far) in since_running {
+            let node = &record.nodes[index];
+            if reattach && node.state == NodeState::Running {
+                reattached.insert((index, node.current_attempt()), so_far.from_drones);
+                logged.insert(index, so_far.tally);
+            }
+        }
         let options = Options {
             parallelism: meta.options.parallelism,
             fail_fast: meta.options.fail_fast,
             run_timeout: meta.options.timeout(),
-            // A drone may still be running the attempt a previous leader
-            // sent: wait for it rather than count it as interrupted.
-            reattach: self.inner.dispatcher.is_some(),
+            reattach,
+            log_limits: self.inner.log_limits,
+            logged,
         };
         let cancel_requested = meta.cancel_requested;
-        let next = events.len() as u64 + 1;
-        let reattached = match &self.inner.dispatcher {
-            Some(_) => reattached(&dag, &record, &events),
-            None => HashMap::new(),
-        };
-        let live = LiveRun::new(meta, Arc::clone(&dag), record.clone(), events);
+        let next = last + 1;
+        let live = LiveRun::new(
+            meta,
+            Arc::clone(&dag),
+            record.clone(),
+            last,
+            latest,
+            self.inner.window,
+            self.inner.store.clone(),
+        );
         if cancel_requested {
             live.cancel.cancel();
         }
@@ -575,6 +600,9 @@ impl Runs {
             let (running, queued) = run.count_states(NodeState::Running, NodeState::ToRun);
             gauges.nodes_running += running;
             gauges.nodes_queued += queued;
+            let (events, bytes) = run.window();
+            gauges.live_events += events as u64;
+            gauges.live_event_bytes += bytes as u64;
         }
         self.inner.metrics.render(gauges)
     }
@@ -646,17 +674,43 @@ impl EventSink for Persist {
     }
 }
 
-/// The attempts a resumed run re-attaches to (its nodes still running),
-/// each with how many lines its drones wrote that `events` has: the lines
-/// logged since the node's last `running` event, but those drover itself
-/// wrote there.
-fn reattached(
-    dag: &dag::Dag,
-    record: &RunRecord,
-    events: &[Arc<Published>],
-) -> HashMap<(usize, u32), u64> {
-    let mut lines: HashMap<usize, u64> = HashMap::new();
-    for published in events {
+/// A run's stored events folded in order: the record they make, the last
+/// one's `seq`, the latest of them (a window's worth), and what each node
+/// logged since its last `running` event.
+struct Replay {
+    record: RunRecord,
+    last: u64,
+    latest: VecDeque<Arc<Published>>,
+    since_running: HashMap<usize, Logged>,
+}
+
+/// What a node's attempt running now has logged, as its stored events say.
+#[derive(Debug, Default)]
+struct Logged {
+    /// The lines its drones wrote (all but drover's own): how many of
+    /// their reports a leader re-attaching to it skips.
+    from_drones: u64,
+    /// What the log cap has counted of it, to count on from.
+    tally: LogTally,
+}
+
+impl Replay {
+    /// The replay of a run with no events yet, at `record`.
+    fn new(record: RunRecord) -> Replay {
+        Replay {
+            record,
+            last: 0,
+            latest: VecDeque::new(),
+            since_running: HashMap::new(),
+        }
+    }
+
+    /// Takes the next stored event of a run of `dag`, keeping the latest
+    /// `window` of them.
+    fn push(&mut self, dag: &dag::Dag, published: Arc<Published>, window: usize) {
+        if let Some(event) = published.event.to_event(dag) {
+            self.record.apply(&event);
+        }
         match &published.event {
             WireEvent::Node {
                 node,
@@ -664,29 +718,41 @@ fn reattached(
                 ..
             } => {
                 if let Some(index) = dag.index_of(node) {
-                    lines.insert(index, 0);
+                    self.since_running.insert(index, Logged::default());
                 }
             }
-            WireEvent::Log { node, source, .. } if *source != LogSource::Drover => {
-                if let Some(count) = dag.index_of(node).and_then(|i| lines.get_mut(&i)) {
-                    *count += 1;
+            WireEvent::Log {
+                node,
+                source,
+                message,
+                ..
+            } => {
+                let logged = dag
+                    .index_of(node)
+                    .and_then(|i| self.since_running.get_mut(&i));
+                if let Some(logged) = logged {
+                    if *source != LogSource::Drover {
+                        logged.from_drones += 1;
+                    }
+                    if *source == LogSource::Drover && message.starts_with(CUT_MARKER) {
+                        // The first lines dropped were counted by the leader
+                        // that dropped them; the reports after the skipped
+                        // ones are read again, and counted here on.
+                        logged.tally.cut = true;
+                    } else if !logged.tally.cut {
+                        logged.tally.lines += 1;
+                        logged.tally.bytes += message.len() as u64;
+                    }
                 }
             }
             _ => {}
         }
+        self.last = published.seq;
+        self.latest.push_back(published);
+        while self.latest.len() > window {
+            self.latest.pop_front();
+        }
     }
-    record
-        .nodes
-        .iter()
-        .enumerate()
-        .filter(|(_, node)| node.state == NodeState::Running)
-        .map(|(index, node)| {
-            (
-                (index, node.current_attempt()),
-                lines.get(&index).copied().unwrap_or_default(),
-            )
-        })
-        .collect()
 }
 
 /// Stored events of run `id` as published events.
@@ -729,4 +795,73 @@ pub fn new_run_id() -> String {
         }
     };
     format!("{id:016x}{:04x}", std::process::id() & 0xffff)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::task::LogLevel;
+
+    fn published(seq: u64, event: WireEvent) -> Arc<Published> {
+        Arc::new(Published {
+            seq,
+            event,
+            json: String::new(),
+        })
+    }
+
+    fn log(source: LogSource, message: &str) -> WireEvent {
+        WireEvent::Log {
+            node: "a".to_owned(),
+            source,
+            level: LogLevel::Info,
+            message: message.to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_replay_keeps_a_window_and_counts_the_running_attempts_log() {
+        let dag = dag::parse("name: one\nnodes: {a: {driver: noop}}", None, &|_| true).unwrap();
+        let mut replay = Replay::new(RunRecord::new(&dag, "r".to_owned()));
+        let running = WireEvent::Node {
+            node: "a".to_owned(),
+            state: NodeState::Running,
+            state_code: NodeState::Running.code(),
+            attempt: 1,
+            at: SystemTime::UNIX_EPOCH,
+            error: None,
+            outputs: None,
+        };
+        let cut = format!("{CUT_MARKER}2 lines / 6 bytes (…); later lines are dropped");
+        let events = [
+            running,
+            log(LogSource::Stdout, "one"),
+            log(LogSource::Drover, "waiting for a drone"),
+            log(LogSource::Stderr, "two"),
+            log(LogSource::Drover, &cut),
+        ];
+        for (i, event) in events.into_iter().enumerate() {
+            replay.push(&dag, published(i as u64 + 1, event), 3);
+        }
+        assert_eq!(replay.last, 5);
+        let window: Vec<u64> = replay.latest.iter().map(|p| p.seq).collect();
+        assert_eq!(window, [3, 4, 5]);
+        let logged = &replay.since_running[&0];
+        // The drone's lines the store has (to skip when re-attaching), and
+        // what the cap counted, the marker aside.
+        assert_eq!(logged.from_drones, 2);
+        assert_eq!(
+            logged.tally,
+            LogTally {
+                lines: 3,
+                bytes: 3 + 19 + 3,
+                cut: true,
+                dropped_lines: 0,
+                dropped_bytes: 0,
+            }
+        );
+        assert_eq!(replay.record.nodes[0].state, NodeState::Running);
+    }
 }

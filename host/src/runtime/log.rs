@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::bindings::drover::driver::log::{Host, Level};
 use crate::secrets::Redactor;
-use crate::task::{LogLevel, LogLine, LogSink, LogSource};
+use crate::task::{LogLevel, LogLine, LogSink, LogSource, cap_line};
 
 /// Per-instance state of the `log` interface. Every line of a node's log
 /// passes through [`LogHost::send`], which hides the node's secrets.
@@ -64,10 +64,6 @@ impl LogHost {
     }
 }
 
-/// The longest line a driver may write through the `log` interface; the rest
-/// is cut, so that one call cannot fill the node's log with megabytes.
-pub const MAX_LOG_LINE: usize = 64 * 1024;
-
 /// `text` with its control characters (C0 but tab, DEL, C1) and Unicode line
 /// and direction controls written as escapes (`\n`, `\r`, `\u{1b}`), for
 /// driver text that goes into drover's own log: a log reader must be able to
@@ -95,22 +91,6 @@ pub fn escape_controls(text: &str) -> Cow<'_, str> {
 fn needs_escape(c: char) -> bool {
     (c.is_control() && c != '\t')
         || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-}
-
-/// `message` cut to [`MAX_LOG_LINE`] bytes (on a character boundary), saying
-/// how much was cut.
-fn cap_line(mut message: String) -> String {
-    if message.len() <= MAX_LOG_LINE {
-        return message;
-    }
-    let total = message.len();
-    let mut end = MAX_LOG_LINE;
-    while !message.is_char_boundary(end) {
-        end -= 1;
-    }
-    message.truncate(end);
-    let _ = write!(message, " [... {} more bytes cut]", total - end);
-    message
 }
 
 // Implemented on the `Arc` because `exec` shares the same log with the
@@ -142,14 +122,5 @@ mod tests {
             ),
             "ok\\n2025-01-01T00:00:00Z ERROR drover::api::auth: forged\\r\t\\u{1b}[31m\\u{85}\\u{2028}"
         );
-    }
-
-    #[test]
-    fn long_lines_are_cut_on_a_character_boundary() {
-        let line = "é".repeat(MAX_LOG_LINE);
-        let cut = cap_line(line);
-        assert!(cut.len() < MAX_LOG_LINE + 64, "{}", cut.len());
-        assert!(cut.ends_with(&format!("[... {} more bytes cut]", MAX_LOG_LINE)));
-        assert_eq!(cap_line("short".into()), "short");
     }
 }
