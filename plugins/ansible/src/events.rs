@@ -15,16 +15,16 @@ const COUNTS: &[(&str, &str)] = &[
 
 /// What one ansible-playbook run reported.
 #[derive(Debug, Default)]
-pub(crate) struct Run {
+pub struct Run {
     /// Every host result, in order.
-    pub(crate) results: Vec<Map<String, Value>>,
+    pub results: Vec<Map<String, Value>>,
     /// The final stats event: `hosts` (counts per host) and `custom` (set_stats data).
-    pub(crate) stats: Option<Map<String, Value>>,
+    pub stats: Option<Map<String, Value>>,
 }
 
 impl Run {
     /// Reads the events file; lines that are not JSON objects are skipped.
-    pub(crate) fn parse(text: &str) -> Run {
+    pub fn parse(text: &str) -> Run {
         let mut run = Run::default();
         for line in text.lines() {
             let Ok(Value::Object(event)) = serde_json::from_str::<Value>(line) else {
@@ -41,7 +41,7 @@ impl Run {
 
     /// Why the node fails, if a host failed (and the failure was not ignored) or was
     /// unreachable: the first such result, with the count of the others.
-    pub(crate) fn failure(&self) -> Option<String> {
+    pub fn failure(&self) -> Option<String> {
         let bad: Vec<&Map<String, Value>> = self
             .results
             .iter()
@@ -79,7 +79,7 @@ impl Run {
 
     /// The node's outputs: totals, per-host counts, the report, set_stats data, and declared
     /// outputs set by set_fact.
-    pub(crate) fn outputs(&self, declared: &[String]) -> Vec<(String, String)> {
+    pub fn outputs(&self, declared: &[String]) -> Vec<(String, String)> {
         let empty = Map::new();
         let stats = self.stats.as_ref().unwrap_or(&empty);
         let hosts = stats
@@ -170,7 +170,7 @@ fn text<'a>(event: &'a Map<String, Value>, key: &str) -> &'a str {
 }
 
 /// A message on one line: its lines joined with "; ", blank ones dropped.
-pub(crate) fn one_line(text: &str) -> String {
+pub fn one_line(text: &str) -> String {
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
@@ -180,7 +180,7 @@ pub(crate) fn one_line(text: &str) -> String {
 
 /// The errors in ansible's log file (ANSIBLE_LOG_PATH): each entry logged at ERROR level,
 /// with its continuation lines.
-pub(crate) fn log_errors(log: &str) -> Vec<String> {
+pub fn log_errors(log: &str) -> Vec<String> {
     let mut errors = Vec::new();
     let mut current: Option<String> = None;
     for line in log.lines() {
