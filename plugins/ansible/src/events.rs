@@ -204,13 +204,15 @@ pub fn log_errors(log: &str) -> Vec<String> {
 
 /// ansible's log lines start with `YYYY-MM-DD HH:MM:SS,mmm p=PID `.
 fn is_log_entry(line: &str) -> bool {
+    // Bytes, not `&line[19..]`: the log is anyone's text, and byte 19 may
+    // fall inside a character.
     let b = line.as_bytes();
     b.len() > 24
         && b[..4].iter().all(u8::is_ascii_digit)
         && b[4] == b'-'
         && b[10] == b' '
         && b[13] == b':'
-        && line[19..].starts_with(',')
+        && b[19] == b','
         && line.contains(" p=")
 }
 
@@ -289,5 +291,15 @@ not json
             one_line(&errors[0]),
             "[ERROR]: YAML parsing failed: bad; Origin: /tmp/bad.yml:5:1; (source not shown)"
         );
+    }
+
+    /// Found by fuzzing (host/fuzz, target `ansible_events`): a character
+    /// across byte 19 of a line that otherwise starts like a log entry
+    /// panicked the driver ("byte index 19 is not a char boundary").
+    #[test]
+    fn a_character_across_the_millisecond_comma_is_not_a_log_entry() {
+        let log = "2026-01-01 10:00:0\u{e9},000 p=1 u=root n=ansible ERROR| boom\n\
+                   2026-01-01 10:00:00,\u{e9}00 p=1 u=root n=ansible ERROR| real\n";
+        assert_eq!(log_errors(log), ["real"]);
     }
 }
