@@ -1,5 +1,7 @@
 //! Reading the JSON events of drover's callback plugin into the node's outputs and report.
 
+use std::collections::{HashMap, HashSet};
+
 use serde_json::{Map, Value, json};
 
 /// Counts ansible keeps per host, as the outputs name them: (output, ansible's key).
@@ -128,14 +130,25 @@ impl Run {
         outputs.push(("report".to_owned(), Value::Array(report).to_string()));
 
         // set_stats data: run-wide (`per_host: false`, the default) under `_run`.
-        let set = |key: &str, value: &Value, outputs: &mut Vec<(String, String)>| {
+        // Outputs are found by name through an index: the playbook decides
+        // how many keys there are, and a search of the list per key took
+        // minutes for 200,000 of them.
+        let mut slots: HashMap<String, usize> = outputs
+            .iter()
+            .enumerate()
+            .map(|(i, (k, _))| (k.clone(), i))
+            .collect();
+        let mut set = |key: &str, value: &Value, outputs: &mut Vec<(String, String)>| {
             let value = match value {
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
-            match outputs.iter_mut().find(|(k, _)| k == key) {
-                Some(slot) => slot.1 = value,
-                None => outputs.push((key.to_owned(), value)),
+            match slots.get(key) {
+                Some(&i) => outputs[i].1 = value,
+                None => {
+                    slots.insert(key.to_owned(), outputs.len());
+                    outputs.push((key.to_owned(), value));
+                }
             }
         };
         if let Some(data) = stats
@@ -148,8 +161,9 @@ impl Run {
             }
         }
         // set_fact: only the facts the node asks for, the last value set on any host.
+        let set_by_stats: HashSet<String> = outputs.iter().map(|(k, _)| k.clone()).collect();
         for name in declared {
-            if outputs.iter().any(|(k, _)| k == name) {
+            if set_by_stats.contains(name) {
                 continue;
             }
             let fact = self
@@ -291,6 +305,32 @@ not json
             one_line(&errors[0]),
             "[ERROR]: YAML parsing failed: bad; Origin: /tmp/bad.yml:5:1; (source not shown)"
         );
+    }
+
+    /// Found with the fuzz target `ansible_events` on a large input: each
+    /// set_stats key searched the outputs so far, so 200,000 keys (3 MB of
+    /// events) took 3 minutes in a release build. Now linear: a second or
+    /// so here in a debug build, against many minutes before.
+    #[test]
+    fn many_set_stats_keys_take_linear_time() {
+        let keys = 100_000;
+        let data: Map<String, Value> = (0..keys)
+            .map(|i| (format!("k{i}"), json!(i)))
+            .chain([("ok".to_owned(), json!("mine"))])
+            .collect();
+        let events = json!({"event": "stats", "hosts": {}, "custom": {"_run": data}}).to_string();
+        let started = std::time::Instant::now();
+        let outputs = Run::parse(&events).outputs(&["k7".to_owned()]);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "took {:?}",
+            started.elapsed()
+        );
+        // The 9 outputs every run has, `ok` replaced in place, then each key once.
+        assert_eq!(outputs.len(), 9 + keys);
+        assert_eq!(outputs[0], ("ok".to_owned(), "mine".to_owned()));
+        let k7: Vec<&(String, String)> = outputs.iter().filter(|(k, _)| k == "k7").collect();
+        assert_eq!(k7, [&("k7".to_owned(), "7".to_owned())]);
     }
 
     /// Found by fuzzing (host/fuzz, target `ansible_events`): a character
