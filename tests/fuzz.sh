@@ -51,6 +51,10 @@ target_dir=$root/target/fuzz
 logs=$target_dir/logs
 mkdir -p "$logs"
 build=(--fuzz-dir "$fuzz_dir" --target-dir "$target_dir")
+# drover's build script builds the standard drivers for wasm32-wasip2; they
+# are the same for the fuzz build, so share the normal build's folder for
+# them rather than building them a second time.
+export DROVER_WASM_TARGET_DIR=${DROVER_WASM_TARGET_DIR:-$root/target/wasm}
 
 step "building the fuzz targets (instrumented, release; the first build takes a while)"
 cargo fuzz build "${build[@]}"
