@@ -89,7 +89,11 @@ pub fn parse(text: &str) -> Option<SystemTime> {
             if rb.len() != 6 || rb[3] != b':' {
                 return None;
             }
-            let minutes = digits(&rest[1..3])? * 60 + digits(&rest[4..6])?;
+            let (hours, minutes) = (digits(&rest[1..3])?, digits(&rest[4..6])?);
+            if hours > 23 || minutes > 59 {
+                return None;
+            }
+            let minutes = hours * 60 + minutes;
             match rb[0] {
                 b'+' => minutes * 60,
                 b'-' => -minutes * 60,
@@ -99,6 +103,11 @@ pub fn parse(text: &str) -> Option<SystemTime> {
     };
     let secs =
         days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second - offset;
+    // An offset can carry a time in year 0000 or 9999 into a year [`format`]
+    // cannot write in four digits; what is read must be writable again.
+    if !(FIRST_SECOND..=LAST_SECOND).contains(&secs) {
+        return None;
+    }
     let since_epoch = Duration::from_secs(secs.unsigned_abs());
     if secs >= 0 {
         UNIX_EPOCH.checked_add(since_epoch + Duration::from_nanos(nanos as u64))
@@ -108,6 +117,11 @@ pub fn parse(text: &str) -> Option<SystemTime> {
             .checked_add(Duration::from_nanos(nanos as u64))
     }
 }
+
+/// 0000-01-01T00:00:00Z and 9999-12-31T23:59:59Z, in seconds since the
+/// Unix epoch: the times with a four-digit year.
+const FIRST_SECOND: i64 = -62_167_219_200;
+const LAST_SECOND: i64 = 253_402_300_799;
 
 fn digits(text: &str) -> Option<i64> {
     if text.bytes().all(|c| c.is_ascii_digit()) {
@@ -207,5 +221,25 @@ mod tests {
         assert_eq!(parse(&format(before)), Some(before));
         assert_eq!(parse("2024-02-29 nonsense"), None);
         assert_eq!(parse("2024-02-29T23:59:5é.1Z"), None);
+    }
+
+    /// The fuzz target `protocol` (host/fuzz) checks that stored events read
+    /// back as written: an offset carried a time out of the years [`format`]
+    /// writes in four digits ("10000-01-01T…" does not parse), and offsets
+    /// of 99:99 were taken.
+    #[test]
+    fn what_parses_formats_back() {
+        for text in [
+            "9999-12-31T23:59:59-01:00",
+            "0000-01-01T00:00:00+00:01",
+            "2024-01-01T00:00:00+99:99",
+            "2024-01-01T00:00:00+01:60",
+        ] {
+            assert_eq!(parse(text), None, "{text}");
+        }
+        for text in ["9999-12-31T23:59:59+01:00", "0000-01-01T00:00:00Z"] {
+            let time = parse(text).unwrap();
+            assert_eq!(parse(&format(time)), Some(time), "{text}");
+        }
     }
 }

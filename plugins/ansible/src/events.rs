@@ -1,5 +1,7 @@
 //! Reading the JSON events of drover's callback plugin into the node's outputs and report.
 
+use std::collections::{HashMap, HashSet};
+
 use serde_json::{Map, Value, json};
 
 /// Counts ansible keeps per host, as the outputs name them: (output, ansible's key).
@@ -15,16 +17,16 @@ const COUNTS: &[(&str, &str)] = &[
 
 /// What one ansible-playbook run reported.
 #[derive(Debug, Default)]
-pub(crate) struct Run {
+pub struct Run {
     /// Every host result, in order.
-    pub(crate) results: Vec<Map<String, Value>>,
+    pub results: Vec<Map<String, Value>>,
     /// The final stats event: `hosts` (counts per host) and `custom` (set_stats data).
-    pub(crate) stats: Option<Map<String, Value>>,
+    pub stats: Option<Map<String, Value>>,
 }
 
 impl Run {
     /// Reads the events file; lines that are not JSON objects are skipped.
-    pub(crate) fn parse(text: &str) -> Run {
+    pub fn parse(text: &str) -> Run {
         let mut run = Run::default();
         for line in text.lines() {
             let Ok(Value::Object(event)) = serde_json::from_str::<Value>(line) else {
@@ -41,7 +43,7 @@ impl Run {
 
     /// Why the node fails, if a host failed (and the failure was not ignored) or was
     /// unreachable: the first such result, with the count of the others.
-    pub(crate) fn failure(&self) -> Option<String> {
+    pub fn failure(&self) -> Option<String> {
         let bad: Vec<&Map<String, Value>> = self
             .results
             .iter()
@@ -79,7 +81,7 @@ impl Run {
 
     /// The node's outputs: totals, per-host counts, the report, set_stats data, and declared
     /// outputs set by set_fact.
-    pub(crate) fn outputs(&self, declared: &[String]) -> Vec<(String, String)> {
+    pub fn outputs(&self, declared: &[String]) -> Vec<(String, String)> {
         let empty = Map::new();
         let stats = self.stats.as_ref().unwrap_or(&empty);
         let hosts = stats
@@ -128,14 +130,25 @@ impl Run {
         outputs.push(("report".to_owned(), Value::Array(report).to_string()));
 
         // set_stats data: run-wide (`per_host: false`, the default) under `_run`.
-        let set = |key: &str, value: &Value, outputs: &mut Vec<(String, String)>| {
+        // Outputs are found by name through an index: the playbook decides
+        // how many keys there are, and a search of the list per key took
+        // minutes for 200,000 of them.
+        let mut slots: HashMap<String, usize> = outputs
+            .iter()
+            .enumerate()
+            .map(|(i, (k, _))| (k.clone(), i))
+            .collect();
+        let mut set = |key: &str, value: &Value, outputs: &mut Vec<(String, String)>| {
             let value = match value {
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
-            match outputs.iter_mut().find(|(k, _)| k == key) {
-                Some(slot) => slot.1 = value,
-                None => outputs.push((key.to_owned(), value)),
+            match slots.get(key) {
+                Some(&i) => outputs[i].1 = value,
+                None => {
+                    slots.insert(key.to_owned(), outputs.len());
+                    outputs.push((key.to_owned(), value));
+                }
             }
         };
         if let Some(data) = stats
@@ -148,8 +161,9 @@ impl Run {
             }
         }
         // set_fact: only the facts the node asks for, the last value set on any host.
+        let set_by_stats: HashSet<String> = outputs.iter().map(|(k, _)| k.clone()).collect();
         for name in declared {
-            if outputs.iter().any(|(k, _)| k == name) {
+            if set_by_stats.contains(name) {
                 continue;
             }
             let fact = self
@@ -170,7 +184,7 @@ fn text<'a>(event: &'a Map<String, Value>, key: &str) -> &'a str {
 }
 
 /// A message on one line: its lines joined with "; ", blank ones dropped.
-pub(crate) fn one_line(text: &str) -> String {
+pub fn one_line(text: &str) -> String {
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
@@ -180,7 +194,7 @@ pub(crate) fn one_line(text: &str) -> String {
 
 /// The errors in ansible's log file (ANSIBLE_LOG_PATH): each entry logged at ERROR level,
 /// with its continuation lines.
-pub(crate) fn log_errors(log: &str) -> Vec<String> {
+pub fn log_errors(log: &str) -> Vec<String> {
     let mut errors = Vec::new();
     let mut current: Option<String> = None;
     for line in log.lines() {
@@ -204,13 +218,15 @@ pub(crate) fn log_errors(log: &str) -> Vec<String> {
 
 /// ansible's log lines start with `YYYY-MM-DD HH:MM:SS,mmm p=PID `.
 fn is_log_entry(line: &str) -> bool {
+    // Bytes, not `&line[19..]`: the log is anyone's text, and byte 19 may
+    // fall inside a character.
     let b = line.as_bytes();
     b.len() > 24
         && b[..4].iter().all(u8::is_ascii_digit)
         && b[4] == b'-'
         && b[10] == b' '
         && b[13] == b':'
-        && line[19..].starts_with(',')
+        && b[19] == b','
         && line.contains(" p=")
 }
 
@@ -289,5 +305,41 @@ not json
             one_line(&errors[0]),
             "[ERROR]: YAML parsing failed: bad; Origin: /tmp/bad.yml:5:1; (source not shown)"
         );
+    }
+
+    /// Found with the fuzz target `ansible_events` on a large input: each
+    /// set_stats key searched the outputs so far, so 200,000 keys (3 MB of
+    /// events) took 3 minutes in a release build. Now linear: a second or
+    /// so here in a debug build, against many minutes before.
+    #[test]
+    fn many_set_stats_keys_take_linear_time() {
+        let keys = 100_000;
+        let data: Map<String, Value> = (0..keys)
+            .map(|i| (format!("k{i}"), json!(i)))
+            .chain([("ok".to_owned(), json!("mine"))])
+            .collect();
+        let events = json!({"event": "stats", "hosts": {}, "custom": {"_run": data}}).to_string();
+        let started = std::time::Instant::now();
+        let outputs = Run::parse(&events).outputs(&["k7".to_owned()]);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "took {:?}",
+            started.elapsed()
+        );
+        // The 9 outputs every run has, `ok` replaced in place, then each key once.
+        assert_eq!(outputs.len(), 9 + keys);
+        assert_eq!(outputs[0], ("ok".to_owned(), "mine".to_owned()));
+        let k7: Vec<&(String, String)> = outputs.iter().filter(|(k, _)| k == "k7").collect();
+        assert_eq!(k7, [&("k7".to_owned(), "7".to_owned())]);
+    }
+
+    /// Found by fuzzing (host/fuzz, target `ansible_events`): a character
+    /// across byte 19 of a line that otherwise starts like a log entry
+    /// panicked the driver ("byte index 19 is not a char boundary").
+    #[test]
+    fn a_character_across_the_millisecond_comma_is_not_a_log_entry() {
+        let log = "2026-01-01 10:00:0\u{e9},000 p=1 u=root n=ansible ERROR| boom\n\
+                   2026-01-01 10:00:00,\u{e9}00 p=1 u=root n=ansible ERROR| real\n";
+        assert_eq!(log_errors(log), ["real"]);
     }
 }

@@ -2,7 +2,8 @@
 //! sandbox with a private `/dev/shm`, and turns ansible's results into the node's outputs.
 
 mod args;
-mod events;
+/// Public so that the fuzz targets (host/fuzz) reach the parser natively.
+pub mod events;
 
 use std::io::ErrorKind;
 
