@@ -1,5 +1,6 @@
 //! Reads drover's native DAG format (YAML or JSON) into a draft for validation.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use super::error::Problem;
@@ -117,14 +118,13 @@ impl Reader<'_> {
             Raw::Null => {}
             Raw::Int(_) => policy.max = self.retry_count(&at, raw).unwrap_or(0),
             Raw::Map(fields) => {
-                let mut seen: Vec<&str> = Vec::new();
+                let mut seen: HashSet<&str> = HashSet::new();
                 for (key, value) in fields {
                     let field_at = field_label(label, &format!("retries.{key}"));
-                    if seen.contains(&key.as_str()) {
+                    if !seen.insert(key.as_str()) {
                         self.problem(&at, format!("duplicate field `{key}`"));
                         continue;
                     }
-                    seen.push(key);
                     match key.as_str() {
                         "max" => {
                             if let Some(max) = self.retry_count(&field_at, value) {
@@ -168,13 +168,12 @@ impl Reader<'_> {
             }
         };
         let mut grants = NodeGrants::default();
-        let mut seen: Vec<&str> = Vec::new();
+        let mut seen: HashSet<&str> = HashSet::new();
         for (key, value) in fields {
-            if seen.contains(&key.as_str()) {
+            if !seen.insert(key.as_str()) {
                 self.problem(&at, format!("duplicate field `{key}`"));
                 continue;
             }
-            seen.push(key);
             match (key.as_str(), value) {
                 ("exec", _) => grants.exec = Some(self.texts(label, "grants.exec", value)),
                 ("network", Raw::Bool(network)) => grants.network = Some(*network),
@@ -266,14 +265,13 @@ impl Reader<'_> {
                 return (node, needs);
             }
         };
-        let mut seen: Vec<&str> = Vec::with_capacity(fields.len());
+        let mut seen: HashSet<&str> = HashSet::with_capacity(fields.len());
         let mut driver_reported = false;
         for (key, value) in fields {
-            if seen.contains(&key.as_str()) {
+            if !seen.insert(key.as_str()) {
                 self.problem(&label, format!("duplicate field `{key}`"));
                 continue;
             }
-            seen.push(key);
             let at = field_label(&label, key);
             match key.as_str() {
                 "driver" => match self.text(&at, value) {

@@ -313,13 +313,14 @@ fn check_fields(
                 format!("unknown driver `{}`", node.driver),
             ));
         }
+        let mut outputs = HashSet::new();
         for (k, output) in node.outputs.iter().enumerate() {
             if !is_valid_name(output) {
                 problems.push(Problem::new(
                     field_label(label, &format!("outputs[{k}]")),
                     format!("invalid output name `{output}`: it must not be empty nor contain whitespace, control characters, `:`, `{{` or `}}`"),
                 ));
-            } else if node.outputs[..k].contains(output) {
+            } else if !outputs.insert(output.as_str()) {
                 problems.push(Problem::new(
                     field_label(label, &format!("outputs[{k}]")),
                     format!("duplicate output `{output}`"),

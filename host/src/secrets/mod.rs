@@ -28,11 +28,12 @@ pub type Values = Vec<(String, String)>;
 /// for each bad name or reference, by field (`secrets.DB_PASS`).
 pub fn syntax_problems(secrets: &[(String, String)]) -> Vec<(String, String)> {
     let mut problems = Vec::new();
-    for (i, (name, reference)) in secrets.iter().enumerate() {
+    let mut names = std::collections::HashSet::new();
+    for (name, reference) in secrets {
         let field = format!("secrets.{name}");
         if let Err(message) = check_name(name) {
             problems.push((field.clone(), message));
-        } else if secrets[..i].iter().any(|(n, _)| n == name) {
+        } else if !names.insert(name.as_str()) {
             problems.push((field.clone(), format!("duplicate secret `{name}`")));
         }
         match SecretRef::parse(reference) {
