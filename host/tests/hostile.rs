@@ -337,10 +337,18 @@ fn a_node_over_its_memory_limit_fails_saying_memory_limit() {
     );
 }
 
-/// A shell script that starts `n` processes that live a second, then says so; a refused fork
-/// ends it with an error.
+/// A shell command that starts `n` processes, then kills and reaps them all and says
+/// `started n`; when a fork is refused it does the same and fails. It leaves nothing behind:
+/// killed processes that pid 1 has not reaped yet would still count against the next node
+/// that takes the same uid.
 fn start_processes(n: u32) -> String {
-    format!("i=0; while [ $i -lt {n} ]; do sleep 1 & i=$((i+1)); done; echo started $i")
+    format!(
+        "python3 -c \"\nimport os, signal, sys\nkids = []\ntry:\n    for _ in range({n}):\n        \
+         pid = os.fork()\n        if pid == 0:\n            signal.pause()\n        kids.append(pid)\n\
+         except OSError as e:\n    print('refused after', len(kids), e)\n\
+         for pid in kids:\n    os.kill(pid, signal.SIGKILL)\n    os.waitpid(pid, 0)\n\
+         print('started', len(kids))\nsys.exit(0 if len(kids) == {n} else 1)\n\""
+    )
 }
 
 /// `drover run`: `[drivers.shell]` sets the process count of every shell node, a node lowers
@@ -353,15 +361,21 @@ fn drivers_and_nodes_set_limits_within_the_operators() {
     let mut text = std::fs::read_to_string(&config).unwrap();
     text.push_str("[drivers.shell]\nmax_node_processes = 64\n");
     std::fs::write(&config, text).unwrap();
-    let mut dag = format!(
-        "name: limits\nnodes:\n  \
-         within:\n    driver: shell\n    artifact: '{}'\n  \
-         over-driver:\n    driver: shell\n    artifact: '{}'\n  \
-         over-node:\n    driver: shell\n    grants: {{processes: 8}}\n    artifact: '{}'\n",
-        start_processes(20),
-        start_processes(100),
-        start_processes(20),
-    );
+    let mut dag = String::new();
+    dag.push_str("name: limits\nnodes:\n");
+    for (name, grants, n) in [
+        ("within", "null", 20),
+        ("over-driver", "null", 100),
+        ("over-node", "{\"processes\": 8}", 20),
+    ] {
+        let mut fields = serde_json::json!({"driver": "shell", "artifact": start_processes(n)});
+        let grants: serde_json::Value = serde_json::from_str(grants).unwrap();
+        if !grants.is_null() {
+            fields["grants"] = grants;
+        }
+        // JSON is YAML: each node one flow mapping.
+        dag.push_str(&format!("  {name}: {fields}\n"));
+    }
     if root() {
         dag.push_str(
             "  over-memory:\n    driver: shell\n    grants: {memory_mib: 64}\n    \

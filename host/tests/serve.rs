@@ -1015,15 +1015,24 @@ fn alias_bomb() -> String {
     format!("x: &a [{ones}]\ny: [{refs}]\nname: bomb\nnodes: {{a: {{driver: noop}}}}\n")
 }
 
-/// The resident memory of a process, in KiB, from /proc.
-fn rss_kib(pid: u32) -> u64 {
+/// A memory figure of a process from /proc, in KiB: `VmRSS` (resident now) or `VmHWM` (the
+/// most it has been resident).
+fn status_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
         .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|kib| kib.parse().ok())
         .unwrap()
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmRSS")
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmHWM")
 }
 
 #[tokio::test]
@@ -1214,17 +1223,6 @@ async fn text_of(server: &Server, path: &str) -> String {
     let response = client().get(server.url(path)).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     response.text().await.unwrap()
-}
-
-/// The largest resident memory of a process so far, in KiB.
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|kib| kib.parse().ok())
-        .unwrap()
 }
 
 #[tokio::test]
