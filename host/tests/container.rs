@@ -3,7 +3,6 @@
 //! imported into it. Each test names its nodes uniquely and checks at the
 //! end that no container labeled with them is left.
 
-use std::io::Write;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -17,11 +16,7 @@ use support::{Drover, node, stderr};
 /// A drover whose config points at the private engine, plus `extra` TOML.
 fn drover_with(extra: &str) -> Drover {
     let drover = Drover::new();
-    let mut file = std::fs::OpenOptions::new()
-        .append(true)
-        .open(drover.path("drover.toml"))
-        .unwrap();
-    file.write_all(docker::config(extra).as_bytes()).unwrap();
+    drover.configure(&docker::config(extra));
     drover
 }
 
@@ -540,16 +535,10 @@ fn files_are_placed_read_only_outside_the_workspace_and_removed_afterwards() {
 fn an_unreachable_engine_is_named_in_the_error() {
     let drover = Drover::new();
     let socket = drover.path("no-dockerd.sock");
-    let mut file = std::fs::OpenOptions::new()
-        .append(true)
-        .open(drover.path("drover.toml"))
-        .unwrap();
-    write!(
-        file,
+    drover.configure(&format!(
         "\n[container]\ndocker_host = \"unix://{}\"\n[drivers.docker]\nimages = [\"drover-test/*\"]\n",
         socket.display()
-    )
-    .unwrap();
+    ));
     let name = "no-engine";
     let dag_file = drover.write("dag.yaml", &dag(name, IMAGE, &["true"], ""));
     let (code, record) = drover.record(&["run", &dag_file]);

@@ -5,7 +5,6 @@
 //! grants. Each test names its nodes uniquely and checks at the end that no
 //! container labeled with them is left.
 
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -19,11 +18,7 @@ use support::{Drover, node, stderr};
 /// A drover whose config points at the private engine, plus `extra` TOML.
 fn drover_with(extra: &str) -> Drover {
     let drover = Drover::new();
-    let mut file = std::fs::OpenOptions::new()
-        .append(true)
-        .open(drover.path("drover.toml"))
-        .unwrap();
-    file.write_all(docker::config(extra).as_bytes()).unwrap();
+    drover.configure(&docker::config(extra));
     drover
 }
 

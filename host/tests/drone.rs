@@ -1086,18 +1086,11 @@ async fn a_redis_that_lost_its_data_gets_the_groups_and_sets_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_drone_section_of_the_config_is_used_and_flags_win() {
-    use std::io::Write;
     let redis = Redis::start();
     let drover = Drover::new();
-    let mut config = std::fs::OpenOptions::new()
-        .append(true)
-        .open(drover.path("drover.toml"))
-        .unwrap();
-    writeln!(
-        config,
-        "[drone]\npools = [\"from-config\"]\nconcurrency = 3\nid = \"configured\"\nheartbeat_ms = 100"
-    )
-    .unwrap();
+    drover.configure(
+        "[drone]\npools = [\"from-config\"]\nconcurrency = 3\nid = \"configured\"\nheartbeat_ms = 100",
+    );
     let running = drone(&drover, &redis, &[]);
     assert!(
         running
@@ -1119,7 +1112,7 @@ async fn the_drone_section_of_the_config_is_used_and_flags_win() {
     running.interrupt();
     assert_eq!(running.finish().code, Some(0));
 
-    writeln!(config, "bogus = 1").unwrap();
+    drover.configure("bogus = 1");
     let url = redis.url();
     let out = drover.run(&["drone", "--redis", &url]);
     assert_eq!(out.status.code(), Some(2), "{}", support::stderr(&out));

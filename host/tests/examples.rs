@@ -47,15 +47,7 @@ async fn drivers_written_in_c_python_and_javascript_run_end_to_end() {
 
     let drover = Drover::new();
     // http-health runs curl, with the network: the operator allows exactly that.
-    let mut config = std::fs::OpenOptions::new()
-        .append(true)
-        .open(drover.path("drover.toml"))
-        .unwrap();
-    std::io::Write::write_all(
-        &mut config,
-        b"[drivers.http-health]\nexec = [\"curl\"]\nnetwork = true\n",
-    )
-    .unwrap();
+    drover.configure("[drivers.http-health]\nexec = [\"curl\"]\nnetwork = true\n");
     let server = Server::start(&drover, &[]);
 
     for (component, name) in components

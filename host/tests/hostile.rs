@@ -312,10 +312,7 @@ fn a_node_over_its_memory_limit_fails_saying_memory_limit() {
         return;
     }
     let drover = support::Drover::new();
-    let config = drover.path("drover.toml");
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str("[sandbox]\nmax_node_memory_mib = 128\n");
-    std::fs::write(&config, text).unwrap();
+    drover.configure("[sandbox]\nmax_node_memory_mib = 128\n");
     let dag = drover.write(
         "hog.yaml",
         "name: hog\nnodes:\n  hog:\n    driver: shell\n    \
@@ -357,10 +354,7 @@ fn start_processes(n: u32) -> String {
 #[test]
 fn drivers_and_nodes_set_limits_within_the_operators() {
     let drover = support::Drover::new();
-    let config = drover.path("drover.toml");
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str("[drivers.shell]\nmax_node_processes = 64\n");
-    std::fs::write(&config, text).unwrap();
+    drover.configure("[drivers.shell]\nmax_node_processes = 64\n");
     let mut dag = String::new();
     dag.push_str("name: limits\nnodes:\n");
     for (name, grants, n) in [
@@ -453,12 +447,9 @@ fn what_a_crashed_drover_left_is_killed_at_the_next_start() {
     const FIRST: u32 = 2_100_400;
     let uids = FIRST..FIRST + 8;
     let drover = support::Drover::new();
-    let config = drover.path("drover.toml");
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str(&format!(
+    drover.configure(&format!(
         "[sandbox]\nnode_uids = {{ first = {FIRST}, count = 8 }}\n"
     ));
-    std::fs::write(&config, text).unwrap();
     let dag = drover.write(
         "stays.yaml",
         "name: stays\nnodes:\n  a:\n    driver: shell\n    artifact: &stay |\n      \

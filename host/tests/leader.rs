@@ -18,10 +18,7 @@ use support::{Drover, node};
 /// A folder whose config gives leases of `lease_ms`.
 fn drover(lease_ms: u64) -> Drover {
     let drover = Drover::new();
-    let config = drover.path("drover.toml");
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str(&format!("\n[redis]\nlease_ms = {lease_ms}\n"));
-    std::fs::write(config, text).unwrap();
+    drover.configure(&format!("\n[redis]\nlease_ms = {lease_ms}"));
     drover
 }
 

@@ -406,10 +406,7 @@ fn serve_registry(
 fn a_registry_package_is_fetched_with_the_network_grant() {
     require_npm();
     let drover = Drover::new();
-    let config = drover.path("drover.toml");
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str("\n[drivers.npm-test]\nnetwork = true\n");
-    std::fs::write(&config, text).unwrap();
+    drover.configure("\n[drivers.npm-test]\nnetwork = true");
     let dir = drover.dir.path();
     let tarball = pack(
         dir,

@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -24,15 +23,6 @@ fn greet(version: u8) -> Vec<u8> {
         _ => "test_driver_greet_v2.wasm",
     };
     std::fs::read(component(file)).unwrap()
-}
-
-/// Adds lines to the test's config file.
-fn configure(drover: &Drover, toml: &str) {
-    let mut file = std::fs::OpenOptions::new()
-        .append(true)
-        .open(drover.path("drover.toml"))
-        .unwrap();
-    writeln!(file, "{toml}").unwrap();
 }
 
 /// Uploads a component; returns the status and the JSON answer.
@@ -329,7 +319,7 @@ async fn plugins_may_ask_for_no_more_than_the_policy_allows_and_nodes_narrow_fur
     drop(server);
 
     let allowing = Drover::new();
-    configure(&allowing, "[drivers.forbidden-exec]\nexec = [\"sh\"]\n");
+    allowing.configure("[drivers.forbidden-exec]\nexec = [\"sh\"]\n");
     let server = Server::start(&allowing, &[]);
     let (status, answer) = upload(&server, "", forbidden()).await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
@@ -378,10 +368,9 @@ async fn with_signatures_required_only_plugins_signed_by_a_trusted_key_are_accep
             .status
             .success()
     );
-    configure(
-        &drover,
-        &format!("[plugins]\nrequire_signatures = true\ntrusted_keys = [\"{public}\"]\n"),
-    );
+    drover.configure(&format!(
+        "[plugins]\nrequire_signatures = true\ntrusted_keys = [\"{public}\"]\n"
+    ));
     let server = Server::start(&drover, &[]);
 
     let (status, answer) = upload(&server, "", greet(1)).await;
@@ -446,10 +435,10 @@ async fn the_plugins_folder_is_loaded_at_start_and_watched() {
     std::fs::create_dir(&folder).unwrap();
     std::fs::write(folder.join("greet-1.wasm"), greet(1)).unwrap();
     std::fs::write(folder.join("broken.wasm"), b"not wasm").unwrap();
-    configure(
-        &drover,
-        &format!("[plugins]\ndir = {:?}\n", folder.display().to_string()),
-    );
+    drover.configure(&format!(
+        "[plugins]\ndir = {:?}\n",
+        folder.display().to_string()
+    ));
     let server = Server::start(&drover, &[]);
     let versions = |server: &Server| {
         let server_url = server.url("/api/v1/plugins");
@@ -552,7 +541,7 @@ async fn only_admins_publish_and_remove_plugins() {
 #[tokio::test]
 async fn uploads_over_the_plugin_cap_get_413() {
     let drover = Drover::new();
-    configure(&drover, "[plugins]\nmax_upload_mib = 1\n");
+    drover.configure("[plugins]\nmax_upload_mib = 1\n");
     let server = Server::start(&drover, &[]);
     let mut big = b"\0asm\x0d\0\x01\0".to_vec();
     big.resize(2 * 1024 * 1024, 0);
@@ -597,7 +586,7 @@ async fn a_run_carried_on_after_a_crash_keeps_the_components_it_was_accepted_wit
 #[test]
 fn a_server_with_a_malformed_trusted_key_refuses_to_start() {
     let drover = Drover::new();
-    configure(&drover, "[plugins]\ntrusted_keys = [\"not-a-key\"]\n");
+    drover.configure("[plugins]\ntrusted_keys = [\"not-a-key\"]\n");
     let out = drover.run(&["serve", "--listen", "127.0.0.1:0"]);
     assert!(!out.status.success());
     assert!(

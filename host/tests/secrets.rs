@@ -657,12 +657,6 @@ async fn publish_probe(server: &Server) -> (reqwest::StatusCode, Value) {
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-/// Adds lines to the test's config file.
-fn configure(drover: &Drover, toml: &str) {
-    let config = std::fs::read_to_string(drover.path("drover.toml")).unwrap();
-    std::fs::write(drover.path("drover.toml"), format!("{config}{toml}\n")).unwrap();
-}
-
 const PROBE_DAG: &str = r#"
 name: hostile
 nodes:
@@ -713,7 +707,7 @@ async fn a_published_hostile_driver_leaks_nothing_through_the_server() {
 async fn the_server_refuses_secrets_without_policy_or_vault_and_stores_nothing() {
     // The policy does not let the plugin read secrets: it cannot be published.
     let drover = Drover::new();
-    configure(&drover, "[drivers.secret-probe]\nexec = [\"sh\"]");
+    drover.configure("[drivers.secret-probe]\nexec = [\"sh\"]");
     let server = Server::start(&drover, &[]);
     let (status, answer) = publish_probe(&server).await;
     assert_eq!(status, reqwest::StatusCode::FORBIDDEN, "{answer}");
@@ -722,10 +716,7 @@ async fn the_server_refuses_secrets_without_policy_or_vault_and_stores_nothing()
 
     // Allowed, but no [vault]: a DAG asking for secrets gets 422.
     let drover = Drover::new();
-    configure(
-        &drover,
-        "[drivers.secret-probe]\nexec = [\"sh\"]\nsecrets = true",
-    );
+    drover.configure("[drivers.secret-probe]\nexec = [\"sh\"]\nsecrets = true");
     let server = Server::start(&drover, &[]);
     let (status, answer) = publish_probe(&server).await;
     assert!(status.is_success(), "{status} {answer}");
@@ -792,7 +783,7 @@ async fn drover_driver_run_takes_secrets_and_hides_them() {
 
 /// Appends `paths = …` to the `[vault]` section (the config file's last).
 fn allow_paths(drover: &Drover, patterns: &[&str]) {
-    configure(drover, &format!("paths = {patterns:?}"));
+    drover.configure(&format!("paths = {patterns:?}"));
 }
 
 #[tokio::test]

@@ -736,14 +736,7 @@ async fn metrics_drivers_and_health_report_the_server() {
     let server = Server::start(&drover, &[]);
     let id = submit(&server, SMALL).await;
     wait_end(&server, &id).await;
-    let text = client()
-        .get(server.url("/api/v1/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = text_of(&server, "/api/v1/metrics").await;
     assert!(
         text.contains("drover_runs_total{state=\"success\"} 1"),
         "{text}"
@@ -1195,24 +1188,9 @@ async fn without_tokens_only_loopback_host_names_are_answered() {
     }
 }
 
-/// Adds `text` to the test's config file.
-fn configure(drover: &Drover, text: &str) {
-    let path = drover.path("drover.toml");
-    let mut config = std::fs::read_to_string(&path).unwrap();
-    config.push_str(text);
-    std::fs::write(&path, config).unwrap();
-}
-
 /// A gauge of `/metrics`.
 async fn gauge(server: &Server, name: &str) -> u64 {
-    let text = client()
-        .get(server.url("/api/v1/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = text_of(server, "/api/v1/metrics").await;
     text.lines()
         .find_map(|line| line.strip_prefix(&format!("{name} ")))
         .and_then(|v| v.trim().parse().ok())
@@ -1228,8 +1206,7 @@ async fn text_of(server: &Server, path: &str) -> String {
 #[tokio::test]
 async fn a_yes_node_is_cut_at_its_log_limit_and_the_server_stays_small() {
     let drover = Drover::new();
-    configure(
-        &drover,
+    drover.configure(
         "[limits]\nmax_log_lines = 1000\nmax_log_mib = 1\n[server]\nlive_window_events = 500\n",
     );
     let server = Server::start(&drover, &[]);
@@ -1330,7 +1307,7 @@ nodes:
 #[tokio::test]
 async fn a_watcher_from_the_start_gets_every_event_after_the_window_moved() {
     let drover = Drover::new();
-    configure(&drover, "[server]\nlive_window_events = 200\n");
+    drover.configure("[server]\nlive_window_events = 200\n");
     let server = Server::start(&drover, &[]);
     let id = submit(
         &server,

@@ -55,6 +55,15 @@ impl Drover {
         self.dir.path().join(name)
     }
 
+    /// Adds `toml` (and a newline) to the end of the folder's config file.
+    pub fn configure(&self, toml: &str) {
+        let path = self.path("drover.toml");
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str(toml);
+        text.push('\n');
+        std::fs::write(&path, text).unwrap();
+    }
+
     /// Writes a file into the folder; returns its name (relative, as a user
     /// would type it from the folder).
     pub fn write(&self, name: &str, text: &str) -> String {
