@@ -278,6 +278,55 @@ async fn nothing_a_node_started_outlives_it_setsid_or_not() {
     );
 }
 
+/// As root, drover is the subreaper of its node processes: what a node left is killed and
+/// reaped when the node ends, so the next node on the same uid has its whole process count. (A
+/// killed orphan that pid 1 has not reaped yet is a zombie, and zombies count; where drover is
+/// pid 1 in a container, nobody else would ever reap it.)
+#[tokio::test]
+async fn killed_orphans_do_not_count_against_the_next_node() {
+    if !root() {
+        eprintln!("orphans: drover is their subreaper as root only (the docs say so)");
+        return;
+    }
+    let sandbox = sandbox_with(SandboxConfig {
+        node_uids: drover::sandbox::UidRange {
+            first: 2_100_300,
+            count: 1,
+        },
+        ..SandboxConfig::default()
+    });
+    let ws = workspace();
+    let policy = Policy {
+        workspace: ws.path().to_owned(),
+        read_only_files: vec![],
+        network: false,
+        unix_sockets: false,
+        // In a memory cgroup, as nodes are by default: it tells that something was left.
+        limits: Some(drover::sandbox::NodeLimits {
+            memory_bytes: Some(512 << 20),
+            processes: Some(16),
+        }),
+    };
+    let first = sandbox.confine(&policy).expect("confine");
+    let (status, _, err) = run(
+        &first,
+        &sh(
+            ws.path(),
+            "for i in $(seq 10); do setsid sleep 30 </dev/null >/dev/null 2>&1 & done; sleep 0.2",
+        ),
+    )
+    .await;
+    assert!(status.success(), "{err}");
+    drop(first);
+    // One uid in the range: the second node has the first one's.
+    let second = sandbox.confine(&policy).expect("confine");
+    let (status, out, err) = run(&second, &sh(ws.path(), &start_processes(12))).await;
+    assert!(
+        status.success() && out.contains("started 12"),
+        "the first node's processes still counted: {out}{err}"
+    );
+}
+
 /// `drover run`: a node's setsid'd process that would write into the folder the next node
 /// gets (workspaces are recycled) is gone before that folder is handed on.
 #[test]

@@ -136,11 +136,12 @@ impl Child {
 impl Drop for Child {
     fn drop(&mut self) {
         self.kill_group();
+        let pid = self.pid;
         let Some(pidfd) = self.pidfd.take() else {
             return;
         };
         if self.status.is_some() || matches!(peek_exit(pidfd.get_ref()), Ok(Some(_))) {
-            reap_blocking(pidfd.get_ref());
+            reap_blocking(pid, pidfd.get_ref());
             return;
         }
         // SIGKILL takes a moment to land; reap from the reactor rather than block this thread.
@@ -149,10 +150,10 @@ impl Drop for Child {
                 handle.spawn(async move {
                     // Readable means exited; on error reap anyway (blocking, but it is dying).
                     let _ = pidfd.readable().await;
-                    reap_blocking(pidfd.get_ref());
+                    reap_blocking(pid, pidfd.get_ref());
                 });
             }
-            Err(_) => reap_blocking(pidfd.get_ref()),
+            Err(_) => reap_blocking(pid, pidfd.get_ref()),
         }
     }
 }

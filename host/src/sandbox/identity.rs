@@ -84,6 +84,9 @@ enum Slot {
         /// Holds the uid's `flock` for as long as this process may use it.
         _lock: File,
         memory: Option<MemoryCgroup>,
+        /// Something of the last node may be left under the uid (a process being killed, or a
+        /// zombie): settled before the uid is handed on.
+        dirty: bool,
     },
     Namespace {
         userns: OwnedFd,
@@ -168,10 +171,21 @@ impl Identities {
         memory_limit: Option<u64>,
     ) -> Result<NodeIdentity, SandboxError> {
         let pooled = lock(&self.free).pop();
-        let slot = match pooled {
+        let mut slot = match pooled {
             Some(slot) => slot,
             None => self.make_slot()?,
         };
+        if let Slot::Uid {
+            uid, dirty, memory, ..
+        } = &mut slot
+            && std::mem::take(dirty)
+            && let Some(memory) = memory
+        {
+            settle(*uid, memory);
+        }
+        if self.per_node_uid() {
+            super::reaper::reap_waiting();
+        }
         let mut node = NodeIdentity {
             slot: Some(slot),
             identities: Arc::clone(self),
@@ -226,6 +240,7 @@ impl Identities {
                         uid,
                         _lock: lock,
                         memory,
+                        dirty: false,
                     });
                 }
                 Err(SandboxError::Identity {
@@ -296,25 +311,73 @@ impl NodeIdentity {
 
     /// Kills every process the node still has.
     pub fn kill_all(&self) {
+        self.kill_left();
+    }
+
+    /// Kills every process the node still has; true if its memory cgroup shows it had some (a
+    /// node outside a cgroup says false: finding out would cost a pass over `/proc`).
+    fn kill_left(&self) -> bool {
         match &self.slot {
             // Reading an empty `cgroup.procs` is cheaper than `kill(-1)`, which visits every
             // process of the host.
             Some(Slot::Uid {
-                memory: Some(m), ..
-            }) if self.memory_limit.is_some() && !m.has_processes() => {}
-            Some(Slot::Uid { uid, .. }) => kill_all_of_uid(*uid),
-            Some(Slot::Namespace { id, .. }) => kill_all_in_namespace(*id),
-            Some(Slot::Shared) | None => {}
+                memory: Some(m),
+                uid,
+                ..
+            }) if self.memory_limit.is_some() => {
+                let left = m.has_processes();
+                if left {
+                    kill_all_of_uid(*uid);
+                }
+                left
+            }
+            Some(Slot::Uid { uid, .. }) => {
+                kill_all_of_uid(*uid);
+                false
+            }
+            Some(Slot::Namespace { id, .. }) => {
+                kill_all_in_namespace(*id);
+                false
+            }
+            Some(Slot::Shared) | None => false,
         }
     }
 }
 
 impl Drop for NodeIdentity {
     fn drop(&mut self) {
-        self.kill_all();
-        if let Some(slot) = self.slot.take() {
+        let left = self.kill_left();
+        if let Some(mut slot) = self.slot.take() {
+            if let Slot::Uid { dirty, .. } = &mut slot {
+                *dirty = left;
+            }
             lock(&self.identities.free).push(slot);
         }
+    }
+}
+
+/// Waits until nothing of `uid` is left, zombies included, since they count against the
+/// process limit of the node that takes the uid next: kills again whatever still runs in its
+/// memory cgroup, then reaps the zombies that came to drover as subreaper. Only a node that
+/// left something pays for this (a millisecond or so); a zombie that is not drover's to reap
+/// is waited for up to two seconds.
+fn settle(uid: u32, memory: &MemoryCgroup) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        if memory.has_processes() {
+            kill_all_of_uid(uid);
+        } else if !super::reaper::reap_orphans(uid..uid + 1) {
+            return;
+        }
+        if std::time::Instant::now() >= deadline {
+            tracing::warn!(
+                uid,
+                "processes of the last node under this uid are still not reaped; the next \
+                 node starts with them counted against its process limit"
+            );
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
 
@@ -331,6 +394,7 @@ fn uids(range: UidRange, memory_limits: bool) -> Result<Kind, String> {
         .create(LOCK_DIR)
         .map_err(|e| format!("cannot make {LOCK_DIR}: {e}"))?;
     sweep(range);
+    super::reaper::become_subreaper(range.first..range.first + range.count);
     let memory = match MemoryCgroups::detect() {
         Ok(cgroups) => Some(cgroups),
         Err(reason) if memory_limits => {

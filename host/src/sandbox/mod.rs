@@ -31,6 +31,7 @@ mod error;
 mod identity;
 mod landlock;
 mod netns;
+mod reaper;
 mod reuse;
 mod rlimits;
 mod seccomp;
@@ -586,7 +587,7 @@ impl Confinement {
                 // SAFETY: kill has no memory-safety preconditions; the group is ours.
                 unsafe { libc::kill(-pid, libc::SIGKILL) };
                 let (pidfd, source) = err.into_parts();
-                spawn::reap_blocking(&pidfd);
+                spawn::reap_blocking(pid, &pidfd);
                 return Err(SandboxError::Host {
                     op: "registering the pidfd with the tokio reactor",
                     source,

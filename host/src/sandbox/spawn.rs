@@ -262,6 +262,8 @@ pub(crate) fn spawn_raw(spec: &RawSpawn<'_>) -> Result<Started, SandboxError> {
         )
     };
     let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD;
+    // Until the pid is listed as ours, no orphan pass may run (it could take our child).
+    let spawning = super::reaper::spawning();
     // SAFETY: the stack is a fresh mapping the child alone uses; `args` and everything it
     // points to outlive the child's use of them because CLONE_VFORK suspends this thread until
     // the child has exec'd or exited; child_main only makes async-signal-safe system calls.
@@ -295,6 +297,7 @@ pub(crate) fn spawn_raw(spec: &RawSpawn<'_>) -> Result<Started, SandboxError> {
             source: clone_error,
         });
     }
+    spawning.own(pid);
     // SAFETY: CLONE_PIDFD stored a fresh (close-on-exec) pidfd that nothing else owns.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
 
@@ -302,7 +305,7 @@ pub(crate) fn spawn_raw(spec: &RawSpawn<'_>) -> Result<Started, SandboxError> {
     if step != 0 {
         let errno = args.failed_errno.load(Ordering::SeqCst);
         // The child has already called _exit; reap it so it leaves no zombie.
-        reap_blocking(&pidfd);
+        reap_blocking(pid, &pidfd);
         let step = SpawnStep::from_raw(step).unwrap_or(SpawnStep::Exec);
         let context = match step {
             SpawnStep::Chdir => format!("chdir to {}", spec.cwd.display()),
@@ -323,8 +326,13 @@ pub(crate) fn spawn_raw(spec: &RawSpawn<'_>) -> Result<Started, SandboxError> {
     Ok(Started { pid, pidfd })
 }
 
-/// Waits for the process behind `pidfd` to exit and reaps it.
-pub(crate) fn reap_blocking(pidfd: &OwnedFd) {
+/// Waits for our child `pid` (behind `pidfd`) to exit and reaps it.
+pub(crate) fn reap_blocking(pid: libc::pid_t, pidfd: &OwnedFd) {
+    reap_pidfd(pidfd);
+    super::reaper::reaped(pid);
+}
+
+fn reap_pidfd(pidfd: &OwnedFd) {
     loop {
         // SAFETY: zeroed siginfo is a valid out-parameter.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
