@@ -262,6 +262,12 @@ pub struct Limits {
     /// The most text one attempt of a node keeps in its log, in MiB; past
     /// it, lines are dropped as past `max_log_lines`.
     pub max_log_mib: u64,
+    /// The most disk one node's workspace may take, in MiB; a node past it
+    /// is stopped and fails ("workspace quota"). 0: unlimited.
+    pub max_workspace_mib: u64,
+    /// The most files, folders and links one node's workspace may hold;
+    /// past it as past `max_workspace_mib`. 0: unlimited.
+    pub max_workspace_files: u64,
 }
 
 impl Limits {
@@ -285,6 +291,8 @@ impl Default for Limits {
             max_outcome_kib: 1024,
             max_log_lines: crate::engine::DEFAULT_LOG_LINES,
             max_log_mib: crate::engine::DEFAULT_LOG_BYTES / (1024 * 1024),
+            max_workspace_mib: 8 * 1024,
+            max_workspace_files: 500_000,
         }
     }
 }

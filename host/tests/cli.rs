@@ -289,6 +289,52 @@ fn a_driver_opening_files_without_end_fails_alone_and_a_shell_node_beside_it_run
     assert!(logs.contains("[beside] fine"), "{logs}");
 }
 
+/// Workspaces are kept within `[limits] max_workspace_files` and `max_workspace_mib`, whoever
+/// writes them (a driver through WASI, a node's processes): the node is stopped well before it
+/// would end by itself, and says which quota it passed; a node beside it is unaffected.
+#[test]
+fn a_node_filling_its_workspace_is_stopped_at_its_quota() {
+    let drover = Drover::new();
+    drover.configure("[limits]\nmax_workspace_files = 200\nmax_workspace_mib = 4\n");
+    let greedy = test_driver("greedy").display().to_string();
+    let dag = format!(
+        "name: fill\nnodes:\n  \
+         files:\n    driver: {greedy:?}\n    args: [fill, '1000', '10']\n  \
+         disk:\n    driver: {greedy:?}\n    args: [fill, '10', '1048576']\n  \
+         shell:\n    driver: shell\n    artifact: 'for i in $(seq 500); do : > f$i; done; sleep 10'\n  \
+         beside:\n    driver: shell\n    artifact: 'for i in $(seq 50); do : > f$i; done; echo fine'\n"
+    );
+    let began = std::time::Instant::now();
+    let (record, logs) = run_dag(&drover, &dag, None);
+    assert!(
+        began.elapsed() < std::time::Duration::from_secs(8),
+        "the nodes ran their 10 s: {record:#}"
+    );
+    let error = |name| {
+        let node = support::node(&record, name);
+        assert_eq!(node["state"], "failure", "{node:#}");
+        node["error"].as_str().unwrap_or_default().to_owned()
+    };
+    for name in ["files", "shell"] {
+        let error = error(name);
+        assert!(
+            error.starts_with("workspace quota: ")
+                && error.contains("more than 200 files and folders ([limits] max_workspace_files)"),
+            "{name}: {error}"
+        );
+    }
+    let error = error("disk");
+    assert!(
+        error.contains("more than 4 MiB of disk ([limits] max_workspace_mib)"),
+        "{error}"
+    );
+    assert_eq!(
+        support::node(&record, "beside")["state"],
+        "success",
+        "{logs}"
+    );
+}
+
 #[test]
 fn the_open_files_limit_is_configurable() {
     let drover = Drover::new();

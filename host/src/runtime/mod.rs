@@ -9,6 +9,7 @@ pub mod exec;
 mod limits;
 mod log;
 pub mod node_limits;
+mod quota;
 mod secrets;
 mod state;
 
@@ -539,6 +540,7 @@ impl Runtime {
                 None => std::future::pending().await,
             }
         };
+        let quota = quota::WorkspaceQuota::from_limits(&self.inner.config.limits);
         let result = tokio::select! {
             biased;
             _ = ctx.cancel.cancelled() => {
@@ -547,6 +549,7 @@ impl Runtime {
             _ = sleep_until => {
                 Err(Outcome::with_message(NodeStatus::Timeout, "the node did not finish before its deadline"))
             }
+            reason = quota.watch(workspace.clone()) => Err(Outcome::failure(reason)),
             result = call => Ok(result),
         };
         // The node's containers go however it ended.
@@ -562,6 +565,12 @@ impl Runtime {
             },
             Err(e) => Outcome::failure(explain(&e, store.data(), &self.inner.config)),
         };
+        // What the node wrote since the last walk counts too.
+        if outcome.status == NodeStatus::Success
+            && let Some(reason) = workspace.as_deref().and_then(|w| quota.over(w))
+        {
+            outcome = Outcome::failure(reason);
+        }
         if outcome.status != NodeStatus::Success
             && let Some(limit) = store.data().exec.memory_limit_reached()
         {

@@ -17,7 +17,8 @@ impl Driver for Greedy {
                 "`args[0]`: `files` (open files in the workspace until opening fails, holding \
                  them all), `outcome` (return an outcome of `args[1]` bytes), `message` (fail \
                  with a message of `args[1]` bytes), `forge` (log a line forging one of \
-                 drover's, also while validated).",
+                 drover's, also while validated), `fill` (write `args[1]` files of `args[2]` \
+                 bytes each into the workspace, then wait 10 s).",
             )
             .with_outputs("`opened`: how many files were open when opening failed.")
             .with_capabilities(Capabilities::none().with_workspace())
@@ -41,11 +42,18 @@ impl Driver for Greedy {
             Some("files") => hold_files(),
             Some("outcome") => Outcome::success().with_output("big", "x".repeat(size())),
             Some("message") => Outcome::failure("m".repeat(size())),
+            Some("fill") => fill(
+                size(),
+                task.args
+                    .get(2)
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .unwrap_or(0),
+            ),
             Some("forge") => {
                 drover_sdk::log::error(FORGED);
                 Outcome::success()
             }
-            _ => Outcome::failure("args[0] must be files, outcome, message or forge"),
+            _ => Outcome::failure("args[0] must be files, outcome, message, fill or forge"),
         }
     }
 }
@@ -68,6 +76,19 @@ fn hold_files() -> Outcome {
             }
         }
     }
+}
+
+/// Writes `files` files of `bytes` bytes each through WASI, then waits: a host that keeps
+/// workspaces within a quota stops it before it reports.
+fn fill(files: usize, bytes: usize) -> Outcome {
+    let block = vec![b'x'; bytes];
+    for i in 0..files {
+        if let Err(e) = std::fs::write(format!("fill-{i}"), &block) {
+            return Outcome::failure(format!("writing file {i} failed: {e}"));
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_secs(10));
+    Outcome::success().with_output("written", files.to_string())
 }
 
 drover_sdk::export_driver!(Greedy);
