@@ -93,8 +93,10 @@ fn main() {
 }
 
 /// The outer build's target directory, found from `OUT_DIR`
-/// (`<target>/<profile>/build/<pkg>/out`), so that `CARGO_TARGET_DIR` is
-/// honoured without parsing cargo's configuration.
+/// (`<target>/<profile>/build/<pkg>/out`, or `<target>/<triple>/<profile>/...`
+/// with `--target`), so that `CARGO_TARGET_DIR` is honoured without parsing
+/// cargo's configuration. The triple is recognised by name: on a fresh clone
+/// nothing else in `<target>` exists yet to tell the two layouts apart.
 fn outer_target_dir(workspace: &Path) -> PathBuf {
     if let Some(dir) = env::var_os("CARGO_TARGET_DIR") {
         let dir = PathBuf::from(dir);
@@ -104,20 +106,15 @@ fn outer_target_dir(workspace: &Path) -> PathBuf {
             workspace.join(dir)
         };
     }
+    let triple = env::var_os("TARGET");
     let out = PathBuf::from(env::var("OUT_DIR").expect("set by cargo"));
     out.ancestors()
         .find(|p| p.file_name().is_some_and(|n| n == "build"))
         .and_then(|build| build.parent()) // <target>/<profile>
         .and_then(|profile| profile.parent()) // <target> (or <target>/<triple>)
-        .map(|p| {
-            // With --target, the layout is <target>/<triple>/<profile>.
-            if p.join("CACHEDIR.TAG").exists() {
-                p.to_path_buf()
-            } else {
-                p.parent()
-                    .map(Path::to_path_buf)
-                    .unwrap_or_else(|| p.to_path_buf())
-            }
+        .map(|p| match (p.file_name(), p.parent()) {
+            (Some(name), Some(parent)) if Some(name) == triple.as_deref() => parent.to_path_buf(),
+            _ => p.to_path_buf(),
         })
         .unwrap_or_else(|| workspace.join("target"))
 }

@@ -32,3 +32,14 @@ cargo test --workspace --locked
 
 step "the sandbox's tests again as an unprivileged user (tests/rootless.sh)"
 bash tests/rootless.sh
+
+# A fresh clone's build and tests must leave nothing in the source tree
+# (build output belongs under target/). Only in CI, whose clone is clean.
+if [ "${CI:-}" = true ] && git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    step "the source tree is as it was (git status)"
+    left=$(git status --porcelain)
+    if [ -n "$left" ]; then
+        printf 'the build or the tests left these in the source tree:\n%s\n' "$left" >&2
+        exit 1
+    fi
+fi
