@@ -570,7 +570,10 @@ async fn a_canceled_attempt_is_marked_and_its_id_published() {
     heartbeat(&mut conn, "d1", &["default"], 1).await;
     let client = redis::Client::open(redis.url()).unwrap();
     let mut pubsub = client.get_async_pubsub().await.unwrap();
-    pubsub.subscribe(protocol::CANCEL_CHANNEL).await.unwrap();
+    pubsub
+        .subscribe(protocol::ATTEMPT_CANCEL_CHANNEL)
+        .await
+        .unwrap();
 
     let leader = leader(&redis).await;
     let accepted = accept(&leader.registry, "name: one\nnodes:\n  a: {driver: noop}\n").await;

@@ -740,7 +740,7 @@ async fn a_cancel_on_the_channel_stops_a_running_attempt_and_deadlines_hold() {
     leader.started(1).await;
     let began = Instant::now();
     let _: () = redis::cmd("PUBLISH")
-        .arg(protocol::CANCEL_CHANNEL)
+        .arg(protocol::ATTEMPT_CANCEL_CHANNEL)
         .arg(long.attempt_id.to_string())
         .query_async(&mut leader.conn)
         .await

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use super::Backoff;
-use crate::transport::redis::protocol::CANCEL_CHANNEL;
+use crate::transport::redis::protocol::ATTEMPT_CANCEL_CHANNEL;
+use crate::transport::redis::retry::Backoff;
 
 /// The attempts running on this drone, by attempt id.
 #[derive(Clone, Default)]
@@ -85,7 +85,7 @@ pub async fn listen(client: redis::Client, cancels: Cancels, quit: CancellationT
     loop {
         let subscribed = async {
             let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(CANCEL_CHANNEL).await?;
+            pubsub.subscribe(ATTEMPT_CANCEL_CHANNEL).await?;
             redis::RedisResult::Ok(pubsub)
         };
         let pubsub = tokio::select! {
@@ -107,10 +107,12 @@ pub async fn listen(client: redis::Client, cancels: Cancels, quit: CancellationT
                         tracing::info!(attempt = %attempt, "canceling an attempt on request");
                     }
                 }
-                tracing::warn!("lost the subscription to {CANCEL_CHANNEL}; subscribing again");
+                tracing::warn!(
+                    "lost the subscription to {ATTEMPT_CANCEL_CHANNEL}; subscribing again"
+                );
             }
             Err(e) => {
-                tracing::warn!(error = %e, "cannot subscribe to {CANCEL_CHANNEL}; retrying");
+                tracing::warn!(error = %e, "cannot subscribe to {ATTEMPT_CANCEL_CHANNEL}; retrying");
             }
         }
         tokio::select! {

@@ -23,6 +23,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::runtime::Runtime;
 use crate::transport::redis::protocol::{self, AttemptId};
+use crate::transport::redis::retry::{Backoff, transient};
 use crate::transport::redis::{RedisError, client};
 
 /// How a drone runs: the resolved flags and `[drone]` settings.
@@ -470,29 +471,6 @@ async fn recreate_groups(shared: &Shared, pools: &[String]) {
     }
 }
 
-/// Exponential backoff between retries while Redis is away: 100 ms to 2 s.
-pub(crate) struct Backoff {
-    next: Duration,
-}
-
-impl Backoff {
-    const FIRST: Duration = Duration::from_millis(100);
-    const MAX: Duration = Duration::from_secs(2);
-
-    pub(crate) fn new() -> Self {
-        Backoff { next: Self::FIRST }
-    }
-
-    pub(crate) fn reset(&mut self) {
-        self.next = Self::FIRST;
-    }
-
-    pub(crate) async fn wait(&mut self) {
-        tokio::time::sleep(self.next).await;
-        self.next = (self.next * 2).min(Self::MAX);
-    }
-}
-
 /// How often a command Redis refuses (not a lost connection: a wrong type,
 /// a script error) is tried before the drone gives up on it.
 const REFUSALS: u32 = 10;
@@ -542,19 +520,6 @@ where
             _ = stop.cancelled() => return None,
         }
     }
-}
-
-/// Whether an error goes away by itself: Redis away, restarting, loading
-/// its data, or busy.
-pub(crate) fn transient(error: &redis::RedisError) -> bool {
-    error.is_io_error()
-        || error.is_connection_dropped()
-        || error.is_connection_refusal()
-        || error.is_timeout()
-        || matches!(
-            error.code(),
-            Some("LOADING" | "BUSY" | "TRYAGAIN" | "MASTERDOWN" | "CLUSTERDOWN" | "READONLY")
-        )
 }
 
 #[cfg(test)]

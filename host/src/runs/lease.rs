@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 
 use super::{Runs, RunsError};
-use crate::store::redis::{CANCEL_CHANNEL, RedisStore};
+use crate::store::redis::{RUN_CANCEL_CHANNEL, RedisStore};
+use crate::transport::redis::retry::Backoff;
 
 /// How soon a failed renewal is tried again.
 const RETRY: Duration = Duration::from_millis(200);
@@ -185,11 +186,11 @@ async fn take_over(runs: Runs, lease: Duration) {
 /// Listens on the cancel channel: cancels the runs live here that another
 /// leader was asked to cancel. Reconnects while Redis is away.
 async fn cancels(runs: Runs, redis: RedisStore) {
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Backoff::new();
     loop {
         let subscribed = async {
             let mut pubsub = redis.client().get_async_pubsub().await?;
-            pubsub.subscribe(CANCEL_CHANNEL).await?;
+            pubsub.subscribe(RUN_CANCEL_CHANNEL).await?;
             Ok::<_, redis::RedisError>(pubsub)
         };
         let pubsub = tokio::select! {
@@ -198,7 +199,7 @@ async fn cancels(runs: Runs, redis: RedisStore) {
         };
         match pubsub {
             Ok(pubsub) => {
-                backoff = Duration::from_millis(100);
+                backoff.reset();
                 let mut messages = pubsub.into_on_message();
                 loop {
                     let message = tokio::select! {
@@ -221,8 +222,7 @@ async fn cancels(runs: Runs, redis: RedisStore) {
         }
         tokio::select! {
             () = runs.inner.upkeep.cancelled() => return,
-            () = tokio::time::sleep(backoff) => {}
+            () = backoff.wait() => {}
         }
-        backoff = (backoff * 2).min(Duration::from_secs(2));
     }
 }

@@ -32,6 +32,7 @@ use tokio::sync::mpsc;
 
 use super::{GROUP, Job, QUEUE, RunMeta, StoreError, Then, Write};
 use crate::engine::RunRecord;
+use crate::transport::redis::retry::{Backoff, transient};
 use crate::transport::redis::{self as link, RedisError};
 
 /// Every run id, in submission order.
@@ -39,7 +40,7 @@ pub const RUNS: &str = "drover:runs";
 /// Ids of runs without a final record.
 pub const UNFINISHED: &str = "drover:unfinished";
 /// Run ids whose owner must cancel them.
-pub const CANCEL_CHANNEL: &str = "drover:run-cancel";
+pub const RUN_CANCEL_CHANNEL: &str = "drover:run-cancel";
 /// The lease length unless configured.
 pub const DEFAULT_LEASE_MS: u64 = 5000;
 
@@ -265,19 +266,6 @@ fn redis_error(e: impl std::fmt::Display) -> StoreError {
     StoreError::Redis(e.to_string())
 }
 
-/// Whether `e` is Redis being away (worth retrying) rather than a refusal.
-fn transient(e: &redis::RedisError) -> bool {
-    e.is_io_error()
-        || e.is_connection_dropped()
-        || e.is_connection_refusal()
-        || e.is_timeout()
-        || e.is_unrecoverable_error()
-        || matches!(
-            e.kind(),
-            redis::ErrorKind::Server(redis::ServerErrorKind::BusyLoading)
-        )
-}
-
 impl RedisStore {
     /// Connects to `url` (failing if Redis does not answer) and starts the
     /// writer. Leases last `lease_ms`.
@@ -471,7 +459,7 @@ impl RedisStore {
             }
         };
         let _: i64 = conn
-            .publish(CANCEL_CHANNEL, id)
+            .publish(RUN_CANCEL_CHANNEL, id)
             .await
             .map_err(redis_error)?;
         Ok(Some(meta))
@@ -918,7 +906,7 @@ async fn send(
     script: &redis::Script,
     conn: &mut ConnectionManager,
 ) -> Result<Vec<String>, StoreError> {
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Backoff::new();
     loop {
         let result = match cmd.query_async::<Vec<String>>(conn).await {
             Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
@@ -933,8 +921,7 @@ async fn send(
             Ok(lost) => return Ok(lost),
             Err(e) if transient(&e) => {
                 tracing::warn!(error = %e, "redis is away; retrying the store's writes");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(2));
+                backoff.wait().await;
             }
             Err(e) => {
                 tracing::error!(error = %e, "redis refused the store's writes");

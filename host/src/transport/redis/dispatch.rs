@@ -15,7 +15,8 @@ use super::RedisError;
 use super::enqueue::Enqueuer;
 use super::fleet::{self, LivePools};
 use super::protocol::{self, AttemptId, Job};
-use super::reports::{self, Backoff, Key, Registered, Routes};
+use super::reports::{self, Key, Registered, Routes};
+use super::retry::Backoff;
 use crate::engine::{Dispatch, DispatchFuture, NodeRun};
 use crate::registry::Registry;
 use crate::task::{LogLevel, LogLine, LogSink, LogSource, NodeStatus, Outcome};
@@ -348,7 +349,7 @@ impl Shared {
             .key(attempts_key)
             .key(protocol::jobs_key(pool))
             .arg(id.to_string())
-            .arg(protocol::CANCEL_CHANNEL)
+            .arg(protocol::ATTEMPT_CANCEL_CHANNEL)
             .arg(entry.unwrap_or_default());
         let sent =
             tokio::time::timeout(CANCEL_TIMEOUT, invocation.invoke_async::<i64>(&mut conn)).await;

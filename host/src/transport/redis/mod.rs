@@ -7,6 +7,7 @@ pub mod entries;
 mod fleet;
 pub mod protocol;
 mod reports;
+pub(crate) mod retry;
 
 pub use dispatch::{DroneStatus, PoolStatus, RedisDispatcher};
 pub use protocol::{AttemptId, AttemptMark, DroneInfo, Job, ProtocolError, Report};

@@ -82,7 +82,7 @@ pub const DRONE_RETENTION: std::time::Duration = std::time::Duration::from_secs(
 pub const POOLS: &str = "drover:pools";
 
 /// The pub/sub channel of attempt ids to cancel.
-pub const CANCEL_CHANNEL: &str = "drover:cancel";
+pub const ATTEMPT_CANCEL_CHANNEL: &str = "drover:cancel";
 
 /// The jobs stream of a pool.
 pub fn jobs_key(pool: &str) -> String {

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::entries::{self, RawEntry};
 use super::protocol::{self, Report};
+use super::retry::Backoff;
 use crate::task::{LogLine, LogSink, Outcome};
 
 /// How long one blocking read waits for a report before asking again.
@@ -27,30 +28,6 @@ pub(super) type Key = (usize, u32);
 /// How long the reader of a resumed run waits for the engine to re-attach
 /// to its running attempts before it reads anyway.
 const ATTACH_WAIT: Duration = Duration::from_secs(10);
-
-/// Waits that double from 100 ms to 2 s while Redis is away.
-pub(super) struct Backoff {
-    next: Duration,
-}
-
-impl Backoff {
-    pub(super) fn new() -> Self {
-        Backoff {
-            next: Duration::from_millis(100),
-        }
-    }
-
-    /// The next wait.
-    pub(super) fn next(&mut self) -> Duration {
-        let wait = self.next;
-        self.next = (self.next * 2).min(Duration::from_secs(2));
-        wait
-    }
-
-    pub(super) fn reset(&mut self) {
-        *self = Backoff::new();
-    }
-}
 
 /// An attempt waiting for its reports.
 struct Waiter {
@@ -527,14 +504,5 @@ mod tests {
         assert!(rx.try_recv().is_err(), "none of them ended the attempt");
         routes.entry(&entry("4-0", &done(0, 1, "real")));
         assert_eq!(rx.await.unwrap().message, "real");
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_two_seconds() {
-        let mut backoff = Backoff::new();
-        let waits: Vec<u64> = (0..7).map(|_| backoff.next().as_millis() as u64).collect();
-        assert_eq!(waits, vec![100, 200, 400, 800, 1600, 2000, 2000]);
-        backoff.reset();
-        assert_eq!(backoff.next(), Duration::from_millis(100));
     }
 }
