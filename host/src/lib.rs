@@ -9,7 +9,6 @@ pub mod config;
 pub mod container;
 pub mod dag;
 pub mod drone;
-pub mod duration;
 pub mod engine;
 pub mod glob;
 pub mod registry;

@@ -124,9 +124,10 @@ impl Outcome {
     }
 }
 
-/// A reason a driver refuses a node at validation.
+/// A reason a driver refuses a node at validation (a DAG's own problems are
+/// [`crate::dag::Problem`]s).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Problem {
+pub struct DriverProblem {
     /// The node field at fault.
     pub field: String,
     /// What is wrong.

@@ -39,6 +39,9 @@
 #![warn(missing_docs)]
 
 pub mod container;
+/// drover's duration grammar (`250ms`, `2s`, `1.5m`, `1h`, a bare number of seconds), so a
+/// driver reads durations exactly as drover's DAG files and flags do.
+pub use drover_duration as duration;
 pub mod exec;
 pub mod log;
 pub mod outputs;

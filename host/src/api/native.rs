@@ -10,12 +10,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{ApiError, AppState};
-use crate::duration::parse_duration;
 use crate::engine::{RunRecord, RunState};
 use crate::registry::Origin;
 use crate::rfc3339;
 use crate::runs::Submission;
 use crate::store::{Api, RunMeta};
+use drover_duration::parse_duration;
 
 /// The request body as text, or why it cannot be read.
 pub(super) fn body_text(body: Result<Bytes, BytesRejection>) -> Result<String, ApiError> {

@@ -7,10 +7,10 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, anyhow};
 use clap::{Args, Subcommand};
 use drover::config::Config;
-use drover::duration::parse_duration;
 use drover::registry::Origin;
 use drover::runtime::{Driver, NodeContext, Runtime};
 use drover::task::{LogLevel, LogLine, LogSource, NodeStatus, Outcome, Task};
+use drover_duration::parse_duration;
 use serde::Serialize;
 
 use super::{CliError, OutputFormat, cancel_on_ctrl_c, exit, new_run_id, open_registry};

@@ -11,12 +11,12 @@ use anyhow::{Context, anyhow};
 use clap::{Args, ValueEnum};
 use drover::config::Config;
 use drover::dag::{self, Dag, DagError, NodeState};
-use drover::duration::parse_duration;
 use drover::engine::{self, Event, Options, RunRecord, RunState};
 use drover::registry::Registry;
 use drover::runtime::Runtime;
 use drover::task::{LogLine, LogSource};
 use drover::transport::{self, LocalDispatch, NodeThreads};
+use drover_duration::parse_duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{CliError, OutputFormat, cancel_on_ctrl_c, exit, new_run_id, open_registry};

@@ -45,33 +45,7 @@ pub(super) fn field_label(node: &str, field: &str) -> String {
 
 /// Reads a duration: `250ms`, `2s`, `1.5m`, `1h`, or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    crate::duration::parse_duration(text).map_err(|e| e.to_string())
-}
-
-/// Edit distance between two short strings, in characters, counting a
-/// swap of two neighbours as one edit (optimal string alignment).
-fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut before: Vec<usize> = vec![0; b.len() + 1];
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    let mut current: Vec<usize> = vec![0; b.len() + 1];
-    for i in 1..=a.len() {
-        current[0] = i;
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (previous[j] + 1)
-                .min(current[j - 1] + 1)
-                .min(previous[j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                best = best.min(before[j - 2] + 1);
-            }
-            current[j] = best;
-        }
-        std::mem::swap(&mut before, &mut previous);
-        std::mem::swap(&mut previous, &mut current);
-    }
-    previous[b.len()]
+    drover_duration::parse_duration(text).map_err(|e| e.to_string())
 }
 
 /// Suggests names close to `wanted`, while the budget lasts.
@@ -97,7 +71,7 @@ impl Suggester<'_> {
             .iter()
             .map(|node| node.name.as_str())
             .filter(|name| name.len().abs_diff(wanted.len()) <= limit && name.len() <= 64)
-            .map(|name| (edit_distance(wanted, name), name))
+            .map(|name| (strsim::osa_distance(wanted, name), name))
             .filter(|&(distance, _)| distance <= limit)
             .min_by_key(|&(distance, _)| distance);
         match best {
@@ -703,15 +677,5 @@ mod tests {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
         assert!(parse_duration("1x").unwrap_err().contains("`1x`"));
-    }
-
-    #[test]
-    fn edit_distances() {
-        assert_eq!(edit_distance("fetch", "fetsh"), 1);
-        assert_eq!(edit_distance("", "abc"), 3);
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
-        assert_eq!(edit_distance("test", "tset"), 1);
-        assert_eq!(edit_distance("abc", ""), 3);
-        assert_eq!(edit_distance("ab", "ab"), 0);
     }
 }

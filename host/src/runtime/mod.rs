@@ -28,10 +28,12 @@ pub use cache::{CacheOutcome, digest};
 use exec::{ExecGrant, SandboxCell};
 pub use limits::MemoryLimitExceeded;
 pub use log::escape_controls;
-use state::NodeState;
+use state::InstanceState;
 
 use crate::config::Config;
-use crate::task::{LogLevel, LogLine, LogSink, LogSource, NodeStatus, Outcome, Problem, Task};
+use crate::task::{
+    DriverProblem, LogLevel, LogLine, LogSink, LogSource, NodeStatus, Outcome, Task,
+};
 
 /// How often the epoch advances. A guest that computes without calling the
 /// host yields to the executor this often, so timeouts and cancel reach it.
@@ -76,7 +78,7 @@ struct DriverInner {
     description: Description,
     world: World,
     cache: CacheOutcome,
-    pre: bindings::DriverPre<NodeState>,
+    pre: bindings::DriverPre<InstanceState>,
 }
 
 /// What a driver component imports and exports, by WIT name.
@@ -147,7 +149,7 @@ pub struct Runtime {
 
 struct RuntimeInner {
     engine: Engine,
-    linker: Linker<NodeState>,
+    linker: Linker<InstanceState>,
     cache: cache::CompileCache,
     config: Config,
     sandbox: Arc<SandboxCell>,
@@ -206,26 +208,26 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .and_then(|_| {
-                bindings::drover::driver::log::add_to_linker::<NodeState, HasSelf<Arc<log::LogHost>>>(
-                    &mut linker,
-                    |s| &mut s.log,
-                )
+                bindings::drover::driver::log::add_to_linker::<
+                    InstanceState,
+                    HasSelf<Arc<log::LogHost>>,
+                >(&mut linker, |s| &mut s.log)
             })
             .and_then(|_| {
-                bindings::drover::driver::exec::add_to_linker::<NodeState, HasSelf<exec::ExecHost>>(
-                    &mut linker,
-                    |s| &mut s.exec,
-                )
+                bindings::drover::driver::exec::add_to_linker::<
+                    InstanceState,
+                    HasSelf<exec::ExecHost>,
+                >(&mut linker, |s| &mut s.exec)
             })
             .and_then(|_| {
                 bindings::drover::driver::container::add_to_linker::<
-                    NodeState,
+                    InstanceState,
                     HasSelf<container::ContainerHost>,
                 >(&mut linker, |s| &mut s.container)
             })
             .and_then(|_| {
                 bindings::drover::driver::secrets::add_to_linker::<
-                    NodeState,
+                    InstanceState,
                     HasSelf<secrets::SecretsHost>,
                 >(&mut linker, |s| &mut s.secrets)
             })
@@ -405,7 +407,7 @@ impl Runtime {
         &self,
         driver: &Driver,
         task: &Task,
-    ) -> Result<Vec<Problem>, RuntimeError> {
+    ) -> Result<Vec<DriverProblem>, RuntimeError> {
         let _slot = self.slot().await;
         let state = self.query_state(&task.node);
         let mut store = self.store(state);
@@ -427,7 +429,7 @@ impl Runtime {
         })?;
         Ok(problems
             .into_iter()
-            .map(|p| Problem {
+            .map(|p| DriverProblem {
                 field: p.field,
                 message: p.message,
             })
@@ -503,7 +505,7 @@ impl Runtime {
                 })
                 .await;
         }
-        let state = match NodeState::for_run(state::RunSetup {
+        let state = match InstanceState::for_run(state::RunSetup {
             task: &task,
             driver: driver.name(),
             grant: ExecGrant {
@@ -726,8 +728,8 @@ impl Runtime {
         .unwrap_or(usize::MAX)
     }
 
-    fn query_state(&self, label: &str) -> NodeState {
-        NodeState::for_query(
+    fn query_state(&self, label: &str) -> InstanceState {
+        InstanceState::for_query(
             label,
             self.memory_bytes(),
             self.inner.config.limits.max_wasi_handles,
@@ -735,7 +737,7 @@ impl Runtime {
         )
     }
 
-    fn store(&self, state: NodeState) -> Store<NodeState> {
+    fn store(&self, state: InstanceState) -> Store<InstanceState> {
         let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(1);
@@ -762,7 +764,7 @@ fn outcome_size(outcome: &bindings::drover::driver::types::Outcome) -> usize {
 }
 
 /// A readable reason for a failed call into a driver.
-fn explain(error: &wasmtime::Error, state: &NodeState, config: &Config) -> String {
+fn explain(error: &wasmtime::Error, state: &InstanceState, config: &Config) -> String {
     if let Some(limit) = error.downcast_ref::<MemoryLimitExceeded>() {
         return limit.to_string();
     }

@@ -19,7 +19,7 @@ use crate::task::{LogLevel, LogSink, LogSource, Task};
 const GUEST_OUTPUT_CAP: usize = 256 * 1024;
 
 /// Everything one driver instance sees of the host.
-pub struct NodeState {
+pub struct InstanceState {
     wasi: WasiCtx,
     table: ResourceTable,
     pub limiter: MemoryLimiter,
@@ -48,7 +48,7 @@ pub struct RunSetup<'a> {
     pub redactor: Arc<crate::secrets::Redactor>,
 }
 
-impl NodeState {
+impl InstanceState {
     /// State for `describe` and `validate`: no workspace, no environment,
     /// no network, no processes.
     pub fn for_query(
@@ -129,7 +129,7 @@ impl NodeState {
         // table traps the driver (see `explain`).
         let mut table = ResourceTable::new();
         table.set_max_capacity(max_handles);
-        NodeState {
+        InstanceState {
             wasi: wasi.build(),
             table,
             limiter: MemoryLimiter::new(memory_bytes),
@@ -172,7 +172,7 @@ impl NodeState {
     }
 }
 
-impl WasiView for NodeState {
+impl WasiView for InstanceState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
             ctx: &mut self.wasi,

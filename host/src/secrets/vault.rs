@@ -81,7 +81,7 @@ impl Vault {
         }
         let timeout = match &settings.timeout {
             Some(text) => {
-                crate::duration::parse_duration(text).map_err(|e| bad(format!("timeout: {e}")))?
+                drover_duration::parse_duration(text).map_err(|e| bad(format!("timeout: {e}")))?
             }
             None => DEFAULT_TIMEOUT,
         };

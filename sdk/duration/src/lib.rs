@@ -1,21 +1,38 @@
 //! Human-friendly durations (`250ms`, `2s`, `1.5m`, `1h`, a bare number of
-//! seconds), as written in DAG files, config and on the command line.
+//! seconds): the one grammar of drover's DAG files, config, command-line
+//! flags and `sleep` driver, shared by the host and drivers (through
+//! `drover_sdk::duration`).
 
 use std::time::Duration;
 
-/// A duration that could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// A duration that could not be read; its message names the text.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DurationError {
-    #[error(
-        "invalid duration `{0}`: expected a number with a unit (`ms`, `s`, `m`, `h`), e.g. `250ms`, `30s`, `1.5m`"
-    )]
+    /// Not a number with one of the units.
     Invalid(String),
-    #[error("duration `{0}` is too long")]
+    /// More nanoseconds than 64 bits hold (about 584 years).
     TooLong(String),
 }
 
+impl std::fmt::Display for DurationError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DurationError::Invalid(text) => write!(
+                f,
+                "invalid duration `{text}`: expected a number with a unit (`ms`, `s`, `m`, `h`), \
+                 e.g. `250ms`, `30s`, `1.5m`"
+            ),
+            DurationError::TooLong(text) => write!(f, "duration `{text}` is too long"),
+        }
+    }
+}
+
+impl std::error::Error for DurationError {}
+
 /// Parses `250ms`, `2s`, `1.5m`, `1h` or a bare number of seconds, exactly
-/// (integer arithmetic, nanosecond precision).
+/// (integer arithmetic, nanosecond precision). Surrounding spaces are
+/// ignored; a space between number and unit, a sign, an exponent or a
+/// fraction without a whole part (`.5s`) are not durations.
 pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     const UNITS: [(&str, u128); 4] = [
         ("ms", 1_000_000),
@@ -67,11 +84,16 @@ mod tests {
         assert_eq!(parse_duration("1.5m").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
         assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
+        assert_eq!(parse_duration(" 0 ").unwrap(), Duration::ZERO);
+        assert_eq!(parse_duration("0.5").unwrap(), Duration::from_millis(500));
     }
 
     #[test]
     fn garbage_is_refused_with_the_input_named() {
-        for bad in ["", "s", "1x", "-1s", "1..2s", "1e400", "1 s", ".5s"] {
+        for bad in [
+            "", "   ", "s", "abc", "1x", "-1s", "+1s", "1..2s", "1.2.3s", "1e3", "1e400", "nan",
+            "inf", "1sec", "1d", "1 s", ".5s", ".", "1.",
+        ] {
             let e = parse_duration(bad).unwrap_err();
             assert!(e.to_string().contains(&format!("`{bad}`")), "{e}");
         }
