@@ -315,7 +315,7 @@ fn check_fields(
                 ));
             }
         }
-        for (field, message) in crate::secrets::syntax_problems(&node.secrets) {
+        for (field, message) in super::secret_ref::syntax_problems(&node.secrets) {
             problems.push(Problem::new(field_label(label, &field), message));
         }
         if node.timeout == Some(Duration::ZERO) {

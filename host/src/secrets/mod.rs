@@ -1,21 +1,23 @@
-//! Secrets from Vault (OpenBao): the references DAGs write, the client that
-//! reads them just before a node runs, the submit-time checks, and the
-//! redaction of their values from everything a node leaves behind.
+//! Secrets from Vault (OpenBao): the client that reads the references DAGs
+//! write (their syntax is the DAG's, in [`crate::dag::secret_ref`]) just
+//! before a node runs, the submit-time checks against the operator's
+//! policy, and the redaction of their values from everything a node leaves
+//! behind.
 
 mod policy;
 mod redact;
-mod reference;
-mod settings;
 mod vault;
 
 use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
-pub use policy::{ALWAYS_REFUSED, DEFAULT_PATHS, PathPolicy, always_refused};
+pub use crate::config::{AppRoleSettings, VaultSettings};
+pub use crate::dag::secret_ref::{
+    ALWAYS_REFUSED, KvEngine, SecretRef, always_refused, check_name, syntax_problems,
+};
+pub use policy::{DEFAULT_PATHS, PathPolicy};
 pub use redact::{MIN_REDACTED_LEN, REDACTED, Redactor};
-pub use reference::{KvEngine, SecretRef, check_name};
-pub use settings::{AppRoleSettings, VaultSettings};
 pub use vault::{ReadError, Vault, VaultConfigError};
 
 use crate::config::Config;
@@ -23,30 +25,6 @@ use crate::dag::Problem;
 
 /// A node's secrets, read: (name, value), in the node's order.
 pub type Values = Vec<(String, String)>;
-
-/// The problems of a node's secrets that show without a driver or Vault: one message per
-/// for each bad name or reference, by field (`secrets.DB_PASS`).
-pub fn syntax_problems(secrets: &[(String, String)]) -> Vec<(String, String)> {
-    let mut problems = Vec::new();
-    let mut names = std::collections::HashSet::new();
-    for (name, reference) in secrets {
-        let field = format!("secrets.{name}");
-        if let Err(message) = check_name(name) {
-            problems.push((field.clone(), message));
-        } else if !names.insert(name.as_str()) {
-            problems.push((field.clone(), format!("duplicate secret `{name}`")));
-        }
-        match SecretRef::parse(reference) {
-            Err(message) => problems.push((field, message)),
-            Ok(parsed) => {
-                if let Some(message) = always_refused(&parsed) {
-                    problems.push((field, message));
-                }
-            }
-        }
-    }
-    problems
-}
 
 /// Whether a driver may be given secrets: it declares them, and the
 /// operator's `[drivers.<name>] secrets` does not say `false` (for a

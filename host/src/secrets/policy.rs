@@ -1,29 +1,12 @@
 //! Which Vault paths a secret reference may name: never Vault's own
 //! endpoints, and only what the operator's `[vault] paths` allowlist matches.
 
-use super::reference::SecretRef;
-
-/// Mounts no reference may name, whatever the allowlist says: they hold
-/// Vault's own state and drover's credentials (`auth/token/lookup-self`
-/// answers with drover's token), not pipeline secrets.
-pub const ALWAYS_REFUSED: [&str; 5] = ["sys", "auth", "identity", "cubbyhole", "token"];
+use crate::dag::secret_ref::{SecretRef, always_refused};
 
 /// The allowlist used when `[vault] paths` is unset: every path, so that
 /// the token's own Vault policy is what bounds references (as before the
 /// allowlist existed); the always-refused mounts stay refused.
 pub const DEFAULT_PATHS: [&str; 1] = ["*"];
-
-/// Why a reference names a mount no node may read, if it does.
-pub fn always_refused(reference: &SecretRef) -> Option<String> {
-    let mount = reference.mount.to_ascii_lowercase();
-    ALWAYS_REFUSED.contains(&mount.as_str()).then(|| {
-        format!(
-            "`{reference}` is refused: paths under `{}/` are Vault's own and are never given \
-             to nodes",
-            reference.mount
-        )
-    })
-}
 
 /// The paths references may name: glob patterns over the path as Vault's
 /// API names it (`secret/data/app`), where `*` matches any run of

@@ -12,8 +12,8 @@ use vaultrs::client::{VaultClient, VaultClientSettings};
 use vaultrs::error::ClientError;
 
 use super::policy::PathPolicy;
-use super::reference::{KvEngine, SecretRef};
-use super::settings::VaultSettings;
+use crate::config::VaultSettings;
+use crate::dag::secret_ref::{KvEngine, SecretRef};
 
 /// How long a request may take unless `vault.timeout` says.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -41,8 +41,6 @@ pub const RUNS: &str = "drover:runs";
 pub const UNFINISHED: &str = "drover:unfinished";
 /// Run ids whose owner must cancel them.
 pub const RUN_CANCEL_CHANNEL: &str = "drover:run-cancel";
-/// The lease length unless configured.
-pub const DEFAULT_LEASE_MS: u64 = 5000;
 
 fn key(run: &str, what: &str) -> String {
     format!("drover:run:{run}:{what}")

@@ -6,6 +6,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod vault;
+
+pub use vault::{AppRoleSettings, VaultSettings};
+
 /// Everything an operator can set. Every field has a sane default, so an
 /// empty file (or none) is a valid configuration.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -30,7 +34,7 @@ pub struct Config {
     pub plugins: PluginSettings,
     /// Where nodes' secrets are read from; none configured means DAGs may
     /// not ask for secrets.
-    pub vault: Option<crate::secrets::VaultSettings>,
+    pub vault: Option<VaultSettings>,
     /// The Docker engine that runs drivers' containers.
     pub container: ContainerSettings,
     /// `drover drone`: pools, concurrency, claim and heartbeat times.
@@ -89,7 +93,9 @@ impl Default for RedisSettings {
     fn default() -> Self {
         RedisSettings {
             url: None,
-            lease_ms: crate::store::redis::DEFAULT_LEASE_MS,
+            // Long enough to ride out a busy Redis, short enough that a dead
+            // leader's runs move on within seconds.
+            lease_ms: 5000,
         }
     }
 }

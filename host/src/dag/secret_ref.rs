@@ -1,4 +1,5 @@
-//! Secret names and references as a DAG writes them: `DB_PASS: "vault:secret/data/app#password"`.
+//! Secret names and references as a DAG writes them (`DB_PASS: "vault:secret/data/app#password"`),
+//! and the Vault mounts no reference may ever name: what shows without Vault or a config.
 
 use std::fmt;
 
@@ -118,6 +119,47 @@ pub fn check_name(name: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Mounts no reference may name, whatever the allowlist says: they hold
+/// Vault's own state and drover's credentials (`auth/token/lookup-self`
+/// answers with drover's token), not pipeline secrets.
+pub const ALWAYS_REFUSED: [&str; 5] = ["sys", "auth", "identity", "cubbyhole", "token"];
+
+/// Why a reference names a mount no node may read, if it does.
+pub fn always_refused(reference: &SecretRef) -> Option<String> {
+    let mount = reference.mount.to_ascii_lowercase();
+    ALWAYS_REFUSED.contains(&mount.as_str()).then(|| {
+        format!(
+            "`{reference}` is refused: paths under `{}/` are Vault's own and are never given \
+             to nodes",
+            reference.mount
+        )
+    })
+}
+
+/// The problems of a node's secrets that show without a driver or Vault: one message per
+/// for each bad name or reference, by field (`secrets.DB_PASS`).
+pub fn syntax_problems(secrets: &[(String, String)]) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    let mut names = std::collections::HashSet::new();
+    for (name, reference) in secrets {
+        let field = format!("secrets.{name}");
+        if let Err(message) = check_name(name) {
+            problems.push((field.clone(), message));
+        } else if !names.insert(name.as_str()) {
+            problems.push((field.clone(), format!("duplicate secret `{name}`")));
+        }
+        match SecretRef::parse(reference) {
+            Err(message) => problems.push((field, message)),
+            Ok(parsed) => {
+                if let Some(message) = always_refused(&parsed) {
+                    problems.push((field, message));
+                }
+            }
+        }
+    }
+    problems
 }
 
 #[cfg(test)]
