@@ -37,7 +37,7 @@ async fn delete(server: &Server, path: &str) -> reqwest::Response {
 }
 
 fn error_of(answer: &Value) -> &str {
-    answer["error"].as_str().unwrap_or_default()
+    answer["detail"].as_str().unwrap_or_default()
 }
 
 async fn run_to_end(server: &Server, dag: &str) -> Value {

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::server::{Server, client, get_json, post, sse, submit, wait_end, wait_for};
+use support::server::{
+    Server, client, detail, get_json, post, problem, sse, submit, wait_end, wait_for,
+};
 use support::{Drover, node};
 
 const SMALL: &str = r#"
@@ -146,21 +148,24 @@ nodes:
     let response = post(&server, "/api/v1/runs", "{\"name\": \"x\", \"nodes\": {").await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let error: Value = response.json().await.unwrap();
-    assert!(error["error"].as_str().unwrap().contains("JSON"), "{error}");
+    assert!(
+        error["detail"].as_str().unwrap().contains("JSON"),
+        "{error}"
+    );
 
     // Bad options.
     let response = post(&server, "/api/v1/runs?parallelism=0", SMALL).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let error: Value = response.json().await.unwrap();
     assert!(
-        error["error"].as_str().unwrap().contains("parallelism"),
+        error["detail"].as_str().unwrap().contains("parallelism"),
         "{error}"
     );
     let response = post(&server, "/api/v1/runs?timeout=soon", SMALL).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let error: Value = response.json().await.unwrap();
     assert!(
-        error["error"].as_str().unwrap().contains("timeout"),
+        error["detail"].as_str().unwrap().contains("timeout"),
         "{error}"
     );
 
@@ -168,7 +173,143 @@ nodes:
     assert_eq!(list["runs"], json!([]), "a refused DAG stores nothing");
     let (status, error) = get_json(&server, "/api/v1/runs/nope").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    assert!(error["error"].as_str().unwrap().contains("nope"));
+    assert!(error["detail"].as_str().unwrap().contains("nope"));
+}
+
+#[tokio::test]
+async fn error_answers_are_problem_details_naming_what_was_wrong() {
+    let drover = Drover::new();
+    let server = Server::start(&drover, &[]);
+    let get = |path: &str| client().get(server.url(path)).send();
+
+    // Query parameters that do not parse: named, with the value.
+    let response = post(&server, "/api/v1/runs?parallelism=-1", SMALL).await;
+    let error = problem(response, StatusCode::BAD_REQUEST, "invalid-parameter").await;
+    assert!(
+        detail(&error).contains("`parallelism`") && detail(&error).contains("`-1`"),
+        "{error}"
+    );
+    assert_eq!(error["instance"], "/api/v1/runs");
+    let response = get("/api/v1/runs?limit=many").await.unwrap();
+    let error = problem(response, StatusCode::BAD_REQUEST, "invalid-parameter").await;
+    assert!(detail(&error).contains("`limit`: `many`"), "{error}");
+    let response = get("/api/v1/runs/x/nodes/y/logs?follow=please")
+        .await
+        .unwrap();
+    let error = problem(response, StatusCode::BAD_REQUEST, "invalid-parameter").await;
+    assert!(detail(&error).contains("`follow`"), "{error}");
+
+    // Path parameters: one that is not text, one that is not a version.
+    let response = get("/api/v1/runs/%FF%FE").await.unwrap();
+    let error = problem(response, StatusCode::BAD_REQUEST, "invalid-parameter").await;
+    assert!(detail(&error).contains("path parameter `id`"), "{error}");
+    assert_eq!(error["instance"], "/api/v1/runs/%FF%FE");
+    let response = client()
+        .delete(server.url("/api/v1/plugins/shell/latest"))
+        .send()
+        .await
+        .unwrap();
+    let error = problem(response, StatusCode::BAD_REQUEST, "invalid-parameter").await;
+    assert!(
+        detail(&error).contains("path parameter `version`: `latest`"),
+        "{error}"
+    );
+
+    // Bodies that are not YAML or JSON, or not text at all.
+    let response = post(&server, "/api/v1/runs", "name: x\nnodes: [unclosed\n").await;
+    let error = problem(response, StatusCode::BAD_REQUEST, "unreadable-body").await;
+    assert!(
+        error["problems"][0]["location"]
+            .as_str()
+            .is_some_and(|l| l.starts_with("line ")),
+        "{error}"
+    );
+    let response = post(&server, "/api/v1/runs", vec![0xff, 0xfe, 0x00]).await;
+    let error = problem(response, StatusCode::BAD_REQUEST, "unreadable-body").await;
+    assert!(detail(&error).contains("not UTF-8"), "{error}");
+
+    // A DAG with a cycle: every node of it named, in `detail` and `problems`.
+    let cycle = "name: loop\nnodes:\n  a: {driver: noop, needs: [c]}\n  b: {driver: noop, needs: [a]}\n  c: {driver: noop, needs: [b]}\n";
+    let response = post(&server, "/api/v1/runs", cycle).await;
+    let error = problem(response, StatusCode::UNPROCESSABLE_ENTITY, "invalid-dag").await;
+    let problems = error["problems"].as_array().cloned().unwrap_or_default();
+    let cycle_problem = problems
+        .iter()
+        .find(|p| p["message"].as_str().is_some_and(|m| m.contains("cycle")))
+        .unwrap_or_else(|| panic!("no cycle among the problems: {error}"));
+    let message = cycle_problem["message"].as_str().unwrap_or_default();
+    for name in ["a", "b", "c"] {
+        assert!(message.contains(name), "{message}");
+    }
+    assert!(detail(&error).contains(message), "{error}");
+
+    // Endpoints and methods that do not exist.
+    let response = get("/api/v1/nothing/here").await.unwrap();
+    let error = problem(response, StatusCode::NOT_FOUND, "not-found").await;
+    assert!(detail(&error).contains("/api/v1/nothing/here"), "{error}");
+    let response = client()
+        .patch(server.url("/api/v1/runs"))
+        .send()
+        .await
+        .unwrap();
+    let allow = response.headers()["allow"].to_str().unwrap().to_owned();
+    assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
+    let error = problem(response, StatusCode::METHOD_NOT_ALLOWED, "about:blank").await;
+    assert!(detail(&error).contains("PATCH"), "{error}");
+
+    // A missing run, a body type a web page could send.
+    let response = get("/api/v1/runs/nope").await.unwrap();
+    let error = problem(response, StatusCode::NOT_FOUND, "not-found").await;
+    assert!(detail(&error).contains("nope"), "{error}");
+    let response = client()
+        .post(server.url("/api/v1/runs"))
+        .header(reqwest::header::CONTENT_TYPE, "text/plain")
+        .body(SMALL)
+        .send()
+        .await
+        .unwrap();
+    let error = problem(
+        response,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported-media-type",
+    )
+    .await;
+    assert!(detail(&error).contains("text/plain"), "{error}");
+
+    let (_, list) = get_json(&server, "/api/v1/runs").await;
+    assert_eq!(list["runs"], json!([]), "no refused request stored a run");
+}
+
+#[tokio::test]
+async fn every_error_under_v1_keeps_gorchestrators_shape() {
+    let drover = Drover::new();
+    let server = Server::start(&drover, &[]);
+    let legacy = |status: u16, body: &Value| {
+        assert_eq!(body["code"], status, "{body}");
+        assert!(body["message"].is_string(), "{body}");
+        assert_eq!(body.as_object().map(|o| o.len()), Some(2), "{body}");
+    };
+    for (method, path, status) in [
+        (reqwest::Method::GET, "/v1/tasks/%FF", 400),
+        (reqwest::Method::GET, "/v1/nothing", 404),
+        (reqwest::Method::PUT, "/v1/tasks", 405),
+    ] {
+        let response = client()
+            .request(method.clone(), server.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), status, "{method} {path}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/json",
+            "{method} {path}"
+        );
+        legacy(status, &response.json().await.unwrap());
+    }
+    let response = post(&server, "/v1/tasks", "{\"digraph\": ").await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    legacy(400, &response.json().await.unwrap());
 }
 
 #[tokio::test]
@@ -187,9 +328,8 @@ async fn bodies_over_the_cap_get_413() {
         "x".repeat(4096)
     );
     let response = post(&server, "/api/v1/runs", big).await;
-    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    let error: Value = response.json().await.unwrap();
-    assert!(error["error"].as_str().unwrap().contains("max_body_bytes"));
+    let error = problem(response, StatusCode::PAYLOAD_TOO_LARGE, "body-too-large").await;
+    assert!(detail(&error).contains("max_body_bytes"), "{error}");
     // A small one still goes through.
     let id = submit(&server, "name: ok\nnodes:\n  a: {driver: noop}\n").await;
     assert_eq!(wait_end(&server, &id).await["state"], "success");
@@ -227,7 +367,7 @@ async fn runs_are_listed_newest_first_filtered_and_paginated() {
     let (status, error) = get_json(&server, "/api/v1/runs?state=bogus").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(
-        error["error"].as_str().unwrap().contains("`bogus`"),
+        error["detail"].as_str().unwrap().contains("`bogus`"),
         "{error}"
     );
 
@@ -328,7 +468,7 @@ nodes:
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let error: Value = response.json().await.unwrap();
     assert!(
-        error["error"].as_str().unwrap().contains("Last-Event-ID"),
+        error["detail"].as_str().unwrap().contains("Last-Event-ID"),
         "{error}"
     );
 }
@@ -505,19 +645,27 @@ async fn tokens_and_roles_guard_the_api() {
         request.send()
     };
     let response = post(None).await.unwrap();
-    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(response.headers()["www-authenticate"], "Bearer");
-    assert_eq!(
-        post(Some("wrong")).await.unwrap().status(),
-        StatusCode::UNAUTHORIZED
-    );
+    let error = problem(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    assert!(detail(&error).contains("Authorization: Bearer"), "{error}");
+    assert_eq!(error["instance"], "/api/v1/runs");
+    let response = post(Some("wrong")).await.unwrap();
+    assert_eq!(response.headers()["www-authenticate"], "Bearer");
+    let error = problem(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    assert!(detail(&error).contains("unknown token"), "{error}");
     let response = post(Some("view-secret")).await.unwrap();
-    assert_eq!(response.status(), StatusCode::FORBIDDEN);
-    let error: Value = response.json().await.unwrap();
+    let error = problem(response, StatusCode::FORBIDDEN, "forbidden").await;
     assert!(
-        error["error"].as_str().unwrap().contains("operator"),
+        detail(&error).contains("`operator`") && detail(&error).contains("`viewer`"),
         "{error}"
     );
+    // gorchestrator's API refuses in its own shape.
+    let response = client().get(server.url("/v1/tasks")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(response.headers()["www-authenticate"], "Bearer");
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["code"], 401, "{error}");
+    assert!(error["message"].is_string(), "{error}");
     let response = post(Some("op-secret")).await.unwrap();
     assert_eq!(response.status(), StatusCode::CREATED);
     let id = response.json::<Value>().await.unwrap()["id"]
@@ -766,7 +914,7 @@ async fn metrics_drivers_and_health_report_the_server() {
     assert_eq!(health["status"], "ok");
     let (status, error) = get_json(&server, "/api/v2/nothing").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    assert!(error["error"].as_str().unwrap().contains("openapi.json"));
+    assert!(error["detail"].as_str().unwrap().contains("openapi.json"));
 }
 
 #[tokio::test]
@@ -821,7 +969,7 @@ async fn the_openapi_document_lists_every_route_and_each_answers() {
         );
         if response.status() == StatusCode::NOT_FOUND {
             let body: Value = response.json().await.unwrap();
-            let message = body["error"]
+            let message = body["detail"]
                 .as_str()
                 .or(body["message"].as_str())
                 .unwrap_or("");
@@ -949,7 +1097,7 @@ async fn mangled_bodies_never_crash_the_server() {
         let body: Value = response.json().await.expect("every answer is JSON");
         if status >= 400 {
             assert!(
-                body["error"].is_string() || body["message"].is_string(),
+                body["detail"].is_string() || body["message"].is_string(),
                 "{body}"
             );
         }
@@ -1061,7 +1209,7 @@ async fn a_yaml_alias_bomb_is_refused_at_once_and_the_server_does_not_grow() {
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let body: Value = response.json().await.unwrap();
     assert!(
-        body["error"]
+        body["detail"]
             .as_str()
             .unwrap()
             .contains("unknown field `x`"),
@@ -1120,7 +1268,7 @@ async fn without_tokens_a_web_page_cannot_submit_a_run() {
             "{kind:?} from {origin:?}"
         );
         let body: Value = response.json().await.unwrap();
-        assert!(body["error"].is_string(), "{body}");
+        assert!(body["detail"].is_string(), "{body}");
     }
     let (_, list) = get_json(&server, "/api/v1/runs").await;
     assert_eq!(list["runs"], json!([]), "nothing was stored");
@@ -1167,7 +1315,7 @@ async fn without_tokens_only_loopback_host_names_are_answered() {
         assert_eq!(response.status(), StatusCode::FORBIDDEN, "{host}");
         let body: Value = response.json().await.unwrap();
         assert!(
-            body["error"]
+            body["detail"]
                 .as_str()
                 .unwrap()
                 .contains("not a loopback name"),

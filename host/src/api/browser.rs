@@ -10,12 +10,13 @@ use std::net::IpAddr;
 
 use axum::body::HttpBody;
 use axum::extract::{Request, State};
+use axum::http::Method;
 use axum::http::header::{CONTENT_TYPE, HOST, ORIGIN};
-use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::ApiError;
+use super::problem::Kind;
 
 /// The body types a state-changing request may carry: none of them is one a
 /// browser sends across origins without a preflight, which drover never
@@ -46,7 +47,7 @@ pub async fn check(State(guard): State<Guard>, request: Request, next: Next) -> 
             tracing::warn!(
                 method = %request.method(),
                 uri = %request.uri(),
-                reason = %error.message,
+                reason = %error.detail(),
                 "refused a request a browser could have sent"
             );
             error.into_response()
@@ -112,7 +113,7 @@ fn refusal(guard: Guard, request: &Request) -> Option<ApiError> {
 
 fn unsupported(what: String) -> ApiError {
     ApiError::new(
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        Kind::UnsupportedMediaType,
         format!(
             "{what}: send application/json or application/yaml (application/wasm for \
              plugins); a server without tokens refuses the types a web page can send \

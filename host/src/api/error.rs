@@ -1,29 +1,24 @@
-//! API errors: a status and a message that says what to do, as JSON.
+//! API errors: RFC 9457 problem details on drover's API, `{"code", "message"}` on gorchestrator's.
 
-use axum::Json;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use super::problem::{Details, Kind, MEDIA_TYPE};
 use crate::dag::Problem;
 use crate::runs::RunsError;
 use crate::transport::Refused;
 
-/// An error answer: `{"error", "problems"}` on drover's API,
-/// `{"code", "message"}` on gorchestrator's.
-#[derive(Debug)]
+/// An error answer. Handlers build it; [`super::edge`] then places it: the
+/// request path becomes `instance`, and under gorchestrator's `/v1` the
+/// answer takes that API's shape.
+#[derive(Debug, Clone)]
 pub struct ApiError {
-    pub status: StatusCode,
-    pub message: String,
-    pub problems: Vec<Problem>,
+    kind: Kind,
+    detail: String,
+    problems: Vec<Problem>,
+    instance: Option<String>,
     gorchestrator: bool,
-}
-
-#[derive(Serialize)]
-struct Native<'a> {
-    error: &'a str,
-    #[serde(skip_serializing_if = "<[Problem]>::is_empty")]
-    problems: &'a [Problem],
 }
 
 #[derive(Serialize)]
@@ -33,35 +28,80 @@ struct Gorchestrator<'a> {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+    pub fn new(kind: Kind, detail: impl Into<String>) -> Self {
         ApiError {
-            status,
-            message: message.into(),
+            kind,
+            detail: detail.into(),
             problems: Vec::new(),
+            instance: None,
             gorchestrator: false,
         }
     }
 
-    pub fn bad_request(message: impl Into<String>) -> Self {
-        ApiError::new(StatusCode::BAD_REQUEST, message)
+    pub fn invalid_parameter(detail: impl Into<String>) -> Self {
+        ApiError::new(Kind::InvalidParameter, detail)
     }
 
-    pub fn unauthorized(message: impl Into<String>) -> Self {
-        ApiError::new(StatusCode::UNAUTHORIZED, message)
+    pub fn unreadable_body(detail: impl Into<String>) -> Self {
+        ApiError::new(Kind::UnreadableBody, detail)
     }
 
-    pub fn forbidden(message: impl Into<String>) -> Self {
-        ApiError::new(StatusCode::FORBIDDEN, message)
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        ApiError::new(Kind::Unauthorized, detail)
     }
 
-    pub fn not_found(message: impl Into<String>) -> Self {
-        ApiError::new(StatusCode::NOT_FOUND, message)
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        ApiError::new(Kind::Forbidden, detail)
     }
 
-    /// The same error in gorchestrator's shape.
-    pub fn for_gorchestrator(mut self) -> Self {
-        self.gorchestrator = true;
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        ApiError::new(Kind::NotFound, detail)
+    }
+
+    /// An error with no more specific type than its status (`about:blank`).
+    pub fn other(status: StatusCode, detail: impl Into<String>) -> Self {
+        ApiError::new(Kind::Other(status), detail)
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.kind.status()
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// What went wrong, for people.
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+
+    /// The same error answering a request for `path`.
+    pub fn at(mut self, path: &str) -> Self {
+        if super::gorchestrator::serves(path) {
+            self.gorchestrator = true;
+        } else {
+            self.instance = Some(path.to_owned());
+        }
         self
+    }
+
+    fn body(&self) -> Result<Vec<u8>, serde_json::Error> {
+        if self.gorchestrator {
+            serde_json::to_vec(&Gorchestrator {
+                code: self.status().as_u16(),
+                message: &self.detail,
+            })
+        } else {
+            serde_json::to_vec(&Details {
+                kind: self.kind.uri(),
+                title: self.kind.title(),
+                status: self.status().as_u16(),
+                detail: &self.detail,
+                instance: self.instance.as_deref(),
+                problems: &self.problems,
+            })
+        }
     }
 }
 
@@ -69,17 +109,14 @@ impl From<RunsError> for ApiError {
     fn from(error: RunsError) -> Self {
         match error {
             RunsError::Refused(refused) => {
-                let (status, what) = match &refused {
-                    Refused::Unreadable(_) => (
-                        StatusCode::BAD_REQUEST,
-                        "the body is not valid YAML or JSON",
-                    ),
-                    Refused::Invalid(_) => {
-                        (StatusCode::UNPROCESSABLE_ENTITY, "the DAG is not valid")
+                let (kind, what) = match &refused {
+                    Refused::Unreadable(_) => {
+                        (Kind::UnreadableBody, "the body is not valid YAML or JSON")
                     }
+                    Refused::Invalid(_) => (Kind::InvalidDag, "the DAG is not valid"),
                 };
                 let problems = refused.problems().problems.clone();
-                let message = format!(
+                let detail = format!(
                     "{what} ({} problem{}): {}",
                     problems.len(),
                     if problems.len() == 1 { "" } else { "s" },
@@ -91,15 +128,15 @@ impl From<RunsError> for ApiError {
                 );
                 ApiError {
                     problems,
-                    ..ApiError::new(status, message)
+                    ..ApiError::new(kind, detail)
                 }
             }
-            RunsError::BadOption(message) => ApiError::bad_request(message),
+            RunsError::BadOption(message) => ApiError::invalid_parameter(message),
             RunsError::NotFound(_) => ApiError::not_found(error.to_string()),
-            RunsError::Ended(_) => ApiError::new(StatusCode::CONFLICT, error.to_string()),
+            RunsError::Ended(_) => ApiError::new(Kind::Conflict, error.to_string()),
             RunsError::Store(e) => {
                 tracing::error!(error = %e, "store error");
-                ApiError::new(
+                ApiError::other(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     format!("storage failed: {e}"),
                 )
@@ -110,26 +147,26 @@ impl From<RunsError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = if self.gorchestrator {
-            Json(Gorchestrator {
-                code: self.status.as_u16(),
-                message: &self.message,
-            })
-            .into_response()
-        } else {
-            Json(Native {
-                error: &self.message,
-                problems: &self.problems,
-            })
-            .into_response()
+        let (media_type, body) = match self.body() {
+            Ok(body) if self.gorchestrator => ("application/json", body),
+            Ok(body) => (MEDIA_TYPE, body),
+            // Strings and numbers always serialize; this only keeps a
+            // failure from becoming a panic.
+            Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
         };
-        *response.status_mut() = self.status;
-        if self.status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer"),
-            );
+        let mut response = (
+            self.status(),
+            [(header::CONTENT_TYPE, HeaderValue::from_static(media_type))],
+            body,
+        )
+            .into_response();
+        if self.status() == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        // Kept for the edge, which knows the request's path.
+        response.extensions_mut().insert(self);
         response
     }
 }
@@ -140,4 +177,37 @@ pub async fn not_found(uri: axum::http::Uri) -> ApiError {
         "no such endpoint: {}; GET /api/v1/openapi.json lists them all",
         uri.path()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn json_of(error: ApiError) -> Value {
+        match error.body() {
+            Ok(body) => serde_json::from_slice(&body).unwrap_or(Value::Null),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn native_errors_are_problem_details_with_the_path_as_instance() {
+        let value = json_of(ApiError::not_found("no run has the id `x`").at("/api/v1/runs/x"));
+        assert_eq!(value["type"], "https://drover.dev/problems/not-found");
+        assert_eq!(value["title"], "Not found");
+        assert_eq!(value["status"], 404);
+        assert_eq!(value["detail"], "no run has the id `x`");
+        assert_eq!(value["instance"], "/api/v1/runs/x");
+        assert!(value.get("problems").is_none(), "{value}");
+    }
+
+    #[test]
+    fn gorchestrator_keeps_its_code_and_message() {
+        let value = json_of(ApiError::unauthorized("unknown token").at("/v1/tasks"));
+        assert_eq!(
+            value,
+            serde_json::json!({"code": 401, "message": "unknown token"})
+        );
+    }
 }

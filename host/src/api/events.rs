@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -13,6 +13,7 @@ use futures_util::{Stream, StreamExt, stream};
 use serde::Deserialize;
 use tokio::sync::watch;
 
+use super::extract::{Path, Query};
 use super::{ApiError, AppState};
 use crate::runs::{After, LiveRun, Published, Runs, RunsError, WireEvent};
 use crate::store::redis::Follower;
@@ -179,7 +180,9 @@ pub(super) async fn stream(
             .ok()
             .and_then(|v| v.trim().parse::<u64>().ok())
             .ok_or_else(|| {
-                ApiError::bad_request("Last-Event-ID must be the id (a number) of an event")
+                ApiError::invalid_parameter(
+                    "header `Last-Event-ID`: must be the id (a number) of an event",
+                )
             })?,
         None => query.after.unwrap_or(0),
     };

@@ -19,7 +19,7 @@ pub(super) async fn drones(State(state): State<AppState>) -> Result<Json<Value>,
         return Ok(Json(json!({"mode": "embedded", "drones": [], "pools": []})));
     };
     let unavailable =
-        |e: String| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("redis: {e}"));
+        |e: String| ApiError::other(StatusCode::SERVICE_UNAVAILABLE, format!("redis: {e}"));
     let (drones, pools) = tokio::time::timeout(LOOKUP, async {
         Ok::<_, crate::transport::redis::RedisError>((
             dispatcher.drones().await?,

@@ -1,20 +1,26 @@
 //! gorchestrator's API under `/v1/tasks`, so that its clients keep working:
 //! the graph goes in as posted and comes back with states and outputs filled.
+//!
+//! Errors here keep gorchestrator's `{"code", "message"}`: the edge layer
+//! gives that shape to every error answered under `/v1/`.
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::native::body_text;
+use super::extract::{Body, Path, text};
 use super::{ApiError, AppState};
 use crate::engine::RunState;
 use crate::rfc3339;
 use crate::runs::Submission;
 use crate::store::{Api, RunMeta};
+
+/// Whether `path` is under gorchestrator's API, whose errors keep its shape.
+pub(super) fn serves(path: &str) -> bool {
+    path == "/v1" || path.starts_with("/v1/")
+}
 
 /// gorchestrator's code for a run state (the node codes, applied to the run).
 fn run_code(state: RunState) -> u8 {
@@ -29,15 +35,13 @@ fn run_code(state: RunState) -> u8 {
 
 pub(super) async fn submit(
     State(state): State<AppState>,
-    body: Result<Bytes, BytesRejection>,
+    Body(body): Body,
 ) -> Result<Response, ApiError> {
-    let text = body_text(body).map_err(ApiError::for_gorchestrator)?;
-    let (text, has_digraph) = has_digraph(text).await?;
+    let (text, has_digraph) = has_digraph(text(body)?).await?;
     if !has_digraph {
-        return Err(ApiError::bad_request(
+        return Err(ApiError::unreadable_body(
             "not gorchestrator's format: the object has no `digraph` (drover's own format goes to POST /api/v1/runs)",
-        )
-        .for_gorchestrator());
+        ));
     }
     let meta = state
         .runs
@@ -45,8 +49,7 @@ pub(super) async fn submit(
             api: Api::Gorchestrator,
             ..Submission::new(&text)
         })
-        .await
-        .map_err(|e| ApiError::from(e).for_gorchestrator())?;
+        .await?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "id": meta.id }))).into_response())
 }
 
@@ -63,19 +66,18 @@ async fn has_digraph(text: String) -> Result<(String, bool), ApiError> {
         Ok(read) => read,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
         Err(_) => {
-            return Err(
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the server is stopping")
-                    .for_gorchestrator(),
-            );
+            return Err(ApiError::other(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the server is stopping",
+            ));
         }
     };
     let value = value.map_err(|e| {
-        ApiError::bad_request(format!(
+        ApiError::unreadable_body(format!(
             "invalid JSON at line {}, column {}: {e}",
             e.line(),
             e.column()
         ))
-        .for_gorchestrator()
     })?;
     Ok((text, value.get("digraph").is_some()))
 }
@@ -84,11 +86,7 @@ pub(super) async fn list(State(state): State<AppState>) -> Result<Json<Value>, A
     let mut tasks = Vec::new();
     let mut before: Option<String> = None;
     loop {
-        let page = state
-            .runs
-            .list(None, before.as_deref(), 1000)
-            .await
-            .map_err(|e| ApiError::from(e).for_gorchestrator())?;
+        let page = state.runs.list(None, before.as_deref(), 1000).await?;
         let Some(last) = page.last() else { break };
         before = Some(last.id.clone());
         tasks.extend(
@@ -112,8 +110,7 @@ fn task_summary(meta: &RunMeta) -> Value {
 
 /// The run, if it is a gorchestrator task.
 async fn task(state: &AppState, id: &str) -> Result<RunMeta, ApiError> {
-    let not_found =
-        || ApiError::not_found(format!("no task has the id `{id}`")).for_gorchestrator();
+    let not_found = || ApiError::not_found(format!("no task has the id `{id}`"));
     let meta = state.runs.meta(id).await.map_err(|_| not_found())?;
     if meta.api != Api::Gorchestrator {
         return Err(not_found());
@@ -126,15 +123,13 @@ pub(super) async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     task(&state, &id).await?;
-    let fail = |e| ApiError::from(e).for_gorchestrator();
-    let record = state.runs.record(&id).await.map_err(fail)?;
-    let source = state.runs.source(&id).await.map_err(fail)?;
+    let record = state.runs.record(&id).await?;
+    let source = state.runs.source(&id).await?;
     let mut graph: Value = serde_json::from_str(&source).map_err(|e| {
-        ApiError::new(
+        ApiError::other(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("the stored graph does not parse: {e}"),
         )
-        .for_gorchestrator()
     })?;
     graph["state"] = json!(run_code(record.state));
     if let Some(nodes) = graph.get_mut("nodes").and_then(Value::as_array_mut) {
@@ -167,10 +162,6 @@ pub(super) async fn cancel(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     task(&state, &id).await?;
-    state
-        .runs
-        .cancel(&id)
-        .await
-        .map_err(|e| ApiError::from(e).for_gorchestrator())?;
+    state.runs.cancel(&id).await?;
     Ok(Json(json!({ "id": id })))
 }

@@ -3,13 +3,16 @@
 
 mod auth;
 mod browser;
+mod edge;
 mod error;
 mod events;
+mod extract;
 mod fleet;
 mod gorchestrator;
 mod native;
 mod openapi;
 mod plugins;
+pub mod problem;
 mod routes;
 mod tls;
 
@@ -74,7 +77,7 @@ impl AppState {
 /// The whole API, built from [`ROUTES`] so that the OpenAPI document and
 /// the router cannot disagree. Bodies over `max_body_bytes` get 413.
 /// Without tokens, requests a web page could send are refused first
-/// (see [`browser`]).
+/// (see [`browser`]). Every error answer leaves through [`edge`].
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     let mut router = Router::new();
     for route in ROUTES {
@@ -89,7 +92,9 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         };
         router = router.layer(middleware::from_fn_with_state(guard, browser::check));
     }
-    router.with_state(state)
+    router
+        .layer(middleware::from_fn(edge::edge))
+        .with_state(state)
 }
 
 /// Serves `router` on `listener` (HTTPS when `tls` is given) until

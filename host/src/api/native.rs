@@ -1,14 +1,13 @@
 //! drover's own API under `/api/v1`: submit, list, read and cancel runs; drivers, health, metrics.
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::extract::{Body, Path, Query, text};
 use super::{ApiError, AppState};
 use crate::engine::{RunRecord, RunState};
 use crate::registry::Origin;
@@ -16,27 +15,6 @@ use crate::rfc3339;
 use crate::runs::Submission;
 use crate::store::{Api, RunMeta};
 use drover_duration::parse_duration;
-
-/// The request body as text, or why it cannot be read.
-pub(super) fn body_text(body: Result<Bytes, BytesRejection>) -> Result<String, ApiError> {
-    let bytes = body.map_err(|rejection| {
-        let status = rejection.status();
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                status,
-                "the request body is larger than this server accepts (server.max_body_bytes)",
-            )
-        } else {
-            ApiError::new(status, format!("cannot read the request body: {rejection}"))
-        }
-    })?;
-    String::from_utf8(bytes.into()).map_err(|e| {
-        ApiError::bad_request(format!(
-            "the body is not UTF-8 text (invalid byte at offset {})",
-            e.utf8_error().valid_up_to()
-        ))
-    })
-}
 
 #[derive(Debug, Deserialize)]
 pub(super) struct SubmitQuery {
@@ -55,15 +33,15 @@ struct Created<'a> {
 pub(super) async fn submit(
     State(state): State<AppState>,
     Query(query): Query<SubmitQuery>,
-    body: Result<Bytes, BytesRejection>,
+    Body(body): Body,
 ) -> Result<Response, ApiError> {
-    let text = body_text(body)?;
+    let text = text(body)?;
     let timeout = query
         .timeout
         .as_deref()
         .map(parse_duration)
         .transpose()
-        .map_err(|e| ApiError::bad_request(format!("query `timeout`: {e}")))?;
+        .map_err(|e| ApiError::invalid_parameter(format!("query parameter `timeout`: {e}")))?;
     let meta = state
         .runs
         .submit(Submission {
@@ -124,8 +102,8 @@ pub(super) fn run_state(name: &str) -> Result<RunState, ApiError> {
         "failure" => Ok(RunState::Failure),
         "timeout" => Ok(RunState::Timeout),
         "canceled" => Ok(RunState::Canceled),
-        other => Err(ApiError::bad_request(format!(
-            "query `state`: unknown run state `{other}` (running, success, failure, timeout or canceled)"
+        other => Err(ApiError::invalid_parameter(format!(
+            "query parameter `state`: unknown run state `{other}` (running, success, failure, timeout or canceled)"
         ))),
     }
 }

@@ -4,6 +4,7 @@ use axum::Json;
 use serde_json::{Map, Value, json};
 
 use super::ROUTES;
+use super::problem::{Kind, MEDIA_TYPE as PROBLEM};
 
 pub(super) async fn document() -> Json<Value> {
     Json(build())
@@ -37,6 +38,9 @@ pub fn build() -> Value {
                 "text" => json!({"text/plain": {"schema": {"type": "string"}}}),
                 "sse" => json!({"text/event-stream": {"schema": {"type": "string"}}}),
                 "object" => json!({"application/json": {"schema": {"type": "object"}}}),
+                "Problem" => {
+                    json!({PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}})
+                }
                 name => {
                     json!({"application/json": {"schema": {"$ref": format!("#/components/schemas/{name}")}}})
                 }
@@ -96,12 +100,24 @@ fn schemas() -> Value {
     let time = json!({"type": "string", "format": "date-time", "nullable": true});
     let outputs = json!({"type": "object", "additionalProperties": {"type": "string"}});
     let node_state = json!({"type": "string", "enum": ["initial", "to-run", "running", "success", "failure", "not-runnable", "timeout", "canceled"]});
+    let problem_types: Vec<String> = Kind::TYPED
+        .iter()
+        .map(|kind| kind.uri())
+        .chain(["about:blank".to_owned()])
+        .collect();
     let run_state =
         json!({"type": "string", "enum": ["running", "success", "failure", "timeout", "canceled"]});
     json!({
-        "Error": {"type": "object", "required": ["error"], "properties": {
-            "error": string,
-            "problems": {"type": "array", "items": {"type": "object", "properties": {
+        "Problem": {"type": "object", "description": "RFC 9457 problem details",
+            "required": ["type", "title", "status", "detail"], "properties": {
+            "type": {"type": "string", "format": "uri", "enum": problem_types,
+                "description": "The kind of error; about:blank where none is more specific"},
+            "title": {"type": "string", "description": "The same for every answer of a type"},
+            "status": {"type": "integer", "description": "The HTTP status"},
+            "detail": {"type": "string", "description": "What went wrong: names the parameter, node or field"},
+            "instance": {"type": "string", "description": "The request's path"},
+            "problems": {"type": "array", "description": "Every problem of a refused DAG (invalid-dag, unreadable-body)",
+                "items": {"type": "object", "required": ["location", "message"], "properties": {
                 "location": string, "message": string}}},
         }},
         "Created": {"type": "object", "required": ["id", "url"], "properties": {"id": string, "url": string}},
@@ -165,4 +181,50 @@ fn schemas() -> Value {
         "TaskList": {"type": "object", "properties": {"tasks": {"type": "array", "items": {"type": "object", "properties": {
             "id": string, "name": string, "state": string, "start_date": time, "stop_date": time}}}}},
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_answers_are_problems_on_drovers_api_and_task_errors_on_gorchestrators() {
+        let document = build();
+        let Some(paths) = document["paths"].as_object() else {
+            panic!("no paths: {document}");
+        };
+        let mut checked = 0;
+        for (path, operations) in paths {
+            for (method, operation) in operations.as_object().into_iter().flatten() {
+                let responses = operation["responses"].as_object().into_iter().flatten();
+                for (status, response) in responses {
+                    if !status.starts_with('4') && !status.starts_with('5') {
+                        continue;
+                    }
+                    let content = &response["content"];
+                    if path.starts_with("/v1/") {
+                        assert_eq!(
+                            content["application/json"]["schema"]["$ref"],
+                            "#/components/schemas/TaskError",
+                            "{method} {path} {status}"
+                        );
+                    } else {
+                        assert_eq!(
+                            content[PROBLEM]["schema"]["$ref"], "#/components/schemas/Problem",
+                            "{method} {path} {status}"
+                        );
+                    }
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 40, "only {checked} error answers documented");
+        let types = &document["components"]["schemas"]["Problem"]["properties"]["type"]["enum"];
+        assert!(
+            types
+                .as_array()
+                .is_some_and(|t| t.contains(&json!("https://drover.dev/problems/invalid-dag"))),
+            "{types}"
+        );
+    }
 }

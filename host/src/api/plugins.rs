@@ -1,13 +1,14 @@
 //! The plugin registry over HTTP: publish, list, show and remove driver components.
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::extract::{Body, Path, Query, quoted};
+use super::problem::Kind;
 use super::{ApiError, AppState};
 use crate::registry::{Origin, PluginVersion, PublishError, RegistryError, Upload};
 
@@ -22,28 +23,28 @@ pub(super) struct UploadQuery {
 
 impl From<PublishError> for ApiError {
     fn from(e: PublishError) -> Self {
-        let status = match &e {
-            PublishError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            PublishError::Unsigned(_) | PublishError::Forbidden(_) => StatusCode::FORBIDDEN,
-            PublishError::Conflict(_) => StatusCode::CONFLICT,
-            PublishError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        let kind = match &e {
+            PublishError::Invalid(_) => Kind::InvalidPlugin,
+            PublishError::Unsigned(_) | PublishError::Forbidden(_) => Kind::Forbidden,
+            PublishError::Conflict(_) => Kind::Conflict,
+            PublishError::Io(_) => Kind::Other(StatusCode::INTERNAL_SERVER_ERROR),
         };
-        ApiError::new(status, e.to_string())
+        ApiError::new(kind, e.to_string())
     }
 }
 
 impl From<RegistryError> for ApiError {
     fn from(e: RegistryError) -> Self {
-        let status = match &e {
+        let kind = match &e {
             RegistryError::UnknownPlugin(_) | RegistryError::UnknownVersion { .. } => {
-                StatusCode::NOT_FOUND
+                Kind::NotFound
             }
-            RegistryError::Builtin(_) | RegistryError::InFolder { .. } => StatusCode::CONFLICT,
+            RegistryError::Builtin(_) | RegistryError::InFolder { .. } => Kind::Conflict,
             RegistryError::Io(_) | RegistryError::TrustedKey { .. } => {
-                StatusCode::INTERNAL_SERVER_ERROR
+                Kind::Other(StatusCode::INTERNAL_SERVER_ERROR)
             }
         };
-        ApiError::new(status, e.to_string())
+        ApiError::new(kind, e.to_string())
     }
 }
 
@@ -51,10 +52,10 @@ pub(super) async fn upload(
     State(state): State<AppState>,
     Query(query): Query<UploadQuery>,
     headers: HeaderMap,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Response, ApiError> {
     if body.is_empty() {
-        return Err(ApiError::bad_request(
+        return Err(ApiError::unreadable_body(
             "the body must be the component's bytes (Content-Type: application/wasm)",
         ));
     }
@@ -63,7 +64,9 @@ pub(super) async fn upload(
         Some(value) => Some(
             value
                 .to_str()
-                .map_err(|_| ApiError::bad_request("X-Drover-Signature must be base64 text"))?
+                .map_err(|_| {
+                    ApiError::invalid_parameter("header `X-Drover-Signature`: must be base64 text")
+                })?
                 .to_owned(),
         ),
     };
@@ -136,6 +139,12 @@ pub(super) async fn remove(
     State(state): State<AppState>,
     Path((name, version)): Path<(String, String)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    if let Err(e) = version.parse::<semver::Version>() {
+        return Err(ApiError::invalid_parameter(format!(
+            "path parameter `version`: `{}` is not a semver version ({e})",
+            quoted(&version)
+        )));
+    }
     let registry = state.runs.registry();
     let removed = registry.remove(&name, &version)?;
     let in_use = registry.in_use(&removed.digest);

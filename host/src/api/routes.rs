@@ -23,7 +23,7 @@ pub struct Route {
     pub body: Option<&'static str>,
     /// Status codes with a description and, for JSON bodies, a schema name
     /// under `components/schemas` (or `text`/`sse`).
-    pub responses: &'static [(u16, &'static str, &'static str)],
+    pub responses: &'static [Answer],
     /// Builds the axum handler, guarded by `role`.
     pub handler: fn(&AppState, Option<Role>) -> MethodRouter<AppState>,
 }
@@ -32,11 +32,40 @@ pub struct Route {
 pub const PLUGIN_BODY: &str = "The component's bytes (application/wasm); an optional \
      X-Drover-Signature header carries a base64 ed25519 signature over `sha256:<hex digest>`.";
 const DAG_BODY: &str = "A DAG in drover's native format (YAML or JSON) or gorchestrator's JSON.";
-const ERRORS: [(u16, &str, &str); 3] = [
-    (401, "No or unknown bearer token", "Error"),
-    (403, "The token's role may not do this", "Error"),
-    (404, "No such run", "Error"),
-];
+/// An answer: status, description, schema (see [`Route::responses`]).
+type Answer = (u16, &'static str, &'static str);
+const UNAUTHORIZED: Answer = (401, "No or unknown bearer token", "Problem");
+/// Every route can answer it: without tokens, the browser guard refuses a
+/// Host or Origin that is not loopback.
+const FORBIDDEN: Answer = (
+    403,
+    "The token's role may not do this; without tokens, a Host or Origin that is not loopback",
+    "Problem",
+);
+const OPEN_FORBIDDEN: Answer = (
+    403,
+    "Without tokens, a Host or Origin that is not loopback",
+    "Problem",
+);
+const BAD_PARAMETER: Answer = (400, "A query or path parameter is malformed", "Problem");
+/// Without tokens, state-changing requests must carry a type no web page sends unasked.
+const UNSUPPORTED: Answer = (
+    415,
+    "Without tokens: a body with no Content-Type, or one a web page could send",
+    "Problem",
+);
+const NO_RUN: Answer = (404, "No such run", "Problem");
+const TASK_UNAUTHORIZED: Answer = (401, "No or unknown bearer token", "TaskError");
+const TASK_FORBIDDEN: Answer = (
+    403,
+    "The token's role may not do this; without tokens, a Host or Origin that is not loopback",
+    "TaskError",
+);
+const TASK_UNSUPPORTED: Answer = (
+    415,
+    "Without tokens: a body with no Content-Type, or one a web page could send",
+    "TaskError",
+);
 
 /// The API.
 pub const ROUTES: &[Route] = &[
@@ -54,15 +83,20 @@ pub const ROUTES: &[Route] = &[
         body: Some(DAG_BODY),
         responses: &[
             (201, "Accepted and durable", "Created"),
-            (400, "Not YAML or JSON (with line and column)", "Error"),
-            (413, "Body too large", "Error"),
+            (
+                400,
+                "Not UTF-8, YAML or JSON (with line and column), or a bad query parameter",
+                "Problem",
+            ),
+            (413, "Body over server.max_body_bytes", "Problem"),
             (
                 422,
                 "The DAG breaks the rules; every problem listed",
-                "Error",
+                "Problem",
             ),
-            ERRORS[0],
-            ERRORS[1],
+            UNAUTHORIZED,
+            FORBIDDEN,
+            UNSUPPORTED,
         ],
         handler: |s, r| auth::guard(post(native::submit), s, r),
     },
@@ -86,7 +120,12 @@ pub const ROUTES: &[Route] = &[
             ("before", "string", "The `next` of the previous page"),
         ],
         body: None,
-        responses: &[(200, "A page of runs", "RunList"), ERRORS[0], ERRORS[1]],
+        responses: &[
+            (200, "A page of runs", "RunList"),
+            BAD_PARAMETER,
+            UNAUTHORIZED,
+            FORBIDDEN,
+        ],
         handler: |s, r| auth::guard(get(native::list), s, r),
     },
     Route {
@@ -99,9 +138,10 @@ pub const ROUTES: &[Route] = &[
         body: None,
         responses: &[
             (200, "The run record", "RunRecord"),
-            ERRORS[0],
-            ERRORS[1],
-            ERRORS[2],
+            BAD_PARAMETER,
+            UNAUTHORIZED,
+            FORBIDDEN,
+            NO_RUN,
         ],
         handler: |s, r| auth::guard(get(native::get), s, r),
     },
@@ -115,10 +155,12 @@ pub const ROUTES: &[Route] = &[
         body: None,
         responses: &[
             (202, "Cancel requested", "Created"),
-            (409, "The run has already ended", "Error"),
-            ERRORS[0],
-            ERRORS[1],
-            ERRORS[2],
+            BAD_PARAMETER,
+            UNAUTHORIZED,
+            FORBIDDEN,
+            NO_RUN,
+            (409, "The run has already ended", "Problem"),
+            UNSUPPORTED,
         ],
         handler: |s, r| auth::guard(post(native::cancel), s, r),
     },
@@ -140,9 +182,14 @@ pub const ROUTES: &[Route] = &[
                 "An event stream; each event's id is its sequence number",
                 "sse",
             ),
-            ERRORS[0],
-            ERRORS[1],
-            ERRORS[2],
+            (
+                400,
+                "A malformed `after`, Last-Event-ID or path parameter",
+                "Problem",
+            ),
+            UNAUTHORIZED,
+            FORBIDDEN,
+            NO_RUN,
         ],
         handler: |s, r| auth::guard(get(events::stream), s, r),
     },
@@ -156,9 +203,10 @@ pub const ROUTES: &[Route] = &[
         body: None,
         responses: &[
             (200, "The log, one line per line", "text"),
-            ERRORS[0],
-            ERRORS[1],
-            (404, "No such run or node", "Error"),
+            BAD_PARAMETER,
+            UNAUTHORIZED,
+            FORBIDDEN,
+            (404, "No such run or node", "Problem"),
         ],
         handler: |s, r| auth::guard(get(events::logs), s, r),
     },
@@ -172,8 +220,8 @@ pub const ROUTES: &[Route] = &[
         body: None,
         responses: &[
             (200, "Each driver's description", "DriverList"),
-            ERRORS[0],
-            ERRORS[1],
+            UNAUTHORIZED,
+            FORBIDDEN,
         ],
         handler: |s, r| auth::guard(get(native::drivers), s, r),
     },
@@ -203,24 +251,29 @@ pub const ROUTES: &[Route] = &[
                 "The same component was already published as this version",
                 "Plugin",
             ),
-            (400, "No body", "Error"),
+            (
+                400,
+                "No body, a bad query parameter or a signature that is not text",
+                "Problem",
+            ),
+            UNAUTHORIZED,
             (
                 403,
-                "Unsigned, badly signed, or asking for more than the policy allows",
-                "Error",
+                "The token is not an admin's; unsigned, badly signed, or asking for more than the policy allows",
+                "Problem",
             ),
             (
                 409,
                 "This version is published with another component",
-                "Error",
+                "Problem",
             ),
-            (413, "Larger than plugins.max_upload_mib", "Error"),
+            (413, "Larger than plugins.max_upload_mib", "Problem"),
+            UNSUPPORTED,
             (
                 422,
                 "Not a drover driver component, with the reason",
-                "Error",
+                "Problem",
             ),
-            ERRORS[0],
         ],
         handler: |s, r| {
             let cap = s.runs.runtime().config().plugins.max_upload_mib;
@@ -236,7 +289,7 @@ pub const ROUTES: &[Route] = &[
         tag: "plugins",
         query: &[],
         body: None,
-        responses: &[(200, "Every plugin", "PluginList"), ERRORS[0], ERRORS[1]],
+        responses: &[(200, "Every plugin", "PluginList"), UNAUTHORIZED, FORBIDDEN],
         handler: |s, r| auth::guard(get(plugins::list), s, r),
     },
     Route {
@@ -249,9 +302,10 @@ pub const ROUTES: &[Route] = &[
         body: None,
         responses: &[
             (200, "Every version, oldest first", "PluginVersions"),
-            ERRORS[0],
-            ERRORS[1],
-            (404, "No such plugin", "Error"),
+            BAD_PARAMETER,
+            UNAUTHORIZED,
+            FORBIDDEN,
+            (404, "No such plugin", "Problem"),
         ],
         handler: |s, r| auth::guard(get(plugins::show), s, r),
     },
@@ -265,10 +319,16 @@ pub const ROUTES: &[Route] = &[
         body: None,
         responses: &[
             (200, "Withdrawn", "object"),
-            (404, "No such plugin or version", "Error"),
-            (409, "Built in, or from the plugins folder", "Error"),
-            ERRORS[0],
-            ERRORS[1],
+            (
+                400,
+                "The version is not semver, or a path parameter is malformed",
+                "Problem",
+            ),
+            UNAUTHORIZED,
+            FORBIDDEN,
+            (404, "No such plugin or version", "Problem"),
+            (409, "Built in, or from the plugins folder", "Problem"),
+            UNSUPPORTED,
         ],
         handler: |s, r| auth::guard(delete(plugins::remove), s, r),
     },
@@ -282,9 +342,9 @@ pub const ROUTES: &[Route] = &[
         body: None,
         responses: &[
             (200, "Every drone seen, and every pool", "DroneList"),
-            (503, "Redis did not answer", "Error"),
-            ERRORS[0],
-            ERRORS[1],
+            UNAUTHORIZED,
+            FORBIDDEN,
+            (503, "Redis did not answer", "Problem"),
         ],
         handler: |s, r| auth::guard(get(fleet::drones), s, r),
     },
@@ -296,7 +356,7 @@ pub const ROUTES: &[Route] = &[
         tag: "server",
         query: &[],
         body: None,
-        responses: &[(200, "Up", "Health")],
+        responses: &[(200, "Up", "Health"), OPEN_FORBIDDEN],
         handler: |s, r| auth::guard(get(native::health), s, r),
     },
     Route {
@@ -313,8 +373,8 @@ pub const ROUTES: &[Route] = &[
                 "Runs and nodes by state, node durations, queue depth (per pool when distributed)",
                 "text",
             ),
-            ERRORS[0],
-            ERRORS[1],
+            UNAUTHORIZED,
+            FORBIDDEN,
         ],
         handler: |s, r| auth::guard(get(native::metrics), s, r),
     },
@@ -326,7 +386,7 @@ pub const ROUTES: &[Route] = &[
         tag: "server",
         query: &[],
         body: None,
-        responses: &[(200, "OpenAPI 3", "object")],
+        responses: &[(200, "OpenAPI 3", "object"), OPEN_FORBIDDEN],
         handler: |s, r| auth::guard(get(openapi::document), s, r),
     },
     Route {
@@ -340,6 +400,10 @@ pub const ROUTES: &[Route] = &[
         responses: &[
             (202, "Accepted", "TaskId"),
             (400, "Not gorchestrator's JSON", "TaskError"),
+            TASK_UNAUTHORIZED,
+            TASK_FORBIDDEN,
+            (413, "Body over server.max_body_bytes", "TaskError"),
+            TASK_UNSUPPORTED,
             (422, "Invalid graph", "TaskError"),
         ],
         handler: |s, r| auth::guard(post(gorchestrator::submit), s, r),
@@ -352,7 +416,11 @@ pub const ROUTES: &[Route] = &[
         tag: "gorchestrator",
         query: &[],
         body: None,
-        responses: &[(200, "Every task", "TaskList")],
+        responses: &[
+            (200, "Every task", "TaskList"),
+            TASK_UNAUTHORIZED,
+            TASK_FORBIDDEN,
+        ],
         handler: |s, r| auth::guard(get(gorchestrator::list), s, r),
     },
     Route {
@@ -365,6 +433,9 @@ pub const ROUTES: &[Route] = &[
         body: None,
         responses: &[
             (200, "The graph as submitted, states filled in", "object"),
+            (400, "A malformed path parameter", "TaskError"),
+            TASK_UNAUTHORIZED,
+            TASK_FORBIDDEN,
             (404, "No such task", "TaskError"),
         ],
         handler: |s, r| auth::guard(get(gorchestrator::get), s, r),
@@ -379,7 +450,11 @@ pub const ROUTES: &[Route] = &[
         body: None,
         responses: &[
             (200, "Cancel requested", "TaskId"),
+            (400, "A malformed path parameter", "TaskError"),
+            TASK_UNAUTHORIZED,
+            TASK_FORBIDDEN,
             (404, "No such task", "TaskError"),
+            TASK_UNSUPPORTED,
         ],
         handler: |s, r| auth::guard(delete(gorchestrator::cancel), s, r),
     },

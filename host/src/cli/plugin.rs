@@ -111,7 +111,11 @@ impl Server {
         if status.is_success() {
             return Ok((status, body));
         }
-        let message = body["error"].as_str().unwrap_or("no reason given");
+        // Problem details (RFC 9457); servers before them answered `error`.
+        let message = body["detail"]
+            .as_str()
+            .or_else(|| body["error"].as_str())
+            .unwrap_or("no reason given");
         let error = anyhow!("{status}: {message}");
         Err(if status.is_client_error() {
             CliError::bad_input(error)

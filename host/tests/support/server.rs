@@ -135,6 +135,49 @@ pub async fn get_json(server: &Server, path: &str) -> (StatusCode, Value) {
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// The body of an error answer of drover's API, after checking what every
+/// RFC 9457 problem has: `status` (also the answer's), the media type, the
+/// `type` (`slug` under https://drover.dev/problems/, or `about:blank`), its
+/// `title`, and a `detail`.
+pub async fn problem(response: reqwest::Response, status: StatusCode, slug: &str) -> Value {
+    let answered = response.status();
+    let media_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let text = response.text().await.unwrap_or_default();
+    let body: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(answered, status, "{body}");
+    assert_eq!(media_type, "application/problem+json", "{body}");
+    assert_eq!(body["status"], status.as_u16(), "{body}");
+    let title = if slug == "about:blank" {
+        assert_eq!(body["type"], "about:blank", "{body}");
+        status.canonical_reason().unwrap_or_default().to_owned()
+    } else {
+        let uri = format!("https://drover.dev/problems/{slug}");
+        assert_eq!(body["type"], uri.as_str(), "{body}");
+        let kind = drover::api::problem::Kind::TYPED
+            .into_iter()
+            .find(|kind| kind.uri() == uri)
+            .unwrap_or_else(|| panic!("{uri} is not a documented type"));
+        assert_eq!(kind.status(), status, "{body}");
+        kind.title().to_owned()
+    };
+    assert_eq!(body["title"], title.as_str(), "{body}");
+    assert!(
+        body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+        "{body}"
+    );
+    body
+}
+
+/// The `detail` of a problem.
+pub fn detail(problem: &Value) -> &str {
+    problem["detail"].as_str().unwrap_or_default()
+}
+
 /// Polls the run until `done` holds of its record.
 pub async fn wait_for(server: &Server, id: &str, done: impl Fn(&Value) -> bool) -> Value {
     let start = Instant::now();
