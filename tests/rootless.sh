@@ -11,9 +11,10 @@ if ! id -u "$user" >/dev/null 2>&1; then
     useradd --system --create-home --home-dir "/var/lib/$user" --shell /usr/sbin/nologin "$user"
 fi
 
-# The test binaries of the sandbox suites, and drover itself, as cargo built them.
+# The integration test binary (whose sandbox and hostile modules run here), and drover
+# itself, as cargo built them.
 mapfile -t binaries < <(
-    cargo test -p drover --test sandbox --test hostile --no-run --locked \
+    cargo test -p drover --test integration --no-run --locked \
         --message-format=json 2>/dev/null |
         python3 -c 'import json, sys
 for line in sys.stdin:
@@ -21,8 +22,8 @@ for line in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["kind"] == ["test"]:
         print(m["executable"])'
 )
-if [ "${#binaries[@]}" -ne 2 ]; then
-    echo "error: expected the sandbox and hostile test binaries, found: ${binaries[*]:-none}" >&2
+if [ "${#binaries[@]}" -ne 1 ]; then
+    echo "error: expected the integration test binary, found: ${binaries[*]:-none}" >&2
     exit 1
 fi
 drover=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/debug/drover
@@ -43,6 +44,6 @@ for binary in "${binaries[@]}"; do
     setpriv --reuid="$user" --regid="$user" --init-groups --reset-env \
         env HOME="/var/lib/$user" TMPDIR="$dir/tmp" PATH=/usr/local/bin:/usr/bin:/bin \
         DROVER_TEST_BIN="$dir/drover" DROVER_TEST_CACHE="$dir/cache" \
-        "$dir/$name" --test-threads=2 || status=1
+        "$dir/$name" sandbox:: hostile:: --test-threads=2 || status=1
 done
 exit $status

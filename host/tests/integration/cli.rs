@@ -1,11 +1,10 @@
 //! `drover driver …` as a user runs it: the real binary, real drivers, exit
 //! codes 0 (success), 1 (the node failed) and 2 (bad input).
 
+use crate::support;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-
-mod support;
 
 use support::{Drover, stderr};
 
@@ -426,5 +425,61 @@ fn a_driver_cannot_forge_lines_of_drovers_log() {
         logs.lines()
             .any(|l| l == format!("[greedy] error: {escaped}")),
         "{logs}"
+    );
+}
+
+/// `drover config show` prints the configuration in effect with defaults filled in and
+/// secrets masked; without `--config`, the user's `$XDG_CONFIG_HOME/drover/config.toml` is
+/// read, and `drover config path` says so.
+#[test]
+fn config_show_masks_secrets_and_the_default_file_is_found() {
+    let drover = Drover::new();
+    drover.configure(
+        "[limits]\nmax_log_lines = 1234\n\n[[server.tokens]]\ntoken = \"s3cret-token\"\n\
+         role = \"admin\"\n",
+    );
+    let out = drover.run(&["config", "show"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(text.starts_with("# from "), "{text}");
+    assert!(text.contains("max_log_lines = 1234"), "{text}");
+    // A default the file does not set is shown too.
+    assert!(text.contains("max_outcome_kib = 1024"), "{text}");
+    assert!(
+        !text.contains("s3cret-token") && text.contains("********"),
+        "{text}"
+    );
+
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join("drover")).unwrap();
+    let file = home.path().join("drover/config.toml");
+    std::fs::write(&file, "[limits]\nmax_log_lines = 4321\n").unwrap();
+    let plain = |args: &[&str]| {
+        std::process::Command::new(support::drover_bin())
+            .args(args)
+            .env_remove("DROVER_CONFIG")
+            .env("XDG_CONFIG_HOME", home.path())
+            .output()
+            .unwrap()
+    };
+    let out = plain(&["config", "path"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        file.display().to_string()
+    );
+    let out = plain(&["config", "show"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("max_log_lines = 4321"),
+        "{}",
+        stderr(&out)
+    );
+    // A broken default file is an error that names it, not a silent fallback.
+    std::fs::write(&file, "[limits]\nmax_log_lines = \"many\"\n").unwrap();
+    let out = plain(&["config", "show"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains(&file.display().to_string()),
+        "{}",
+        stderr(&out)
     );
 }

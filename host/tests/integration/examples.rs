@@ -3,8 +3,7 @@
 //! a running `drover serve` with `drover plugin push`, and used by one DAG
 //! that chains all three against the server's own health endpoint.
 
-mod support;
-
+use crate::support;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;

@@ -5,11 +5,10 @@
 //! grants. Each test names its nodes uniquely and checks at the end that no
 //! container labeled with them is left.
 
+use crate::support;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-mod support;
 
 use support::docker::{self, IMAGE};
 use support::server::{self, Server};

@@ -3,8 +3,7 @@
 //! their secrets, a hostile driver that tries to leak them, the checks at
 //! submit time, and `drover serve` leaving no value anywhere.
 
-mod support;
-
+use crate::support;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;

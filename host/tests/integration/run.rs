@@ -5,11 +5,10 @@
 //! Exit codes: 0 when every node succeeded, 1 when the run failed (or timed
 //! out, or was canceled), 2 for invalid input, which never starts a run.
 
+use crate::support;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
-
-mod support;
 
 use support::{Drover, node, stderr, stdout};
 
@@ -497,7 +496,7 @@ nodes:{MARKER_NODE}
     let err = stderr(&out);
     assert!(err.contains("3 problems"), "{err}");
     assert!(
-        err.contains("node `nap`, field `artifact`: `soon` is not a duration"),
+        err.contains("node `nap`, field `artifact`: invalid duration `soon`"),
         "{err}"
     );
     assert!(err.contains("node `doze`, field `artifact`"), "{err}");
@@ -533,7 +532,7 @@ nodes:{MARKER_NODE}
         "{err}"
     );
     assert!(
-        err.contains("node `nap`, field `artifact`: `soon` is not a duration"),
+        err.contains("node `nap`, field `artifact`: invalid duration `soon`"),
         "{err}"
     );
     assert!(drover.files_in_runs("marker").is_empty());
@@ -1237,7 +1236,7 @@ nodes:
         ),
     );
     for file in [&native, &legacy] {
-        let dot = drover.run(&["graph", file, "--format", "dot"]);
+        let dot = drover.run(&["graph", file, "--output", "dot"]);
         assert_eq!(dot.status.code(), Some(0), "{}", stderr(&dot));
         let dot = stdout(&dot);
         assert!(dot.trim_start().starts_with("digraph"), "{dot}");

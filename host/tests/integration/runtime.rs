@@ -2,8 +2,7 @@
 //! drivers that trap, loop, allocate, reach for programs and files they were
 //! not granted. The host must stay up and each node must fail with a reason.
 
-mod support;
-
+use crate::support;
 use std::net::TcpListener;
 use std::path::Path;
 use std::sync::Arc;

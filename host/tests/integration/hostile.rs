@@ -2,6 +2,7 @@
 //! and each time the refusal. The suite runs as root and, in CI, again as an unprivileged user
 //! (`tests/run.sh`), since the sandbox confines nodes differently in each case.
 
+use crate::support;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
@@ -9,8 +10,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use drover::sandbox::{Confinement, Policy, Sandbox, SandboxConfig};
-
-mod support;
 
 use support::sandbox::{request, run, sh};
 

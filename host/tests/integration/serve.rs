@@ -1,7 +1,6 @@
 //! `drover serve` end to end: a real server process, real HTTP over loopback.
 
-mod support;
-
+use crate::support;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;

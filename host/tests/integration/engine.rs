@@ -1,7 +1,6 @@
 //! Behaviour of the engine against a scripted in-process dispatcher.
 
-mod common;
-
+use crate::common;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -3,8 +3,7 @@
 //! the faults the design promises to survive (kill -9 of a drone or a
 //! leader, a Redis restart, foreign messages on the streams).
 
-mod support;
-
+use crate::support;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 

@@ -2,8 +2,7 @@
 //! `drover serve` over HTTP (and with the `drover plugin` CLI), then used by
 //! DAGs at once, without a restart.
 
-mod support;
-
+use crate::support;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 

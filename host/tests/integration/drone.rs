@@ -2,8 +2,7 @@
 //! with the test playing the leader by writing protocol entries (jobs,
 //! driver bytes, marks, cancels) and reading the drone's reports.
 
-mod support;
-
+use crate::support;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 

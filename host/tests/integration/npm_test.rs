@@ -2,14 +2,13 @@
 //! test real npm packages, made by each test with `npm pack` in a temporary
 //! folder, installed and run by the real npm and node inside the sandbox.
 
+use crate::support;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-mod support;
 
 use support::{Drover, node, stderr};
 

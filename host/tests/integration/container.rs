@@ -3,12 +3,11 @@
 //! imported into it. Each test names its nodes uniquely and checks at the
 //! end that no container labeled with them is left.
 
+use crate::support;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-mod support;
 
 use support::docker::{self, IMAGE};
 use support::{Drover, node, stderr};

@@ -3,9 +3,8 @@
 //! protocol's types, as `drover drone` does, and check what the leader
 //! makes of them.
 
-mod common;
-mod support;
-
+use crate::common;
+use crate::support;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -2,11 +2,10 @@
 //! `tests/setup.sh` into /opt/drover/ansible) against localhost over a local connection,
 //! inside the process sandbox with a private /dev/shm.
 
+use crate::support;
 use std::path::Path;
 
 use serde_json::Value;
-
-mod support;
 
 use support::{Drover, node};
 

@@ -1,5 +1,6 @@
 //! Integration tests of the process sandbox with real processes.
 
+use crate::support;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -10,8 +11,6 @@ use drover::sandbox::{
     SpawnRequest, SpawnStep,
 };
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-
-mod support;
 
 use support::sandbox::{request, run, sh};
 
