@@ -1,5 +1,6 @@
 //! Command-line parsing and the dispatch to each subcommand.
 
+mod config;
 mod driver;
 mod drone;
 mod plugin;
@@ -16,7 +17,9 @@ use drover::config::Config;
 #[derive(Debug, Parser)]
 #[command(name = "drover", version, about)]
 struct Cli {
-    /// Configuration file (TOML): limits, sandbox settings, driver policy.
+    /// Configuration file (TOML): limits, sandbox settings, driver policy. Without one,
+    /// $XDG_CONFIG_HOME/drover/config.toml (~/.config/...), then /etc/drover/config.toml, is
+    /// read if it exists (`drover config path` says which).
     #[arg(long, global = true, env = "DROVER_CONFIG")]
     config: Option<PathBuf>,
     /// Where drover keeps compiled drivers, workspaces and (for serve) its runs database.
@@ -42,6 +45,9 @@ enum Command {
     Plugin(plugin::PluginCommand),
     /// Run nodes for leaders: take them from Redis, run them here, report back.
     Drone(drone::DroneArgs),
+    /// Show the configuration in effect and where it comes from.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
 }
 
 /// How results are printed.
@@ -145,7 +151,8 @@ pub fn main() -> ExitCode {
         }
     }
     let result = runtime.block_on(async move {
-        let config = load_config(&cli)?;
+        let file = config_file(&cli);
+        let config = load_config(&cli, file.as_deref())?;
         match cli.command {
             Command::Run(args) => run::run(args, config).await,
             Command::Graph(args) => run::graph(args, config),
@@ -153,6 +160,7 @@ pub fn main() -> ExitCode {
             Command::Driver(cmd) => driver::run(cmd, config).await,
             Command::Plugin(cmd) => plugin::run(cmd).await,
             Command::Drone(args) => drone::drone(args, config).await,
+            Command::Config(cmd) => config::run(cmd, &config, file.as_deref()),
         }
     });
     match result {
@@ -176,15 +184,20 @@ pub async fn open_registry(
     Ok(registry)
 }
 
-fn load_config(cli: &Cli) -> Result<Config, CliError> {
-    let mut config = match &cli.config {
+/// The configuration file in use: the one named, else the first default that exists.
+fn config_file(cli: &Cli) -> Option<PathBuf> {
+    cli.config.clone().or_else(config::default_file)
+}
+
+fn load_config(cli: &Cli, file: Option<&std::path::Path>) -> Result<Config, CliError> {
+    let mut config = match file {
         Some(path) => Config::load(path).map_err(CliError::bad_input)?,
         None => Config::default(),
     };
     if let Some(data) = &cli.data {
         config.data_dir = Some(data.clone());
     }
-    check_private_paths(&config, cli.config.as_deref(), &[])?;
+    check_private_paths(&config, file, &[])?;
     Ok(config)
 }
 

@@ -46,9 +46,10 @@ pub struct RunArgs {
 pub struct GraphArgs {
     /// The DAG file.
     file: PathBuf,
-    /// Graph language.
-    #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
-    format: GraphFormat,
+    /// Graph language. (`--output` is the one name every command gives its output format;
+    /// `--format` is still read, for scripts written before.)
+    #[arg(long, alias = "format", value_enum, default_value_t = GraphFormat::Dot)]
+    output: GraphFormat,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -123,7 +124,7 @@ fn invalid(file: &Path, e: DagError) -> CliError {
 pub fn graph(args: GraphArgs, config: Config) -> Result<u8, CliError> {
     let registry = Registry::open(Runtime::new(config)?)?;
     let dag = read_dag(&args.file, &registry)?;
-    let text = match args.format {
+    let text = match args.output {
         GraphFormat::Dot => dag::to_dot(&dag),
         GraphFormat::Mermaid => dag::to_mermaid(&dag),
     };

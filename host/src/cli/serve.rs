@@ -99,7 +99,7 @@ pub async fn serve(args: ServeArgs, config: Config) -> Result<u8, CliError> {
         // leaders may share a data folder (compile cache, workspaces).
         Some(url) => RedisStore::connect(url, config.redis.lease_ms)
             .await
-            .map_err(|e| CliError::bad_input(anyhow!("cannot use Redis at {url}: {e}")))?
+            .map_err(|e| redis_error(url, e))?
             .into(),
         None => Store::open(&db)
             .with_context(|| "is another `drover serve` using the same data folder?")?
@@ -114,7 +114,7 @@ pub async fn serve(args: ServeArgs, config: Config) -> Result<u8, CliError> {
         Some(url) => Some(
             RedisDispatcher::connect(url, registry.clone())
                 .await
-                .map_err(|e| CliError::bad_input(anyhow!("cannot use Redis at {url}: {e}")))?,
+                .map_err(|e| redis_error(url, e))?,
         ),
         None => None,
     };
@@ -194,5 +194,15 @@ async fn wait_for_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term => {}
+    }
+}
+
+/// A URL that is not Redis's is bad input (exit 2); a Redis that does not answer is a failure
+/// (exit 1), as `drover drone` says of it too.
+fn redis_error(url: &str, error: drover::transport::redis::RedisError) -> CliError {
+    if matches!(error, drover::transport::redis::RedisError::Url { .. }) {
+        CliError::bad_input(anyhow!("cannot use Redis at {url}: {error}"))
+    } else {
+        CliError::from(anyhow!("cannot reach Redis at {url}: {error}"))
     }
 }

@@ -523,6 +523,39 @@ impl Config {
 mod tests {
     use super::*;
 
+    /// `examples/drover.toml` is what the README points operators to: it must parse, and name
+    /// every setting (with a value or commented out), so a new setting cannot go unexplained.
+    #[test]
+    fn the_example_configuration_parses_and_names_every_setting() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/drover.toml");
+        let example = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut missing = Vec::new();
+        for config in [Config::default(), example] {
+            let value = toml::Value::try_from(&config).unwrap();
+            let mut tables = vec![(String::new(), value)];
+            while let Some((prefix, value)) = tables.pop() {
+                let Some(table) = value.as_table() else {
+                    continue;
+                };
+                for (key, value) in table {
+                    let named = text.contains(&format!("{key} ="))
+                        || text.contains(&format!("[{prefix}{key}]"))
+                        || text.contains(&format!("[{prefix}{key}."))
+                        || text.contains(&format!("[[{prefix}{key}]]"));
+                    if !named && prefix != "drivers." {
+                        missing.push(format!("{prefix}{key}"));
+                    }
+                    tables.push((format!("{prefix}{key}."), value.clone()));
+                }
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "examples/drover.toml does not name {missing:?}"
+        );
+    }
+
     #[test]
     fn empty_file_is_the_default() {
         let config: Config = toml::from_str("").unwrap();
