@@ -1,6 +1,7 @@
 //! The layering of drover's modules, read from the source: `dag` and `engine` import no IO
 //! crate and no module above them, and no two top-level modules depend on each other, however
-//! indirectly. A `use` that breaks it fails here, naming the file.
+//! indirectly; a `use` that breaks it fails here, naming the file. Also the one WIT contract
+//! that the SDK and the host share.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -187,4 +188,17 @@ fn the_reader_finds_known_uses() {
         deps["runtime"]
     );
     assert!(deps.contains_key("api") && deps.contains_key("cli"));
+}
+
+/// The SDK carries its own copy of the WIT contract (so the crate can be packaged on its own);
+/// it must be the very contract the host implements.
+#[test]
+fn the_sdk_carries_the_contract_the_host_implements() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let host = std::fs::read_to_string(root.join("wit/driver.wit")).unwrap();
+    let sdk = std::fs::read_to_string(root.join("sdk/wit/driver.wit")).unwrap();
+    assert!(
+        host == sdk,
+        "sdk/wit/driver.wit differs from wit/driver.wit: copy wit/driver.wit over it"
+    );
 }
