@@ -11,13 +11,13 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use drover::admission::load_drivers;
 use drover::config::Config;
 use drover::dag::Dag;
 use drover::engine::{self, NoEvents, Options, RunState};
 use drover::registry::Registry;
 use drover::runtime::Runtime;
 use drover::task::{NodeStatus, Outcome};
-use drover::transport::load_drivers;
 use drover::transport::redis::RedisDispatcher;
 use drover::transport::redis::protocol::{self, Job, Report, VERSION};
 use redis::AsyncCommands;

@@ -4,6 +4,7 @@
 //! drivers, [`sandbox`] confines the processes they start, [`registry`]
 //! finds drivers by name, [`task`] holds the types they exchange.
 
+pub mod admission;
 pub mod api;
 pub mod config;
 pub mod container;

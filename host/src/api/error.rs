@@ -5,9 +5,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::problem::{Details, Kind, MEDIA_TYPE};
+use crate::admission::Refused;
 use crate::dag::Problem;
 use crate::runs::RunsError;
-use crate::transport::Refused;
 
 /// An error answer. Handlers build it; [`super::edge`] then places it: the
 /// request path becomes `instance`, and under gorchestrator's `/v1` the

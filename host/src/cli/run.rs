@@ -9,13 +9,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
 use clap::{Args, ValueEnum};
+use drover::admission;
 use drover::config::Config;
 use drover::dag::{self, Dag, DagError, NodeState};
 use drover::engine::{self, Event, Options, RunRecord, RunState};
 use drover::registry::Registry;
 use drover::runtime::Runtime;
 use drover::task::{LogLine, LogSource};
-use drover::transport::{self, LocalDispatch, NodeThreads};
+use drover::transport::{LocalDispatch, NodeThreads};
 use drover_duration::parse_duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -74,10 +75,10 @@ async fn accept_file(
     file: &Path,
     registry: &Registry,
     parallelism: usize,
-) -> Result<transport::Accepted, CliError> {
+) -> Result<admission::Accepted, CliError> {
     let text = read_text(file)?;
     let base = base_dir(file);
-    transport::accept(
+    admission::accept(
         registry,
         &text,
         base.as_deref(),
@@ -162,7 +163,7 @@ pub async fn run(args: RunArgs, config: Config) -> Result<u8, CliError> {
     let runtime = registry.runtime().clone();
     // Containers of drovers that died are removed before new ones start.
     runtime.containers().remove_leftovers().await;
-    let transport::Accepted { dag, drivers } =
+    let admission::Accepted { dag, drivers } =
         accept_file(&args.file, &registry, parallelism).await?;
 
     let run_id = new_run_id();

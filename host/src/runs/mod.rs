@@ -20,6 +20,7 @@ pub use live::{After, LiveRun, Published, Window};
 pub use metrics::{Gauges, Metrics, render_pools};
 pub use wire::{Numbered, WireEvent};
 
+use crate::admission::{self, Accepted, Refused};
 use crate::dag::{self, NodeState};
 use crate::engine::{
     self, CUT_MARKER, Dispatch, Event, EventSink, LogLimits, LogTally, Options, RunRecord, RunState,
@@ -30,8 +31,8 @@ use crate::runtime::Runtime;
 use crate::store::redis::Follower;
 use crate::store::{Api, RunMeta, RunOptions, RunStore, StoreError, Write};
 use crate::task::LogSource;
+use crate::transport::LocalDispatch;
 use crate::transport::redis::RedisDispatcher;
-use crate::transport::{self, Accepted, LocalDispatch, Refused};
 
 /// What can go wrong with a request to the run service.
 #[derive(Debug, thiserror::Error)]
@@ -186,7 +187,7 @@ impl Runs {
             None => self.inner.parallelism,
         };
         let no_pins = BTreeMap::new();
-        let accepted = transport::accept(
+        let accepted = admission::accept(
             &self.inner.registry,
             submission.text,
             None,
@@ -245,7 +246,7 @@ impl Runs {
     async fn recover_one(&self, meta: RunMeta) -> Result<(), RunsError> {
         let id = meta.id.clone();
         let text = self.inner.store.source(&id).await?.unwrap_or_default();
-        let accepted = match transport::accept(
+        let accepted = match admission::accept(
             &self.inner.registry,
             &text,
             None,

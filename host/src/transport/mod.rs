@@ -1,15 +1,11 @@
 //! How the engine's nodes reach a runtime: in this process, or through
-//! Redis to drones.
+//! Redis to drones. (What is admitted to run is [`crate::admission`]'s.)
 
-mod accept;
 mod local;
 pub mod redis;
 mod threads;
 mod workspaces;
 
-pub use accept::{Accepted, Refused, accept};
-pub use local::{
-    DriverSet, LocalDispatch, load_drivers, load_node_drivers, validate_each, validate_nodes,
-};
+pub use local::LocalDispatch;
 pub use threads::NodeThreads;
 pub use workspaces::Workspaces;

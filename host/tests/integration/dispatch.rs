@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::Fold;
+use drover::admission::{self, Accepted};
 use drover::api::{self, AppState, Auth};
 use drover::dag::{Dag, NodeState};
 use drover::engine::{self, Event, Options, RunRecord, RunState};
@@ -19,7 +20,6 @@ use drover::store::Store;
 use drover::task::{LogLevel, LogLine, LogSource, NodeStatus, Outcome};
 use drover::transport::redis::protocol::{self, AttemptId, DroneInfo, Job, Report, VERSION};
 use drover::transport::redis::{PoolStatus, RedisDispatcher};
-use drover::transport::{self, Accepted};
 use futures_util::StreamExt;
 use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
@@ -55,7 +55,7 @@ async fn leader(redis: &Redis) -> Leader {
 }
 
 async fn accept(registry: &Registry, yaml: &str) -> Accepted {
-    match transport::accept(registry, yaml, None, 1, &BTreeMap::new()).await {
+    match admission::accept(registry, yaml, None, 1, &BTreeMap::new()).await {
         Ok(accepted) => accepted,
         Err(refused) => panic!("the test DAG is refused: {refused}"),
     }

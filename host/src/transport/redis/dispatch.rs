@@ -17,10 +17,10 @@ use super::fleet::{self, LivePools};
 use super::protocol::{self, AttemptId, Job};
 use super::reports::{self, Key, Registered, Routes};
 use super::retry::Backoff;
+use crate::admission::DriverSet;
 use crate::engine::{Dispatch, DispatchFuture, NodeRun};
 use crate::registry::Registry;
 use crate::task::{LogLevel, LogLine, LogSink, LogSource, NodeStatus, Outcome};
-use crate::transport::DriverSet;
 
 pub use super::fleet::{DroneStatus, PoolStatus};
 

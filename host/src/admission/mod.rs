@@ -1,4 +1,12 @@
-//! Accepting a DAG to run: parse, check the graph, load its drivers and let each driver validate its nodes.
+//! Admission: accepting a DAG to run. Parse it (off the async threads), check the graph, load
+//! its drivers, check each node's grants against the operator's bounds, and let each driver
+//! validate its nodes; a DAG is refused whole, with every problem found.
+
+mod drivers;
+mod validate;
+
+pub use drivers::{DriverSet, load_drivers, load_node_drivers};
+pub use validate::{validate_each, validate_nodes};
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -6,8 +14,6 @@ use std::sync::Arc;
 
 use crate::dag::{self, Dag, DagError, Problem};
 use crate::registry::Registry;
-
-use super::local::{self, DriverSet};
 
 /// A DAG ready to run, with its drivers loaded.
 pub struct Accepted {
@@ -64,8 +70,8 @@ pub async fn accept(
                 .collect();
             if !nodes.is_empty() {
                 let (drivers, load_problems) =
-                    local::load_node_drivers(registry, &nodes, base_dir, pins).await;
-                let refused = local::validate_each(
+                    load_node_drivers(registry, &nodes, base_dir, pins).await;
+                let refused = validate_each(
                     runtime,
                     Arc::new(nodes),
                     base_dir.map(Path::to_path_buf),
@@ -79,11 +85,11 @@ pub async fn accept(
             return Err(Refused::Invalid(rejected.error));
         }
     };
-    let drivers = local::load_drivers(registry, &mut dag, pins)
+    let drivers = load_drivers(registry, &mut dag, pins)
         .await
         .map_err(Refused::Invalid)?;
     let dag = Arc::new(dag);
-    local::validate_nodes(runtime, &dag, &drivers, parallelism)
+    validate_nodes(runtime, &dag, &drivers, parallelism)
         .await
         .map_err(Refused::Invalid)?;
     Ok(Accepted { dag, drivers })
