@@ -31,17 +31,17 @@ pub struct DroneArgs {
     /// The drone's id, unique among drones (default: `<host>-<pid>-<random>`).
     #[arg(long, value_name = "ID")]
     id: Option<String>,
-    /// Take over a node from a drone silent for this long, in ms (default:
-    /// drone.claim_idle_ms, 30000).
-    #[arg(long, value_name = "MS")]
-    claim_idle: Option<u64>,
-    /// Write the heartbeat this often, in ms (default: drone.heartbeat_ms, 2000).
-    #[arg(long, value_name = "MS")]
-    heartbeat: Option<u64>,
-    /// On SIGTERM or Ctrl-C, let running nodes finish for this long, in ms
-    /// (default: drone.grace_ms, 30000); a second signal stops them at once.
-    #[arg(long, value_name = "MS")]
-    grace: Option<u64>,
+    /// Take over a node from a drone silent for this long, e.g. `30s` (default:
+    /// drone.claim_idle_ms, 30 s).
+    #[arg(long, value_name = "DURATION", value_parser = duration_flag)]
+    claim_idle: Option<Duration>,
+    /// Write the heartbeat this often, e.g. `2s` (default: drone.heartbeat_ms, 2 s).
+    #[arg(long, value_name = "DURATION", value_parser = duration_flag)]
+    heartbeat: Option<Duration>,
+    /// On SIGTERM or Ctrl-C, let running nodes finish for this long, e.g. `30s`
+    /// (default: drone.grace_ms, 30 s); a second signal stops them at once.
+    #[arg(long, value_name = "DURATION", value_parser = duration_flag)]
+    grace: Option<Duration>,
 }
 
 pub async fn drone(args: DroneArgs, config: Config) -> Result<u8, CliError> {
@@ -107,11 +107,15 @@ fn options(args: DroneArgs, config: &Config) -> anyhow::Result<DroneOptions> {
     if concurrency == 0 {
         return Err(anyhow!("--concurrency must be at least 1"));
     }
-    let claim_idle = args.claim_idle.unwrap_or(settings.claim_idle_ms);
-    let heartbeat = args.heartbeat.unwrap_or(settings.heartbeat_ms);
+    let claim_idle = args
+        .claim_idle
+        .unwrap_or(Duration::from_millis(settings.claim_idle_ms));
+    let heartbeat = args
+        .heartbeat
+        .unwrap_or(Duration::from_millis(settings.heartbeat_ms));
     for (value, flag) in [(claim_idle, "--claim-idle"), (heartbeat, "--heartbeat")] {
-        if value == 0 {
-            return Err(anyhow!("{flag} must be at least 1 ms"));
+        if value < Duration::from_millis(1) {
+            return Err(anyhow!("{flag} must be at least 1ms"));
         }
     }
     let id = args
@@ -138,9 +142,11 @@ fn options(args: DroneArgs, config: &Config) -> anyhow::Result<DroneOptions> {
         id,
         pools,
         concurrency,
-        claim_idle: Duration::from_millis(claim_idle),
-        heartbeat: Duration::from_millis(heartbeat),
-        grace: Duration::from_millis(args.grace.unwrap_or(settings.grace_ms)),
+        claim_idle,
+        heartbeat,
+        grace: args
+            .grace
+            .unwrap_or(Duration::from_millis(settings.grace_ms)),
     })
 }
 
@@ -164,4 +170,16 @@ impl Signals {
             _ = self.terminate.recv() => {}
         }
     }
+}
+
+/// A duration flag in drover's one grammar (`250ms`, `30s`, `1.5m`), with its unit written:
+/// these flags took bare milliseconds before, which the grammar would read as seconds.
+fn duration_flag(text: &str) -> Result<Duration, String> {
+    if !text.is_empty() && text.trim().bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Err(format!(
+            "`{text}` has no unit: write e.g. `{text}ms` or `{text}s` (this flag took \
+             milliseconds before; durations now carry their unit, as --timeout's do)"
+        ));
+    }
+    drover_duration::parse_duration(text).map_err(|e| e.to_string())
 }

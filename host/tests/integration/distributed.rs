@@ -158,12 +158,12 @@ async fn nodes_of_a_drone_killed_mid_run_finish_on_another() {
     let redis = Redis::start();
     let home = Drover::new();
     let server = leader(&redis, &home);
-    let mut doomed = Drone::start(&redis, &["--concurrency", "4", "--claim-idle", "1500"]);
+    let mut doomed = Drone::start(&redis, &["--concurrency", "4", "--claim-idle", "1500ms"]);
     wait_drones(&server, 1).await;
     let id = submit(&server, &sleepers(8, 1.5)).await;
     wait_running_on(&server, doomed.pid()).await;
     doomed.kill();
-    let _rescuer = Drone::start(&redis, &["--concurrency", "8", "--claim-idle", "1500"]);
+    let _rescuer = Drone::start(&redis, &["--concurrency", "8", "--claim-idle", "1500ms"]);
     let record = wait_end(&server, &id).await;
     assert_all_succeeded(&record);
 }

@@ -456,7 +456,7 @@ async fn at_most_concurrency_attempts_run_at_once() {
     let running = drone(
         &drover,
         &redis,
-        &["--concurrency", "2", "--heartbeat", "100"],
+        &["--concurrency", "2", "--heartbeat", "100ms"],
     );
     let jobs: Vec<Job> = (0..6)
         .map(|n| leader.job(n, "sleep", &hex, "400ms"))
@@ -779,7 +779,7 @@ async fn the_heartbeat_tells_pool_and_load_and_goes_after_a_graceful_stop() {
             "-j",
             "3",
             "--heartbeat",
-            "100",
+            "100ms",
         ],
     );
     let mut job = leader.job(0, "sleep", &hex, "1500ms");
@@ -870,7 +870,11 @@ async fn a_drone_killed_mid_run_has_its_attempts_claimed_and_finished_by_another
     let _ = first.finish();
 
     let other = Drover::new();
-    let second = drone(&other, &redis, &["--id", "rescuer", "--claim-idle", "500"]);
+    let second = drone(
+        &other,
+        &redis,
+        &["--id", "rescuer", "--claim-idle", "500ms"],
+    );
     for job in &jobs {
         let (by, outcome) = leader.done(&job.attempt_id).await;
         assert_eq!(by, "rescuer");
@@ -905,12 +909,12 @@ async fn a_live_drone_keeps_its_attempts_from_being_claimed() {
     let mut leader = Leader::new(&redis, "run-live").await;
     let (sleep, hex) = builtin("sleep");
     leader.put_driver(&sleep).await;
-    let first = drone(&drover, &redis, &["--id", "busy", "--claim-idle", "1000"]);
+    let first = drone(&drover, &redis, &["--id", "busy", "--claim-idle", "1000ms"]);
     let job = leader.job(0, "sleep", &hex, "2s");
     leader.enqueue(&job).await;
     leader.started(1).await;
     let other = Drover::new();
-    let second = drone(&other, &redis, &["--id", "eager", "--claim-idle", "1000"]);
+    let second = drone(&other, &redis, &["--id", "eager", "--claim-idle", "1000ms"]);
     let (by, outcome) = leader.done(&job.attempt_id).await;
     assert_eq!((by.as_str(), outcome.status), ("busy", NodeStatus::Success));
     let starts = leader
@@ -933,7 +937,7 @@ async fn attempts_finish_when_redis_restarts_mid_run() {
     let mut leader = Leader::new(&redis, "run-restart").await;
     let (sleep, hex) = builtin("sleep");
     leader.put_driver(&sleep).await;
-    let running = drone(&drover, &redis, &["-j", "4", "--heartbeat", "200"]);
+    let running = drone(&drover, &redis, &["-j", "4", "--heartbeat", "200ms"]);
     let jobs: Vec<Job> = (0..3)
         .map(|n| leader.job(n, "sleep", &hex, "1500ms"))
         .collect();
@@ -1015,7 +1019,7 @@ async fn attempts_still_running_after_the_grace_are_left_to_other_drones_at_once
     let mut leader = Leader::new(&redis, "run-grace").await;
     let (sleep, hex) = builtin("sleep");
     leader.put_driver(&sleep).await;
-    let first = drone(&drover, &redis, &["--id", "leaving", "--grace", "200"]);
+    let first = drone(&drover, &redis, &["--id", "leaving", "--grace", "200ms"]);
     let job = leader.job(0, "sleep", &hex, "3s");
     leader.enqueue(&job).await;
     leader.started(1).await;
@@ -1055,7 +1059,11 @@ async fn a_redis_that_lost_its_data_gets_the_groups_and_sets_back() {
     let drover = Drover::new();
     let mut leader = Leader::new(&redis, "run-flushed").await;
     let (noop, hex) = builtin("noop");
-    let running = drone(&drover, &redis, &["--id", "phoenix", "--heartbeat", "100"]);
+    let running = drone(
+        &drover,
+        &redis,
+        &["--id", "phoenix", "--heartbeat", "100ms"],
+    );
     let _: () = redis::cmd("FLUSHALL")
         .query_async(&mut leader.conn)
         .await
@@ -1115,4 +1123,50 @@ async fn the_drone_section_of_the_config_is_used_and_flags_win() {
     let url = redis.url();
     let out = drover.run(&["drone", "--redis", &url]);
     assert_eq!(out.status.code(), Some(2), "{}", support::stderr(&out));
+}
+
+/// The drone's duration flags read drover's one grammar and want their unit written: they took
+/// bare milliseconds before, which the grammar would read as seconds.
+#[test]
+fn duration_flags_carry_their_unit() {
+    let drover = Drover::new();
+    let out = drover.run(&[
+        "drone",
+        "--redis",
+        "redis://127.0.0.1:1",
+        "--grace",
+        "30000",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = support::stderr(&out);
+    assert!(
+        err.contains("`30000` has no unit: write e.g. `30000ms`"),
+        "{err}"
+    );
+    let out = drover.run(&[
+        "drone",
+        "--redis",
+        "redis://127.0.0.1:1",
+        "--heartbeat",
+        "soon",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        support::stderr(&out).contains("invalid duration `soon`"),
+        "{}",
+        support::stderr(&out)
+    );
+    let out = drover.run(&[
+        "drone",
+        "--redis",
+        "redis://127.0.0.1:1",
+        "--heartbeat",
+        "0s",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        support::stderr(&out).contains("--heartbeat must be at least 1ms"),
+        "{}",
+        support::stderr(&out)
+    );
 }
