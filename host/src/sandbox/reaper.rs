@@ -120,36 +120,42 @@ pub(crate) fn reap_orphans(uids: std::ops::Range<u32>) -> bool {
 /// when there is none, so it runs each time a node identity is taken. What it cannot see past
 /// waits for the periodic pass.
 pub(crate) fn reap_waiting() {
+    // Most of the time no child at all is a zombie: one system call, no lock.
+    if first_zombie().is_none() {
+        return;
+    }
     let ranges = RANGES
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .clone();
-    if ranges.is_empty() {
-        return;
-    }
     let _no_spawns = SPAWNING.write().unwrap_or_else(PoisonError::into_inner);
-    loop {
-        // SAFETY: zeroed siginfo is a valid out-parameter.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: valid out-pointer; WNOWAIT only looks.
-        let rc = unsafe {
-            libc::waitid(
-                libc::P_ALL,
-                0,
-                &mut info,
-                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-            )
-        };
-        // SAFETY: waitid filled in a SIGCHLD siginfo (or left it zeroed), whose pid and uid
-        // fields are valid to read.
-        let (pid, uid) = unsafe { (info.si_pid(), info.si_uid()) };
-        if rc != 0 || pid == 0 || !ranges.iter().any(|r| r.contains(&uid)) {
-            return;
-        }
-        if own_table().as_ref().is_some_and(|own| own.contains(&pid)) || !reap(pid) {
+    while let Some((pid, uid)) = first_zombie() {
+        if !ranges.iter().any(|r| r.contains(&uid))
+            || own_table().as_ref().is_some_and(|own| own.contains(&pid))
+            || !reap(pid)
+        {
             return;
         }
     }
+}
+
+/// The pid and uid of the zombie child the kernel reports first, without reaping it.
+fn first_zombie() -> Option<(libc::pid_t, u32)> {
+    // SAFETY: zeroed siginfo is a valid out-parameter.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: valid out-pointer; WNOWAIT only looks.
+    let rc = unsafe {
+        libc::waitid(
+            libc::P_ALL,
+            0,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        )
+    };
+    // SAFETY: waitid filled in a SIGCHLD siginfo (or left it zeroed), whose pid and uid fields
+    // are valid to read.
+    let (pid, uid) = unsafe { (info.si_pid(), info.si_uid()) };
+    (rc == 0 && pid != 0).then_some((pid, uid))
 }
 
 /// Reaps our zombie child `pid`; false if it was not one (any more).
