@@ -5,14 +5,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use wasmtime::component::{Resource, ResourceTable};
+use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
 
+use super::Description;
 use super::bindings::drover::driver::container::{
     Error, ExitStatus, Host, HostContainer, Pair, Spec,
 };
 use super::log::LogHost;
+use super::state::InstanceState;
+use crate::config::Config;
 use crate::container::{self, ContainerError, Engine, StartRequest, Stream, WORKSPACE_MOUNT};
-use crate::task::{LogLevel, LogSource};
+use crate::task::{LogLevel, LogSource, Task};
 
 /// What one node's driver may do with containers.
 #[derive(Clone)]
@@ -27,6 +30,71 @@ pub struct ContainerGrant {
     pub run_id: String,
     pub node: String,
     pub engine: Arc<Engine>,
+}
+
+impl ContainerGrant {
+    /// What the operator's policy lets `description`'s driver do with containers for `task`:
+    /// it must declare `capabilities.container` and not be denied it by its
+    /// `[drivers.<name>]` policy, and may use only the images listed there; the node may take
+    /// containers away (`grants: {container: false}`), never give them.
+    pub(super) fn for_node(
+        config: &Config,
+        engine: &Arc<Engine>,
+        description: &Description,
+        task: &Task,
+        workspace: Option<PathBuf>,
+        network: bool,
+    ) -> ContainerGrant {
+        let name = &description.name;
+        let mut allowed = containers_allowed(config, description);
+        if allowed.is_ok() && task.grants.as_ref().and_then(|g| g.container) == Some(false) {
+            allowed = Err(format!(
+                "node `{}` takes containers away from driver `{name}` (`grants: {{container: false}}`)",
+                task.node
+            ));
+        }
+        ContainerGrant {
+            allowed,
+            images: config
+                .drivers
+                .get(name)
+                .and_then(|p| p.images.clone())
+                .unwrap_or_default(),
+            driver: name.clone(),
+            workspace,
+            network,
+            run_id: task.run_id.clone(),
+            node: task.node.clone(),
+            engine: engine.clone(),
+        }
+    }
+}
+
+/// Whether the operator's policy lets this driver run containers at all (`Err` says why not):
+/// it must declare `capabilities.container` and not be denied it under `[drivers.<name>]`.
+pub(super) fn containers_allowed(config: &Config, description: &Description) -> Result<(), String> {
+    let name = &description.name;
+    if !description.capabilities.container {
+        Err(format!(
+            "driver `{name}` did not declare `capabilities.container`, so it may not run containers"
+        ))
+    } else if config.drivers.get(name).and_then(|p| p.container) == Some(false) {
+        Err(format!(
+            "driver `{name}` may not run containers: the config sets `container = false` \
+             under [drivers.{name}]"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Adds the `container` interface to `linker`, each instance's state being its
+/// [`ContainerHost`].
+pub(super) fn link(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
+    super::bindings::drover::driver::container::add_to_linker::<InstanceState, HasSelf<ContainerHost>>(
+        linker,
+        |s| &mut s.container,
+    )
 }
 
 /// A container a driver started (the `container` resource).

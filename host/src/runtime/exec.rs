@@ -10,15 +10,17 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use wasmtime::component::{Resource, ResourceTable};
+use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
 
+use super::Description;
 use super::bindings::drover::driver::exec::{
     Command, Error, ExitStatus, Host, HostProcess, SpawnOptions,
 };
 use super::log::LogHost;
-use crate::config::SandboxSettings;
+use super::state::InstanceState;
+use crate::config::{Config, SandboxSettings};
 use crate::sandbox::{self, Confinement, Policy, Sandbox, SpawnRequest};
-use crate::task::{LogLevel, LogSource};
+use crate::task::{LogLevel, LogSource, Task};
 
 /// The longest log line kept whole; longer lines are split.
 const MAX_LINE: usize = 64 * 1024;
@@ -95,6 +97,57 @@ pub struct ExecGrant {
     pub capture_limit: usize,
     /// What the node's processes may take together; `None`: the sandbox's defaults.
     pub limits: Option<sandbox::NodeLimits>,
+}
+
+impl ExecGrant {
+    /// What the operator's policy lets `description`'s driver start for `task`: its
+    /// `[drivers.<name>]` settings, or what it declares, narrowed by the node's `grants`
+    /// (a node may only take away).
+    pub(super) fn for_node(config: &Config, description: &Description, task: &Task) -> ExecGrant {
+        let policy = config.drivers.get(&description.name);
+        let mut programs = granted_programs(config, description);
+        let mut network = policy
+            .and_then(|p| p.network)
+            .unwrap_or(description.capabilities.network);
+        if let Some(grants) = &task.grants {
+            if let Some(only) = &grants.exec {
+                programs.retain(|p| only.contains(p));
+            }
+            network &= grants.network.unwrap_or(true);
+        }
+        ExecGrant {
+            programs,
+            workspace: None,
+            read_only_files: task.artifact_file.iter().cloned().collect(),
+            network,
+            unix_sockets: policy.and_then(|p| p.unix_sockets).unwrap_or(false),
+            capture_limit: usize::try_from(config.limits.captured_stdout_kib * 1024)
+                .unwrap_or(usize::MAX),
+            limits: Some(super::node_limits::for_node(
+                config,
+                &description.name,
+                task.grants.as_ref(),
+            )),
+        }
+    }
+}
+
+/// The programs the operator's policy lets this driver start: its `[drivers.<name>]` list,
+/// or else what it declares.
+pub(super) fn granted_programs(config: &Config, description: &Description) -> Vec<String> {
+    config
+        .drivers
+        .get(&description.name)
+        .and_then(|p| p.exec.clone())
+        .unwrap_or_else(|| description.capabilities.exec.clone())
+}
+
+/// Adds the `exec` interface to `linker`, each instance's state being its [`ExecHost`].
+pub(super) fn link(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
+    super::bindings::drover::driver::exec::add_to_linker::<InstanceState, HasSelf<ExecHost>>(
+        linker,
+        |s| &mut s.exec,
+    )
 }
 
 /// Per-instance state of the `exec` interface.

@@ -8,6 +8,17 @@ use super::bindings::drover::driver::log::{Host, Level};
 use crate::secrets::Redactor;
 use crate::task::{LogLevel, LogLine, LogSink, LogSource, cap_line};
 
+/// Adds the `log` interface to `linker`, each instance's state being its [`LogHost`] (shared
+/// with the other interfaces, which log too).
+pub(super) fn link(
+    linker: &mut wasmtime::component::Linker<super::state::InstanceState>,
+) -> wasmtime::Result<()> {
+    super::bindings::drover::driver::log::add_to_linker::<
+        super::state::InstanceState,
+        wasmtime::component::HasSelf<Arc<LogHost>>,
+    >(linker, |s| &mut s.log)
+}
+
 /// Per-instance state of the `log` interface. Every line of a node's log
 /// passes through [`LogHost::send`], which hides the node's secrets.
 pub struct LogHost {

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::Linker;
 use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
 
 pub use bindings::{Capabilities, Description};
@@ -206,31 +206,12 @@ impl Runtime {
         let engine = Engine::new(&wasm).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
 
         let mut linker = Linker::new(&engine);
+        // Each host interface links itself; WASI first, which the others build on.
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .and_then(|_| {
-                bindings::drover::driver::log::add_to_linker::<
-                    InstanceState,
-                    HasSelf<Arc<log::LogHost>>,
-                >(&mut linker, |s| &mut s.log)
-            })
-            .and_then(|_| {
-                bindings::drover::driver::exec::add_to_linker::<
-                    InstanceState,
-                    HasSelf<exec::ExecHost>,
-                >(&mut linker, |s| &mut s.exec)
-            })
-            .and_then(|_| {
-                bindings::drover::driver::container::add_to_linker::<
-                    InstanceState,
-                    HasSelf<container::ContainerHost>,
-                >(&mut linker, |s| &mut s.container)
-            })
-            .and_then(|_| {
-                bindings::drover::driver::secrets::add_to_linker::<
-                    InstanceState,
-                    HasSelf<secrets::SecretsHost>,
-                >(&mut linker, |s| &mut s.secrets)
-            })
+            .and_then(|()| log::link(&mut linker))
+            .and_then(|()| exec::link(&mut linker))
+            .and_then(|()| container::link(&mut linker))
+            .and_then(|()| secrets::link(&mut linker))
             .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         let vault = match &config.vault {
             Some(settings) => Some(Arc::new(crate::secrets::Vault::new(settings)?)),
@@ -477,8 +458,14 @@ impl Runtime {
                 .unwrap_or(Duration::ZERO);
             Instant::now() + left
         });
-        let container_grant =
-            self.container_grant(description, &task, workspace.clone(), grant.network);
+        let container_grant = container::ContainerGrant::for_node(
+            &self.inner.config,
+            &self.inner.containers,
+            description,
+            &task,
+            workspace.clone(),
+            grant.network,
+        );
         let (secrets, redactor) = match secrets::read_for_node(
             &self.inner.config,
             self.inner.vault.as_deref(),
@@ -588,115 +575,20 @@ impl Runtime {
         secrets::redact_outcome(&redactor, outcome)
     }
 
-    /// What the operator's policy lets this driver do for this node.
+    /// What the operator's policy lets this driver's processes do for this node.
     fn grant_for(&self, description: &Description, task: &Task) -> ExecGrant {
-        let mut programs = self.granted_programs(description);
-        let mut network = self.network_for(description);
-        // A node may only take away.
-        if let Some(grants) = &task.grants {
-            if let Some(only) = &grants.exec {
-                programs.retain(|p| only.contains(p));
-            }
-            network &= grants.network.unwrap_or(true);
-        }
-        ExecGrant {
-            programs,
-            workspace: None,
-            read_only_files: task.artifact_file.iter().cloned().collect(),
-            network,
-            unix_sockets: self
-                .inner
-                .config
-                .drivers
-                .get(&description.name)
-                .and_then(|p| p.unix_sockets)
-                .unwrap_or(false),
-            capture_limit: usize::try_from(self.inner.config.limits.captured_stdout_kib * 1024)
-                .unwrap_or(usize::MAX),
-            limits: Some(node_limits::for_node(
-                &self.inner.config,
-                &description.name,
-                task.grants.as_ref(),
-            )),
-        }
-    }
-
-    /// What the operator's policy lets this driver do with containers: it
-    /// must declare `capabilities.container` and not be denied it by its
-    /// `[drivers.<name>]` policy, and may use only the images listed there.
-    fn container_grant(
-        &self,
-        description: &Description,
-        task: &Task,
-        workspace: Option<std::path::PathBuf>,
-        network: bool,
-    ) -> container::ContainerGrant {
-        let name = &description.name;
-        let policy = self.inner.config.drivers.get(name);
-        let mut allowed = self.containers_allowed(description);
-        // A node may only take away.
-        if allowed.is_ok() && task.grants.as_ref().and_then(|g| g.container) == Some(false) {
-            allowed = Err(format!(
-                "node `{}` takes containers away from driver `{name}` (`grants: {{container: false}}`)",
-                task.node
-            ));
-        }
-        container::ContainerGrant {
-            allowed,
-            images: policy.and_then(|p| p.images.clone()).unwrap_or_default(),
-            driver: name.clone(),
-            workspace,
-            network,
-            run_id: task.run_id.clone(),
-            node: task.node.clone(),
-            engine: self.inner.containers.clone(),
-        }
+        ExecGrant::for_node(&self.inner.config, description, task)
     }
 
     /// Whether the operator's policy lets this driver run containers at all
-    /// (`Err` says why not): it must declare `capabilities.container` and
-    /// not be denied it under `[drivers.<name>]`.
+    /// (`Err` says why not).
     pub fn containers_allowed(&self, description: &Description) -> Result<(), String> {
-        let name = &description.name;
-        if !description.capabilities.container {
-            Err(format!(
-                "driver `{name}` did not declare `capabilities.container`, so it may not run containers"
-            ))
-        } else if self
-            .inner
-            .config
-            .drivers
-            .get(name)
-            .and_then(|p| p.container)
-            == Some(false)
-        {
-            Err(format!(
-                "driver `{name}` may not run containers: the config sets `container = false` \
-                 under [drivers.{name}]"
-            ))
-        } else {
-            Ok(())
-        }
+        container::containers_allowed(&self.inner.config, description)
     }
 
-    /// The programs the operator's policy lets this driver start: its
-    /// `[drivers.<name>]` list, or else what it declares.
+    /// The programs the operator's policy lets this driver start.
     pub fn granted_programs(&self, description: &Description) -> Vec<String> {
-        self.inner
-            .config
-            .drivers
-            .get(&description.name)
-            .and_then(|p| p.exec.clone())
-            .unwrap_or_else(|| description.capabilities.exec.clone())
-    }
-
-    fn network_for(&self, description: &Description) -> bool {
-        self.inner
-            .config
-            .drivers
-            .get(&description.name)
-            .and_then(|p| p.network)
-            .unwrap_or(description.capabilities.network)
+        exec::granted_programs(&self.inner.config, description)
     }
 
     /// Why an outcome is refused for its size, if it is: the outcome is

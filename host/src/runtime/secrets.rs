@@ -13,6 +13,16 @@ use crate::config::Config;
 use crate::secrets::{self, FetchError, MIN_REDACTED_LEN, Redactor, Values, Vault};
 use crate::task::{NodeStatus, Outcome, Task};
 
+/// Adds the `secrets` interface to `linker`, each instance's state being its [`SecretsHost`].
+pub(super) fn link(
+    linker: &mut wasmtime::component::Linker<super::state::InstanceState>,
+) -> wasmtime::Result<()> {
+    super::bindings::drover::driver::secrets::add_to_linker::<
+        super::state::InstanceState,
+        wasmtime::component::HasSelf<SecretsHost>,
+    >(linker, |s| &mut s.secrets)
+}
+
 /// Per-instance state of the `secrets` interface.
 pub struct SecretsHost {
     /// The node's secrets by name; `None` outside `run`.
