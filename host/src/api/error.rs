@@ -3,6 +3,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::problem::{Details, Kind, MEDIA_TYPE};
 use crate::admission::Refused;
@@ -21,9 +22,14 @@ pub struct ApiError {
     gorchestrator: bool,
 }
 
-#[derive(Serialize)]
-struct Gorchestrator<'a> {
+/// An error of gorchestrator's API, in its shape.
+#[derive(Serialize, ToSchema)]
+#[schema(as = TaskError)]
+pub(super) struct Gorchestrator<'a> {
+    /// The HTTP status.
+    #[schema(minimum = 400, maximum = 599)]
     code: u16,
+    /// What went wrong.
     message: &'a str,
 }
 

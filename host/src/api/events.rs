@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::{Stream, StreamExt, stream};
 use serde::Deserialize;
 use tokio::sync::watch;
+use utoipa::IntoParams;
 
 use super::extract::{Path, Query};
 use super::{ApiError, AppState};
@@ -163,9 +164,26 @@ impl Cursor {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// Where a stream of events starts.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct EventsQuery {
+    /// Start after this event id (like `Last-Event-ID`).
     after: Option<u64>,
+}
+
+/// Where a reconnecting stream of events starts.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(
+    dead_code,
+    reason = "a shape for the document; the handler reads the header itself"
+)]
+pub(super) struct EventsHeaders {
+    /// Resume after this event id; wins over `after`.
+    #[serde(rename = "Last-Event-ID")]
+    #[param(nullable = false)]
+    last_event_id: Option<u64>,
 }
 
 pub(super) async fn stream(
@@ -204,8 +222,11 @@ pub(super) async fn stream(
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
-#[derive(Debug, Deserialize)]
+/// How much of a log to send.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct LogsQuery {
+    /// Keep streaming until the node ends.
     #[serde(default)]
     follow: bool,
 }

@@ -6,17 +6,65 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::{ApiError, AppState};
-use crate::transport::redis::{DroneStatus, RedisDispatcher};
+use crate::transport::redis::{DroneStatus, PoolStatus, RedisDispatcher};
 
 /// How long Redis may take to say what it knows of the drones.
 const LOOKUP: Duration = Duration::from_secs(3);
 
-pub(super) async fn drones(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+/// How this server runs nodes.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum Mode {
+    /// In this process.
+    Embedded,
+    /// On drones, through Redis.
+    Distributed,
+}
+
+/// The drones behind this leader, and each pool's queue.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct DroneList {
+    mode: Mode,
+    drones: Vec<Drone>,
+    pools: Vec<PoolStatus>,
+}
+
+/// A drone: its last heartbeat (null fields once that expired) and
+/// whether it is alive.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub(super) struct Drone {
+    id: String,
+    /// Its heartbeat has not expired.
+    alive: bool,
+    host: Option<String>,
+    pid: Option<u32>,
+    /// The pools it takes nodes from.
+    pools: Vec<String>,
+    /// How many attempts it runs at once at most.
+    concurrency: Option<usize>,
+    /// Attempts it runs now (its load).
+    running: Option<usize>,
+    /// Attempts it has finished since it started.
+    finished: Option<u64>,
+    #[schema(format = DateTime)]
+    started_at: Option<String>,
+    #[schema(format = DateTime)]
+    last_seen: Option<String>,
+    /// drover's version there.
+    version: Option<String>,
+}
+
+pub(super) async fn drones(State(state): State<AppState>) -> Result<Json<DroneList>, ApiError> {
     let Some(dispatcher) = &state.dispatcher else {
-        return Ok(Json(json!({"mode": "embedded", "drones": [], "pools": []})));
+        return Ok(Json(DroneList {
+            mode: Mode::Embedded,
+            drones: Vec::new(),
+            pools: Vec::new(),
+        }));
     };
     let unavailable =
         |e: String| ApiError::other(StatusCode::SERVICE_UNAVAILABLE, format!("redis: {e}"));
@@ -29,43 +77,33 @@ pub(super) async fn drones(State(state): State<AppState>) -> Result<Json<Value>,
     .await
     .map_err(|_| unavailable(format!("no answer within {LOOKUP:?}")))?
     .map_err(|e| unavailable(e.to_string()))?;
-    Ok(Json(json!({
-        "mode": "distributed",
-        "drones": drones.iter().map(drone).collect::<Vec<_>>(),
-        "pools": pools,
-    })))
+    Ok(Json(DroneList {
+        mode: Mode::Distributed,
+        drones: drones.iter().map(drone).collect(),
+        pools,
+    }))
 }
 
-/// A drone as JSON: its last heartbeat (null fields once it expired) and
-/// whether it is alive.
-fn drone(status: &DroneStatus) -> Value {
-    match &status.info {
-        Some(info) => json!({
-            "id": status.id,
-            "alive": status.alive,
-            "host": info.host,
-            "pid": info.pid,
-            "pools": info.pools,
-            "concurrency": info.concurrency,
-            "running": info.running,
-            "finished": info.finished,
-            "started_at": info.started_at,
-            "last_seen": info.last_seen,
-            "version": info.version,
-        }),
-        None => json!({
-            "id": status.id,
-            "alive": status.alive,
-            "host": null,
-            "pid": null,
-            "pools": [],
-            "concurrency": null,
-            "running": null,
-            "finished": null,
-            "started_at": null,
-            "last_seen": null,
-            "version": null,
-        }),
+fn drone(status: &DroneStatus) -> Drone {
+    let Some(info) = &status.info else {
+        return Drone {
+            id: status.id.clone(),
+            alive: status.alive,
+            ..Drone::default()
+        };
+    };
+    Drone {
+        id: status.id.clone(),
+        alive: status.alive,
+        host: Some(info.host.clone()),
+        pid: Some(info.pid),
+        pools: info.pools.clone(),
+        concurrency: Some(info.concurrency),
+        running: Some(info.running),
+        finished: Some(info.finished),
+        started_at: Some(info.started_at.clone()),
+        last_seen: Some(info.last_seen.clone()),
+        version: Some(info.version.clone()),
     }
 }
 
@@ -81,7 +119,6 @@ pub(super) async fn pool_metrics(dispatcher: &RedisDispatcher) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transport::redis::PoolStatus;
 
     #[test]
     fn a_drone_whose_heartbeat_expired_has_only_its_id() {
@@ -90,10 +127,11 @@ mod tests {
             alive: false,
             info: None,
         });
+        let value = serde_json::to_value(value).unwrap_or_default();
         assert_eq!(value["id"], "d-1");
         assert_eq!(value["alive"], false);
         assert!(value["last_seen"].is_null());
-        assert_eq!(value["pools"], json!([]));
+        assert_eq!(value["pools"], serde_json::json!([]));
     }
 
     #[test]

@@ -8,7 +8,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use super::extract::{Body, Path, text};
 use super::{ApiError, AppState};
@@ -20,6 +22,31 @@ use crate::store::{Api, RunMeta};
 /// Whether `path` is under gorchestrator's API, whose errors keep its shape.
 pub(super) fn serves(path: &str) -> bool {
     path == "/v1" || path.starts_with("/v1/")
+}
+
+/// A task's id.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct TaskId {
+    id: String,
+}
+
+/// Every task (gorchestrator's runs only).
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct TaskList {
+    tasks: Vec<Task>,
+}
+
+/// A task in the list.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Task {
+    id: String,
+    name: String,
+    /// The run's state, by name.
+    state: RunState,
+    #[schema(format = DateTime)]
+    start_date: String,
+    #[schema(format = DateTime)]
+    stop_date: Option<String>,
 }
 
 /// gorchestrator's code for a run state (the node codes, applied to the run).
@@ -50,7 +77,7 @@ pub(super) async fn submit(
             ..Submission::new(&text)
         })
         .await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "id": meta.id }))).into_response())
+    Ok((StatusCode::ACCEPTED, Json(TaskId { id: meta.id })).into_response())
 }
 
 /// Whether the body is a JSON object with a `digraph`, read on a blocking
@@ -82,7 +109,7 @@ async fn has_digraph(text: String) -> Result<(String, bool), ApiError> {
     Ok((text, value.get("digraph").is_some()))
 }
 
-pub(super) async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub(super) async fn list(State(state): State<AppState>) -> Result<Json<TaskList>, ApiError> {
     let mut tasks = Vec::new();
     let mut before: Option<String> = None;
     loop {
@@ -95,17 +122,17 @@ pub(super) async fn list(State(state): State<AppState>) -> Result<Json<Value>, A
                 .map(task_summary),
         );
     }
-    Ok(Json(json!({ "tasks": tasks })))
+    Ok(Json(TaskList { tasks }))
 }
 
-fn task_summary(meta: &RunMeta) -> Value {
-    json!({
-        "id": meta.id,
-        "name": meta.name,
-        "state": meta.state.as_str(),
-        "start_date": rfc3339::format(meta.submitted_at),
-        "stop_date": meta.finished_at.map(rfc3339::format),
-    })
+fn task_summary(meta: &RunMeta) -> Task {
+    Task {
+        id: meta.id.clone(),
+        name: meta.name.clone(),
+        state: meta.state,
+        start_date: rfc3339::format(meta.submitted_at),
+        stop_date: meta.finished_at.map(rfc3339::format),
+    }
 }
 
 /// The run, if it is a gorchestrator task.
@@ -160,8 +187,8 @@ pub(super) async fn get(
 pub(super) async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TaskId>, ApiError> {
     task(&state, &id).await?;
     state.runs.cancel(&id).await?;
-    Ok(Json(json!({ "id": id })))
+    Ok(Json(TaskId { id }))
 }

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{Body, Path, Query, text};
 use super::{ApiError, AppState};
@@ -13,20 +13,31 @@ use crate::engine::{RunRecord, RunState};
 use crate::registry::Origin;
 use crate::rfc3339;
 use crate::runs::Submission;
+use crate::runtime::Description;
 use crate::store::{Api, RunMeta};
 use drover_duration::parse_duration;
 
-#[derive(Debug, Deserialize)]
+/// The options of a submission.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct SubmitQuery {
-    parallelism: Option<usize>,
+    /// How many nodes may run at once (at most the server's cap).
+    #[param(minimum = 1, maximum = 65535)]
+    parallelism: Option<u16>,
+    /// Stop the run at the first failure.
     #[serde(default)]
     fail_fast: bool,
+    /// Run-wide timeout, e.g. `10m`, `1.5h`, `30s` or seconds.
+    #[param(pattern = r"^[0-9]{1,6}(\.[0-9]{1,9})?(ms|s|m|h)?$")]
     timeout: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-struct Created<'a> {
+/// A run that was accepted, or whose cancel was.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Created<'a> {
+    /// The run's id.
     id: &'a str,
+    /// The run's path.
     url: String,
 }
 
@@ -47,7 +58,7 @@ pub(super) async fn submit(
         .submit(Submission {
             text: &text,
             api: Api::Native,
-            parallelism: query.parallelism,
+            parallelism: query.parallelism.map(usize::from),
             fail_fast: query.fail_fast,
             timeout,
         })
@@ -61,23 +72,46 @@ pub(super) async fn submit(
         .into_response())
 }
 
-#[derive(Debug, Deserialize)]
+/// Which runs to list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct ListQuery {
-    state: Option<String>,
-    limit: Option<usize>,
+    /// Only runs in this state.
+    #[param(inline)]
+    state: Option<RunState>,
+    /// At most this many (default 50).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u16>,
+    /// The `next` of the previous page.
     before: Option<String>,
 }
 
+/// The most runs one page lists.
+const MAX_PAGE: u16 = 1000;
+
 /// One run in a list.
-#[derive(Debug, Serialize)]
-struct Summary<'a> {
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = RunSummary)]
+pub(super) struct Summary<'a> {
     id: &'a str,
     name: &'a str,
     state: RunState,
+    /// How many nodes it has.
     nodes: usize,
+    #[schema(format = DateTime)]
     submitted_at: String,
+    #[schema(format = DateTime)]
     finished_at: Option<String>,
+    /// The run's path.
     url: String,
+}
+
+/// A page of runs, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct RunList<'a> {
+    runs: Vec<Summary<'a>>,
+    /// The `before` of the next page; `null` on the last one.
+    next: Option<String>,
 }
 
 impl<'a> Summary<'a> {
@@ -94,35 +128,28 @@ impl<'a> Summary<'a> {
     }
 }
 
-/// A run state named in a query.
-pub(super) fn run_state(name: &str) -> Result<RunState, ApiError> {
-    match name {
-        "running" => Ok(RunState::Running),
-        "success" => Ok(RunState::Success),
-        "failure" => Ok(RunState::Failure),
-        "timeout" => Ok(RunState::Timeout),
-        "canceled" => Ok(RunState::Canceled),
-        other => Err(ApiError::invalid_parameter(format!(
-            "query parameter `state`: unknown run state `{other}` (running, success, failure, timeout or canceled)"
-        ))),
-    }
-}
-
 pub(super) async fn list(
     State(state): State<AppState>,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
-    let filter = query.state.as_deref().map(run_state).transpose()?;
-    let limit = query.limit.unwrap_or(50).clamp(1, 1000);
+    let limit = match query.limit {
+        None => 50,
+        Some(limit @ 1..=MAX_PAGE) => usize::from(limit),
+        Some(other) => {
+            return Err(ApiError::invalid_parameter(format!(
+                "query parameter `limit`: `{other}` is not between 1 and {MAX_PAGE}"
+            )));
+        }
+    };
     let runs = state
         .runs
-        .list(filter, query.before.as_deref(), limit)
+        .list(query.state, query.before.as_deref(), limit)
         .await?;
     let next = (runs.len() == limit)
         .then(|| runs.last().map(|m| m.id.clone()))
         .flatten();
-    let summaries: Vec<Summary> = runs.iter().map(Summary::of).collect();
-    Ok(Json(json!({ "runs": summaries, "next": next })).into_response())
+    let runs = runs.iter().map(Summary::of).collect();
+    Ok(Json(RunList { runs, next }).into_response())
 }
 
 pub(super) async fn get(
@@ -141,8 +168,29 @@ pub(super) async fn cancel(
     Ok((StatusCode::ACCEPTED, Json(Created { id: &meta.id, url })).into_response())
 }
 
+/// A driver a DAG can name.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Driver)]
+pub(super) struct DriverSummary {
+    name: String,
+    /// The version a bare name resolves to now.
+    version: String,
+    #[schema(pattern = "^sha256:[0-9a-f]{64}$")]
+    digest: String,
+    builtin: bool,
+    /// What `describe` returned, capabilities included.
+    #[schema(value_type = Object)]
+    description: Option<Description>,
+}
+
+/// The drivers this server has.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct DriverList {
+    drivers: Vec<DriverSummary>,
+}
+
 /// The driver each plugin name resolves to now, described.
-pub(super) async fn drivers(State(state): State<AppState>) -> Result<Response, ApiError> {
+pub(super) async fn drivers(State(state): State<AppState>) -> Result<Json<DriverList>, ApiError> {
     let registry = state.runs.registry();
     let mut found = Vec::new();
     for (name, _) in registry.list() {
@@ -150,23 +198,35 @@ pub(super) async fn drivers(State(state): State<AppState>) -> Result<Response, A
         let Some(latest) = versions.into_iter().rev().find(|v| v.blocked.is_none()) else {
             continue;
         };
-        found.push(json!({
-            "name": name,
-            "version": latest.version.to_string(),
-            "digest": format!("sha256:{}", latest.digest),
-            "builtin": latest.origin == Origin::Builtin,
-            "description": latest.description,
-        }));
+        found.push(DriverSummary {
+            name,
+            version: latest.version.to_string(),
+            digest: format!("sha256:{}", latest.digest),
+            builtin: latest.origin == Origin::Builtin,
+            description: latest.description,
+        });
     }
-    Ok(Json(json!({ "drivers": found })).into_response())
+    Ok(Json(DriverList { drivers: found }))
 }
 
-pub(super) async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
-    Json(json!({
-        "status": "ok",
-        "version": env!("CARGO_PKG_VERSION"),
-        "runs_running": state.runs.running(),
-    }))
+/// The server is up.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Health {
+    /// Always `ok`.
+    #[schema(value_type = String, pattern = "^ok$")]
+    status: &'static str,
+    /// drover's version.
+    version: &'static str,
+    /// Runs in progress here.
+    runs_running: usize,
+}
+
+pub(super) async fn health(State(state): State<AppState>) -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+        runs_running: state.runs.running(),
+    })
 }
 
 pub(super) async fn metrics(State(state): State<AppState>) -> Response {

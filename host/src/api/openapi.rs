@@ -1,10 +1,86 @@
-//! The OpenAPI 3 document, generated from the route table.
+//! The OpenAPI 3.1 document, built from the route table with every schema derived from the Rust types the handlers read and answer.
+
+use std::collections::BTreeMap;
 
 use axum::Json;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
+use utoipa::openapi::extensions::ExtensionsBuilder;
+use utoipa::openapi::path::{
+    HttpMethod, OperationBuilder, Parameter, ParameterBuilder, ParameterIn,
+};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, SchemaType, Type};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{
+    ComponentsBuilder, Content, InfoBuilder, OpenApiBuilder, Paths, Ref, RefOr, Required, Schema,
+};
+use utoipa::{IntoParams, PartialSchema, ToSchema};
 
 use super::ROUTES;
-use super::problem::{Kind, MEDIA_TYPE as PROBLEM};
+use super::problem::{Details, MEDIA_TYPE as PROBLEM};
+use crate::dag::schema::{NativeDag, NativeNode};
+
+/// The schemas a document names, as `ToSchema` gathers them.
+pub type Found = Vec<(String, RefOr<Schema>)>;
+
+/// A schema for a body: registers what it names in `found`, and returns a
+/// reference to it (or the schema itself, when it has no name).
+pub type SchemaOf = fn(&mut Found) -> RefOr<Schema>;
+
+/// An operation's query, header and path parameters.
+pub type Params = fn() -> Vec<Parameter>;
+
+/// A request body: its description and each media type it may come as.
+pub struct Body {
+    pub description: &'static str,
+    pub media: &'static [(&'static str, SchemaOf)],
+}
+
+/// What an answer carries.
+pub enum Media {
+    /// JSON of this schema.
+    Json(SchemaOf),
+    /// An RFC 9457 problem (`application/problem+json`).
+    Problem,
+    /// Plain text.
+    Text,
+    /// Server-Sent Events.
+    Sse,
+}
+
+/// The schema of `T`, registered under its name.
+pub fn schema<T: ToSchema>(found: &mut Found) -> RefOr<Schema> {
+    T::schemas(found);
+    found.push((T::name().into_owned(), T::schema()));
+    Ref::from_schema_name(T::name()).into()
+}
+
+/// A native DAG: its node's schema too, which the DAG's own derive does not
+/// gather (see [`crate::dag::schema`]).
+pub fn dag(found: &mut Found) -> RefOr<Schema> {
+    schema::<NativeNode>(found);
+    schema::<NativeDag>(found)
+}
+
+/// Bytes, at least one, as a component's upload is.
+pub fn binary(_: &mut Found) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Type(Type::String))
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+        .min_length(Some(1))
+        .into()
+}
+
+/// The parameters of `T`, where its derive places them.
+pub fn params<T: IntoParams>() -> Vec<Parameter> {
+    T::into_params(|| None)
+}
+
+/// No parameters but those of the path.
+pub fn no_params() -> Vec<Parameter> {
+    Vec::new()
+}
 
 pub(super) async fn document() -> Json<Value> {
     Json(build())
@@ -12,175 +88,91 @@ pub(super) async fn document() -> Json<Value> {
 
 /// The document for every route in [`ROUTES`].
 pub fn build() -> Value {
-    let mut paths = Map::new();
+    let mut found = Found::new();
+    let mut paths = Paths::new();
     for route in ROUTES {
-        let mut parameters: Vec<Value> = route
+        let mut parameters = (route.params)();
+        // Path parameters no type describes are plain strings.
+        for name in route
             .path
             .split('/')
             .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
-            .map(|name| {
-                json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}})
-            })
-            .collect();
-        parameters.extend(route.query.iter().map(|(name, kind, description)| {
-            json!({"name": name, "in": "query", "required": false,
-                   "description": description, "schema": {"type": kind}})
-        }));
-        if route.path.ends_with("/events") {
-            parameters.push(
-                json!({"name": "Last-Event-ID", "in": "header", "required": false,
-                "description": "Resume after this event id", "schema": {"type": "integer"}}),
-            );
+        {
+            if !parameters.iter().any(|p| p.name == name) {
+                parameters.push(
+                    ParameterBuilder::new()
+                        .name(name)
+                        .parameter_in(ParameterIn::Path)
+                        .required(Required::True)
+                        .schema(Some(String::schema()))
+                        .build(),
+                );
+            }
         }
-        let mut responses = Map::new();
-        for (status, description, schema) in route.responses {
-            let content = match *schema {
-                "text" => json!({"text/plain": {"schema": {"type": "string"}}}),
-                "sse" => json!({"text/event-stream": {"schema": {"type": "string"}}}),
-                "object" => json!({"application/json": {"schema": {"type": "object"}}}),
-                "Problem" => {
-                    json!({PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}})
-                }
-                name => {
-                    json!({"application/json": {"schema": {"$ref": format!("#/components/schemas/{name}")}}})
-                }
+        let mut operation = OperationBuilder::new()
+            .summary(Some(route.summary))
+            .tag(route.tag)
+            .parameters(Some(parameters));
+        for (status, description, media) in route.responses {
+            let (media_type, schema) = match media {
+                Media::Json(schema) => ("application/json", schema(&mut found)),
+                Media::Problem => (PROBLEM, schema::<Details>(&mut found)),
+                Media::Text => ("text/plain", String::schema()),
+                Media::Sse => ("text/event-stream", String::schema()),
             };
-            responses.insert(
-                status.to_string(),
-                json!({"description": description, "content": content}),
-            );
+            let response = ResponseBuilder::new()
+                .description(*description)
+                .content(media_type, Content::new(Some(schema)));
+            operation = operation.response(status.to_string(), response.build());
         }
-        let mut operation = json!({
-            "summary": route.summary,
-            "tags": [route.tag],
-            "parameters": parameters,
-            "responses": responses,
-        });
-        if let Some(body) = route.body {
-            let content = if body == super::routes::PLUGIN_BODY {
-                json!({"application/wasm": {"schema": {"type": "string", "format": "binary"}}})
-            } else {
-                json!({
-                    "application/json": {"schema": {"type": "object"}},
-                    "application/yaml": {"schema": {"type": "string"}},
-                })
-            };
-            operation["requestBody"] = json!({
-                "required": true,
-                "description": body,
-                "content": content,
-            });
+        if let Some(body) = &route.body {
+            let mut request = RequestBodyBuilder::new()
+                .description(Some(body.description))
+                .required(Some(Required::True));
+            for (media_type, schema) in body.media {
+                request = request.content(*media_type, Content::new(Some(schema(&mut found))));
+            }
+            operation = operation.request_body(Some(request.build()));
         }
         if let Some(role) = route.role {
-            operation["security"] = json!([{"bearer": []}]);
-            operation["x-drover-role"] = json!(role.as_str());
+            operation = operation
+                .security(SecurityRequirement::new("bearer", Vec::<String>::new()))
+                .extensions(Some(
+                    ExtensionsBuilder::new()
+                        .add("x-drover-role", role.as_str())
+                        .build(),
+                ));
         }
-        let entry = paths
-            .entry(route.path.to_owned())
-            .or_insert_with(|| json!({}));
-        entry[route.method.to_lowercase()] = operation;
+        let method = match route.method {
+            "POST" => HttpMethod::Post,
+            "DELETE" => HttpMethod::Delete,
+            _ => HttpMethod::Get,
+        };
+        paths.add_path_operation(route.path, vec![method], operation.build());
     }
-    json!({
-        "openapi": "3.0.3",
-        "info": {
-            "title": "drover",
-            "version": env!("CARGO_PKG_VERSION"),
-            "description": "Run DAGs of work through sandboxed WebAssembly drivers.",
-        },
-        "paths": paths,
-        "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": schemas(),
-        },
-    })
-}
-
-fn schemas() -> Value {
-    let string = json!({"type": "string"});
-    let time = json!({"type": "string", "format": "date-time", "nullable": true});
-    let outputs = json!({"type": "object", "additionalProperties": {"type": "string"}});
-    let node_state = json!({"type": "string", "enum": ["initial", "to-run", "running", "success", "failure", "not-runnable", "timeout", "canceled"]});
-    let problem_types: Vec<String> = Kind::TYPED
-        .iter()
-        .map(|kind| kind.uri())
-        .chain(["about:blank".to_owned()])
-        .collect();
-    let run_state =
-        json!({"type": "string", "enum": ["running", "success", "failure", "timeout", "canceled"]});
-    json!({
-        "Problem": {"type": "object", "description": "RFC 9457 problem details",
-            "required": ["type", "title", "status", "detail"], "properties": {
-            "type": {"type": "string", "format": "uri", "enum": problem_types,
-                "description": "The kind of error; about:blank where none is more specific"},
-            "title": {"type": "string", "description": "The same for every answer of a type"},
-            "status": {"type": "integer", "description": "The HTTP status"},
-            "detail": {"type": "string", "description": "What went wrong: names the parameter, node or field"},
-            "instance": {"type": "string", "description": "The request's path"},
-            "problems": {"type": "array", "description": "Every problem of a refused DAG (invalid-dag, unreadable-body)",
-                "items": {"type": "object", "required": ["location", "message"], "properties": {
-                "location": string, "message": string}}},
-        }},
-        "Created": {"type": "object", "required": ["id", "url"], "properties": {"id": string, "url": string}},
-        "AttemptRecord": {"type": "object", "properties": {
-            "attempt": {"type": "integer"}, "state": node_state, "exit_code": {"type": "integer", "nullable": true},
-            "started_at": time, "finished_at": time, "error": {"type": "string", "nullable": true},
-        }},
-        "NodeRecord": {"type": "object", "properties": {
-            "name": string, "state": node_state, "state_code": {"type": "integer"},
-            "exit_code": {"type": "integer", "nullable": true}, "outputs": outputs,
-            "attempts": {"type": "array", "items": {"$ref": "#/components/schemas/AttemptRecord"}},
-            "started_at": time, "finished_at": time, "error": {"type": "string", "nullable": true},
-        }},
-        "RunRecord": {"type": "object", "properties": {
-            "id": string, "name": string, "state": run_state,
-            "nodes": {"type": "array", "items": {"$ref": "#/components/schemas/NodeRecord"}},
-        }},
-        "RunSummary": {"type": "object", "properties": {
-            "id": string, "name": string, "state": run_state, "nodes": {"type": "integer"},
-            "submitted_at": time, "finished_at": time, "url": string,
-        }},
-        "RunList": {"type": "object", "properties": {
-            "runs": {"type": "array", "items": {"$ref": "#/components/schemas/RunSummary"}},
-            "next": {"type": "string", "nullable": true},
-        }},
-        "DriverList": {"type": "object", "properties": {"drivers": {"type": "array", "items": {"type": "object"}}}},
-        "Plugin": {"type": "object", "required": ["name", "version", "digest", "size", "origin"], "properties": {
-            "name": string, "version": string,
-            "digest": {"type": "string", "description": "sha256:<hex>"},
-            "size": {"type": "integer"},
-            "origin": {"type": "object", "properties": {"kind": {"type": "string", "enum": ["builtin", "upload", "folder"]}, "path": string}},
-            "published_at": time,
-            "signed_by": {"type": "string", "description": "The trusted public key (base64) that signed it"},
-            "description": {"type": "object", "description": "What `describe` returned, capabilities included"},
-            "world": {"type": "object", "properties": {"implements": string,
-                "imports": {"type": "array", "items": string}, "exports": {"type": "array", "items": string}}},
-            "blocked": {"type": "string", "description": "Why it cannot be used now"}}},
-        "PluginList": {"type": "object", "properties": {"plugins": {"type": "array", "items": {"type": "object", "properties": {
-            "name": string, "versions": {"type": "array", "items": string}, "latest": string, "builtin": {"type": "boolean"}}}}}},
-        "PluginVersions": {"type": "object", "properties": {"name": string,
-            "versions": {"type": "array", "items": {"$ref": "#/components/schemas/Plugin"}}}},
-        "Drone": {"type": "object", "required": ["id", "alive"], "properties": {
-            "id": string, "alive": {"type": "boolean", "description": "Its heartbeat has not expired"},
-            "host": {"type": "string", "nullable": true}, "pid": {"type": "integer", "nullable": true},
-            "pools": {"type": "array", "items": string},
-            "concurrency": {"type": "integer", "nullable": true},
-            "running": {"type": "integer", "nullable": true, "description": "Attempts it runs now (its load)"},
-            "finished": {"type": "integer", "nullable": true},
-            "started_at": time, "last_seen": time, "version": {"type": "string", "nullable": true}}},
-        "Pool": {"type": "object", "properties": {"name": string,
-            "queued": {"type": "integer", "description": "Jobs no drone has taken yet"},
-            "running": {"type": "integer", "description": "Jobs taken and not finished"},
-            "drones": {"type": "integer", "description": "Live drones serving it"}}},
-        "DroneList": {"type": "object", "required": ["mode", "drones"], "properties": {
-            "mode": {"type": "string", "enum": ["embedded", "distributed"]},
-            "drones": {"type": "array", "items": {"$ref": "#/components/schemas/Drone"}},
-            "pools": {"type": "array", "items": {"$ref": "#/components/schemas/Pool"}}}},
-        "Health": {"type": "object", "properties": {"status": string, "version": string, "runs_running": {"type": "integer"}}},
-        "TaskId": {"type": "object", "properties": {"id": string}},
-        "TaskError": {"type": "object", "properties": {"code": {"type": "integer"}, "message": string}},
-        "TaskList": {"type": "object", "properties": {"tasks": {"type": "array", "items": {"type": "object", "properties": {
-            "id": string, "name": string, "state": string, "start_date": time, "stop_date": time}}}}},
-    })
+    let schemas: BTreeMap<String, RefOr<Schema>> = found.into_iter().collect();
+    let components = ComponentsBuilder::new()
+        .schemas_from_iter(schemas)
+        .security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        )
+        .build();
+    let document = OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title("drover")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some(
+                    "Run DAGs of work through sandboxed WebAssembly drivers.",
+                ))
+                .build(),
+        )
+        .paths(paths)
+        .components(Some(components))
+        .build();
+    // The document is plain data: it always serializes.
+    serde_json::to_value(document).unwrap_or(Value::Null)
 }
 
 #[cfg(test)]
@@ -219,12 +211,96 @@ mod tests {
             }
         }
         assert!(checked > 40, "only {checked} error answers documented");
-        let types = &document["components"]["schemas"]["Problem"]["properties"]["type"]["enum"];
+        let types = &document["components"]["schemas"]["ProblemType"]["enum"];
         assert!(
             types
                 .as_array()
-                .is_some_and(|t| t.contains(&json!("https://drover.dev/problems/invalid-dag"))),
+                .is_some_and(|t| t.contains(&serde_json::json!(
+                    "https://drover.dev/problems/invalid-dag"
+                ))),
             "{types}"
         );
+    }
+
+    /// Every `$ref` under `value`.
+    fn refs<'a>(value: &'a Value, found: &mut Vec<&'a str>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(target)) = map.get("$ref") {
+                    found.push(target);
+                }
+                map.values().for_each(|v| refs(v, found));
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs(v, found)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn the_document_is_openapi_3_1_whose_references_all_resolve() {
+        let document = build();
+        assert_eq!(document["openapi"], "3.1.0");
+        assert!(document["info"]["title"].is_string());
+        let mut found = Vec::new();
+        refs(&document, &mut found);
+        assert!(found.len() > 50, "only {} references", found.len());
+        for target in found {
+            let Some(pointer) = target.strip_prefix('#') else {
+                panic!("{target} points outside the document");
+            };
+            assert!(
+                document.pointer(pointer).is_some_and(Value::is_object),
+                "{target} does not resolve"
+            );
+        }
+        // Each operation: a summary, at least one answer, and every
+        // parameter placed and typed.
+        let Some(paths) = document["paths"].as_object() else {
+            panic!("no paths");
+        };
+        for (path, operations) in paths {
+            for (method, operation) in operations.as_object().into_iter().flatten() {
+                assert!(operation["summary"].is_string(), "{method} {path}");
+                assert!(
+                    operation["responses"]
+                        .as_object()
+                        .is_some_and(|r| !r.is_empty()),
+                    "{method} {path}"
+                );
+                for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                    let place = parameter["in"].as_str().unwrap_or_default();
+                    assert!(
+                        ["path", "query", "header"].contains(&place),
+                        "{method} {path}: {parameter}"
+                    );
+                    assert!(
+                        parameter["schema"].is_object(),
+                        "{method} {path}: {parameter}"
+                    );
+                    assert_ne!(
+                        parameter["name"], "Authorization",
+                        "{method} {path}: the bearer scheme says it"
+                    );
+                }
+                // Path parameters are in the path, and the path's in the parameters.
+                for name in path
+                    .split('/')
+                    .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+                {
+                    assert!(
+                        operation["parameters"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .any(|p| p["name"] == name
+                                && p["in"] == "path"
+                                && p["required"] == true),
+                        "{method} {path}: {name}"
+                    );
+                }
+            }
+        }
+        let bearer = &document["components"]["securitySchemes"]["bearer"];
+        assert_eq!(bearer["scheme"], "bearer", "{bearer}");
     }
 }

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{Body, Path, Query, quoted};
 use super::problem::Kind;
@@ -15,10 +15,30 @@ use crate::registry::{Origin, PluginVersion, PublishError, RegistryError, Upload
 /// The header carrying a plugin's signature (base64 ed25519 over `sha256:<hex>`).
 pub const SIGNATURE_HEADER: &str = "x-drover-signature";
 
-#[derive(Debug, Deserialize)]
+/// What to publish an upload as.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct UploadQuery {
+    /// The plugin's name; defaults to the one it describes.
+    #[param(pattern = "^[a-z][a-z0-9-]*$")]
     name: Option<String>,
+    /// Its semver version; defaults to the one it describes.
+    #[param(pattern = r"^(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})$")]
     version: Option<String>,
+}
+
+/// The signature of an upload.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(
+    dead_code,
+    reason = "a shape for the document; the handler reads the header itself"
+)]
+pub(super) struct UploadHeaders {
+    /// A base64 ed25519 signature over `sha256:<hex digest>`.
+    #[serde(rename = "X-Drover-Signature")]
+    #[param(nullable = false)]
+    signature: Option<String>,
 }
 
 impl From<PublishError> for ApiError {
@@ -89,9 +109,23 @@ pub(super) async fn upload(
     Ok((status, Json(published.plugin)).into_response())
 }
 
+/// A version of a plugin, in a path.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(super) struct VersionPath {
+    /// The plugin's name.
+    name: String,
+    /// A semver version (each number at most nine digits).
+    #[param(
+        pattern = r"^(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})(-(0|[1-9][0-9]{0,8}|[0-9]*[A-Za-z-][0-9A-Za-z-]*)(\.(0|[1-9][0-9]{0,8}|[0-9]*[A-Za-z-][0-9A-Za-z-]*))*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$"
+    )]
+    version: String,
+}
+
 /// One plugin in the list.
-#[derive(Debug, Serialize)]
-struct Summary {
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = PluginSummary)]
+pub(super) struct Summary {
     name: String,
     /// Every version, oldest first.
     versions: Vec<String>,
@@ -100,7 +134,13 @@ struct Summary {
     builtin: bool,
 }
 
-pub(super) async fn list(State(state): State<AppState>) -> Json<serde_json::Value> {
+/// Every plugin.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct PluginList {
+    plugins: Vec<Summary>,
+}
+
+pub(super) async fn list(State(state): State<AppState>) -> Json<PluginList> {
     let plugins: Vec<Summary> = state
         .runs
         .registry()
@@ -117,28 +157,38 @@ pub(super) async fn list(State(state): State<AppState>) -> Json<serde_json::Valu
             name,
         })
         .collect();
-    Json(json!({ "plugins": plugins }))
+    Json(PluginList { plugins })
 }
 
 /// A plugin's versions, each with its digest, capabilities, description and world.
-#[derive(Debug, Serialize)]
-struct Versions {
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = PluginVersions)]
+pub(super) struct Versions {
     name: String,
+    /// Oldest first.
     versions: Vec<PluginVersion>,
+}
+
+/// A version that was withdrawn.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Removed {
+    removed: PluginVersion,
+    /// Whether runs still use it (they keep it until they end).
+    in_use: bool,
 }
 
 pub(super) async fn show(
     State(state): State<AppState>,
     Path(name): Path<String>,
-) -> Result<Json<impl Serialize>, ApiError> {
+) -> Result<Json<Versions>, ApiError> {
     let versions = state.runs.registry().versions(&name).await?;
     Ok(Json(Versions { name, versions }))
 }
 
 pub(super) async fn remove(
     State(state): State<AppState>,
-    Path((name, version)): Path<(String, String)>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+    Path(VersionPath { name, version }): Path<VersionPath>,
+) -> Result<Json<Removed>, ApiError> {
     if let Err(e) = version.parse::<semver::Version>() {
         return Err(ApiError::invalid_parameter(format!(
             "path parameter `version`: `{}` is not a semver version ({e})",
@@ -148,5 +198,5 @@ pub(super) async fn remove(
     let registry = state.runs.registry();
     let removed = registry.remove(&name, &version)?;
     let in_use = registry.in_use(&removed.digest);
-    Ok(Json(json!({ "removed": removed, "in_use": in_use })))
+    Ok(Json(Removed { removed, in_use }))
 }

@@ -2,6 +2,9 @@
 
 use axum::http::StatusCode;
 use serde::Serialize;
+use utoipa::openapi::schema::{ObjectBuilder, SchemaFormat, SchemaType, Type};
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::{PartialSchema, ToSchema};
 
 use crate::dag::Problem;
 
@@ -114,20 +117,50 @@ impl Kind {
     }
 }
 
-/// The JSON of a problem details answer.
-#[derive(Debug, Serialize)]
+/// The JSON of a problem details answer (RFC 9457).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Problem)]
 pub struct Details<'a> {
+    /// The kind of error; `about:blank` where none is more specific.
     #[serde(rename = "type")]
+    #[schema(value_type = ProblemType)]
     pub kind: String,
+    /// The same for every answer of a type.
     pub title: &'static str,
+    /// The HTTP status.
+    #[schema(minimum = 400, maximum = 599)]
     pub status: u16,
+    /// What went wrong: names the parameter, node or field.
     pub detail: &'a str,
+    /// The request's path.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, required = false)]
     pub instance: Option<&'a str>,
-    /// drover's extension member: every problem of a refused DAG.
+    /// drover's extension member: every problem of a refused DAG
+    /// (invalid-dag, unreadable-body).
     #[serde(skip_serializing_if = "<[Problem]>::is_empty")]
+    #[schema(value_type = Vec<Problem>, required = false)]
     pub problems: &'a [Problem],
 }
+
+/// The `type` of a problem: one URI per [`Kind`], or `about:blank`.
+pub struct ProblemType;
+
+impl PartialSchema for ProblemType {
+    fn schema() -> RefOr<Schema> {
+        let uris = Kind::TYPED
+            .iter()
+            .map(|kind| kind.uri())
+            .chain(["about:blank".to_owned()]);
+        ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::String))
+            .format(Some(SchemaFormat::Custom("uri".to_owned())))
+            .enum_values(Some(uris))
+            .into()
+    }
+}
+
+impl ToSchema for ProblemType {}
 
 #[cfg(test)]
 mod tests {

@@ -3,8 +3,12 @@
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{MethodRouter, delete, get, post};
 
+use super::openapi::{Body, Media, Params, no_params, params, schema};
 use super::{AppState, auth, events, fleet, gorchestrator, native, openapi, plugins};
 use crate::config::Role;
+use crate::dag::schema::Graph;
+use crate::engine::RunRecord;
+use crate::registry::PluginVersion;
 
 /// One operation of the API.
 pub struct Route {
@@ -17,54 +21,75 @@ pub struct Route {
     /// A short summary, and the OpenAPI tag.
     pub summary: &'static str,
     pub tag: &'static str,
-    /// Query parameters: name, OpenAPI type, description.
-    pub query: &'static [(&'static str, &'static str, &'static str)],
-    /// The request body's description, if it takes one.
-    pub body: Option<&'static str>,
-    /// Status codes with a description and, for JSON bodies, a schema name
-    /// under `components/schemas` (or `text`/`sse`).
+    /// Its query and header parameters, from the types the handler reads.
+    pub params: Params,
+    /// The request body it takes, if any.
+    pub body: Option<Body>,
+    /// Status codes, each with a description and what the answer carries.
     pub responses: &'static [Answer],
     /// Builds the axum handler, guarded by `role`.
     pub handler: fn(&AppState, Option<Role>) -> MethodRouter<AppState>,
 }
 
-/// The upload body, sent as `application/wasm`.
-pub const PLUGIN_BODY: &str = "The component's bytes (application/wasm); an optional \
-     X-Drover-Signature header carries a base64 ed25519 signature over `sha256:<hex digest>`.";
-const DAG_BODY: &str = "A DAG in drover's native format (YAML or JSON) or gorchestrator's JSON.";
-/// An answer: status, description, schema (see [`Route::responses`]).
-type Answer = (u16, &'static str, &'static str);
-const UNAUTHORIZED: Answer = (401, "No or unknown bearer token", "Problem");
+/// An answer: status, description, body.
+pub type Answer = (u16, &'static str, Media);
+
+const DAG_BODY: Body = Body {
+    description: "A DAG in drover's native format, as JSON or YAML (gorchestrator's JSON is taken too)",
+    media: &[
+        ("application/json", openapi::dag),
+        ("application/yaml", openapi::dag),
+    ],
+};
+const GRAPH_BODY: Body = Body {
+    description: "gorchestrator's {name, state, digraph, nodes}",
+    media: &[("application/json", schema::<Graph>)],
+};
+const PLUGIN_BODY: Body = Body {
+    description: "The component's bytes; an optional X-Drover-Signature header carries a \
+         base64 ed25519 signature over `sha256:<hex digest>`.",
+    media: &[
+        ("application/wasm", openapi::binary),
+        ("application/octet-stream", openapi::binary),
+    ],
+};
+/// gorchestrator's errors keep its `{"code", "message"}`.
+const TASK_ERROR: Media = Media::Json(schema::<super::error::Gorchestrator<'static>>);
+const UNAUTHORIZED: Answer = (401, "No or unknown bearer token", Media::Problem);
 /// Every route can answer it: without tokens, the browser guard refuses a
 /// Host or Origin that is not loopback.
 const FORBIDDEN: Answer = (
     403,
     "The token's role may not do this; without tokens, a Host or Origin that is not loopback",
-    "Problem",
+    Media::Problem,
 );
 const OPEN_FORBIDDEN: Answer = (
     403,
     "Without tokens, a Host or Origin that is not loopback",
-    "Problem",
+    Media::Problem,
 );
-const BAD_PARAMETER: Answer = (400, "A query or path parameter is malformed", "Problem");
+const BAD_PARAMETER: Answer = (
+    400,
+    "A query or path parameter is malformed",
+    Media::Problem,
+);
 /// Without tokens, state-changing requests must carry a type no web page sends unasked.
 const UNSUPPORTED: Answer = (
     415,
     "Without tokens: a body with no Content-Type, or one a web page could send",
-    "Problem",
+    Media::Problem,
 );
-const NO_RUN: Answer = (404, "No such run", "Problem");
-const TASK_UNAUTHORIZED: Answer = (401, "No or unknown bearer token", "TaskError");
+const NO_RUN: Answer = (404, "No such run", Media::Problem);
+const TASK_UNAUTHORIZED: Answer = (401, "No or unknown bearer token", TASK_ERROR);
 const TASK_FORBIDDEN: Answer = (
     403,
     "The token's role may not do this; without tokens, a Host or Origin that is not loopback",
-    "TaskError",
+    TASK_ERROR,
 );
 const TASK_UNSUPPORTED: Answer = (
     415,
     "Without tokens: a body with no Content-Type, or one a web page could send",
-    "TaskError",
+    TASK_ERROR,
 );
 
 /// The API.
@@ -75,24 +100,24 @@ pub const ROUTES: &[Route] = &[
         role: Some(Role::Operator),
         summary: "Submit a DAG to run",
         tag: "runs",
-        query: &[
-            ("parallelism", "integer", "How many nodes may run at once"),
-            ("fail_fast", "boolean", "Stop the run at the first failure"),
-            ("timeout", "string", "Run-wide timeout, e.g. `10m`"),
-        ],
+        params: params::<native::SubmitQuery>,
         body: Some(DAG_BODY),
         responses: &[
-            (201, "Accepted and durable", "Created"),
+            (
+                201,
+                "Accepted and durable",
+                Media::Json(schema::<native::Created>),
+            ),
             (
                 400,
                 "Not UTF-8, YAML or JSON (with line and column), or a bad query parameter",
-                "Problem",
+                Media::Problem,
             ),
-            (413, "Body over server.max_body_bytes", "Problem"),
+            (413, "Body over server.max_body_bytes", Media::Problem),
             (
                 422,
                 "The DAG breaks the rules; every problem listed",
-                "Problem",
+                Media::Problem,
             ),
             UNAUTHORIZED,
             FORBIDDEN,
@@ -106,22 +131,14 @@ pub const ROUTES: &[Route] = &[
         role: Some(Role::Viewer),
         summary: "List runs, newest first",
         tag: "runs",
-        query: &[
-            (
-                "state",
-                "string",
-                "Only runs in this state (running, success, failure, timeout, canceled)",
-            ),
-            (
-                "limit",
-                "integer",
-                "At most this many (default 50, at most 1000)",
-            ),
-            ("before", "string", "The `next` of the previous page"),
-        ],
+        params: params::<native::ListQuery>,
         body: None,
         responses: &[
-            (200, "A page of runs", "RunList"),
+            (
+                200,
+                "A page of runs",
+                Media::Json(schema::<native::RunList>),
+            ),
             BAD_PARAMETER,
             UNAUTHORIZED,
             FORBIDDEN,
@@ -134,10 +151,10 @@ pub const ROUTES: &[Route] = &[
         role: Some(Role::Viewer),
         summary: "The run record, while it runs and after",
         tag: "runs",
-        query: &[],
+        params: no_params,
         body: None,
         responses: &[
-            (200, "The run record", "RunRecord"),
+            (200, "The run record", Media::Json(schema::<RunRecord>)),
             BAD_PARAMETER,
             UNAUTHORIZED,
             FORBIDDEN,
@@ -151,15 +168,19 @@ pub const ROUTES: &[Route] = &[
         role: Some(Role::Operator),
         summary: "Cancel a run",
         tag: "runs",
-        query: &[],
+        params: no_params,
         body: None,
         responses: &[
-            (202, "Cancel requested", "Created"),
+            (
+                202,
+                "Cancel requested",
+                Media::Json(schema::<native::Created>),
+            ),
             BAD_PARAMETER,
             UNAUTHORIZED,
             FORBIDDEN,
             NO_RUN,
-            (409, "The run has already ended", "Problem"),
+            (409, "The run has already ended", Media::Problem),
             UNSUPPORTED,
         ],
         handler: |s, r| auth::guard(post(native::cancel), s, r),
@@ -170,22 +191,22 @@ pub const ROUTES: &[Route] = &[
         role: Some(Role::Viewer),
         summary: "Server-Sent Events of a run: node states, attempts, log lines, the end. Resumes after `Last-Event-ID`",
         tag: "runs",
-        query: &[(
-            "after",
-            "integer",
-            "Start after this event id (like Last-Event-ID)",
-        )],
+        params: || {
+            let mut all = params::<events::EventsQuery>();
+            all.extend(params::<events::EventsHeaders>());
+            all
+        },
         body: None,
         responses: &[
             (
                 200,
                 "An event stream; each event's id is its sequence number",
-                "sse",
+                Media::Sse,
             ),
             (
                 400,
                 "A malformed `after`, Last-Event-ID or path parameter",
-                "Problem",
+                Media::Problem,
             ),
             UNAUTHORIZED,
             FORBIDDEN,
@@ -199,14 +220,14 @@ pub const ROUTES: &[Route] = &[
         role: Some(Role::Viewer),
         summary: "A node's log as plain text",
         tag: "runs",
-        query: &[("follow", "boolean", "Keep streaming until the node ends")],
+        params: params::<events::LogsQuery>,
         body: None,
         responses: &[
-            (200, "The log, one line per line", "text"),
+            (200, "The log, one line per line", Media::Text),
             BAD_PARAMETER,
             UNAUTHORIZED,
             FORBIDDEN,
-            (404, "No such run or node", "Problem"),
+            (404, "No such run or node", Media::Problem),
         ],
         handler: |s, r| auth::guard(get(events::logs), s, r),
     },
@@ -216,10 +237,14 @@ pub const ROUTES: &[Route] = &[
         role: Some(Role::Viewer),
         summary: "The drivers this server has",
         tag: "server",
-        query: &[],
+        params: no_params,
         body: None,
         responses: &[
-            (200, "Each driver's description", "DriverList"),
+            (
+                200,
+                "Each driver's description",
+                Media::Json(schema::<native::DriverList>),
+            ),
             UNAUTHORIZED,
             FORBIDDEN,
         ],
@@ -231,48 +256,45 @@ pub const ROUTES: &[Route] = &[
         role: Some(Role::Admin),
         summary: "Publish a driver component (a plugin is code: admin only)",
         tag: "plugins",
-        query: &[
-            (
-                "name",
-                "string",
-                "The plugin's name; defaults to the one it describes",
-            ),
-            (
-                "version",
-                "string",
-                "Its semver version; defaults to the one it describes",
-            ),
-        ],
+        params: || {
+            let mut all = params::<plugins::UploadQuery>();
+            all.extend(params::<plugins::UploadHeaders>());
+            all
+        },
         body: Some(PLUGIN_BODY),
         responses: &[
-            (201, "Published; usable at once", "Plugin"),
+            (
+                201,
+                "Published; usable at once",
+                Media::Json(schema::<PluginVersion>),
+            ),
             (
                 200,
                 "The same component was already published as this version",
-                "Plugin",
+                Media::Json(schema::<PluginVersion>),
             ),
             (
                 400,
                 "No body, a bad query parameter or a signature that is not text",
-                "Problem",
+                Media::Problem,
             ),
             UNAUTHORIZED,
             (
                 403,
                 "The token is not an admin's; unsigned, badly signed, or asking for more than the policy allows",
-                "Problem",
+                Media::Problem,
             ),
             (
                 409,
                 "This version is published with another component",
-                "Problem",
+                Media::Problem,
             ),
-            (413, "Larger than plugins.max_upload_mib", "Problem"),
+            (413, "Larger than plugins.max_upload_mib", Media::Problem),
             UNSUPPORTED,
             (
                 422,
                 "Not a drover driver component, with the reason",
-                "Problem",
+                Media::Problem,
             ),
         ],
         handler: |s, r| {
@@ -287,9 +309,17 @@ pub const ROUTES: &[Route] = &[
         role: Some(Role::Viewer),
         summary: "List plugins and their versions",
         tag: "plugins",
-        query: &[],
+        params: no_params,
         body: None,
-        responses: &[(200, "Every plugin", "PluginList"), UNAUTHORIZED, FORBIDDEN],
+        responses: &[
+            (
+                200,
+                "Every plugin",
+                Media::Json(schema::<plugins::PluginList>),
+            ),
+            UNAUTHORIZED,
+            FORBIDDEN,
+        ],
         handler: |s, r| auth::guard(get(plugins::list), s, r),
     },
     Route {
@@ -298,14 +328,18 @@ pub const ROUTES: &[Route] = &[
         role: Some(Role::Viewer),
         summary: "A plugin's versions: digests, capabilities, description, world",
         tag: "plugins",
-        query: &[],
+        params: no_params,
         body: None,
         responses: &[
-            (200, "Every version, oldest first", "PluginVersions"),
+            (
+                200,
+                "Every version, oldest first",
+                Media::Json(schema::<plugins::Versions>),
+            ),
             BAD_PARAMETER,
             UNAUTHORIZED,
             FORBIDDEN,
-            (404, "No such plugin", "Problem"),
+            (404, "No such plugin", Media::Problem),
         ],
         handler: |s, r| auth::guard(get(plugins::show), s, r),
     },
@@ -315,19 +349,19 @@ pub const ROUTES: &[Route] = &[
         role: Some(Role::Admin),
         summary: "Withdraw a version; runs using it keep it until they end",
         tag: "plugins",
-        query: &[],
+        params: params::<plugins::VersionPath>,
         body: None,
         responses: &[
-            (200, "Withdrawn", "object"),
+            (200, "Withdrawn", Media::Json(schema::<plugins::Removed>)),
             (
                 400,
                 "The version is not semver, or a path parameter is malformed",
-                "Problem",
+                Media::Problem,
             ),
             UNAUTHORIZED,
             FORBIDDEN,
-            (404, "No such plugin or version", "Problem"),
-            (409, "Built in, or from the plugins folder", "Problem"),
+            (404, "No such plugin or version", Media::Problem),
+            (409, "Built in, or from the plugins folder", Media::Problem),
             UNSUPPORTED,
         ],
         handler: |s, r| auth::guard(delete(plugins::remove), s, r),
@@ -338,13 +372,17 @@ pub const ROUTES: &[Route] = &[
         role: Some(Role::Viewer),
         summary: "The drones of a distributed leader (pools, load, last seen, alive) and each pool's queue; empty in embedded mode",
         tag: "server",
-        query: &[],
+        params: no_params,
         body: None,
         responses: &[
-            (200, "Every drone seen, and every pool", "DroneList"),
+            (
+                200,
+                "Every drone seen, and every pool",
+                Media::Json(schema::<fleet::DroneList>),
+            ),
             UNAUTHORIZED,
             FORBIDDEN,
-            (503, "Redis did not answer", "Problem"),
+            (503, "Redis did not answer", Media::Problem),
         ],
         handler: |s, r| auth::guard(get(fleet::drones), s, r),
     },
@@ -354,9 +392,12 @@ pub const ROUTES: &[Route] = &[
         role: None,
         summary: "Whether the server is up",
         tag: "server",
-        query: &[],
+        params: no_params,
         body: None,
-        responses: &[(200, "Up", "Health"), OPEN_FORBIDDEN],
+        responses: &[
+            (200, "Up", Media::Json(schema::<native::Health>)),
+            OPEN_FORBIDDEN,
+        ],
         handler: |s, r| auth::guard(get(native::health), s, r),
     },
     Route {
@@ -365,13 +406,13 @@ pub const ROUTES: &[Route] = &[
         role: Some(Role::Viewer),
         summary: "Metrics in Prometheus' text format",
         tag: "server",
-        query: &[],
+        params: no_params,
         body: None,
         responses: &[
             (
                 200,
                 "Runs and nodes by state, node durations, queue depth (per pool when distributed)",
-                "text",
+                Media::Text,
             ),
             UNAUTHORIZED,
             FORBIDDEN,
@@ -384,9 +425,12 @@ pub const ROUTES: &[Route] = &[
         role: None,
         summary: "This document",
         tag: "server",
-        query: &[],
+        params: no_params,
         body: None,
-        responses: &[(200, "OpenAPI 3", "object"), OPEN_FORBIDDEN],
+        responses: &[
+            (200, "OpenAPI 3.1", Media::Json(schema::<serde_json::Value>)),
+            OPEN_FORBIDDEN,
+        ],
         handler: |s, r| auth::guard(get(openapi::document), s, r),
     },
     Route {
@@ -395,16 +439,20 @@ pub const ROUTES: &[Route] = &[
         role: Some(Role::Operator),
         summary: "gorchestrator: submit a graph",
         tag: "gorchestrator",
-        query: &[],
-        body: Some("gorchestrator's {name, state, digraph, nodes}"),
+        params: no_params,
+        body: Some(GRAPH_BODY),
         responses: &[
-            (202, "Accepted", "TaskId"),
-            (400, "Not gorchestrator's JSON", "TaskError"),
+            (
+                202,
+                "Accepted",
+                Media::Json(schema::<gorchestrator::TaskId>),
+            ),
+            (400, "Not gorchestrator's JSON", TASK_ERROR),
             TASK_UNAUTHORIZED,
             TASK_FORBIDDEN,
-            (413, "Body over server.max_body_bytes", "TaskError"),
+            (413, "Body over server.max_body_bytes", TASK_ERROR),
             TASK_UNSUPPORTED,
-            (422, "Invalid graph", "TaskError"),
+            (422, "Invalid graph", TASK_ERROR),
         ],
         handler: |s, r| auth::guard(post(gorchestrator::submit), s, r),
     },
@@ -414,10 +462,14 @@ pub const ROUTES: &[Route] = &[
         role: Some(Role::Viewer),
         summary: "gorchestrator: list tasks",
         tag: "gorchestrator",
-        query: &[],
+        params: no_params,
         body: None,
         responses: &[
-            (200, "Every task", "TaskList"),
+            (
+                200,
+                "Every task",
+                Media::Json(schema::<gorchestrator::TaskList>),
+            ),
             TASK_UNAUTHORIZED,
             TASK_FORBIDDEN,
         ],
@@ -429,14 +481,18 @@ pub const ROUTES: &[Route] = &[
         role: Some(Role::Viewer),
         summary: "gorchestrator: the graph with each node's state and output",
         tag: "gorchestrator",
-        query: &[],
+        params: no_params,
         body: None,
         responses: &[
-            (200, "The graph as submitted, states filled in", "object"),
-            (400, "A malformed path parameter", "TaskError"),
+            (
+                200,
+                "The graph as submitted, states filled in",
+                Media::Json(schema::<Graph>),
+            ),
+            (400, "A malformed path parameter", TASK_ERROR),
             TASK_UNAUTHORIZED,
             TASK_FORBIDDEN,
-            (404, "No such task", "TaskError"),
+            (404, "No such task", TASK_ERROR),
         ],
         handler: |s, r| auth::guard(get(gorchestrator::get), s, r),
     },
@@ -446,14 +502,18 @@ pub const ROUTES: &[Route] = &[
         role: Some(Role::Operator),
         summary: "gorchestrator: cancel a task",
         tag: "gorchestrator",
-        query: &[],
+        params: no_params,
         body: None,
         responses: &[
-            (200, "Cancel requested", "TaskId"),
-            (400, "A malformed path parameter", "TaskError"),
+            (
+                200,
+                "Cancel requested",
+                Media::Json(schema::<gorchestrator::TaskId>),
+            ),
+            (400, "A malformed path parameter", TASK_ERROR),
             TASK_UNAUTHORIZED,
             TASK_FORBIDDEN,
-            (404, "No such task", "TaskError"),
+            (404, "No such task", TASK_ERROR),
             TASK_UNSUPPORTED,
         ],
         handler: |s, r| auth::guard(delete(gorchestrator::cancel), s, r),

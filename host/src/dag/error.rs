@@ -5,7 +5,8 @@ use std::fmt;
 use serde::Serialize;
 
 /// One thing wrong with a DAG file, and where.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = DagProblem)]
 pub struct Problem {
     /// Where: "node `b`, field `needs`", "digraph", "line 3, column 5", ...
     pub location: String,

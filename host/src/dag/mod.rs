@@ -8,6 +8,7 @@ pub mod model;
 mod native;
 mod raw;
 pub mod render;
+pub mod schema;
 pub mod secret_ref;
 pub mod template;
 mod validate;

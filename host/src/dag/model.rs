@@ -146,7 +146,7 @@ impl RetryPolicy {
 }
 
 /// A node's state, with gorchestrator's integer codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum NodeState {
     Initial,

@@ -383,3 +383,24 @@ pub(super) fn convert(top: Top) -> Draft {
         problems,
     }
 }
+
+#[cfg(test)]
+mod schema_tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_schema_names_the_fields_the_reader_takes() {
+        for (what, mut documented) in super::super::schema::native_fields() {
+            let taken = match what {
+                "top" => TOP_FIELDS,
+                "node" => NODE_FIELDS,
+                "retries" => RETRY_FIELDS,
+                _ => GRANT_FIELDS,
+            };
+            let mut taken: Vec<String> = taken.iter().map(|f| (*f).to_owned()).collect();
+            documented.sort();
+            taken.sort();
+            assert_eq!(documented, taken, "{what}");
+        }
+    }
+}

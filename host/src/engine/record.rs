@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::Event;
 use crate::dag::{Dag, NodeState};
@@ -14,7 +15,7 @@ use crate::rfc3339;
 pub type Outputs = Arc<BTreeMap<String, String>>;
 
 /// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum RunState {
     /// The run has not ended yet; never the state of a record [`run`](super::run) returns.
@@ -49,7 +50,7 @@ impl std::fmt::Display for RunState {
 }
 
 /// What happened in a run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RunRecord {
     /// The run's id.
     pub id: String,
@@ -135,26 +136,30 @@ impl RunRecord {
 }
 
 /// What happened to one node.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct NodeRecord {
     /// The node's name.
     pub name: String,
     /// The node's state.
     pub state: NodeState,
     /// gorchestrator's code for `state`; always `state.code()`.
+    #[schema(value_type = u8, minimum = 0, maximum = 11)]
     pub state_code: u8,
     /// The exit code of the last attempt, when it has one.
     pub exit_code: Option<i32>,
     /// The outputs of the last attempt: of the successful one, or of the one
     /// that failed for good (only a success feeds downstream nodes).
+    #[schema(value_type = BTreeMap<String, String>)]
     pub outputs: Outputs,
     /// Every attempt, in order; empty for a node that never started.
     pub attempts: Vec<AttemptRecord>,
     /// When the first attempt started.
     #[serde(with = "rfc3339::optional")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub started_at: Option<SystemTime>,
     /// When the node reached its final state.
     #[serde(with = "rfc3339::optional")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub finished_at: Option<SystemTime>,
     /// Why the node did not succeed; `None` on success.
     pub error: Option<String>,
@@ -200,7 +205,7 @@ impl NodeRecord {
 }
 
 /// One attempt of a node.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AttemptRecord {
     /// 1 for the first attempt, 2 for the first retry, and so on.
     pub attempt: u32,
@@ -210,9 +215,11 @@ pub struct AttemptRecord {
     pub exit_code: Option<i32>,
     /// When the attempt was handed to the dispatcher.
     #[serde(with = "rfc3339::required")]
+    #[schema(value_type = String, format = DateTime)]
     pub started_at: SystemTime,
     /// When the dispatcher returned (or was given up on).
     #[serde(with = "rfc3339::required")]
+    #[schema(value_type = String, format = DateTime)]
     pub finished_at: SystemTime,
     /// Why the attempt did not succeed; `None` on success.
     pub error: Option<String>,

@@ -38,18 +38,48 @@ pub enum Origin {
     Folder(PathBuf),
 }
 
+/// Written by hand: the derive cannot give a path the schema of a string
+/// inside a tuple variant.
+impl utoipa::PartialSchema for Origin {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+        ObjectBuilder::new()
+            .property(
+                "kind",
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::Type(Type::String))
+                    .enum_values(Some(["builtin", "upload", "folder"])),
+            )
+            .required("kind")
+            .property(
+                "path",
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::Type(Type::String))
+                    .description(Some("The file, for `folder`")),
+            )
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Origin {}
+
 /// One version of a plugin, as the registry lists it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = Plugin)]
 pub struct PluginVersion {
     pub name: String,
+    /// A semver version.
+    #[schema(value_type = String)]
     pub version: Version,
     /// The sha256 of the component, hex (`sha256:<hex>` in JSON).
     #[serde(with = "sha256_text")]
+    #[schema(pattern = "^sha256:[0-9a-f]{64}$")]
     pub digest: String,
     /// The component's size in bytes.
     pub size: u64,
     pub origin: Origin,
     #[serde(default, with = "rfc3339::optional")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub published_at: Option<SystemTime>,
     /// The trusted key (base64) whose signature it carries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -57,6 +87,7 @@ pub struct PluginVersion {
     /// What the driver says about itself, capabilities included. Built-in
     /// drivers are described when first asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub description: Option<Description>,
     /// What it imports and exports.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -82,7 +82,7 @@ struct DriverInner {
 }
 
 /// What a driver component imports and exports, by WIT name.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct World {
     /// The world it implements (checked when it is loaded).
     pub implements: String,

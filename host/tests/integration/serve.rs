@@ -192,6 +192,12 @@ async fn error_answers_are_problem_details_naming_what_was_wrong() {
     let response = get("/api/v1/runs?limit=many").await.unwrap();
     let error = problem(response, StatusCode::BAD_REQUEST, "invalid-parameter").await;
     assert!(detail(&error).contains("`limit`: `many`"), "{error}");
+    // The document says 1 to 1000: the server holds to it rather than clamp.
+    for limit in ["0", "1001"] {
+        let response = get(&format!("/api/v1/runs?limit={limit}")).await.unwrap();
+        let error = problem(response, StatusCode::BAD_REQUEST, "invalid-parameter").await;
+        assert!(detail(&error).contains("between 1 and 1000"), "{error}");
+    }
     let response = get("/api/v1/runs/x/nodes/y/logs?follow=please")
         .await
         .unwrap();
@@ -921,7 +927,7 @@ async fn the_openapi_document_lists_every_route_and_each_answers() {
     let drover = Drover::new();
     let server = Server::start(&drover, &[]);
     let (_, doc) = get_json(&server, "/api/v1/openapi.json").await;
-    assert_eq!(doc["openapi"], "3.0.3");
+    assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().unwrap();
     let mut operations = Vec::new();
     for (path, methods) in paths {

@@ -26,7 +26,8 @@ pub struct DroneStatus {
 }
 
 /// A pool's queue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = Pool)]
 pub struct PoolStatus {
     /// The pool's name.
     pub name: String,
