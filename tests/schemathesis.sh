@@ -5,7 +5,7 @@
 # data accepted, auth ignored). Run by tests/run.sh after the cargo tests;
 # tests/setup.sh installs schemathesis.
 #
-# Environment: DROVER_BIN (default target/debug/drover, built if missing),
+# Environment: DROVER_BIN (default: cargo's debug build, built if missing),
 # SCHEMATHESIS_EXAMPLES (test cases per operation and phase, default 50:
 # about a minute on two cores). One worker: Debian's Python 3.11 has been
 # seen to fail inside schemathesis's generator with two
@@ -19,7 +19,9 @@ if [ ! -x "$schemathesis" ]; then
     echo "error: schemathesis is not installed; run tests/setup.sh" >&2
     exit 1
 fi
-drover="${DROVER_BIN:-target/debug/drover}"
+# cargo's target folder, wherever CARGO_TARGET_DIR or cargo's config puts it.
+target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+drover="${DROVER_BIN:-$target/debug/drover}"
 if [ ! -x "$drover" ]; then
     cargo build -p drover --bin drover --locked
 fi
