@@ -32,7 +32,7 @@ async fn sse(base: &str, id: &str) -> Vec<(u64, String, Value)> {
 
 /// A drone for the leaders' nodes.
 fn drone(redis: &Redis) -> Drone {
-    Drone::start(redis, &["--concurrency", "8", "--claim-idle", "3000"])
+    Drone::start(redis, &["--concurrency", "8", "--claim-idle", "3000ms"])
 }
 
 /// Events numbered 1, 2, … with no gap, ending with `finished`, and no
