@@ -175,7 +175,8 @@ impl Signals {
 /// A duration flag in drover's one grammar (`250ms`, `30s`, `1.5m`), with its unit written:
 /// these flags took bare milliseconds before, which the grammar would read as seconds.
 fn duration_flag(text: &str) -> Result<Duration, String> {
-    if !text.is_empty() && text.trim().bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+    let trimmed = text.trim();
+    if !trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
         return Err(format!(
             "`{text}` has no unit: write e.g. `{text}ms` or `{text}s` (this flag took \
              milliseconds before; durations now carry their unit, as --timeout's do)"

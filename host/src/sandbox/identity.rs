@@ -422,20 +422,10 @@ fn uids(range: UidRange, memory_limits: bool) -> Result<Kind, String> {
 /// owned by its uid); only those are locked and killed. Locking and killing under every uid of
 /// the range instead cost ~30 ms at each start, which `drover run` of a small DAG felt.
 fn sweep(range: UidRange) {
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return;
-    };
     let in_range = range.first..range.first.saturating_add(range.count);
-    let owners: std::collections::BTreeSet<u32> = entries
-        .flatten()
-        .filter(|entry| {
-            entry
-                .file_name()
-                .to_str()
-                .is_some_and(|name| name.bytes().all(|b| b.is_ascii_digit()))
-        })
-        .filter_map(|entry| entry.metadata().ok().map(|m| m.uid()))
-        .filter(|uid| in_range.contains(uid))
+    let owners: std::collections::BTreeSet<u32> = super::reaper::owned_by(&in_range)
+        .into_iter()
+        .map(|(_, uid)| uid)
         .collect();
     for uid in owners {
         if let Ok(Some(_lock)) = try_lock_uid(uid) {

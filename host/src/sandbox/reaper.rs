@@ -177,18 +177,10 @@ fn reap(pid: libc::pid_t) -> bool {
 
 /// The processes whose uid is in `uids`, each with whether it is a zombie child of ours.
 fn processes_of(uids: &std::ops::Range<u32>) -> Vec<(libc::pid_t, bool)> {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
     let me = std::process::id();
-    entries
-        .flatten()
-        .filter_map(|entry| {
-            let pid = entry.file_name().to_str()?.parse::<libc::pid_t>().ok()?;
-            uids.contains(&entry.metadata().ok()?.uid()).then_some(pid)
-        })
-        .map(|pid| {
+    owned_by(uids)
+        .into_iter()
+        .map(|(pid, _)| {
             let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
             // `pid (comm) state ppid ...`; comm may itself hold ')'.
             let mut rest = stat
@@ -198,6 +190,23 @@ fn processes_of(uids: &std::ops::Range<u32>) -> Vec<(libc::pid_t, bool)> {
             let zombie_child =
                 rest.next() == Some("Z") && rest.next().and_then(|p| p.parse().ok()) == Some(me);
             (pid, zombie_child)
+        })
+        .collect()
+}
+
+/// Every process whose uid is in `uids`, with that uid: one pass over `/proc`, where a
+/// process's folder is owned by its uid.
+pub(super) fn owned_by(uids: &std::ops::Range<u32>) -> Vec<(libc::pid_t, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<libc::pid_t>().ok()?;
+            let uid = entry.metadata().ok()?.uid();
+            uids.contains(&uid).then_some((pid, uid))
         })
         .collect()
 }
