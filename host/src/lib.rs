@@ -6,6 +6,7 @@
 
 pub mod admission;
 pub mod api;
+pub mod backend;
 pub mod config;
 pub mod container;
 pub mod dag;

@@ -16,8 +16,8 @@ use utoipa::IntoParams;
 
 use super::extract::{Path, Query};
 use super::{ApiError, AppState};
+use crate::backend::Follow;
 use crate::runs::{After, LiveRun, Published, Runs, RunsError, WireEvent};
-use crate::store::redis::Follower;
 
 /// How many events are read in one go.
 const BATCH: usize = 512;
@@ -27,7 +27,7 @@ const BATCH: usize = 512;
 /// they come, when another leader runs it).
 enum Source {
     Live(Arc<LiveRun>, watch::Receiver<u64>),
-    Stored(Runs, String, Option<Box<Follower>>),
+    Stored(Runs, String, Option<Box<dyn Follow>>),
 }
 
 impl Source {
@@ -42,7 +42,7 @@ impl Source {
         let meta = runs.meta(id).await?;
         let follow = match meta.finished_at {
             Some(_) => None,
-            None => runs.follower().map(Box::new),
+            None => runs.follower(),
         };
         Ok(Source::Stored(runs.clone(), id.to_owned(), follow))
     }
@@ -136,7 +136,7 @@ impl Cursor {
                     let Some(follower) = follow else {
                         return None;
                     };
-                    match runs.follow(follower, id, self.after, BATCH).await {
+                    match runs.follow(follower.as_mut(), id, self.after, BATCH).await {
                         Ok(batch) if !batch.is_empty() => self.buffer.extend(batch),
                         Ok(_) => {
                             // Nothing for a while: a run that ended without
@@ -373,7 +373,15 @@ mod tests {
             events: window,
             bytes: usize::MAX,
         };
-        let live = LiveRun::new(meta, dag, record, durable, published, window, store.into());
+        let live = LiveRun::new(
+            meta,
+            dag,
+            record,
+            durable,
+            published,
+            window,
+            Arc::new(store),
+        );
         (live, dir)
     }
 

@@ -10,7 +10,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{ApiError, AppState};
-use crate::transport::redis::{DroneStatus, PoolStatus, RedisDispatcher};
+use crate::backend::{self, Backend};
+use crate::transport::redis::{DroneStatus, PoolStatus};
 
 /// How long Redis may take to say what it knows of the drones.
 const LOOKUP: Duration = Duration::from_secs(3);
@@ -59,23 +60,20 @@ pub(super) struct Drone {
 }
 
 pub(super) async fn drones(State(state): State<AppState>) -> Result<Json<DroneList>, ApiError> {
-    let Some(dispatcher) = &state.dispatcher else {
+    let backend = state.runs.backend();
+    if backend.mode() == backend::Mode::Embedded {
         return Ok(Json(DroneList {
             mode: Mode::Embedded,
             drones: Vec::new(),
             pools: Vec::new(),
         }));
-    };
-    let unavailable =
-        |e: String| ApiError::other(StatusCode::SERVICE_UNAVAILABLE, format!("redis: {e}"));
+    }
+    let unavailable = |e: String| ApiError::other(StatusCode::SERVICE_UNAVAILABLE, e);
     let (drones, pools) = tokio::time::timeout(LOOKUP, async {
-        Ok::<_, crate::transport::redis::RedisError>((
-            dispatcher.drones().await?,
-            dispatcher.pools().await?,
-        ))
+        Ok::<_, crate::store::StoreError>((backend.drones().await?, backend.pools().await?))
     })
     .await
-    .map_err(|_| unavailable(format!("no answer within {LOOKUP:?}")))?
+    .map_err(|_| unavailable(format!("redis: no answer within {LOOKUP:?}")))?
     .map_err(|e| unavailable(e.to_string()))?;
     Ok(Json(DroneList {
         mode: Mode::Distributed,
@@ -108,8 +106,8 @@ fn drone(status: &DroneStatus) -> Drone {
 }
 
 /// The per-pool metrics of a leader, or a comment saying why there are none.
-pub(super) async fn pool_metrics(dispatcher: &RedisDispatcher) -> String {
-    match tokio::time::timeout(LOOKUP, dispatcher.pools()).await {
+pub(super) async fn pool_metrics(backend: &dyn Backend) -> String {
+    match tokio::time::timeout(LOOKUP, backend.pools()).await {
         Ok(Ok(pools)) => crate::runs::render_pools(&pools),
         Ok(Err(e)) => format!("# pool metrics unavailable: {e}\n"),
         Err(_) => format!("# pool metrics unavailable: Redis did not answer within {LOOKUP:?}\n"),

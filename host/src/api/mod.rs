@@ -1,6 +1,7 @@
 //! The HTTP API of `drover serve` (axum): drover's own under `/api/v1`,
 //! gorchestrator's under `/v1`, bearer-token roles, and HTTP or HTTPS.
 
+mod access;
 mod auth;
 mod browser;
 mod edge;
@@ -12,6 +13,7 @@ mod gorchestrator;
 mod native;
 mod openapi;
 mod plugins;
+mod probes;
 pub mod problem;
 mod routes;
 mod tls;
@@ -31,7 +33,6 @@ pub use routes::{ROUTES, Route};
 pub use tls::{TlsError, load_tls};
 
 use crate::runs::Runs;
-use crate::transport::redis::RedisDispatcher;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -40,9 +41,6 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     /// Fires when the server stops: streams end so that connections close.
     pub shutdown: CancellationToken,
-    /// The leader's dispatch through Redis in distributed mode; `None` in
-    /// embedded mode.
-    pub dispatcher: Option<RedisDispatcher>,
     /// Whether the server listens on more than loopback: without tokens
     /// (`--insecure`), any IP address is then a fine `Host`.
     pub beyond_loopback: bool,
@@ -55,7 +53,6 @@ impl AppState {
             runs,
             auth: Arc::new(auth),
             shutdown,
-            dispatcher: None,
             beyond_loopback: false,
         }
     }
@@ -63,13 +60,6 @@ impl AppState {
     /// The same state for a server that listens on more than loopback.
     pub fn beyond_loopback(mut self, beyond: bool) -> Self {
         self.beyond_loopback = beyond;
-        self
-    }
-
-    /// The same state for a leader dispatching through Redis (distributed
-    /// mode) when `dispatcher` is given.
-    pub fn with_dispatcher(mut self, dispatcher: Option<RedisDispatcher>) -> Self {
-        self.dispatcher = dispatcher;
         self
     }
 }
@@ -94,6 +84,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     }
     router
         .layer(middleware::from_fn(edge::edge))
+        .layer(middleware::from_fn(access::log))
         .with_state(state)
 }
 

@@ -9,6 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{Body, Path, Query, text};
 use super::{ApiError, AppState};
+use crate::backend;
 use crate::engine::{RunRecord, RunState};
 use crate::registry::Origin;
 use crate::rfc3339;
@@ -231,8 +232,8 @@ pub(super) async fn health(State(state): State<AppState>) -> Json<Health> {
 
 pub(super) async fn metrics(State(state): State<AppState>) -> Response {
     let mut text = state.runs.metrics();
-    if let Some(dispatcher) = &state.dispatcher {
-        text.push_str(&super::fleet::pool_metrics(dispatcher).await);
+    if state.runs.backend().mode() == backend::Mode::Distributed {
+        text.push_str(&super::fleet::pool_metrics(state.runs.backend()).await);
     }
     (
         [(

@@ -4,7 +4,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{MethodRouter, delete, get, post};
 
 use super::openapi::{Body, Media, Params, no_params, params, schema};
-use super::{AppState, auth, events, fleet, gorchestrator, native, openapi, plugins};
+use super::{AppState, auth, events, fleet, gorchestrator, native, openapi, plugins, probes};
 use crate::config::Role;
 use crate::dag::schema::Graph;
 use crate::engine::RunRecord;
@@ -416,6 +416,46 @@ pub const ROUTES: &[Route] = &[
             ),
             UNAUTHORIZED,
             FORBIDDEN,
+        ],
+        handler: |s, r| auth::guard(get(native::metrics), s, r),
+    },
+    Route {
+        method: "GET",
+        path: "/healthz",
+        role: None,
+        summary: "Liveness: the process answers",
+        tag: "probes",
+        params: no_params,
+        body: None,
+        responses: &[(200, "`ok`", Media::Text), OPEN_FORBIDDEN],
+        handler: |s, r| auth::guard(get(probes::healthz), s, r),
+    },
+    Route {
+        method: "GET",
+        path: "/readyz",
+        role: None,
+        summary: "Readiness: runs can be accepted (the store's writer is alive; Redis answers when distributed)",
+        tag: "probes",
+        params: no_params,
+        body: None,
+        responses: &[
+            (200, "`ready`", Media::Text),
+            OPEN_FORBIDDEN,
+            (503, "Not ready, and why", Media::Problem),
+        ],
+        handler: |s, r| auth::guard(get(probes::readyz), s, r),
+    },
+    Route {
+        method: "GET",
+        path: "/metrics",
+        role: None,
+        summary: "Metrics in Prometheus' text format, for scrapers without a token",
+        tag: "probes",
+        params: no_params,
+        body: None,
+        responses: &[
+            (200, "The same as /api/v1/metrics", Media::Text),
+            OPEN_FORBIDDEN,
         ],
         handler: |s, r| auth::guard(get(native::metrics), s, r),
     },

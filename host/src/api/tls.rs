@@ -4,14 +4,20 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+/// How long connections in progress may go on after shutdown.
+pub const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A certificate or key that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +61,9 @@ pub fn load_tls(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, Tl
 }
 
 /// Accepts TLS connections on `listener` and serves `router` on each until
-/// `shutdown` fires. A failed handshake drops that connection only.
+/// `shutdown` fires; then stops accepting and lets the connections in
+/// progress finish, as the plain-HTTP server does (for up to
+/// [`DRAIN_LIMIT`]). A failed handshake drops that connection only.
 pub(super) async fn serve(
     listener: TcpListener,
     router: Router,
@@ -63,6 +71,7 @@ pub(super) async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let acceptor = TlsAcceptor::from(config);
+    let graceful = GracefulShutdown::new();
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -74,10 +83,17 @@ pub(super) async fn serve(
                     continue;
                 }
             },
-            _ = shutdown.cancelled() => return Ok(()),
+            _ = shutdown.cancelled() => break,
         };
         let acceptor = acceptor.clone();
-        let service = TowerToHyperService::new(router.clone());
+        // What the plain-HTTP server gives handlers (and the access log).
+        let service = TowerToHyperService::new(router.clone().map_request(
+            move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request
+            },
+        ));
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
             let tls = match acceptor.accept(stream).await {
                 Ok(tls) => tls,
@@ -86,12 +102,19 @@ pub(super) async fn serve(
                     return;
                 }
             };
-            if let Err(e) = auto::Builder::new(TokioExecutor::new())
-                .serve_connection_with_upgrades(TokioIo::new(tls), service)
-                .await
-            {
+            let builder = auto::Builder::new(TokioExecutor::new());
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
+            if let Err(e) = watcher.watch(connection).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });
     }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_LIMIT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open {DRAIN_LIMIT:?} after shutdown; closing them");
+    }
+    Ok(())
 }

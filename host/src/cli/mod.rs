@@ -115,8 +115,14 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("DROVER_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            tracing_subscriber::EnvFilter::try_from_env("DROVER_LOG").unwrap_or_else(|_| {
+                // A server logs each request it answers; the rest of drover
+                // speaks up only about trouble.
+                tracing_subscriber::EnvFilter::new(match cli.command {
+                    Command::Serve(_) => "warn,drover::access=info",
+                    _ => "warn",
+                })
+            }),
         )
         .with_writer(std::io::stderr)
         // Colours only for a person watching: a log sent to a file or a

@@ -3,15 +3,17 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
 use clap::Args;
 use drover::api::{self, AppState, Auth};
+use drover::backend::{Backend, Distributed, Embedded};
 use drover::config::Config;
-use drover::runs::Runs;
+use drover::runs::{Runs, Stopped};
 use drover::runtime::Runtime;
+use drover::store::Store;
 use drover::store::redis::RedisStore;
-use drover::store::{RunStore, Store};
 use drover::transport::redis::RedisDispatcher;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -93,40 +95,43 @@ pub async fn serve(args: ServeArgs, config: Config) -> Result<u8, CliError> {
         )));
     }
     let max_body = config.server.max_body_bytes;
-    let db = config.data_dir().join("drover.redb");
-    let store: RunStore = match &redis_url {
+    let lease_ms = config.redis.lease_ms;
+    // The store is opened before the runtime so that a second server on
+    // the same data folder stops before touching anything.
+    let store = match &redis_url {
         // Runs live in Redis: the embedded database is not opened, so that
         // leaders may share a data folder (compile cache, workspaces).
-        Some(url) => RedisStore::connect(url, config.redis.lease_ms)
-            .await
-            .map_err(|e| redis_error(url, e))?
-            .into(),
-        None => Store::open(&db)
-            .with_context(|| "is another `drover serve` using the same data folder?")?
-            .into(),
+        Some(url) => Kept::Redis(
+            RedisStore::connect(url, lease_ms)
+                .await
+                .map_err(|e| redis_error(url, e))?,
+            url,
+        ),
+        None => Kept::Embedded(
+            Store::open(&config.data_dir().join("drover.redb"))
+                .with_context(|| "is another `drover serve` using the same data folder?")?,
+        ),
     };
-    let leader = store.redis().map(|r| r.leader().to_owned());
     let registry = open_registry(Runtime::new(config)?).await?;
     // Containers of drovers that died are removed before new ones start.
     registry.runtime().containers().remove_leftovers().await;
-    // Distributed mode: nodes go to drones through the same Redis.
-    let dispatcher = match &redis_url {
-        Some(url) => Some(
-            RedisDispatcher::connect(url, registry.clone())
+    // The one place the backend is chosen.
+    let backend: Arc<dyn Backend> = match store {
+        Kept::Embedded(store) => Arc::new(Embedded::new(store, registry.runtime().clone())),
+        Kept::Redis(store, url) => {
+            // Nodes go to drones through the same Redis.
+            let dispatcher = RedisDispatcher::connect(url, registry.clone())
                 .await
-                .map_err(|e| redis_error(url, e))?,
-        ),
-        None => None,
+                .map_err(|e| redis_error(url, e))?;
+            Arc::new(Distributed::new(store, dispatcher))
+        }
     };
-    let runs = Runs::with_dispatcher(registry.clone(), store, parallelism, dispatcher.clone());
+    let kept_in = backend.describe();
+    let runs = Runs::new(registry.clone(), backend, parallelism);
     let recovered = runs.recover().await?;
     if recovered > 0 {
         eprintln!("carrying on {recovered} unfinished run(s) from before the restart");
     }
-    let kept_in = match (&redis_url, &leader) {
-        (Some(url), Some(leader)) => format!("runs in {url}, leader {leader}"),
-        _ => format!("data in {}", db.display()),
-    };
     // Interrupted runs hold their components again: the rest may go.
     registry.collect_garbage();
     let _watch = registry
@@ -150,7 +155,6 @@ pub async fn serve(args: ServeArgs, config: Config) -> Result<u8, CliError> {
     let shutdown = CancellationToken::new();
     let router = api::router(
         AppState::new(runs.clone(), auth, shutdown.clone())
-            .with_dispatcher(dispatcher)
             .beyond_loopback(!addr.ip().is_loopback()),
         max_body,
     );
@@ -162,23 +166,27 @@ pub async fn serve(args: ServeArgs, config: Config) -> Result<u8, CliError> {
         });
     }
     api::serve(listener, router, tls, shutdown).await?;
-    if redis_url.is_some() {
-        let handed = runs.hand_over().await;
-        if handed > 0 {
-            eprintln!("stopping; {handed} run(s) in progress go to another leader");
+    match runs.stop().await {
+        Stopped::HandedOver(0) | Stopped::Left(0) => {}
+        Stopped::HandedOver(n) => {
+            eprintln!("stopping; {n} run(s) in progress go to another leader");
         }
-        registry.runtime().containers().remove_own().await;
-        return Ok(exit::SUCCESS);
+        Stopped::Left(n) => {
+            eprintln!(
+                "stopping; {n} run(s) in progress will carry on when drover serve starts again"
+            );
+        }
     }
-    let running = runs.running();
-    if running > 0 {
-        eprintln!(
-            "stopping; {running} run(s) in progress will carry on when drover serve starts again"
-        );
-        // Their nodes' commands stop with drover, not at its next start.
-        registry.runtime().containers().remove_own().await;
-    }
+    // Their nodes' commands stop with drover, not at its next start.
+    registry.runtime().containers().remove_own().await;
     Ok(exit::SUCCESS)
+}
+
+/// Where runs are kept, as opened at start.
+enum Kept<'a> {
+    Embedded(Store),
+    /// In Redis at this URL.
+    Redis(RedisStore, &'a str),
 }
 
 /// Ctrl-C or SIGTERM.

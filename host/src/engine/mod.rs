@@ -191,8 +191,11 @@ pub async fn resume(
     events: impl EventSink,
     cancel: CancellationToken,
 ) -> RunRecord {
+    // drover's own logs about the run (and its nodes, in spans of their
+    // own) name it.
+    let span = tracing::info_span!("run", id = %record.id, dag = %dag.name);
     let scheduler = scheduler::Scheduler::new(dag, record, dispatch, options, events);
-    let task = tokio::spawn(scheduler.run(cancel));
+    let task = tokio::spawn(tracing::Instrument::instrument(scheduler.run(cancel), span));
     let _abort = AbortOnDrop(task.abort_handle());
     match task.await {
         Ok(record) => record,

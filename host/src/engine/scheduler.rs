@@ -367,14 +367,20 @@ impl<E: EventSink> Scheduler<E> {
             logs: self.log_tx.clone(),
             cancel: CancellationToken::new(),
         };
-        tokio::spawn(attempt::run(
+        let span = tracing::info_span!(
+            "node",
+            node = %self.dag.nodes[index].name,
+            attempt = run.task.attempt,
+        );
+        let attempt = attempt::run(
             Arc::clone(&self.dispatch),
             run,
             started_at,
             deadline,
             Arc::clone(&self.run_token),
             self.ended_tx.clone(),
-        ));
+        );
+        tokio::spawn(tracing::Instrument::instrument(attempt, span));
     }
 
     /// Records an ended attempt and decides what comes next for its node.

@@ -84,7 +84,7 @@ pub struct LiveRun {
     /// How many events are durable (the last `seq`).
     durable: watch::Sender<u64>,
     /// Where the events that left the window are read from.
-    store: RunStore,
+    store: Arc<dyn RunStore>,
 }
 
 struct State {
@@ -127,7 +127,7 @@ impl LiveRun {
         durable: u64,
         latest: impl IntoIterator<Item = Arc<Published>>,
         window: Window,
-        store: RunStore,
+        store: Arc<dyn RunStore>,
     ) -> Arc<LiveRun> {
         let mut state = State {
             record,
@@ -214,7 +214,7 @@ impl LiveRun {
     /// the store (which has every durable event).
     pub async fn stored(&self, after: u64, limit: usize) -> Result<Vec<Arc<Published>>, RunsError> {
         let stored = self.store.events(&self.id, after, limit).await?;
-        super::published(&self.id, stored)
+        Ok(super::published(&self.id, stored)?)
     }
 
     /// Up to `limit` durable events after `after`, from the window or, for

@@ -1,15 +1,13 @@
 //! The run service behind `drover serve`: accepts DAGs, runs them in this
 //! process through the engine, makes every event durable before anyone
-//! sees it, and carries unfinished runs on after a restart (in Redis mode,
-//! also the runs of other leaders that stopped: see `lease`).
+//! sees it, and carries unfinished runs on after a restart. Where runs are
+//! kept and where their nodes run is its [`Backend`]'s business.
 
-mod lease;
 mod live;
 mod metrics;
 mod wire;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -21,18 +19,16 @@ pub use metrics::{Gauges, Metrics, render_pools};
 pub use wire::{Numbered, WireEvent};
 
 use crate::admission::{self, Accepted, Refused};
+use crate::backend::{Backend, Follow, RunHost, RunStart};
 use crate::dag::{self, NodeState};
 use crate::engine::{
-    self, CUT_MARKER, Dispatch, Event, EventSink, LogLimits, LogTally, Options, RunRecord, RunState,
+    self, CUT_MARKER, Event, EventSink, LogLimits, LogTally, Options, RunRecord, RunState,
 };
 use crate::registry::Registry;
 use crate::rfc3339;
 use crate::runtime::Runtime;
-use crate::store::redis::Follower;
 use crate::store::{Api, RunMeta, RunOptions, RunStore, StoreError, Write};
 use crate::task::LogSource;
-use crate::transport::LocalDispatch;
-use crate::transport::redis::RedisDispatcher;
 
 /// What can go wrong with a request to the run service.
 #[derive(Debug, thiserror::Error)]
@@ -90,74 +86,60 @@ pub struct Runs {
 
 struct Inner {
     registry: Registry,
-    store: RunStore,
+    backend: Arc<dyn Backend>,
     live: Mutex<HashMap<String, Arc<LiveRun>>>,
     metrics: Metrics,
     /// Nodes at once per run, unless the submission says otherwise.
     parallelism: usize,
-    /// The most nodes at once a run may ask for: the instance pool's size.
+    /// The most nodes at once a run may ask for.
     max_parallelism: usize,
-    /// Where each run's folder of node workspaces goes, resolved once.
-    workspaces: PathBuf,
     /// How much of each attempt's log is kept.
     log_limits: LogLimits,
     /// How many of each run's latest events stay in memory.
     window: Window,
     tasks: TaskTracker,
-    /// Stops the lease upkeep of Redis mode.
-    upkeep: tokio_util::sync::CancellationToken,
-    /// Where nodes go in distributed mode: drones, through Redis. `None`:
-    /// this process runs them.
-    dispatcher: Option<RedisDispatcher>,
+}
+
+/// How [`Runs::stop`] left the runs that were in progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// Other leaders carry this many on at once.
+    HandedOver(usize),
+    /// This many carry on when the server starts again.
+    Left(usize),
 }
 
 impl Runs {
-    /// A run service executing drivers from `registry` and keeping runs in
-    /// `store`; runs get `parallelism` slots each unless they ask for
-    /// another number.
-    pub fn new(registry: Registry, store: impl Into<RunStore>, parallelism: usize) -> Runs {
-        Runs::with_dispatcher(registry, store, parallelism, None)
-    }
-
-    /// A run service whose nodes go to drones through `dispatcher` (when
-    /// given) instead of running here. Drones bound how many nodes run at
-    /// once, so a run may ask for up to [`MAX_DISTRIBUTED_PARALLELISM`].
-    pub fn with_dispatcher(
-        registry: Registry,
-        store: impl Into<RunStore>,
-        parallelism: usize,
-        dispatcher: Option<RedisDispatcher>,
-    ) -> Runs {
-        let store = store.into();
+    /// A run service running the drivers of `registry` through `backend`;
+    /// runs get `parallelism` slots each unless they ask for another number
+    /// (up to what the backend allows).
+    pub fn new(registry: Registry, backend: Arc<dyn Backend>, parallelism: usize) -> Runs {
+        let max = backend.max_parallelism();
         let runtime = registry.runtime();
-        let max = match dispatcher {
-            Some(_) => MAX_DISTRIBUTED_PARALLELISM,
-            None => runtime.config().limits.max_instances.max(1) as usize,
-        };
         let log_limits = runtime.config().limits.log_limits();
         let window = Window::from_config(&runtime.config().server);
-        let root = runtime.config().workspace_dir();
-        // Resolved here once rather than for every run; if it cannot be
-        // made, each node that needs a workspace says so.
-        let workspaces = std::fs::create_dir_all(&root)
-            .and_then(|_| root.canonicalize())
-            .unwrap_or(root);
         Runs {
             inner: Arc::new(Inner {
                 registry,
-                store,
+                backend,
                 live: Mutex::new(HashMap::new()),
                 metrics: Metrics::default(),
                 parallelism: parallelism.clamp(1, max),
                 max_parallelism: max,
-                workspaces,
                 log_limits,
                 window,
                 tasks: TaskTracker::new(),
-                upkeep: tokio_util::sync::CancellationToken::new(),
-                dispatcher,
             }),
         }
+    }
+
+    fn store(&self) -> &dyn RunStore {
+        self.inner.backend.store().as_ref()
+    }
+
+    /// Where runs are kept and where their nodes run.
+    pub fn backend(&self) -> &dyn Backend {
+        self.inner.backend.as_ref()
     }
 
     fn live_map(&self) -> MutexGuard<'_, HashMap<String, Arc<LiveRun>>> {
@@ -216,8 +198,7 @@ impl Runs {
             cancel_requested: false,
             drivers: accepted.drivers.pins(),
         };
-        self.inner
-            .store
+        self.store()
             .write(vec![Write::submit(&meta, submission.text)])
             .await?;
         self.inner.metrics.submitted.fetch_add(1, Ordering::Relaxed);
@@ -226,26 +207,17 @@ impl Runs {
         Ok(meta)
     }
 
-    /// Carries on every run a previous server left unfinished. Call once,
-    /// before serving.
+    /// Carries on every run a previous server left unfinished (in
+    /// distributed mode, those no other leader holds). Call once, before
+    /// serving.
     pub async fn recover(&self) -> Result<usize, RunsError> {
-        if self.inner.store.redis().is_some() {
-            // Runs another leader holds stay with it; the rest are ours now.
-            let count = self.take_over().await?;
-            lease::start(self.clone());
-            return Ok(count);
-        }
-        let unfinished = self.inner.store.unfinished().await?;
-        let count = unfinished.len();
-        for meta in unfinished {
-            self.recover_one(meta).await?;
-        }
-        Ok(count)
+        let host: Arc<dyn RunHost> = Arc::new(self.clone());
+        Ok(self.inner.backend.recover(host).await?)
     }
 
-    async fn recover_one(&self, meta: RunMeta) -> Result<(), RunsError> {
+    async fn recover_one(&self, meta: RunMeta) -> Result<(), StoreError> {
         let id = meta.id.clone();
-        let text = self.inner.store.source(&id).await?.unwrap_or_default();
+        let text = self.store().source(&id).await?.unwrap_or_default();
         let accepted = match admission::accept(
             &self.inner.registry,
             &text,
@@ -270,8 +242,7 @@ impl Runs {
                     state: RunState::Failure,
                     nodes: Vec::new(),
                 };
-                self.inner
-                    .store
+                self.store()
                     .write(vec![Write::meta(&meta), Write::record(&record)])
                     .await?;
                 return Ok(());
@@ -279,15 +250,8 @@ impl Runs {
         };
         // Folded batch by batch: only the window's worth stays in memory.
         let mut replay = Replay::new(RunRecord::new(&accepted.dag, id.clone()));
-        loop {
-            let batch = self.stored_events(&id, replay.last, 4096).await?;
-            if batch.is_empty() {
-                break;
-            }
-            for published in batch {
-                replay.push(&accepted.dag, published, self.inner.window.events);
-            }
-        }
+        self.replay(&id, &accepted.dag, &mut replay, self.inner.window.events)
+            .await?;
         tracing::info!(run = %id, events = replay.last, "carrying on a run after a restart");
         let record = &replay.record;
         if record.state != RunState::Running {
@@ -295,8 +259,7 @@ impl Runs {
             let mut meta = meta;
             meta.state = record.state;
             meta.finished_at = Some(rfc3339::now());
-            self.inner
-                .store
+            self.store()
                 .write(vec![Write::meta(&meta), Write::record(record)])
                 .await?;
             return Ok(());
@@ -318,9 +281,9 @@ impl Runs {
             latest,
             since_running,
         } = replay;
-        // A drone may still be running the attempt a previous leader sent:
-        // wait for it rather than count it as interrupted.
-        let reattach = self.inner.dispatcher.is_some();
+        // An attempt may still be running elsewhere (on a drone): wait for
+        // it rather than count it as interrupted.
+        let reattach = self.inner.backend.reattaches();
         // The attempts re-attached to: how many of their drones' lines the
         // store has, and what their log holds for the cap to count on from.
         let mut reattached = HashMap::new();
@@ -349,29 +312,21 @@ impl Runs {
             last,
             latest,
             self.inner.window,
-            self.inner.store.clone(),
+            Arc::clone(self.inner.backend.store()),
         );
         if cancel_requested {
             live.cancel.cancel();
         }
         self.live_map().insert(id.clone(), Arc::clone(&live));
-        let workspaces = self.inner.workspaces.join(&id);
-        // Where the run's nodes go: to drones through Redis, or this
-        // process runs them itself.
-        let mut node_workspaces = None;
-        let dispatch: Arc<dyn Dispatch> = match &self.inner.dispatcher {
-            Some(dispatcher) => dispatcher.run(&id, &drivers, live.lost.clone(), reattached),
-            None => {
-                let local =
-                    LocalDispatch::resolved(self.runtime().clone(), drivers, workspaces.clone())
-                        .recycling_workspaces();
-                node_workspaces = Some(Arc::clone(local.workspaces()));
-                Arc::new(local)
-            }
-        };
+        let run = self.inner.backend.dispatch(RunStart {
+            id: &id,
+            drivers,
+            released: live.lost.clone(),
+            reattached,
+        });
         let sink = Persist {
             live: Arc::clone(&live),
-            store: self.inner.store.clone(),
+            backend: Arc::clone(&self.inner.backend),
             runs: Arc::clone(&self.inner),
             id: id.clone(),
             next: AtomicU64::new(next),
@@ -383,29 +338,15 @@ impl Runs {
             // A lost lease stops the run here at once: dropping the engine
             // aborts it, and nothing more is written for the run.
             let record = tokio::select! {
-                record = engine::resume(dag, record, dispatch, options, sink, cancel) => Some(record),
+                record = engine::resume(dag, record, run.dispatch, options, sink, cancel) => Some(record),
                 () = lost.cancelled() => None,
             };
-            // Folders nodes left used are removed as they finish; wait for
-            // those under way before the run's folder goes (on the blocking
-            // pool only if there is a removal thread to wait for).
-            if let Some(node_workspaces) = node_workspaces {
-                if node_workspaces.removing() {
-                    let _ = tokio::task::spawn_blocking(move || node_workspaces.finish()).await;
-                } else {
-                    node_workspaces.finish();
-                }
-            }
-            // Most runs of drivers that need no workspace made no folder:
-            // look before paying for a blocking-pool round trip.
-            if std::fs::symlink_metadata(&workspaces).is_ok() {
-                let _ = tokio::fs::remove_dir_all(&workspaces).await;
-            }
+            run.wind_up.await;
             match record {
                 Some(record) => this.finish(&live, &record).await,
                 None => {
                     tracing::warn!(run = %live.meta().id, "another leader has the run now; stopped here");
-                    this.let_go(&live);
+                    this.let_go(&live).await;
                 }
             }
             drop(hold);
@@ -419,38 +360,31 @@ impl Runs {
             meta.finished_at = Some(rfc3339::now());
         });
         let written = self
-            .inner
-            .store
+            .store()
             .write(vec![Write::meta(&meta), Write::record(record)])
             .await;
         if let Err(e) = written {
             if let StoreError::LeaseLost { .. } = e {
                 tracing::warn!(run = %meta.id, "another leader has the run now; its record is theirs to store");
                 live.lost.cancel();
-                self.let_go(live);
+                self.let_go(live).await;
                 return;
             }
             // The events are durable; a restart rebuilds the record from them.
             tracing::error!(run = %meta.id, error = %e, "cannot store the final record");
-            if let Some(dispatcher) = &self.inner.dispatcher {
-                dispatcher.release_run(&meta.id);
-            }
+            self.inner.backend.run_ended(&meta.id, false).await;
             return;
         }
-        if let Some(dispatcher) = &self.inner.dispatcher {
-            dispatcher.finish_run(&meta.id).await;
-        }
+        self.inner.backend.run_ended(&meta.id, true).await;
         self.inner.metrics.run_finished(record.state);
         self.live_map().remove(&meta.id);
     }
 
     /// Drops a run from memory without storing anything: another leader
     /// carries it on.
-    fn let_go(&self, live: &LiveRun) {
+    async fn let_go(&self, live: &LiveRun) {
         let id = live.meta().id;
-        if let Some(dispatcher) = &self.inner.dispatcher {
-            dispatcher.release_run(&id);
-        }
+        self.inner.backend.run_ended(&id, false).await;
         let mut map = self.live_map();
         if map
             .get(&id)
@@ -470,8 +404,7 @@ impl Runs {
         if let Some(live) = self.live(id) {
             return Ok(live.meta());
         }
-        self.inner
-            .store
+        self.store()
             .run(id)
             .await?
             .ok_or_else(|| RunsError::NotFound(id.to_owned()))
@@ -483,10 +416,10 @@ impl Runs {
         if let Some(live) = self.live(id) {
             return Ok(live.record());
         }
-        if let Some(record) = self.inner.store.record(id).await? {
+        if let Some(record) = self.store().record(id).await? {
             return Ok(record);
         }
-        if self.inner.store.run(id).await?.is_none() {
+        if self.store().run(id).await?.is_none() {
             return Err(RunsError::NotFound(id.to_owned()));
         }
         let text = self.source(id).await?;
@@ -494,25 +427,35 @@ impl Runs {
             what: "DAG",
             message: format!("run {id}: {e}"),
         })?;
-        let mut record = RunRecord::new(&dag, id.to_owned());
-        let mut after = 0;
+        let mut replay = Replay::new(RunRecord::new(&dag, id.to_owned()));
+        self.replay(id, &dag, &mut replay, 0).await?;
+        Ok(replay.record)
+    }
+
+    /// Folds the stored events of run `id` after `replay`'s last into it,
+    /// keeping the latest `window` of them.
+    async fn replay(
+        &self,
+        id: &str,
+        dag: &dag::Dag,
+        replay: &mut Replay,
+        window: usize,
+    ) -> Result<(), StoreError> {
+        // Batch by batch: only the window's worth stays in memory.
         loop {
-            let batch = self.stored_events(id, after, 4096).await?;
-            let Some(last) = batch.last() else { break };
-            after = last.seq;
-            for published in &batch {
-                if let Some(event) = published.event.to_event(&dag) {
-                    record.apply(&event);
-                }
+            let batch = published(id, self.store().events(id, replay.last, 4096).await?)?;
+            if batch.is_empty() {
+                return Ok(());
+            }
+            for event in batch {
+                replay.push(dag, event, window);
             }
         }
-        Ok(record)
     }
 
     /// The DAG text run `id` was submitted with.
     pub async fn source(&self, id: &str) -> Result<String, RunsError> {
-        self.inner
-            .store
+        self.store()
             .source(id)
             .await?
             .ok_or_else(|| RunsError::NotFound(id.to_owned()))
@@ -527,9 +470,8 @@ impl Runs {
         limit: usize,
     ) -> Result<Vec<RunMeta>, RunsError> {
         Ok(self
-            .inner
-            .store
-            .runs(before, limit, |meta| state.is_none_or(|s| s == meta.state))
+            .store()
+            .runs(before, limit, &|meta| state.is_none_or(|s| s == meta.state))
             .await?)
     }
 
@@ -537,24 +479,14 @@ impl Runs {
     /// restart is canceled too.
     pub async fn cancel(&self, id: &str) -> Result<RunMeta, RunsError> {
         let Some(live) = self.live(id) else {
-            if let Some(redis) = self.inner.store.redis() {
-                // Another leader runs it (or will, after taking it over):
-                // the stored flag and a message tell it.
-                return match redis.request_cancel(id).await? {
-                    Some(meta) if meta.finished_at.is_some() => {
-                        Err(RunsError::Ended(id.to_owned()))
-                    }
-                    Some(meta) => Ok(meta),
-                    None => Err(RunsError::NotFound(id.to_owned())),
-                };
-            }
-            return match self.inner.store.run(id).await? {
-                Some(_) => Err(RunsError::Ended(id.to_owned())),
+            return match self.inner.backend.request_cancel(id).await? {
+                Some(meta) if meta.finished_at.is_some() => Err(RunsError::Ended(id.to_owned())),
+                Some(meta) => Ok(meta),
                 None => Err(RunsError::NotFound(id.to_owned())),
             };
         };
         let meta = live.update_meta(|meta| meta.cancel_requested = true);
-        self.inner.store.write(vec![Write::meta(&meta)]).await?;
+        self.store().write(vec![Write::meta(&meta)]).await?;
         live.cancel.cancel();
         Ok(meta)
     }
@@ -566,20 +498,21 @@ impl Runs {
         after: u64,
         limit: usize,
     ) -> Result<Vec<Arc<Published>>, RunsError> {
-        let stored = self.inner.store.events(id, after, limit).await?;
-        published(id, stored)
+        let stored = self.store().events(id, after, limit).await?;
+        Ok(published(id, stored)?)
     }
 
-    /// In Redis mode, a reader of stored events that waits for more.
-    pub fn follower(&self) -> Option<Follower> {
-        self.inner.store.redis().map(|redis| redis.follower())
+    /// A reader of stored events that waits for more, when runs may be in
+    /// progress elsewhere (in distributed mode).
+    pub fn follower(&self) -> Option<Box<dyn Follow>> {
+        self.inner.backend.follower()
     }
 
     /// Up to `limit` stored events of run `id` after `after`, waiting a
     /// moment for the first (none if nothing came meanwhile).
     pub async fn follow(
         &self,
-        follower: &mut Follower,
+        follower: &mut dyn Follow,
         id: &str,
         after: u64,
         limit: usize,
@@ -587,7 +520,7 @@ impl Runs {
         let stored = follower
             .next(id, after, limit, Duration::from_secs(2))
             .await?;
-        published(id, stored)
+        Ok(published(id, stored)?)
     }
 
     /// The metrics, in Prometheus' text format.
@@ -624,13 +557,62 @@ impl Runs {
         self.inner.tasks.close();
         self.inner.tasks.wait().await;
     }
+
+    /// At shutdown: in distributed mode, stops every run here without
+    /// writing anything more for it and lets other leaders carry them on
+    /// at once; otherwise leaves them to carry on at the next start.
+    pub async fn stop(&self) -> Stopped {
+        let ids: Vec<String> = self.live_map().keys().cloned().collect();
+        if !self.inner.backend.hands_over() {
+            return Stopped::Left(ids.len());
+        }
+        for id in &ids {
+            RunHost::lose(self, id);
+        }
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+        self.inner.backend.hand_over(&ids).await;
+        Stopped::HandedOver(ids.len())
+    }
+}
+
+#[async_trait::async_trait]
+impl RunHost for Runs {
+    fn running(&self) -> Vec<String> {
+        self.live_map().keys().cloned().collect()
+    }
+
+    fn runs_here(&self, id: &str) -> bool {
+        self.live(id).is_some()
+    }
+
+    async fn carry_on(&self, meta: RunMeta) -> Result<(), StoreError> {
+        self.recover_one(meta).await
+    }
+
+    fn lose(&self, id: &str) {
+        if let Some(live) = self.live(id) {
+            tracing::warn!(run = %id, "lost the run's lease; stopping it here");
+            live.lost.cancel();
+        }
+    }
+
+    fn cancel_here(&self, id: &str) {
+        if let Some(run) = self.live(id) {
+            if !run.cancel.is_cancelled() {
+                tracing::info!(run = %id, "canceled through another leader");
+            }
+            run.update_meta(|m| m.cancel_requested = true);
+            run.cancel.cancel();
+        }
+    }
 }
 
 /// The engine's event sink for a served run: numbers each event, queues it
 /// for the store, and publishes it once it is durable.
 struct Persist {
     live: Arc<LiveRun>,
-    store: RunStore,
+    backend: Arc<dyn Backend>,
     runs: Arc<Inner>,
     id: String,
     next: AtomicU64,
@@ -669,7 +651,7 @@ impl EventSink for Persist {
             }
             live.publish(numbered, json, &event, &runs.metrics);
         });
-        if let Err(e) = self.store.write_then(vec![write], then).await {
+        if let Err(e) = self.backend.store().write_then(vec![write], then).await {
             tracing::error!(run = %self.id, error = %e, "the store has stopped; event lost");
         }
     }
@@ -757,7 +739,7 @@ impl Replay {
 }
 
 /// Stored events of run `id` as published events.
-fn published(id: &str, stored: Vec<(u64, Vec<u8>)>) -> Result<Vec<Arc<Published>>, RunsError> {
+fn published(id: &str, stored: Vec<(u64, Vec<u8>)>) -> Result<Vec<Arc<Published>>, StoreError> {
     let mut found = Vec::with_capacity(stored.len());
     for (seq, json) in stored {
         let numbered: Numbered =
@@ -774,9 +756,7 @@ fn published(id: &str, stored: Vec<(u64, Vec<u8>)>) -> Result<Vec<Arc<Published>
     Ok(found)
 }
 
-/// The most nodes at once a run may ask for in distributed mode, where
-/// the drones' concurrency is the real bound.
-pub const MAX_DISTRIBUTED_PARALLELISM: usize = 65_536;
+pub use crate::backend::MAX_DISTRIBUTED_PARALLELISM;
 
 /// A new run id: 16 hex digits of the time in nanoseconds, strictly
 /// increasing within a process (so ids sort in submission order), then 4

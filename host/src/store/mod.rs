@@ -182,6 +182,11 @@ impl Store {
         &self.path
     }
 
+    /// Whether the writer thread still takes writes.
+    pub fn writer_alive(&self) -> bool {
+        !self.jobs.is_closed()
+    }
+
     /// Queues `writes` (committed together, in order after every write
     /// queued before) and calls `then` on the writer thread once they are
     /// durable. Waits only while the queue is full.
@@ -331,107 +336,92 @@ impl Store {
     }
 }
 
-/// Where runs are kept: the embedded database, or Redis shared by several
-/// leaders. Cheap to clone.
-#[derive(Debug, Clone)]
-pub enum RunStore {
-    Embedded(Store),
-    Redis(redis::RedisStore),
-}
+/// Where runs are kept: the embedded database ([`Store`]), or Redis shared
+/// by several leaders ([`redis::RedisStore`]).
+#[async_trait::async_trait]
+pub trait RunStore: Send + Sync + 'static {
+    /// Queues `writes` (committed together, in order after every write
+    /// queued before) and calls `then` once they are durable.
+    async fn write_then(&self, writes: Vec<Write>, then: Then) -> Result<(), StoreError>;
 
-impl From<Store> for RunStore {
-    fn from(store: Store) -> Self {
-        RunStore::Embedded(store)
-    }
-}
+    /// Writes `writes` and waits until they are durable.
+    async fn write(&self, writes: Vec<Write>) -> Result<(), StoreError>;
 
-impl From<redis::RedisStore> for RunStore {
-    fn from(store: redis::RedisStore) -> Self {
-        RunStore::Redis(store)
-    }
-}
+    /// The summary of run `id`.
+    async fn run(&self, id: &str) -> Result<Option<RunMeta>, StoreError>;
 
-impl RunStore {
-    /// The Redis store, in Redis mode.
-    pub fn redis(&self) -> Option<&redis::RedisStore> {
-        match self {
-            RunStore::Embedded(_) => None,
-            RunStore::Redis(store) => Some(store),
-        }
-    }
-
-    /// See [`Store::write_then`].
-    pub async fn write_then(&self, writes: Vec<Write>, then: Then) -> Result<(), StoreError> {
-        match self {
-            RunStore::Embedded(store) => store.write_then(writes, then).await,
-            RunStore::Redis(store) => store.write_then(writes, then).await,
-        }
-    }
-
-    /// See [`Store::write`].
-    pub async fn write(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        match self {
-            RunStore::Embedded(store) => store.write(writes).await,
-            RunStore::Redis(store) => store.write(writes).await,
-        }
-    }
-
-    /// See [`Store::run`].
-    pub async fn run(&self, id: &str) -> Result<Option<RunMeta>, StoreError> {
-        match self {
-            RunStore::Embedded(store) => store.run(id),
-            RunStore::Redis(store) => store.run(id).await,
-        }
-    }
-
-    /// See [`Store::runs`].
-    pub async fn runs(
+    /// Up to `limit` run summaries, newest first, starting after run
+    /// `before` (exclusive) and keeping those `keep` accepts.
+    async fn runs(
         &self,
         before: Option<&str>,
         limit: usize,
-        keep: impl Fn(&RunMeta) -> bool,
+        keep: &(dyn for<'m> Fn(&'m RunMeta) -> bool + Send + Sync),
+    ) -> Result<Vec<RunMeta>, StoreError>;
+
+    /// Every run not finished, oldest first.
+    async fn unfinished(&self) -> Result<Vec<RunMeta>, StoreError>;
+
+    /// The DAG text run `id` was submitted with.
+    async fn source(&self, id: &str) -> Result<Option<String>, StoreError>;
+
+    /// The final record of run `id`, once it has one.
+    async fn record(&self, id: &str) -> Result<Option<RunRecord>, StoreError>;
+
+    /// Up to `limit` events of run `run` after `after`, in order, as
+    /// (sequence number, JSON).
+    async fn events(
+        &self,
+        run: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
+}
+
+// redb reads are short and local: they run on the caller's thread, as the
+// inherent methods do.
+#[async_trait::async_trait]
+impl RunStore for Store {
+    async fn write_then(&self, writes: Vec<Write>, then: Then) -> Result<(), StoreError> {
+        Store::write_then(self, writes, then).await
+    }
+
+    async fn write(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        Store::write(self, writes).await
+    }
+
+    async fn run(&self, id: &str) -> Result<Option<RunMeta>, StoreError> {
+        Store::run(self, id)
+    }
+
+    async fn runs(
+        &self,
+        before: Option<&str>,
+        limit: usize,
+        keep: &(dyn for<'m> Fn(&'m RunMeta) -> bool + Send + Sync),
     ) -> Result<Vec<RunMeta>, StoreError> {
-        match self {
-            RunStore::Embedded(store) => store.runs(before, limit, keep),
-            RunStore::Redis(store) => store.runs(before, limit, keep).await,
-        }
+        Store::runs(self, before, limit, keep)
     }
 
-    /// See [`Store::unfinished`].
-    pub async fn unfinished(&self) -> Result<Vec<RunMeta>, StoreError> {
-        match self {
-            RunStore::Embedded(store) => store.unfinished(),
-            RunStore::Redis(store) => store.unfinished().await,
-        }
+    async fn unfinished(&self) -> Result<Vec<RunMeta>, StoreError> {
+        Store::unfinished(self)
     }
 
-    /// See [`Store::source`].
-    pub async fn source(&self, id: &str) -> Result<Option<String>, StoreError> {
-        match self {
-            RunStore::Embedded(store) => store.source(id),
-            RunStore::Redis(store) => store.source(id).await,
-        }
+    async fn source(&self, id: &str) -> Result<Option<String>, StoreError> {
+        Store::source(self, id)
     }
 
-    /// See [`Store::record`].
-    pub async fn record(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
-        match self {
-            RunStore::Embedded(store) => store.record(id),
-            RunStore::Redis(store) => store.record(id).await,
-        }
+    async fn record(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
+        Store::record(self, id)
     }
 
-    /// See [`Store::events`].
-    pub async fn events(
+    async fn events(
         &self,
         run: &str,
         after: u64,
         limit: usize,
     ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        match self {
-            RunStore::Embedded(store) => store.events(run, after, limit),
-            RunStore::Redis(store) => store.events(run, after, limit).await,
-        }
+        Store::events(self, run, after, limit)
     }
 }
 

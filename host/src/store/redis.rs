@@ -30,7 +30,7 @@ use redis::aio::{ConnectionManager, MultiplexedConnection};
 use redis::streams::{StreamRangeReply, StreamReadReply};
 use tokio::sync::mpsc;
 
-use super::{GROUP, Job, QUEUE, RunMeta, StoreError, Then, Write};
+use super::{GROUP, Job, QUEUE, RunMeta, RunStore, StoreError, Then, Write};
 use crate::engine::RunRecord;
 use crate::transport::redis::retry::{Backoff, transient};
 use crate::transport::redis::{self as link, RedisError};
@@ -308,31 +308,17 @@ impl RedisStore {
         &self.client
     }
 
-    /// Queues `writes` (sent together, after every write queued before) and
-    /// calls `then` once Redis has them. Writes of a run whose lease this
-    /// leader does not hold fail with [`StoreError::LeaseLost`].
-    pub async fn write_then(&self, writes: Vec<Write>, then: Then) -> Result<(), StoreError> {
-        self.jobs
-            .send(Job { writes, then })
-            .await
-            .map_err(|_| StoreError::Stopped)
+    /// Whether the writer task still takes writes.
+    pub fn writer_alive(&self) -> bool {
+        !self.jobs.is_closed()
     }
 
-    /// Writes `writes` and waits until Redis has them.
-    pub async fn write(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let then: Then = Box::new(move |result| {
-            let _ = tx.send(result);
-        });
-        self.write_then(writes, then).await?;
-        match rx.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(match &*e {
-                StoreError::LeaseLost { run } => StoreError::LeaseLost { run: run.clone() },
-                other => StoreError::Redis(other.to_string()),
-            }),
-            Err(_) => Err(StoreError::Stopped),
-        }
+    /// Whether Redis answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        redis::cmd("PING")
+            .query_async::<()>(&mut self.conn())
+            .await
+            .map_err(redis_error)
     }
 
     fn conn(&self) -> ConnectionManager {
@@ -463,16 +449,7 @@ impl RedisStore {
         Ok(Some(meta))
     }
 
-    /// The summary of run `id`.
-    pub async fn run(&self, id: &str) -> Result<Option<RunMeta>, StoreError> {
-        let bytes: Option<Vec<u8>> = self
-            .conn()
-            .get(key(id, "meta"))
-            .await
-            .map_err(redis_error)?;
-        bytes.map(|b| RunMeta::from_json(&b)).transpose()
-    }
-
+    /// The summaries of runs `ids` that exist, in that order.
     async fn metas(&self, ids: &[String]) -> Result<Vec<RunMeta>, StoreError> {
         if ids.is_empty() {
             return Ok(Vec::new());
@@ -490,13 +467,61 @@ impl RedisStore {
             .collect()
     }
 
+    /// A reader that waits for a run's new events.
+    pub fn follower(&self) -> Follower {
+        Follower {
+            client: self.client.clone(),
+            conn: None,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl RunStore for RedisStore {
+    /// Queues `writes` (sent together, after every write queued before) and
+    /// calls `then` once Redis has them. Writes of a run whose lease this
+    /// leader does not hold fail with [`StoreError::LeaseLost`].
+    async fn write_then(&self, writes: Vec<Write>, then: Then) -> Result<(), StoreError> {
+        self.jobs
+            .send(Job { writes, then })
+            .await
+            .map_err(|_| StoreError::Stopped)
+    }
+
+    /// Writes `writes` and waits until Redis has them.
+    async fn write(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let then: Then = Box::new(move |result| {
+            let _ = tx.send(result);
+        });
+        self.write_then(writes, then).await?;
+        match rx.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(match &*e {
+                StoreError::LeaseLost { run } => StoreError::LeaseLost { run: run.clone() },
+                other => StoreError::Redis(other.to_string()),
+            }),
+            Err(_) => Err(StoreError::Stopped),
+        }
+    }
+
+    /// The summary of run `id`.
+    async fn run(&self, id: &str) -> Result<Option<RunMeta>, StoreError> {
+        let bytes: Option<Vec<u8>> = self
+            .conn()
+            .get(key(id, "meta"))
+            .await
+            .map_err(redis_error)?;
+        bytes.map(|b| RunMeta::from_json(&b)).transpose()
+    }
+
     /// Up to `limit` run summaries, newest first, starting after run
     /// `before` (exclusive) and keeping those `keep` accepts.
-    pub async fn runs(
+    async fn runs(
         &self,
         before: Option<&str>,
         limit: usize,
-        keep: impl Fn(&RunMeta) -> bool,
+        keep: &(dyn for<'m> Fn(&'m RunMeta) -> bool + Send + Sync),
     ) -> Result<Vec<RunMeta>, StoreError> {
         let mut found = Vec::new();
         let mut max = before.map_or_else(|| "+".to_owned(), |b| format!("({b}"));
@@ -527,7 +552,7 @@ impl RedisStore {
     }
 
     /// Every run not finished, oldest first.
-    pub async fn unfinished(&self) -> Result<Vec<RunMeta>, StoreError> {
+    async fn unfinished(&self) -> Result<Vec<RunMeta>, StoreError> {
         let mut ids: Vec<String> = self
             .conn()
             .smembers(UNFINISHED)
@@ -543,7 +568,7 @@ impl RedisStore {
     }
 
     /// The DAG text run `id` was submitted with.
-    pub async fn source(&self, id: &str) -> Result<Option<String>, StoreError> {
+    async fn source(&self, id: &str) -> Result<Option<String>, StoreError> {
         self.conn()
             .get(key(id, "source"))
             .await
@@ -551,7 +576,7 @@ impl RedisStore {
     }
 
     /// The final record of run `id`, once it has one.
-    pub async fn record(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
+    async fn record(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
         let bytes: Option<Vec<u8>> = self
             .conn()
             .get(key(id, "record"))
@@ -568,7 +593,7 @@ impl RedisStore {
     }
 
     /// Up to `limit` events of run `run` with sequence numbers above `after`.
-    pub async fn events(
+    async fn events(
         &self,
         run: &str,
         after: u64,
@@ -584,14 +609,6 @@ impl RedisStore {
             .await
             .map_err(redis_error)?;
         entries(run, reply.ids, after, limit)
-    }
-
-    /// A reader that waits for a run's new events.
-    pub fn follower(&self) -> Follower {
-        Follower {
-            client: self.client.clone(),
-            conn: None,
-        }
     }
 }
 

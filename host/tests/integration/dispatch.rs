@@ -12,11 +12,13 @@ use std::time::{Duration, Instant};
 use common::Fold;
 use drover::admission::{self, Accepted};
 use drover::api::{self, AppState, Auth};
+use drover::backend::{Distributed, Embedded};
 use drover::dag::{Dag, NodeState};
 use drover::engine::{self, Event, Options, RunRecord, RunState};
 use drover::registry::Registry;
 use drover::runs::Runs;
 use drover::store::Store;
+use drover::store::redis::RedisStore;
 use drover::task::{LogLevel, LogLine, LogSource, NodeStatus, Outcome};
 use drover::transport::redis::protocol::{self, AttemptId, DroneInfo, Job, Report, VERSION};
 use drover::transport::redis::{PoolStatus, RedisDispatcher};
@@ -847,12 +849,11 @@ async fn a_run_carries_on_through_redis_restarts() {
     );
 }
 
-/// Serves the API of `runs` (with `dispatcher` when given) on a free
-/// loopback port; returns its base URL.
-async fn serve(runs: Runs, dispatcher: Option<RedisDispatcher>) -> (String, CancellationToken) {
+/// Serves the API of `runs` on a free loopback port; returns its base URL.
+async fn serve(runs: Runs) -> (String, CancellationToken) {
     let shutdown = CancellationToken::new();
     let auth = Auth::new(&[], None).unwrap();
-    let state = AppState::new(runs, auth, shutdown.clone()).with_dispatcher(dispatcher);
+    let state = AppState::new(runs, auth, shutdown.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(api::serve(
@@ -871,10 +872,10 @@ async fn the_api_lists_drones_and_pool_metrics_of_a_leader_and_none_when_embedde
     heartbeat(&mut conn, "d1", &["default", "gpu"], 2).await;
     stopped(&mut conn, "d0-gone", Duration::from_secs(120)).await;
     let leader = leader(&redis).await;
-    let store_dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&store_dir.path().join("drover.redb")).unwrap();
-    let runs = Runs::new(leader.registry.clone(), store, 1);
-    let (base, shutdown) = serve(runs.clone(), Some(leader.dispatcher.clone())).await;
+    let store = RedisStore::connect(&redis.url(), 60_000).await.unwrap();
+    let distributed = Distributed::new(store, leader.dispatcher.clone());
+    let (base, shutdown) =
+        serve(Runs::new(leader.registry.clone(), Arc::new(distributed), 1)).await;
     let client = reqwest::Client::new();
 
     let body: Value = client
@@ -937,7 +938,10 @@ async fn the_api_lists_drones_and_pool_metrics_of_a_leader_and_none_when_embedde
     assert!(openapi["paths"]["/api/v1/drones"]["get"].is_object());
     shutdown.cancel();
 
-    let (base, shutdown) = serve(runs, None).await;
+    let store_dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&store_dir.path().join("drover.redb")).unwrap();
+    let embedded = Embedded::new(store, leader.registry.runtime().clone());
+    let (base, shutdown) = serve(Runs::new(leader.registry.clone(), Arc::new(embedded), 1)).await;
     let body: Value = client
         .get(format!("{base}/api/v1/drones"))
         .send()

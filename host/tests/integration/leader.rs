@@ -469,7 +469,7 @@ async fn a_leader_stopped_by_sigterm_hands_its_runs_over_at_once() {
 async fn writes_of_a_leader_that_lost_the_lease_are_refused() {
     use drover::engine::RunState;
     use drover::store::redis::RedisStore;
-    use drover::store::{Api, RunMeta, RunOptions, StoreError, Write};
+    use drover::store::{Api, RunMeta, RunOptions, RunStore, StoreError, Write};
     use redis::AsyncCommands;
 
     let redis = Redis::start();
@@ -627,7 +627,37 @@ async fn writes_of_a_leader_that_lost_the_lease_are_refused() {
         a.record(&id).await.unwrap().unwrap().state,
         RunState::Success
     );
-    let listed = a.runs(None, 10, |_| true).await.unwrap();
+    let listed = a.runs(None, 10, &|_| true).await.unwrap();
     let listed: Vec<(&str, RunState)> = listed.iter().map(|m| (m.id.as_str(), m.state)).collect();
     assert_eq!(listed, [(id.as_str(), RunState::Success)]);
+}
+
+#[tokio::test]
+async fn readyz_says_when_redis_does_not_answer() {
+    let mut redis = Redis::start();
+    let drover = drover(5000);
+    let server = leader(&drover, &redis);
+    let ready = |server: &Server| {
+        let url = server.url("/readyz");
+        async move { client().get(url).send().await.unwrap() }
+    };
+    assert_eq!(ready(&server).await.status(), StatusCode::OK);
+    redis.kill();
+    let answer = ready(&server).await;
+    assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = answer.json().await.unwrap();
+    let detail = body["detail"].as_str().unwrap_or_default();
+    assert!(detail.starts_with("not ready: "), "{body}");
+    // Liveness is another matter: the process still answers.
+    let healthz = client().get(server.url("/healthz")).send().await.unwrap();
+    assert_eq!(healthz.status(), StatusCode::OK);
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ready(&server).await.status() != StatusCode::OK {
+        assert!(
+            Instant::now() < deadline,
+            "never ready again after Redis came back"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

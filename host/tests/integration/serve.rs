@@ -752,31 +752,7 @@ async fn insecure_allows_a_public_address_without_tokens() {
 #[tokio::test]
 async fn https_with_a_certificate_and_key() {
     let drover = Drover::new();
-    let made = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1,DNS:localhost",
-            "-keyout",
-        ])
-        .arg(drover.path("key.pem"))
-        .arg("-out")
-        .arg(drover.path("cert.pem"))
-        .output()
-        .expect("openssl (tests/setup.sh installs it)");
-    assert!(made.status.success(), "{}", support::stderr(&made));
-    let cert = drover.path("cert.pem").display().to_string();
-    let key = drover.path("key.pem").display().to_string();
+    let (cert, key) = certificate(&drover);
     let server = Server::start(&drover, &["--tls-cert", &cert, "--tls-key", &key]);
     assert!(server.base.starts_with("https://"), "{}", server.base);
     let out = std::process::Command::new("curl")
@@ -802,6 +778,69 @@ async fn https_with_a_certificate_and_key() {
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(support::stderr(&out).contains("missing.pem"));
+}
+
+/// A self-signed certificate for 127.0.0.1 in `drover`'s folder: (cert, key).
+fn certificate(drover: &Drover) -> (String, String) {
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-keyout",
+        ])
+        .arg(drover.path("key.pem"))
+        .arg("-out")
+        .arg(drover.path("cert.pem"))
+        .output()
+        .expect("openssl (tests/setup.sh installs it)");
+    assert!(made.status.success(), "{}", support::stderr(&made));
+    (
+        drover.path("cert.pem").display().to_string(),
+        drover.path("key.pem").display().to_string(),
+    )
+}
+
+#[tokio::test]
+async fn https_lets_the_requests_in_progress_finish_at_shutdown() {
+    let drover = Drover::new();
+    let (cert, key) = certificate(&drover);
+    let mut server = Server::start(&drover, &["--tls-cert", &cert, "--tls-key", &key]);
+    // A DAG padded to 24 KiB, sent at 8 KiB/s: its upload is under way
+    // when the server is told to stop.
+    let mut dag = "name: slow\nnodes: {a: {driver: noop}}\n".to_owned();
+    while dag.len() < 24 * 1024 {
+        dag.push_str("# padding padding padding padding padding padding padding\n");
+    }
+    std::fs::write(drover.path("slow.yaml"), &dag).unwrap();
+    let upload = std::process::Command::new("curl")
+        .args(["-sS", "--cacert", &cert, "--limit-rate", "8k"])
+        .args(["-H", "Content-Type: application/yaml", "--data-binary"])
+        .arg(format!("@{}", drover.path("slow.yaml").display()))
+        .arg(server.url("/api/v1/runs"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("curl");
+    std::thread::sleep(Duration::from_millis(800));
+    let status = server.terminate();
+    assert!(status.success(), "{status:?}");
+    let out = upload.wait_with_output().unwrap();
+    // The request was answered in full, not cut off by the process going away.
+    assert!(out.status.success(), "curl: {}", support::stderr(&out));
+    let run: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    assert!(run["id"].is_string(), "{run}");
 }
 
 #[tokio::test]
@@ -881,6 +920,57 @@ nodes:
     assert_eq!(all.last().unwrap().1, "finished");
     let log = server.log.lock().unwrap().join("\n");
     assert!(log.contains("carrying on 1 unfinished run"), "{log}");
+}
+
+#[tokio::test]
+async fn probes_answer_at_the_root_without_a_token_and_each_request_is_logged() {
+    let drover = Drover::new();
+    let server = Server::start_with(
+        &drover,
+        &["serve", "--listen", "127.0.0.1:0"],
+        &[("DROVER_TOKENS", "viewer:view-secret")],
+    );
+    let get = |path: &str| client().get(server.url(path)).send();
+    let healthz = get("/healthz").await.unwrap();
+    assert_eq!(healthz.status(), StatusCode::OK);
+    assert_eq!(healthz.text().await.unwrap(), "ok\n");
+    let readyz = get("/readyz").await.unwrap();
+    assert_eq!(readyz.status(), StatusCode::OK);
+    assert_eq!(readyz.text().await.unwrap(), "ready\n");
+    // Scrapers get the metrics at the root without a token; the API's
+    // copy still wants one.
+    let metrics = get("/metrics").await.unwrap();
+    assert_eq!(metrics.status(), StatusCode::OK);
+    let text = metrics.text().await.unwrap();
+    assert!(text.contains("drover_submissions_total 0"), "{text}");
+    assert_eq!(
+        get("/api/v1/metrics").await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // One access-log line per answer, by default, with the path (never
+    // the query) and the status.
+    let _ = get("/api/v1/runs?secret=hush").await.unwrap();
+    let logged = || server.log.lock().unwrap().join("\n");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !logged().contains("status=401") && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let log = logged();
+    for (path, status) in [
+        ("/healthz", 200),
+        ("/readyz", 200),
+        ("/metrics", 200),
+        ("/api/v1/metrics", 401),
+        ("/api/v1/runs", 401),
+    ] {
+        assert!(
+            log.lines().any(|l| l.contains("drover::access")
+                && l.contains(&format!("path={path} "))
+                && l.contains(&format!("status={status}"))),
+            "no access line for {path} ({status}) in:\n{log}"
+        );
+    }
+    assert!(!log.contains("hush"), "the query was logged:\n{log}");
 }
 
 #[tokio::test]
