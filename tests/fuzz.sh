@@ -5,7 +5,7 @@
 #   bash tests/fuzz.sh [SECONDS] [TARGET...]
 #
 # SECONDS per target (default 60); TARGETs default to all of them (see
-# `host/fuzz/Cargo.toml`, or the README's "Fuzzing" section). Installs
+# `host/fuzz/Cargo.toml`, or host/docs/fuzzing.md). Installs
 # cargo-fuzz if missing, seeds each target's corpus at run time from
 # examples/dags, host/fuzz/seeds and, when present, /work/shared/fixtures,
 # and exits non-zero naming every crashing input it found. Not part of

@@ -11,7 +11,7 @@ use crate::dag::Problem;
 /// The media type of a problem details answer (RFC 9457, section 3).
 pub const MEDIA_TYPE: &str = "application/problem+json";
 
-/// Where the problem types' URIs live; the README documents each.
+/// Where the problem types' URIs live; `host/docs/serving.md` (Errors) documents each.
 const BASE: &str = "https://drover.dev/problems/";
 
 /// A kind of error, which fixes the answer's `type`, `title` and status.
@@ -176,12 +176,12 @@ mod tests {
             assert!(kind.uri().starts_with(BASE), "{kind:?}");
             assert!(kind.status().is_client_error(), "{kind:?}");
         }
-        let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"));
+        let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/serving.md"));
         for kind in Kind::TYPED {
             let slug = kind.slug().unwrap_or_default();
             assert!(
                 readme.contains(&format!("| `{slug}` |")),
-                "README lacks {slug}"
+                "host/docs/serving.md lacks {slug}"
             );
         }
         let other = Kind::Other(StatusCode::METHOD_NOT_ALLOWED);

@@ -523,8 +523,9 @@ impl Config {
 mod tests {
     use super::*;
 
-    /// `examples/drover.toml` is what the README points operators to: it must parse, and name
-    /// every setting (with a value or commented out), so a new setting cannot go unexplained.
+    /// `examples/drover.toml` is what host/docs/configuration.md points operators to: it must
+    /// parse, and name every setting (with a value or commented out), so a new setting cannot go
+    /// unexplained.
     #[test]
     fn the_example_configuration_parses_and_names_every_setting() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/drover.toml");

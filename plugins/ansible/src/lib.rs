@@ -13,8 +13,8 @@ use drover_sdk::{Capabilities, Description, Driver, Outcome, Problem, Task};
 use args::PlaybookArgs;
 use events::Run;
 
-/// Where `tests/setup.sh` (and the README) install ansible-core: a venv under `/opt`, which
-/// processes may read by default.
+/// Where `tests/setup.sh` (and host/docs/drivers.md) install ansible-core: a venv under `/opt`,
+/// which processes may read by default.
 const VENV_PLAYBOOK: &str = "/opt/drover/ansible/bin/ansible-playbook";
 /// Otherwise, `ansible-playbook` on the host's `PATH`.
 const PATH_PLAYBOOK: &str = "ansible-playbook";
