@@ -92,12 +92,12 @@ pub async fn serve(args: ServeArgs, config: Config) -> Result<u8, CliError> {
             "--parallelism must be at least 1"
         )));
     }
-    let max_body = config.server.max_body_bytes;
+    let max_body = config.server.max_body_bytes();
     let db = config.data_dir().join("drover.redb");
     let store: RunStore = match &redis_url {
         // Runs live in Redis: the embedded database is not opened, so that
         // leaders may share a data folder (compile cache, workspaces).
-        Some(url) => RedisStore::connect(url, config.redis.lease_ms)
+        Some(url) => RedisStore::connect(url, config.redis.lease_ms())
             .await
             .map_err(|e| redis_error(url, e))?
             .into(),

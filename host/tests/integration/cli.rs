@@ -428,6 +428,47 @@ fn a_driver_cannot_forge_lines_of_drovers_log() {
     );
 }
 
+/// The config's names from before durations carried their unit still work, with one
+/// warning each naming the new name; `config show` prints the new names. A bare number
+/// under a new name is refused, naming the key and the fix.
+#[test]
+fn old_config_names_are_read_with_a_warning_and_bare_durations_refused() {
+    let drover = Drover::new();
+    drover.configure("[drone]\nheartbeat_ms = 1500\n\n[server]\nmax_body_bytes = 2097152\n");
+    let out = drover.run(&["config", "show"]);
+    let (text, log) = (String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert!(out.status.success(), "{log}");
+    assert!(
+        text.contains("heartbeat = \"1500ms\"") && text.contains("max_body_mib = 2"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("heartbeat_ms") && !text.contains("max_body_bytes"),
+        "{text}"
+    );
+    for (old, new) in [
+        ("heartbeat_ms", "heartbeat = \"1500ms\""),
+        ("max_body_bytes", "max_body_mib = 2"),
+    ] {
+        let warnings = log
+            .lines()
+            .filter(|l| l.contains("WARN") && l.contains(old) && l.contains(new))
+            .count();
+        assert_eq!(warnings, 1, "{old}: {log}");
+    }
+
+    let drover = Drover::new();
+    drover.configure("[drone]\nheartbeat = 1500\n");
+    let out = drover.run(&["config", "show"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out)
+            .contains("[drone] heartbeat: `1500` has no unit: write heartbeat = \"1500ms\""),
+        "{}",
+        stderr(&out)
+    );
+}
+
 /// `drover config show` prints the configuration in effect with defaults filled in and
 /// secrets masked; without `--config`, the user's `$XDG_CONFIG_HOME/drover/config.toml` is
 /// read, and `drover config path` says so.

@@ -1096,7 +1096,7 @@ async fn the_drone_section_of_the_config_is_used_and_flags_win() {
     let redis = Redis::start();
     let drover = Drover::new();
     drover.configure(
-        "[drone]\npools = [\"from-config\"]\nconcurrency = 3\nid = \"configured\"\nheartbeat_ms = 100",
+        "[drone]\npools = [\"from-config\"]\nconcurrency = 3\nid = \"configured\"\nheartbeat = \"100ms\"",
     );
     let running = drone(&drover, &redis, &[]);
     assert!(
