@@ -2,14 +2,14 @@
 //! codes 0 (success), 1 (the node failed) and 2 (bad input).
 
 use crate::support;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::Value;
 
 use support::{Drover, stderr};
 
 fn test_driver(name: &str) -> PathBuf {
-    Path::new(env!("DROVER_TEST_DRIVERS")).join(format!("test_driver_{name}.wasm"))
+    support::test_drivers::folder().join(format!("test_driver_{name}.wasm"))
 }
 
 #[test]

@@ -17,7 +17,7 @@ use support::{Drover, Running};
 /// A built component from the wasm target folder: the standard plugins
 /// and the test drivers.
 fn component(file: &str) -> Vec<u8> {
-    let path = Path::new(env!("DROVER_TEST_DRIVERS")).join(file);
+    let path = support::test_drivers::folder().join(file);
     std::fs::read(&path).unwrap_or_else(|e| {
         panic!(
             "{} is missing ({e}): run `bash tests/setup.sh` and rebuild",

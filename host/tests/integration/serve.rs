@@ -1120,7 +1120,7 @@ async fn mangled_bodies_never_crash_the_server() {
 async fn a_run_whose_driver_is_gone_after_a_restart_fails_cleanly() {
     let drover = Drover::new();
     let mut server = Server::start(&drover, &[]);
-    let greet = std::path::Path::new(env!("DROVER_TEST_DRIVERS")).join("test_driver_greet.wasm");
+    let greet = support::test_drivers::folder().join("test_driver_greet.wasm");
     let response = post(&server, "/api/v1/plugins", std::fs::read(greet).unwrap()).await;
     assert_eq!(response.status(), StatusCode::CREATED);
     let plugin: Value = response.json().await.unwrap();
