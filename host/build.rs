@@ -1,15 +1,21 @@
-//! Builds the standard drivers (and the hostile test drivers) as wasm32-wasip2
-//! components with a nested cargo, so that a plain `cargo build` does all.
+//! Builds the standard drivers as wasm32-wasip2 components with a nested
+//! cargo (see `build/guests.rs`), so that a plain `cargo build` does all, and
+//! embeds them into the binary.
 //!
-//! The nested cargo gets its own target directory (so it never waits on the
-//! outer build's lock) and a clean environment (so flags meant for the host,
-//! such as clippy's wrapper or `RUSTFLAGS`, do not leak into the guests).
-//! The built plugins are embedded into the binary; the test drivers' folder is
-//! exported to the host's tests as `DROVER_TEST_DRIVERS`.
+//! The test drivers of `tests/drivers/` are not built here, so that no
+//! `cargo build`, `cargo run` or release build spends time on them: the tests
+//! build them on first use (`host/tests/integration/support/test_drivers.rs`)
+//! into the same folder, which is exported to them as
+//! `DROVER_GUEST_TARGET_DIR`.
 
 use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+#[path = "build/guests.rs"]
+mod guests;
+
+use guests::TARGET;
 
 /// The standard drivers: (registry name, crate name).
 const PLUGINS: &[(&str, &str)] = &[
@@ -21,32 +27,13 @@ const PLUGINS: &[(&str, &str)] = &[
     ("ansible", "drover-plugin-ansible"),
 ];
 
-/// Drivers that misbehave on purpose, for the host's tests.
-const TEST_DRIVERS: &[&str] = &[
-    "test-driver-trap",
-    "test-driver-spin",
-    "test-driver-hog",
-    "test-driver-forbidden-exec",
-    "test-driver-escape",
-    "test-driver-greet",
-    "test-driver-greet-v2",
-    "test-driver-command",
-    "test-driver-container",
-    "test-driver-line-reader",
-    "test-driver-secret-probe",
-    "test-driver-greedy",
-];
-
-const TARGET: &str = "wasm32-wasip2";
-const PROFILE: &str = "wasm";
-
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let workspace = manifest_dir
         .parent()
         .expect("host/ lives in the workspace")
         .to_path_buf();
-    for dir in ["wit", "sdk", "plugins", "tests/drivers"] {
+    for dir in ["wit", "sdk", "plugins"] {
         println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
     }
     println!(
@@ -69,7 +56,7 @@ fn main() {
     ensure_wasm_target();
     build_guests(&workspace, &target_dir);
 
-    let out_dir = target_dir.join(TARGET).join(PROFILE);
+    let out_dir = guests::out_dir(&target_dir);
     let mut embedded = String::from(
         "/// The standard drivers built into this binary: (name, version, component bytes).\n",
     );
@@ -89,7 +76,10 @@ fn main() {
     let generated =
         PathBuf::from(env::var("OUT_DIR").expect("set by cargo")).join("builtin_drivers.rs");
     std::fs::write(&generated, embedded).expect("write builtin_drivers.rs");
-    println!("cargo:rustc-env=DROVER_TEST_DRIVERS={}", out_dir.display());
+    println!(
+        "cargo:rustc-env=DROVER_GUEST_TARGET_DIR={}",
+        target_dir.display()
+    );
 }
 
 /// The outer build's target directory, found from `OUT_DIR`
@@ -177,56 +167,11 @@ fn ensure_wasm_target() {
 }
 
 fn build_guests(workspace: &Path, target_dir: &Path) {
-    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(workspace)
-        .args([
-            "build",
-            "--locked",
-            "--target",
-            TARGET,
-            "--profile",
-            PROFILE,
-        ])
-        .arg("--target-dir")
-        .arg(target_dir);
-    for krate in PLUGINS
-        .iter()
-        .map(|(_, k)| *k)
-        .chain(TEST_DRIVERS.iter().copied())
-    {
-        cmd.args(["-p", krate]);
-    }
-    // Variables cargo sets for build scripts, or that the outer invocation's
-    // tools set, that must not leak into the guests' build.
-    for (key, _) in env::vars_os() {
-        let key = key.to_string_lossy();
-        let leaks = key.starts_with("CARGO_")
-            && !matches!(
-                key.as_ref(),
-                "CARGO_HOME" | "CARGO_NET_OFFLINE" | "CARGO_REGISTRIES_CRATES_IO_PROTOCOL"
-            );
-        if leaks
-            || matches!(
-                key.as_ref(),
-                "RUSTFLAGS"
-                    | "RUSTC_WRAPPER"
-                    | "RUSTC_WORKSPACE_WRAPPER"
-                    | "RUSTDOCFLAGS"
-                    | "RUSTC"
-                    | "TARGET"
-                    | "HOST"
-                    | "OUT_DIR"
-                    | "OPT_LEVEL"
-                    | "PROFILE"
-                    | "DEBUG"
-                    | "NUM_JOBS"
-            )
-        {
-            cmd.env_remove(key.as_ref());
-        }
-    }
-    let status = cmd.status().expect("run cargo to build the wasm drivers");
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let crates: Vec<&str> = PLUGINS.iter().map(|(_, krate)| *krate).collect();
+    let status = guests::cargo_build(&cargo, workspace, target_dir, &crates)
+        .status()
+        .expect("run cargo to build the wasm drivers");
     if !status.success() {
         panic!("building the wasm drivers failed (see the cargo output above)");
     }

@@ -49,7 +49,7 @@ token = "$token"
 role = "admin"
 
 [server]
-max_body_bytes = 1048576
+max_body_mib = 1
 
 [plugins]
 require_signatures = true

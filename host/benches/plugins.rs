@@ -4,7 +4,8 @@
 //! fresh instance (instantiate and one `validate` call).
 //!
 //! Run with `cargo bench -p drover --bench plugins` (a release build); the
-//! examples are built first by their own `build.sh` (cached). Pass
+//! examples are built first by their own `build.sh` (cached), the Rust driver
+//! (`tests/drivers/greet`) with the other test drivers. Pass
 //! `-- --nodes N` for the per-node sample size (default 200).
 
 use std::path::{Path, PathBuf};
@@ -17,6 +18,10 @@ use drover::registry::{Origin, Registry, Upload};
 use drover::runtime::{NodeContext, Runtime};
 use drover::task::{NodeStatus, Task};
 use tokio_util::sync::CancellationToken;
+
+// The test drivers are built on first use, as for the integration tests.
+#[path = "../tests/integration/support/test_drivers.rs"]
+mod test_drivers;
 
 fn main() {
     let nodes = std::env::args()
@@ -84,7 +89,7 @@ async fn bench(nodes: usize) {
     let cases = [
         Case {
             language: "Rust",
-            component: Path::new(env!("DROVER_TEST_DRIVERS")).join("test_driver_greet.wasm"),
+            component: test_drivers::folder().join("test_driver_greet.wasm"),
             artifact: "bench".into(),
             args: vec![],
         },

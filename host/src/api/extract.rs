@@ -109,7 +109,7 @@ impl From<BytesRejection> for ApiError {
             ApiError::new(
                 Kind::BodyTooLarge,
                 "the request body is larger than this server accepts \
-                 (server.max_body_bytes; plugins.max_upload_mib for plugin uploads)",
+                 (server.max_body_mib; plugins.max_upload_mib for plugin uploads)",
             )
         } else {
             ApiError::unreadable_body(format!("cannot read the request body: {rejection}"))

@@ -113,7 +113,7 @@ pub const ROUTES: &[Route] = &[
                 "Not UTF-8, YAML or JSON (with line and column), or a bad query parameter",
                 Media::Problem,
             ),
-            (413, "Body over server.max_body_bytes", Media::Problem),
+            (413, "Body over server.max_body_mib", Media::Problem),
             (
                 422,
                 "The DAG breaks the rules; every problem listed",
@@ -490,7 +490,7 @@ pub const ROUTES: &[Route] = &[
             (400, "Not gorchestrator's JSON", TASK_ERROR),
             TASK_UNAUTHORIZED,
             TASK_FORBIDDEN,
-            (413, "Body over server.max_body_bytes", TASK_ERROR),
+            (413, "Body over server.max_body_mib", TASK_ERROR),
             TASK_UNSUPPORTED,
             (422, "Invalid graph", TASK_ERROR),
         ],

@@ -32,14 +32,14 @@ pub struct DroneArgs {
     #[arg(long, value_name = "ID")]
     id: Option<String>,
     /// Take over a node from a drone silent for this long, e.g. `30s` (default:
-    /// drone.claim_idle_ms, 30 s).
+    /// drone.claim_idle, 30s).
     #[arg(long, value_name = "DURATION", value_parser = duration_flag)]
     claim_idle: Option<Duration>,
-    /// Write the heartbeat this often, e.g. `2s` (default: drone.heartbeat_ms, 2 s).
+    /// Write the heartbeat this often, e.g. `2s` (default: drone.heartbeat, 2s).
     #[arg(long, value_name = "DURATION", value_parser = duration_flag)]
     heartbeat: Option<Duration>,
     /// On SIGTERM or Ctrl-C, let running nodes finish for this long, e.g. `30s`
-    /// (default: drone.grace_ms, 30 s); a second signal stops them at once.
+    /// (default: drone.grace, 30s); a second signal stops them at once.
     #[arg(long, value_name = "DURATION", value_parser = duration_flag)]
     grace: Option<Duration>,
 }
@@ -107,12 +107,8 @@ fn options(args: DroneArgs, config: &Config) -> anyhow::Result<DroneOptions> {
     if concurrency == 0 {
         return Err(anyhow!("--concurrency must be at least 1"));
     }
-    let claim_idle = args
-        .claim_idle
-        .unwrap_or(Duration::from_millis(settings.claim_idle_ms));
-    let heartbeat = args
-        .heartbeat
-        .unwrap_or(Duration::from_millis(settings.heartbeat_ms));
+    let claim_idle = args.claim_idle.unwrap_or(settings.claim_idle);
+    let heartbeat = args.heartbeat.unwrap_or(settings.heartbeat);
     for (value, flag) in [(claim_idle, "--claim-idle"), (heartbeat, "--heartbeat")] {
         if value < Duration::from_millis(1) {
             return Err(anyhow!("{flag} must be at least 1ms"));
@@ -144,9 +140,7 @@ fn options(args: DroneArgs, config: &Config) -> anyhow::Result<DroneOptions> {
         concurrency,
         claim_idle,
         heartbeat,
-        grace: args
-            .grace
-            .unwrap_or(Duration::from_millis(settings.grace_ms)),
+        grace: args.grace.unwrap_or(settings.grace),
     })
 }
 

@@ -94,8 +94,8 @@ pub async fn serve(args: ServeArgs, config: Config) -> Result<u8, CliError> {
             "--parallelism must be at least 1"
         )));
     }
-    let max_body = config.server.max_body_bytes;
-    let lease_ms = config.redis.lease_ms;
+    let max_body = config.server.max_body_bytes();
+    let lease_ms = config.redis.lease_ms();
     // The store is opened before the runtime so that a second server on
     // the same data folder stops before touching anything.
     let store = match &redis_url {

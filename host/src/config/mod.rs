@@ -1,13 +1,18 @@
 //! The operator's configuration: limits for drivers, the exec policy per
-//! driver, and where drover keeps its data. Read from a TOML file.
+//! driver, and where drover keeps its data. Read from a TOML file, whose
+//! durations and sizes follow one rule (see [`units`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+mod units;
 mod vault;
 
+use units::{RawDuration, duration_setting, serialize_duration, size_setting};
+pub use units::{SettingError, format_duration};
 pub use vault::{AppRoleSettings, VaultSettings};
 
 /// Everything an operator can set. Every field has a sane default, so an
@@ -45,21 +50,24 @@ pub struct Config {
 
 /// Settings of `drover drone` (its flags win).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(try_from = "DroneFile")]
 pub struct DroneSettings {
     /// The pools whose jobs it takes.
     pub pools: Vec<String>,
     /// How many attempts it runs at once; defaults to the number of cores.
     pub concurrency: Option<usize>,
     /// How long a job entry must have been idle (its drone silent) before
-    /// another drone takes it over, in ms.
-    pub claim_idle_ms: u64,
-    /// How often the drone writes its heartbeat, in ms; it expires after
-    /// three missed beats.
-    pub heartbeat_ms: u64,
-    /// How long running attempts may finish after SIGTERM or Ctrl-C, in ms;
-    /// what still runs then is stopped and left to other drones.
-    pub grace_ms: u64,
+    /// another drone takes it over.
+    #[serde(serialize_with = "serialize_duration")]
+    pub claim_idle: Duration,
+    /// How often the drone writes its heartbeat; it expires after three
+    /// missed beats.
+    #[serde(serialize_with = "serialize_duration")]
+    pub heartbeat: Duration,
+    /// How long running attempts may finish after SIGTERM or Ctrl-C; what
+    /// still runs then is stopped and left to other drones.
+    #[serde(serialize_with = "serialize_duration")]
+    pub grace: Duration,
     /// The drone's id; defaults to `<host>-<pid>-<random>`.
     pub id: Option<String>,
 }
@@ -69,24 +77,71 @@ impl Default for DroneSettings {
         DroneSettings {
             pools: vec!["default".to_owned()],
             concurrency: None,
-            claim_idle_ms: 30_000,
-            heartbeat_ms: 2_000,
-            grace_ms: 30_000,
+            claim_idle: Duration::from_secs(30),
+            heartbeat: Duration::from_secs(2),
+            grace: Duration::from_secs(30),
             id: None,
         }
     }
 }
 
+/// `[drone]` as written, deprecated keys included.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DroneFile {
+    pools: Option<Vec<String>>,
+    concurrency: Option<usize>,
+    claim_idle: Option<RawDuration>,
+    heartbeat: Option<RawDuration>,
+    grace: Option<RawDuration>,
+    id: Option<String>,
+    claim_idle_ms: Option<u64>,
+    heartbeat_ms: Option<u64>,
+    grace_ms: Option<u64>,
+}
+
+impl TryFrom<DroneFile> for DroneSettings {
+    type Error = SettingError;
+
+    fn try_from(file: DroneFile) -> Result<Self, SettingError> {
+        let default = DroneSettings::default();
+        let duration =
+            |new, value, old, millis| duration_setting("drone", (new, value), (old, millis));
+        Ok(DroneSettings {
+            pools: file.pools.unwrap_or(default.pools),
+            concurrency: file.concurrency,
+            claim_idle: duration(
+                "claim_idle",
+                file.claim_idle,
+                "claim_idle_ms",
+                file.claim_idle_ms,
+            )?
+            .unwrap_or(default.claim_idle),
+            heartbeat: duration(
+                "heartbeat",
+                file.heartbeat,
+                "heartbeat_ms",
+                file.heartbeat_ms,
+            )?
+            .unwrap_or(default.heartbeat),
+            grace: duration("grace", file.grace, "grace_ms", file.grace_ms)?
+                .unwrap_or(default.grace),
+            id: file.id,
+        })
+    }
+}
+
 /// `[redis]`: where leaders keep their runs in distributed mode.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(try_from = "RedisFile")]
 pub struct RedisSettings {
     /// `redis://host:port`; when set, `drover serve` keeps its runs there
     /// (the `--redis` option wins).
     pub url: Option<String>,
-    /// How long a leader's hold on a run lasts without renewal, in
-    /// milliseconds; another leader takes a run over once it lapses.
-    pub lease_ms: u64,
+    /// How long a leader's hold on a run lasts without renewal; another
+    /// leader takes a run over once it lapses.
+    #[serde(serialize_with = "serialize_duration")]
+    pub lease: Duration,
 }
 
 impl Default for RedisSettings {
@@ -95,8 +150,36 @@ impl Default for RedisSettings {
             url: None,
             // Long enough to ride out a busy Redis, short enough that a dead
             // leader's runs move on within seconds.
-            lease_ms: 5000,
+            lease: Duration::from_secs(5),
         }
+    }
+}
+
+impl RedisSettings {
+    /// The lease in whole milliseconds, as Redis counts it.
+    pub fn lease_ms(&self) -> u64 {
+        u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+/// `[redis]` as written, deprecated keys included.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RedisFile {
+    url: Option<String>,
+    lease: Option<RawDuration>,
+    lease_ms: Option<u64>,
+}
+
+impl TryFrom<RedisFile> for RedisSettings {
+    type Error = SettingError;
+
+    fn try_from(file: RedisFile) -> Result<Self, SettingError> {
+        let lease = duration_setting("redis", ("lease", file.lease), ("lease_ms", file.lease_ms))?;
+        Ok(RedisSettings {
+            url: file.url,
+            lease: lease.unwrap_or(RedisSettings::default().lease),
+        })
     }
 }
 
@@ -163,15 +246,15 @@ impl Default for PluginSettings {
 
 /// Settings of `drover serve`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(try_from = "ServerFile")]
 pub struct ServerSettings {
     /// Bearer tokens and their roles. Without any, the server only starts
     /// on a loopback address (or with `--insecure`), and every caller is admin.
     pub tokens: Vec<TokenSetting>,
     /// Serve HTTPS with this certificate chain and key (PEM files).
     pub tls: Option<TlsSetting>,
-    /// The largest request body accepted, in bytes; larger ones get 413.
-    pub max_body_bytes: usize,
+    /// The largest request body accepted, in MiB; larger ones get 413.
+    pub max_body_mib: u64,
     /// How many nodes of one run may run at once, unless the submission
     /// says; defaults to the number of cores.
     pub parallelism: Option<usize>,
@@ -188,11 +271,55 @@ impl Default for ServerSettings {
         ServerSettings {
             tokens: Vec::new(),
             tls: None,
-            max_body_bytes: 8 * 1024 * 1024,
+            max_body_mib: 8,
             parallelism: None,
             live_window_events: 10_000,
             live_window_mib: 8,
         }
+    }
+}
+
+impl ServerSettings {
+    /// The largest request body accepted, in bytes ([`Config::check`]
+    /// keeps it far below overflowing).
+    pub fn max_body_bytes(&self) -> usize {
+        usize::try_from(self.max_body_mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX)
+    }
+}
+
+/// `[server]` as written, deprecated keys included.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServerFile {
+    tokens: Option<Vec<TokenSetting>>,
+    tls: Option<TlsSetting>,
+    max_body_mib: Option<u64>,
+    parallelism: Option<usize>,
+    live_window_events: Option<usize>,
+    live_window_mib: Option<u64>,
+    max_body_bytes: Option<u64>,
+}
+
+impl TryFrom<ServerFile> for ServerSettings {
+    type Error = SettingError;
+
+    fn try_from(file: ServerFile) -> Result<Self, SettingError> {
+        let default = ServerSettings::default();
+        let max_body_mib = size_setting(
+            "server",
+            ("max_body_mib", file.max_body_mib),
+            ("max_body_bytes", file.max_body_bytes),
+        )?;
+        Ok(ServerSettings {
+            tokens: file.tokens.unwrap_or(default.tokens),
+            tls: file.tls,
+            max_body_mib: max_body_mib.unwrap_or(default.max_body_mib),
+            parallelism: file.parallelism,
+            live_window_events: file
+                .live_window_events
+                .unwrap_or(default.live_window_events),
+            live_window_mib: file.live_window_mib.unwrap_or(default.live_window_mib),
+        })
     }
 }
 
@@ -459,9 +586,27 @@ impl Config {
     }
 
     /// Refuses values that parse but make no sense, naming the field. A
-    /// zero log or window limit would keep nothing; the upper bounds are
-    /// far past any use and well short of overflowing a size.
+    /// zero log or window limit would keep nothing, a zero body limit would
+    /// refuse every request, and a zero claim or heartbeat time would spin;
+    /// the upper bounds are far past any use and well short of overflowing
+    /// a size.
     pub fn check(&self) -> Result<(), String> {
+        for (field, value) in [
+            ("[drone] claim_idle", self.drone.claim_idle),
+            ("[drone] heartbeat", self.drone.heartbeat),
+        ] {
+            if value < Duration::from_millis(1) {
+                return Err(format!(
+                    "{field} must be at least 1ms (it is {})",
+                    format_duration(value)
+                ));
+            }
+        }
+        in_range(
+            "[server] max_body_mib",
+            self.server.max_body_mib,
+            1..=65_536,
+        )?;
         in_range(
             "[limits] max_log_lines",
             self.limits.max_log_lines,
@@ -610,6 +755,106 @@ mod tests {
         let limits = Config::load(&path).unwrap().limits.log_limits();
         assert_eq!((limits.lines, limits.bytes), (5, 1024 * 1024));
         assert!(Config::default().check().is_ok());
+    }
+
+    /// Writes `text` as a config file and loads it.
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("drover.toml");
+        std::fs::write(&path, text).unwrap();
+        Config::load(&path)
+    }
+
+    #[test]
+    fn durations_and_sizes_follow_the_unit_rule() {
+        let config = load(
+            "[drone]\nclaim_idle = \"45s\"\nheartbeat = \"250ms\"\ngrace = \"1.5m\"\n\
+             [redis]\nlease = \"3s\"\n[server]\nmax_body_mib = 2\n",
+        )
+        .unwrap();
+        assert_eq!(config.drone.claim_idle, Duration::from_secs(45));
+        assert_eq!(config.drone.heartbeat, Duration::from_millis(250));
+        assert_eq!(config.drone.grace, Duration::from_secs(90));
+        assert_eq!(config.redis.lease_ms(), 3000);
+        assert_eq!(config.server.max_body_bytes(), 2 * 1024 * 1024);
+        // What `drover config show` prints reads back as the same settings.
+        let shown = toml::to_string(&config).unwrap();
+        assert!(shown.contains("grace = \"90s\""), "{shown}");
+        assert_eq!(toml::from_str::<Config>(&shown).unwrap(), config);
+        assert_eq!(
+            toml::from_str::<Config>(&toml::to_string(&Config::default()).unwrap()).unwrap(),
+            Config::default()
+        );
+    }
+
+    #[test]
+    fn the_old_keys_are_still_read() {
+        let config = load(
+            "[drone]\nclaim_idle_ms = 45000\nheartbeat_ms = 250\ngrace_ms = 90000\n\
+             [redis]\nlease_ms = 3000\n[server]\nmax_body_bytes = 2097152\n",
+        )
+        .unwrap();
+        assert_eq!(config.drone.claim_idle, Duration::from_secs(45));
+        assert_eq!(config.drone.heartbeat, Duration::from_millis(250));
+        assert_eq!(config.drone.grace, Duration::from_secs(90));
+        assert_eq!(config.redis.lease, Duration::from_secs(3));
+        assert_eq!(config.server.max_body_mib, 2);
+        // A byte count that is no whole MiB is rounded up, not down to nothing.
+        let config = load("[server]\nmax_body_bytes = 1024\n").unwrap();
+        assert_eq!(config.server.max_body_mib, 1);
+        // The other settings of the sections keep their defaults.
+        assert_eq!(config.server.live_window_mib, 8);
+        assert_eq!(config.drone.pools, ["default"]);
+    }
+
+    #[test]
+    fn bare_numbers_and_bad_durations_are_refused_by_name() {
+        for (text, wanted) in [
+            ("[drone]\nheartbeat = 100\n", "heartbeat = \"100ms\""),
+            (
+                "[drone]\nclaim_idle = \"30000\"\n",
+                "claim_idle = \"30000ms\"",
+            ),
+            ("[drone]\ngrace = 2.5\n", "grace = \"2.5ms\""),
+            ("[redis]\nlease = 5000\n", "lease = \"5000ms\""),
+            (
+                "[redis]\nlease = \"5 s\"\n",
+                "[redis] lease: invalid duration `5 s`",
+            ),
+            ("[redis]\nlease = true\n", "a duration with a unit"),
+            (
+                "[drone]\nheartbeat = \"0s\"\n",
+                "[drone] heartbeat must be at least 1ms",
+            ),
+            ("[server]\nmax_body_mib = 0\n", "[server] max_body_mib"),
+        ] {
+            let err = load(text).unwrap_err().to_string();
+            assert!(err.contains(wanted), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn an_old_key_and_its_new_name_together_are_refused() {
+        for (text, old, new) in [
+            (
+                "[drone]\ngrace = \"1s\"\ngrace_ms = 1000\n",
+                "grace_ms",
+                "keep only grace",
+            ),
+            (
+                "[redis]\nlease_ms = 1000\nlease = \"1s\"\n",
+                "lease_ms",
+                "keep only lease",
+            ),
+            (
+                "[server]\nmax_body_bytes = 1048576\nmax_body_mib = 1\n",
+                "max_body_bytes",
+                "keep only max_body_mib",
+            ),
+        ] {
+            let err = load(text).unwrap_err().to_string();
+            assert!(err.contains(old) && err.contains(new), "{text}: {err}");
+        }
     }
 
     #[test]

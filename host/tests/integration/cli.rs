@@ -2,14 +2,14 @@
 //! codes 0 (success), 1 (the node failed) and 2 (bad input).
 
 use crate::support;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::Value;
 
 use support::{Drover, stderr};
 
 fn test_driver(name: &str) -> PathBuf {
-    Path::new(env!("DROVER_TEST_DRIVERS")).join(format!("test_driver_{name}.wasm"))
+    support::test_drivers::folder().join(format!("test_driver_{name}.wasm"))
 }
 
 #[test]
@@ -425,6 +425,47 @@ fn a_driver_cannot_forge_lines_of_drovers_log() {
         logs.lines()
             .any(|l| l == format!("[greedy] error: {escaped}")),
         "{logs}"
+    );
+}
+
+/// The config's names from before durations carried their unit still work, with one
+/// warning each naming the new name; `config show` prints the new names. A bare number
+/// under a new name is refused, naming the key and the fix.
+#[test]
+fn old_config_names_are_read_with_a_warning_and_bare_durations_refused() {
+    let drover = Drover::new();
+    drover.configure("[drone]\nheartbeat_ms = 1500\n\n[server]\nmax_body_bytes = 2097152\n");
+    let out = drover.run(&["config", "show"]);
+    let (text, log) = (String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert!(out.status.success(), "{log}");
+    assert!(
+        text.contains("heartbeat = \"1500ms\"") && text.contains("max_body_mib = 2"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("heartbeat_ms") && !text.contains("max_body_bytes"),
+        "{text}"
+    );
+    for (old, new) in [
+        ("heartbeat_ms", "heartbeat = \"1500ms\""),
+        ("max_body_bytes", "max_body_mib = 2"),
+    ] {
+        let warnings = log
+            .lines()
+            .filter(|l| l.contains("WARN") && l.contains(old) && l.contains(new))
+            .count();
+        assert_eq!(warnings, 1, "{old}: {log}");
+    }
+
+    let drover = Drover::new();
+    drover.configure("[drone]\nheartbeat = 1500\n");
+    let out = drover.run(&["config", "show"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out)
+            .contains("[drone] heartbeat: `1500` has no unit: write heartbeat = \"1500ms\""),
+        "{}",
+        stderr(&out)
     );
 }
 

@@ -445,7 +445,7 @@ fn leftovers_of_a_dead_drover_are_removed_at_start_and_a_live_ones_kept() {
 
 /// The test driver that misuses containers (tests/drivers/container).
 fn probe_driver() -> String {
-    std::path::Path::new(env!("DROVER_TEST_DRIVERS"))
+    support::test_drivers::folder()
         .join("test_driver_container.wasm")
         .display()
         .to_string()

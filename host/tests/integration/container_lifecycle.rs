@@ -44,10 +44,10 @@ fn remove(ids: &[String]) {
 
 /// The test driver that misuses containers (tests/drivers/container).
 fn probe_driver() -> String {
-    let path = std::path::Path::new(env!("DROVER_TEST_DRIVERS")).join("test_driver_container.wasm");
+    let path = support::test_drivers::folder().join("test_driver_container.wasm");
     assert!(
         path.exists(),
-        "{} is missing: run `bash tests/setup.sh` (it installs the wasm32-wasip2 target) and rebuild",
+        "{} is missing after building the test drivers",
         path.display()
     );
     path.display().to_string()

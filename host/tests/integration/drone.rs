@@ -17,7 +17,7 @@ use support::{Drover, Running};
 /// A built component from the wasm target folder: the standard plugins
 /// and the test drivers.
 fn component(file: &str) -> Vec<u8> {
-    let path = Path::new(env!("DROVER_TEST_DRIVERS")).join(file);
+    let path = support::test_drivers::folder().join(file);
     std::fs::read(&path).unwrap_or_else(|e| {
         panic!(
             "{} is missing ({e}): run `bash tests/setup.sh` and rebuild",
@@ -1096,7 +1096,7 @@ async fn the_drone_section_of_the_config_is_used_and_flags_win() {
     let redis = Redis::start();
     let drover = Drover::new();
     drover.configure(
-        "[drone]\npools = [\"from-config\"]\nconcurrency = 3\nid = \"configured\"\nheartbeat_ms = 100",
+        "[drone]\npools = [\"from-config\"]\nconcurrency = 3\nid = \"configured\"\nheartbeat = \"100ms\"",
     );
     let running = drone(&drover, &redis, &[]);
     assert!(

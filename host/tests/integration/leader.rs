@@ -14,10 +14,10 @@ use support::redis::Redis;
 use support::server::{Server, client, get_json, post, submit, wait_end, wait_for};
 use support::{Drover, node};
 
-/// A folder whose config gives leases of `lease_ms`.
+/// A folder whose config gives leases of `lease_ms` milliseconds.
 fn drover(lease_ms: u64) -> Drover {
     let drover = Drover::new();
-    drover.configure(&format!("\n[redis]\nlease_ms = {lease_ms}"));
+    drover.configure(&format!("\n[redis]\nlease = \"{lease_ms}ms\""));
     drover
 }
 

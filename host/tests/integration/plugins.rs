@@ -3,7 +3,7 @@
 //! DAGs at once, without a restart.
 
 use crate::support;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
@@ -13,7 +13,7 @@ use support::{Drover, node, stderr, stdout};
 
 /// A test driver component built from `tests/drivers`.
 fn component(file: &str) -> PathBuf {
-    Path::new(env!("DROVER_TEST_DRIVERS")).join(file)
+    support::test_drivers::folder().join(file)
 }
 
 fn greet(version: u8) -> Vec<u8> {

@@ -16,7 +16,7 @@ use support::runtime::Harness;
 use tokio_util::sync::CancellationToken;
 
 fn test_driver(name: &str) -> Arc<[u8]> {
-    let path = Path::new(env!("DROVER_TEST_DRIVERS"))
+    let path = support::test_drivers::folder()
         .join(format!("test_driver_{}.wasm", name.replace('-', "_")));
     std::fs::read(&path)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))

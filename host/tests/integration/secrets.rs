@@ -253,7 +253,7 @@ fn vault_settings_are_checked() {
 // ---- nodes ----
 
 fn probe() -> Arc<[u8]> {
-    let path = Path::new(env!("DROVER_TEST_DRIVERS")).join("test_driver_secret_probe.wasm");
+    let path = support::test_drivers::folder().join("test_driver_secret_probe.wasm");
     std::fs::read(&path)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
         .into()

@@ -323,18 +323,18 @@ async fn bodies_over_the_cap_get_413() {
     drover.write(
         "drover.toml",
         &format!(
-            "{}\n[server]\nmax_body_bytes = 1024\n",
+            "{}\n[server]\nmax_body_mib = 1\n",
             std::fs::read_to_string(drover.path("drover.toml")).unwrap()
         ),
     );
     let server = Server::start(&drover, &[]);
     let big = format!(
         "name: big\n# {}\nnodes:\n  a: {{driver: noop}}\n",
-        "x".repeat(4096)
+        "x".repeat(1024 * 1024)
     );
     let response = post(&server, "/api/v1/runs", big).await;
     let error = problem(response, StatusCode::PAYLOAD_TOO_LARGE, "body-too-large").await;
-    assert!(detail(&error).contains("max_body_bytes"), "{error}");
+    assert!(detail(&error).contains("max_body_mib"), "{error}");
     // A small one still goes through.
     let id = submit(&server, "name: ok\nnodes:\n  a: {driver: noop}\n").await;
     assert_eq!(wait_end(&server, &id).await["state"], "success");
@@ -1210,7 +1210,7 @@ async fn mangled_bodies_never_crash_the_server() {
 async fn a_run_whose_driver_is_gone_after_a_restart_fails_cleanly() {
     let drover = Drover::new();
     let mut server = Server::start(&drover, &[]);
-    let greet = std::path::Path::new(env!("DROVER_TEST_DRIVERS")).join("test_driver_greet.wasm");
+    let greet = support::test_drivers::folder().join("test_driver_greet.wasm");
     let response = post(&server, "/api/v1/plugins", std::fs::read(greet).unwrap()).await;
     assert_eq!(response.status(), StatusCode::CREATED);
     let plugin: Value = response.json().await.unwrap();

@@ -12,6 +12,7 @@ pub mod redis;
 pub mod runtime;
 pub mod sandbox;
 pub mod server;
+pub mod test_drivers;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
