@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
+use crate::config::Policy;
 use crate::dag::{Dag, DagError, Node, NodeGrants, Problem};
 use crate::registry::Registry;
 use crate::runtime::Driver;
@@ -112,11 +113,10 @@ fn narrowing_problems(
     grants: &NodeGrants,
     driver: &Driver,
 ) -> Vec<Problem> {
-    let granted = registry.runtime().granted_programs(driver.description());
-    let container = match (
-        grants.container,
-        registry.runtime().containers_allowed(driver.description()),
-    ) {
+    let policy = Policy::of(registry.runtime().config(), driver.name());
+    let declared = &driver.description().capabilities;
+    let granted = policy.programs(&declared.exec);
+    let container = match (grants.container, policy.containers(declared.container)) {
         (Some(true), Err(why)) => Some(Problem::new(
             format!("node `{}`, field `grants.container`", node.name),
             format!("{why}; a node can only take grants away"),
@@ -145,10 +145,7 @@ fn narrowing_problems(
         })
         .chain(container)
         .chain(crate::runtime::node_limits::problems(
-            registry.runtime().config(),
-            &node.name,
-            driver.name(),
-            grants,
+            &policy, &node.name, grants,
         ))
         .collect()
 }

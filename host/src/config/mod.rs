@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+mod policy;
 mod units;
 mod vault;
 
+pub use policy::{DriverLimit, Policy};
 use units::{RawDuration, duration_setting, serialize_duration, size_setting};
 pub use units::{SettingError, format_duration};
 pub use vault::{AppRoleSettings, VaultSettings};

@@ -1,12 +1,12 @@
 //! Whether a plugin asks for more than the operator's policy lets it have.
 
-use crate::config::{Config, DriverPolicy};
+use crate::config::{Config, DriverPolicy, Policy};
 use crate::runtime::Capabilities;
 
 /// The policy that bounds a plugin of this name: its own `[drivers.<name>]`
 /// section, or else `[plugins.allow]`.
-pub fn for_plugin<'c>(config: &'c Config, name: &str) -> &'c DriverPolicy {
-    config.drivers.get(name).unwrap_or(&config.plugins.allow)
+pub fn for_plugin<'c>(config: &'c Config, name: &'c str) -> &'c DriverPolicy {
+    Policy::of(config, name).publish_bound()
 }
 
 /// What `wanted` asks for beyond `policy`, one entry per capability, each

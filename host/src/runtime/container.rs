@@ -13,7 +13,7 @@ use super::bindings::drover::driver::container::{
 };
 use super::log::LogHost;
 use super::state::InstanceState;
-use crate::config::Config;
+use crate::config::{Config, Policy};
 use crate::container::{self, ContainerError, Engine, StartRequest, Stream, WORKSPACE_MOUNT};
 use crate::task::{LogLevel, LogSource, Task};
 
@@ -32,21 +32,40 @@ pub struct ContainerGrant {
     pub engine: Arc<Engine>,
 }
 
-impl ContainerGrant {
-    /// What the operator's policy lets `description`'s driver do with containers for `task`:
-    /// it must declare `capabilities.container` and not be denied it by its
-    /// `[drivers.<name>]` policy, and may use only the images listed there; the node may take
+/// The `container` interface as a whole: the Docker engine every node's
+/// containers run on, and what the policy lets each node run there.
+pub struct Containers {
+    engine: Arc<Engine>,
+}
+
+impl Containers {
+    /// The interface on the Docker engine `config` names (connected when a
+    /// container is first asked for).
+    pub(super) fn new(config: &Config) -> Containers {
+        Containers {
+            engine: Arc::new(Engine::new(&config.container)),
+        }
+    }
+
+    /// The Docker engine.
+    pub(super) fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// What `policy` lets `description`'s driver do with containers for
+    /// `task`: it must declare `capabilities.container` and not be denied
+    /// it, and may use only the images its policy lists; the node may take
     /// containers away (`grants: {container: false}`), never give them.
-    pub(super) fn for_node(
-        config: &Config,
-        engine: &Arc<Engine>,
+    pub(super) fn grant(
+        &self,
+        policy: &Policy<'_>,
         description: &Description,
         task: &Task,
         workspace: Option<PathBuf>,
         network: bool,
     ) -> ContainerGrant {
         let name = &description.name;
-        let mut allowed = containers_allowed(config, description);
+        let mut allowed = policy.containers(description.capabilities.container);
         if allowed.is_ok() && task.grants.as_ref().and_then(|g| g.container) == Some(false) {
             allowed = Err(format!(
                 "node `{}` takes containers away from driver `{name}` (`grants: {{container: false}}`)",
@@ -55,36 +74,14 @@ impl ContainerGrant {
         }
         ContainerGrant {
             allowed,
-            images: config
-                .drivers
-                .get(name)
-                .and_then(|p| p.images.clone())
-                .unwrap_or_default(),
+            images: policy.images(),
             driver: name.clone(),
             workspace,
             network,
             run_id: task.run_id.clone(),
             node: task.node.clone(),
-            engine: engine.clone(),
+            engine: self.engine.clone(),
         }
-    }
-}
-
-/// Whether the operator's policy lets this driver run containers at all (`Err` says why not):
-/// it must declare `capabilities.container` and not be denied it under `[drivers.<name>]`.
-pub(super) fn containers_allowed(config: &Config, description: &Description) -> Result<(), String> {
-    let name = &description.name;
-    if !description.capabilities.container {
-        Err(format!(
-            "driver `{name}` did not declare `capabilities.container`, so it may not run containers"
-        ))
-    } else if config.drivers.get(name).and_then(|p| p.container) == Some(false) {
-        Err(format!(
-            "driver `{name}` may not run containers: the config sets `container = false` \
-             under [drivers.{name}]"
-        ))
-    } else {
-        Ok(())
     }
 }
 

@@ -99,16 +99,41 @@ pub struct ExecGrant {
     pub limits: Option<sandbox::NodeLimits>,
 }
 
-impl ExecGrant {
-    /// What the operator's policy lets `description`'s driver start for `task`: its
-    /// `[drivers.<name>]` settings, or what it declares, narrowed by the node's `grants`
-    /// (a node may only take away).
-    pub(super) fn for_node(config: &Config, description: &Description, task: &Task) -> ExecGrant {
-        let policy = config.drivers.get(&description.name);
-        let mut programs = granted_programs(config, description);
-        let mut network = policy
-            .and_then(|p| p.network)
-            .unwrap_or(description.capabilities.network);
+/// The `exec` interface as a whole: the sandbox every node's processes
+/// start in, and what the policy lets each node start.
+pub struct Exec {
+    sandbox: Arc<SandboxCell>,
+    /// The most standard output kept for `exit-status.stdout`.
+    capture_limit: usize,
+}
+
+impl Exec {
+    /// The interface under `config`'s sandbox settings and limits. The
+    /// sandbox itself is set up when a process first needs it.
+    pub(super) fn new(config: &Config) -> Exec {
+        Exec {
+            sandbox: Arc::new(SandboxCell::new(config.sandbox.clone())),
+            capture_limit: usize::try_from(config.limits.captured_stdout_kib * 1024)
+                .unwrap_or(usize::MAX),
+        }
+    }
+
+    /// The sandbox processes start in.
+    pub(super) fn sandbox(&self) -> &Arc<SandboxCell> {
+        &self.sandbox
+    }
+
+    /// What `policy` lets `description`'s driver start for `task`, narrowed
+    /// by the node's `grants` (a node may only take away).
+    pub(super) fn grant(
+        &self,
+        policy: &crate::config::Policy<'_>,
+        description: &Description,
+        task: &Task,
+    ) -> ExecGrant {
+        let declared = &description.capabilities;
+        let mut programs = policy.programs(&declared.exec);
+        let mut network = policy.network(declared.network);
         if let Some(grants) = &task.grants {
             if let Some(only) = &grants.exec {
                 programs.retain(|p| only.contains(p));
@@ -120,26 +145,11 @@ impl ExecGrant {
             workspace: None,
             read_only_files: task.artifact_file.iter().cloned().collect(),
             network,
-            unix_sockets: policy.and_then(|p| p.unix_sockets).unwrap_or(false),
-            capture_limit: usize::try_from(config.limits.captured_stdout_kib * 1024)
-                .unwrap_or(usize::MAX),
-            limits: Some(super::node_limits::for_node(
-                config,
-                &description.name,
-                task.grants.as_ref(),
-            )),
+            unix_sockets: policy.unix_sockets(),
+            capture_limit: self.capture_limit,
+            limits: Some(super::node_limits::for_node(policy, task.grants.as_ref())),
         }
     }
-}
-
-/// The programs the operator's policy lets this driver start: its `[drivers.<name>]` list,
-/// or else what it declares.
-pub(super) fn granted_programs(config: &Config, description: &Description) -> Vec<String> {
-    config
-        .drivers
-        .get(&description.name)
-        .and_then(|p| p.exec.clone())
-        .unwrap_or_else(|| description.capabilities.exec.clone())
 }
 
 /// Adds the `exec` interface to `linker`, each instance's state being its [`ExecHost`].

@@ -6,6 +6,7 @@ pub mod bindings;
 mod cache;
 pub mod container;
 pub mod exec;
+mod interfaces;
 mod limits;
 mod log;
 pub mod node_limits;
@@ -25,12 +26,13 @@ use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Stor
 
 pub use bindings::{Capabilities, Description};
 pub use cache::{CacheOutcome, digest};
-use exec::{ExecGrant, SandboxCell};
+use exec::ExecGrant;
+use interfaces::Interfaces;
 pub use limits::MemoryLimitExceeded;
 pub use log::escape_controls;
 use state::InstanceState;
 
-use crate::config::Config;
+use crate::config::{Config, Policy};
 use crate::task::{
     DriverProblem, LogLevel, LogLine, LogSink, LogSource, NodeStatus, Outcome, Task,
 };
@@ -152,10 +154,8 @@ struct RuntimeInner {
     linker: Linker<InstanceState>,
     cache: cache::CompileCache,
     config: Config,
-    sandbox: Arc<SandboxCell>,
-    containers: Arc<crate::container::Engine>,
-    /// Where nodes' secrets are read, when `[vault]` is configured.
-    vault: Option<Arc<crate::secrets::Vault>>,
+    /// exec, container and secrets, with what each owns.
+    interfaces: Interfaces,
     ticker_stop: Arc<AtomicBool>,
     /// One permit per slot of the instance pool: callers beyond the pool's
     /// size wait for a slot instead of failing to instantiate.
@@ -206,17 +206,8 @@ impl Runtime {
         let engine = Engine::new(&wasm).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
 
         let mut linker = Linker::new(&engine);
-        // Each host interface links itself; WASI first, which the others build on.
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .and_then(|()| log::link(&mut linker))
-            .and_then(|()| exec::link(&mut linker))
-            .and_then(|()| container::link(&mut linker))
-            .and_then(|()| secrets::link(&mut linker))
-            .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
-        let vault = match &config.vault {
-            Some(settings) => Some(Arc::new(crate::secrets::Vault::new(settings)?)),
-            None => None,
-        };
+        interfaces::link(&mut linker)?;
+        let interfaces = Interfaces::new(&config)?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
         {
@@ -234,17 +225,13 @@ impl Runtime {
         }
 
         let cache = cache::CompileCache::new(&engine, Some(config.cache_dir()));
-        let sandbox = Arc::new(SandboxCell::new(config.sandbox.clone()));
-        let containers = Arc::new(crate::container::Engine::new(&config.container));
         Ok(Runtime {
             inner: Arc::new(RuntimeInner {
                 engine,
                 linker,
                 cache,
                 config,
-                sandbox,
-                containers,
-                vault,
+                interfaces,
                 ticker_stop,
                 slots: Arc::new(tokio::sync::Semaphore::new(instances as usize)),
                 loaded: Default::default(),
@@ -260,7 +247,7 @@ impl Runtime {
 
     /// The Docker engine drivers' containers run on.
     pub fn containers(&self) -> &Arc<crate::container::Engine> {
-        &self.inner.containers
+        self.inner.interfaces.containers.engine()
     }
 
     /// Waits for a free slot of the instance pool; the slot is held until
@@ -421,7 +408,9 @@ impl Runtime {
     /// only if its driver may use files, containers or programs.
     pub fn makes_workspace(&self, driver: &Driver, task: &Task) -> bool {
         let description = driver.description();
-        needs_workspace(description, &self.grant_for(description, task))
+        let policy = Policy::of(&self.inner.config, &description.name);
+        let grant = self.inner.interfaces.exec.grant(&policy, description, task);
+        needs_workspace(description, &grant)
     }
 
     /// Runs one node in a fresh instance and says how it ended. Never fails:
@@ -430,7 +419,9 @@ impl Runtime {
     pub async fn run(&self, driver: &Driver, task: Task, ctx: NodeContext) -> Outcome {
         let began = Instant::now();
         let description = driver.description();
-        let grant = self.grant_for(description, &task);
+        let policy = Policy::of(&self.inner.config, &description.name);
+        let interfaces = &self.inner.interfaces;
+        let grant = interfaces.exec.grant(&policy, description, &task);
         let needs_workspace = needs_workspace(description, &grant);
         if needs_workspace && let Err(e) = std::fs::create_dir_all(&ctx.workspace) {
             return Outcome::failure(format!(
@@ -458,23 +449,17 @@ impl Runtime {
                 .unwrap_or(Duration::ZERO);
             Instant::now() + left
         });
-        let container_grant = container::ContainerGrant::for_node(
-            &self.inner.config,
-            &self.inner.containers,
+        let container_grant = interfaces.containers.grant(
+            &policy,
             description,
             &task,
             workspace.clone(),
             grant.network,
         );
-        let (secrets, redactor) = match secrets::read_for_node(
-            &self.inner.config,
-            self.inner.vault.as_deref(),
-            description,
-            &task,
-            &ctx.cancel,
-            deadline,
-        )
-        .await
+        let (secrets, redactor) = match interfaces
+            .secrets
+            .read(&policy, description, &task, &ctx.cancel, deadline)
+            .await
         {
             Ok(read) => read,
             Err(outcome) => return outcome,
@@ -502,7 +487,7 @@ impl Runtime {
             memory_bytes: self.memory_bytes(),
             max_handles: self.inner.config.limits.max_wasi_handles,
             logs: ctx.logs.clone(),
-            sandbox: self.inner.sandbox.clone(),
+            sandbox: interfaces.exec.sandbox().clone(),
             container: Some(container_grant),
             secrets,
             redactor: redactor.clone(),
@@ -575,22 +560,6 @@ impl Runtime {
         secrets::redact_outcome(&redactor, outcome)
     }
 
-    /// What the operator's policy lets this driver's processes do for this node.
-    fn grant_for(&self, description: &Description, task: &Task) -> ExecGrant {
-        ExecGrant::for_node(&self.inner.config, description, task)
-    }
-
-    /// Whether the operator's policy lets this driver run containers at all
-    /// (`Err` says why not).
-    pub fn containers_allowed(&self, description: &Description) -> Result<(), String> {
-        container::containers_allowed(&self.inner.config, description)
-    }
-
-    /// The programs the operator's policy lets this driver start.
-    pub fn granted_programs(&self, description: &Description) -> Vec<String> {
-        exec::granted_programs(&self.inner.config, description)
-    }
-
     /// Why an outcome is refused for its size, if it is: the outcome is
     /// stored, sent to drones' leaders and shown by the API, so it must stay
     /// small however much the driver returns.
@@ -625,7 +594,7 @@ impl Runtime {
             label,
             self.memory_bytes(),
             self.inner.config.limits.max_wasi_handles,
-            self.inner.sandbox.clone(),
+            self.inner.interfaces.exec.sandbox().clone(),
         )
     }
 

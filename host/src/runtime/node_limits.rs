@@ -1,60 +1,11 @@
 //! The limits of one node's processes together: the operator's value for its driver,
 //! lowered by the node's own `grants`.
 
-use crate::config::Config;
+use crate::config::Policy;
 use crate::dag::{NodeGrants, Problem};
 use crate::sandbox::NodeLimits;
 
 const MIB: u64 = 1024 * 1024;
-
-/// One limit as the operator set it for a driver.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DriverLimit {
-    /// The value; `None`: unlimited.
-    pub value: Option<u64>,
-    /// The setting it comes from, e.g. `[drivers.shell] max_node_processes`.
-    pub setting: String,
-}
-
-/// A driver's limit, from `[drivers.<name>]` or else `[sandbox]`, each under the field `field`
-/// of those sections; 0 means unlimited.
-fn driver_limit(
-    driver: &str,
-    field: &str,
-    of_driver: Option<u64>,
-    of_sandbox: Option<u64>,
-) -> DriverLimit {
-    let (value, setting) = match of_driver {
-        Some(value) => (Some(value), format!("[drivers.{driver}] {field}")),
-        None => (of_sandbox, format!("[sandbox] {field}")),
-    };
-    DriverLimit {
-        value: value.filter(|v| *v > 0),
-        setting,
-    }
-}
-
-/// The most memory, in MiB, one node of `driver` may have for its processes together.
-pub fn driver_memory_mib(config: &Config, driver: &str) -> DriverLimit {
-    let policy = config.drivers.get(driver);
-    driver_limit(
-        driver,
-        "max_node_memory_mib",
-        policy.and_then(|p| p.max_node_memory_mib),
-        config.sandbox.max_node_memory_mib,
-    )
-}
-
-/// The most processes (and threads) one node of `driver` may have at once.
-pub fn driver_processes(config: &Config, driver: &str) -> DriverLimit {
-    let policy = config.drivers.get(driver);
-    driver_limit(
-        driver,
-        "max_node_processes",
-        policy.and_then(|p| p.max_node_processes),
-        config.sandbox.max_node_processes,
-    )
-}
 
 /// The lower of a driver's limit and what a node asks for (a node can only take away).
 fn lower(driver: Option<u64>, node: Option<u64>) -> Option<u64> {
@@ -64,35 +15,37 @@ fn lower(driver: Option<u64>, node: Option<u64>) -> Option<u64> {
     }
 }
 
-/// What one node of `driver` with these `grants` may take.
-pub fn for_node(config: &Config, driver: &str, grants: Option<&NodeGrants>) -> NodeLimits {
+/// What one node of the driver under `policy`, with these `grants`, may take.
+pub fn for_node(policy: &Policy<'_>, grants: Option<&NodeGrants>) -> NodeLimits {
     let memory_mib = lower(
-        driver_memory_mib(config, driver).value,
+        policy.node_memory_mib().value,
         grants.and_then(|g| g.memory_mib),
     );
     NodeLimits {
         memory_bytes: memory_mib.map(|m| m.saturating_mul(MIB)),
         processes: lower(
-            driver_processes(config, driver).value,
+            policy.node_processes().value,
             grants.and_then(|g| g.processes),
         ),
     }
 }
 
-/// Why a node's `grants` ask for more than its driver may have, if they do.
-pub fn problems(config: &Config, node: &str, driver: &str, grants: &NodeGrants) -> Vec<Problem> {
+/// Why a node's `grants` ask for more than its driver (under `policy`) may
+/// have, if they do.
+pub fn problems(policy: &Policy<'_>, node: &str, grants: &NodeGrants) -> Vec<Problem> {
+    let driver = policy.name();
     [
         (
             "memory_mib",
             " MiB",
             grants.memory_mib,
-            driver_memory_mib(config, driver),
+            policy.node_memory_mib(),
         ),
         (
             "processes",
             " processes",
             grants.processes,
-            driver_processes(config, driver),
+            policy.node_processes(),
         ),
     ]
     .into_iter()
@@ -115,7 +68,7 @@ pub fn problems(config: &Config, node: &str, driver: &str, grants: &NodeGrants) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::DriverPolicy;
+    use crate::config::{Config, DriverPolicy};
 
     fn config(sandbox_mib: u64, driver_mib: Option<u64>) -> Config {
         let mut config = Config::default();
@@ -142,27 +95,47 @@ mod tests {
     fn a_driver_section_wins_over_the_sandbox_and_zero_is_unlimited() {
         let config = config(2048, Some(512));
         assert_eq!(
-            for_node(&config, "shell", None).memory_bytes,
+            for_node(&Policy::of(&config, "shell"), None).memory_bytes,
             Some(512 * MIB)
         );
         assert_eq!(
-            for_node(&config, "other", None).memory_bytes,
+            for_node(&Policy::of(&config, "other"), None).memory_bytes,
             Some(2048 * MIB)
         );
         let config = self::config(2048, Some(0));
-        assert_eq!(for_node(&config, "shell", None).memory_bytes, None);
-        assert_eq!(for_node(&config, "shell", None).processes, Some(256));
+        assert_eq!(
+            for_node(&Policy::of(&config, "shell"), None).memory_bytes,
+            None
+        );
+        assert_eq!(
+            for_node(&Policy::of(&config, "shell"), None).processes,
+            Some(256)
+        );
     }
 
     #[test]
     fn a_node_may_lower_its_limits_but_never_raise_them() {
         let config = config(2048, None);
-        let lowered = for_node(&config, "shell", Some(&asking(Some(64), Some(8))));
+        let lowered = for_node(
+            &Policy::of(&config, "shell"),
+            Some(&asking(Some(64), Some(8))),
+        );
         assert_eq!(lowered.memory_bytes, Some(64 * MIB));
         assert_eq!(lowered.processes, Some(8));
-        assert!(problems(&config, "build", "shell", &asking(Some(64), Some(8))).is_empty());
+        assert!(
+            problems(
+                &Policy::of(&config, "shell"),
+                "build",
+                &asking(Some(64), Some(8))
+            )
+            .is_empty()
+        );
 
-        let over = problems(&config, "build", "shell", &asking(Some(4096), Some(1000)));
+        let over = problems(
+            &Policy::of(&config, "shell"),
+            "build",
+            &asking(Some(4096), Some(1000)),
+        );
         let texts: Vec<String> = over.iter().map(ToString::to_string).collect();
         assert_eq!(texts.len(), 2, "{texts:?}");
         assert!(
@@ -176,16 +149,30 @@ mod tests {
             "{texts:?}"
         );
         // Even a raising node is held to its driver's limit at run time.
-        let held = for_node(&config, "shell", Some(&asking(Some(4096), None)));
+        let held = for_node(
+            &Policy::of(&config, "shell"),
+            Some(&asking(Some(4096), None)),
+        );
         assert_eq!(held.memory_bytes, Some(2048 * MIB));
     }
 
     #[test]
     fn a_node_of_an_unlimited_driver_may_set_any_limit() {
         let config = config(0, None);
-        assert!(problems(&config, "n", "shell", &asking(Some(1 << 20), None)).is_empty());
+        assert!(
+            problems(
+                &Policy::of(&config, "shell"),
+                "n",
+                &asking(Some(1 << 20), None)
+            )
+            .is_empty()
+        );
         assert_eq!(
-            for_node(&config, "shell", Some(&asking(Some(100), None))).memory_bytes,
+            for_node(
+                &Policy::of(&config, "shell"),
+                Some(&asking(Some(100), None))
+            )
+            .memory_bytes,
             Some(100 * MIB)
         );
     }

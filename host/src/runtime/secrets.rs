@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Description;
 use super::bindings::drover::driver::secrets::{Error, Host};
-use crate::config::Config;
+use crate::config::{Config, Policy};
 use crate::secrets::{self, FetchError, MIN_REDACTED_LEN, Redactor, Values, Vault};
 use crate::task::{NodeStatus, Outcome, Task};
 
@@ -73,42 +73,59 @@ impl Host for SecretsHost {
     }
 }
 
-/// Reads the node's secrets from Vault (none for most nodes), with what
-/// hides their values; or the outcome that ends the node.
-pub(super) async fn read_for_node(
-    config: &Config,
-    vault: Option<&Vault>,
-    description: &Description,
-    task: &Task,
-    cancel: &CancellationToken,
-    deadline: Option<Instant>,
-) -> Result<(Values, Arc<Redactor>), Outcome> {
-    if task.secrets.is_empty() {
-        return Ok((Vec::new(), Arc::default()));
+/// The `secrets` interface as a whole: the Vault nodes' secrets are read
+/// from (when one is configured).
+pub struct Secrets {
+    vault: Option<Arc<Vault>>,
+}
+
+impl Secrets {
+    /// The interface on the Vault `config` names, if any.
+    pub(super) fn new(config: &Config) -> Result<Secrets, crate::secrets::VaultConfigError> {
+        let vault = match &config.vault {
+            Some(settings) => Some(Arc::new(Vault::new(settings)?)),
+            None => None,
+        };
+        Ok(Secrets { vault })
     }
-    // Checked when the DAG was accepted; checked again for runs carried
-    // on after the configuration changed.
-    if !secrets::allowed(config, &description.name, description.capabilities.secrets) {
-        return Err(Outcome::failure(format!(
-            "driver `{}` may not be given secrets (it does not declare them, or the \
-                 operator's policy does not allow them)",
-            description.name
-        )));
-    }
-    match secrets::fetch(vault, &task.secrets, cancel, deadline).await {
-        Ok(values) => {
-            let redactor = Redactor::new(values.iter().map(|(_, v)| v.as_str()));
-            Ok((values, Arc::new(redactor)))
+
+    /// Reads the node's secrets (none for most nodes), with what hides
+    /// their values; or the outcome that ends the node.
+    pub(super) async fn read(
+        &self,
+        policy: &Policy<'_>,
+        description: &Description,
+        task: &Task,
+        cancel: &CancellationToken,
+        deadline: Option<Instant>,
+    ) -> Result<(Values, Arc<Redactor>), Outcome> {
+        if task.secrets.is_empty() {
+            return Ok((Vec::new(), Arc::default()));
         }
-        Err(FetchError::Canceled) => Err(Outcome::with_message(
-            NodeStatus::Canceled,
-            FetchError::Canceled.to_string(),
-        )),
-        Err(FetchError::Deadline) => Err(Outcome::with_message(
-            NodeStatus::Timeout,
-            FetchError::Deadline.to_string(),
-        )),
-        Err(e) => Err(Outcome::failure(e.to_string())),
+        // Checked when the DAG was accepted; checked again for runs carried
+        // on after the configuration changed.
+        if !policy.secrets(description.capabilities.secrets) {
+            return Err(Outcome::failure(format!(
+                "driver `{}` may not be given secrets (it does not declare them, or the \
+                 operator's policy does not allow them)",
+                description.name
+            )));
+        }
+        match secrets::fetch(self.vault.as_deref(), &task.secrets, cancel, deadline).await {
+            Ok(values) => {
+                let redactor = Redactor::new(values.iter().map(|(_, v)| v.as_str()));
+                Ok((values, Arc::new(redactor)))
+            }
+            Err(FetchError::Canceled) => Err(Outcome::with_message(
+                NodeStatus::Canceled,
+                FetchError::Canceled.to_string(),
+            )),
+            Err(FetchError::Deadline) => Err(Outcome::with_message(
+                NodeStatus::Timeout,
+                FetchError::Deadline.to_string(),
+            )),
+            Err(e) => Err(Outcome::failure(e.to_string())),
+        }
     }
 }
 

@@ -20,24 +20,11 @@ pub use policy::{DEFAULT_PATHS, PathPolicy};
 pub use redact::{MIN_REDACTED_LEN, REDACTED, Redactor};
 pub use vault::{ReadError, Vault, VaultConfigError};
 
-use crate::config::Config;
+use crate::config::{Config, Policy};
 use crate::dag::Problem;
 
 /// A node's secrets, read: (name, value), in the node's order.
 pub type Values = Vec<(String, String)>;
-
-/// Whether a driver may be given secrets: it declares them, and the
-/// operator's `[drivers.<name>] secrets` does not say `false` (for a
-/// published plugin, what it declares was bounded by the policy when it was
-/// published).
-pub fn allowed(config: &Config, driver: &str, declares: bool) -> bool {
-    declares
-        && config
-            .drivers
-            .get(driver)
-            .and_then(|p| p.secrets)
-            .unwrap_or(true)
-}
 
 /// The submit-time checks that need the node's driver and the operator's
 /// configuration: the driver takes secrets, the policy allows them, a
@@ -62,7 +49,7 @@ pub fn grant_problems(
                  `capabilities.secrets`)"
             ),
         ));
-    } else if !allowed(config, driver, declares) {
+    } else if !Policy::of(config, driver).secrets(declares) {
         problems.push(Problem::new(
             &at,
             format!(
