@@ -5,11 +5,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::transport::redis::protocol::ATTEMPT_CANCEL_CHANNEL;
-use crate::transport::redis::retry::Backoff;
+use crate::transport::redis::subscription;
 
 /// The attempts running on this drone, by attempt id.
 #[derive(Clone, Default)]
@@ -81,45 +80,13 @@ impl Drop for Registered {
 /// Listens on `drover:cancel` until `quit`, subscribing again whenever the
 /// connection drops.
 pub async fn listen(client: redis::Client, cancels: Cancels, quit: CancellationToken) {
-    let mut backoff = Backoff::new();
-    loop {
-        let subscribed = async {
-            let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(ATTEMPT_CANCEL_CHANNEL).await?;
-            redis::RedisResult::Ok(pubsub)
-        };
-        let pubsub = tokio::select! {
-            subscribed = subscribed => subscribed,
-            _ = quit.cancelled() => return,
-        };
-        match pubsub {
-            Ok(pubsub) => {
-                backoff.reset();
-                let mut messages = pubsub.into_on_message();
-                loop {
-                    let message = tokio::select! {
-                        message = messages.next() => message,
-                        _ = quit.cancelled() => return,
-                    };
-                    let Some(message) = message else { break };
-                    let attempt = String::from_utf8_lossy(message.get_payload_bytes());
-                    if cancels.cancel(attempt.trim()) {
-                        tracing::info!(attempt = %attempt, "canceling an attempt on request");
-                    }
-                }
-                tracing::warn!(
-                    "lost the subscription to {ATTEMPT_CANCEL_CHANNEL}; subscribing again"
-                );
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot subscribe to {ATTEMPT_CANCEL_CHANNEL}; retrying");
-            }
+    subscription::listen(client, ATTEMPT_CANCEL_CHANNEL, quit, |attempt| {
+        let attempt = attempt.trim();
+        if cancels.cancel(attempt) {
+            tracing::info!(%attempt, "canceling an attempt on request");
         }
-        tokio::select! {
-            _ = backoff.wait() => {}
-            _ = quit.cancelled() => return,
-        }
-    }
+    })
+    .await;
 }
 
 #[cfg(test)]

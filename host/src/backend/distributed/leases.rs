@@ -5,13 +5,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::RunHost;
 use crate::store::redis::{RUN_CANCEL_CHANNEL, RedisStore};
 use crate::store::{RunStore, StoreError};
-use crate::transport::redis::retry::Backoff;
+use crate::transport::redis::subscription;
 
 /// How soon a failed renewal is tried again.
 const RETRY: Duration = Duration::from_millis(200);
@@ -145,40 +144,10 @@ async fn take_over_now_and_then(
 }
 
 /// Listens on the cancel channel: cancels the runs in progress here that
-/// another leader was asked to cancel. Reconnects while Redis is away.
+/// another leader was asked to cancel. Subscribes again while Redis is away.
 async fn cancels(redis: RedisStore, host: Arc<dyn RunHost>, stop: CancellationToken) {
-    let mut backoff = Backoff::new();
-    loop {
-        let subscribed = async {
-            let mut pubsub = redis.client().get_async_pubsub().await?;
-            pubsub.subscribe(RUN_CANCEL_CHANNEL).await?;
-            Ok::<_, redis::RedisError>(pubsub)
-        };
-        let pubsub = tokio::select! {
-            () = stop.cancelled() => return,
-            pubsub = subscribed => pubsub,
-        };
-        match pubsub {
-            Ok(pubsub) => {
-                backoff.reset();
-                let mut messages = pubsub.into_on_message();
-                loop {
-                    let message = tokio::select! {
-                        () = stop.cancelled() => return,
-                        message = messages.next() => message,
-                    };
-                    let Some(message) = message else { break };
-                    if let Ok(id) = message.get_payload::<String>() {
-                        host.cancel_here(&id);
-                    }
-                }
-                tracing::debug!("the cancel subscription ended; subscribing again");
-            }
-            Err(e) => tracing::debug!(error = %e, "cannot subscribe to cancels"),
-        }
-        tokio::select! {
-            () = stop.cancelled() => return,
-            () = backoff.wait() => {}
-        }
-    }
+    subscription::listen(redis.client().clone(), RUN_CANCEL_CHANNEL, stop, |id| {
+        host.cancel_here(&id);
+    })
+    .await;
 }

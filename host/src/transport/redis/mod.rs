@@ -8,6 +8,7 @@ mod fleet;
 pub mod protocol;
 mod reports;
 pub(crate) mod retry;
+pub mod subscription;
 
 pub use dispatch::{DroneStatus, PoolStatus, RedisDispatcher};
 pub use protocol::{AttemptId, AttemptMark, DroneInfo, Job, ProtocolError, Report};
