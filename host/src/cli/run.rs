@@ -315,14 +315,16 @@ async fn show_progress(
             Event::Retry {
                 node,
                 attempt,
+                state,
                 delay,
                 error,
-                ..
             } => {
-                let text = format!(
-                    "[{}] attempt {attempt} failed ({error}); retrying in {delay:?}",
-                    dag.nodes[node].name
-                );
+                let name = &dag.nodes[node].name;
+                let text = if state == NodeState::Interrupted {
+                    format!("[{name}] attempt {attempt} was interrupted; running it again")
+                } else {
+                    format!("[{name}] attempt {attempt} failed ({error}); retrying in {delay:?}")
+                };
                 match &bar {
                     Some(bar) => bar.println(text),
                     None => eprintln!("{text}"),

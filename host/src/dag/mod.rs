@@ -20,7 +20,7 @@ use std::path::Path;
 
 pub use error::{DagError, Problem};
 pub use model::{
-    Dag, Node, NodeGrants, NodeIndex, NodeState, OutputRef, RetryPolicy, SourceFormat,
+    Dag, Node, NodeGrants, NodeIndex, NodeState, OnInterrupt, OutputRef, RetryPolicy, SourceFormat,
 };
 pub use render::{to_dot, to_mermaid};
 pub use template::{

@@ -60,6 +60,8 @@ pub struct Node {
     pub timeout: Option<Duration>,
     /// Retries after a failed or timed-out attempt.
     pub retries: RetryPolicy,
+    /// What to do with an attempt that drover's own stop interrupted.
+    pub on_interrupt: OnInterrupt,
     /// Which pool of workers runs it (gorchestrator's `target`); unused in embedded mode.
     pub pool: Option<String>,
     /// gorchestrator's numeric id, kept to answer in that format.
@@ -89,6 +91,7 @@ impl Node {
             outputs: Vec::new(),
             timeout: None,
             retries: RetryPolicy::default(),
+            on_interrupt: OnInterrupt::default(),
             pool: None,
             id: None,
             grants: None,
@@ -114,6 +117,18 @@ pub struct NodeGrants {
     /// Processes (and threads) of the node at once: at most what its driver may have.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub processes: Option<u64>,
+}
+
+/// What becomes of a node whose attempt drover's own stop (a crash, a
+/// restart) interrupted, when its run is carried on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnInterrupt {
+    /// Run it again, in a fresh workspace, without using up a retry.
+    #[default]
+    Rerun,
+    /// Fail the node: for work that must not run twice.
+    Fail,
 }
 
 /// Retries of a node: `max` more attempts after the first, waiting
@@ -157,11 +172,15 @@ pub enum NodeState {
     NotRunnable,
     Timeout,
     Canceled,
+    /// An attempt's state only: drover itself stopped (a crash, a restart)
+    /// while the attempt ran. Not counted against the node's retries.
+    Interrupted,
 }
 
 impl NodeState {
     /// gorchestrator's code: 0 initial, 1 to-run, 2 running, 3 success,
-    /// 4 failure, 5 not-runnable, 10 timeout, 11 canceled.
+    /// 4 failure, 5 not-runnable, 10 timeout, 11 canceled; drover's own 12
+    /// interrupted (an attempt's state only).
     pub fn code(self) -> u8 {
         match self {
             NodeState::Initial => 0,
@@ -172,6 +191,7 @@ impl NodeState {
             NodeState::NotRunnable => 5,
             NodeState::Timeout => 10,
             NodeState::Canceled => 11,
+            NodeState::Interrupted => 12,
         }
     }
 
@@ -186,6 +206,7 @@ impl NodeState {
             NodeState::NotRunnable => "not-runnable",
             NodeState::Timeout => "timeout",
             NodeState::Canceled => "canceled",
+            NodeState::Interrupted => "interrupted",
         }
     }
 

@@ -4,14 +4,24 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use super::error::Problem;
-use super::model::{Node, NodeGrants, RetryPolicy, SourceFormat};
+use super::model::{Node, NodeGrants, OnInterrupt, RetryPolicy, SourceFormat};
 use super::raw::{Raw, Top};
 use super::validate::{Draft, field_label, node_label, parse_duration};
 
-const TOP_FIELDS: &[&str] = &["name", "nodes"];
+const TOP_FIELDS: &[&str] = &["name", "nodes", "on_interrupt"];
 const NODE_FIELDS: &[&str] = &[
-    "driver", "artifact", "args", "env", "needs", "outputs", "timeout", "retries", "pool",
-    "grants", "secrets",
+    "driver",
+    "artifact",
+    "args",
+    "env",
+    "needs",
+    "outputs",
+    "timeout",
+    "retries",
+    "pool",
+    "grants",
+    "secrets",
+    "on_interrupt",
 ];
 const GRANT_FIELDS: &[&str] = &["exec", "network", "container", "memory_mib", "processes"];
 const RETRY_FIELDS: &[&str] = &["max", "backoff", "max_backoff"];
@@ -252,6 +262,21 @@ impl Reader<'_> {
         }
     }
 
+    /// `rerun` or `fail`.
+    fn on_interrupt(&mut self, at: &str, raw: &Raw) -> Option<OnInterrupt> {
+        match self.text(at, raw)?.as_str() {
+            "rerun" => Some(OnInterrupt::Rerun),
+            "fail" => Some(OnInterrupt::Fail),
+            other => {
+                self.problem(
+                    at,
+                    format!("`{other}` is not a choice here: expected `rerun` or `fail`"),
+                );
+                None
+            }
+        }
+    }
+
     /// One node; also returns the names it needs.
     fn node(&mut self, index: usize, name: &str, raw: &Raw) -> (Node, Vec<String>) {
         let label = node_label(index, name);
@@ -295,6 +320,11 @@ impl Reader<'_> {
                 "retries" => node.retries = self.retries(&label, value),
                 "grants" => node.grants = self.grants(&label, value),
                 "secrets" => node.secrets = self.secrets(&label, value),
+                "on_interrupt" => {
+                    if let Some(choice) = self.on_interrupt(&at, value) {
+                        node.on_interrupt = choice;
+                    }
+                }
                 "pool" => {
                     if !matches!(value, Raw::Null) {
                         node.pool = self.text(&at, value);
@@ -334,9 +364,11 @@ pub(super) fn convert(top: Top) -> Draft {
     }
     let mut name = None;
     let mut node_fields: Option<&Raw> = None;
+    let mut on_interrupt = None;
     for (key, value) in &top.fields {
         match key.as_str() {
             "name" if name.is_some() => reader.problem("top level", "duplicate field `name`"),
+            "on_interrupt" => on_interrupt = reader.on_interrupt("field `on_interrupt`", value),
             "nodes" if node_fields.is_some() => {
                 reader.problem("top level", "duplicate field `nodes`")
             }
@@ -366,7 +398,12 @@ pub(super) fn convert(top: Top) -> Draft {
             nodes.reserve(entries.len());
             need_names.reserve(entries.len());
             for (i, (node_name, raw)) in entries.iter().enumerate() {
-                let (node, needs) = reader.node(i, node_name, raw);
+                let (mut node, needs) = reader.node(i, node_name, raw);
+                // The DAG's choice is each node's unless it makes its own.
+                let own = matches!(raw, Raw::Map(fields) if fields.iter().any(|(k, _)| k == "on_interrupt"));
+                if let (Some(choice), false) = (on_interrupt, own) {
+                    node.on_interrupt = choice;
+                }
                 nodes.push(node);
                 need_names.push(needs);
             }

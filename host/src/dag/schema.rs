@@ -24,6 +24,8 @@ pub struct NativeDag {
     /// `:`, `{`, `}` or `/`, and is not `.` or `..`.
     #[schema(schema_with = node_map)]
     nodes: BTreeMap<String, NativeNode>,
+    /// Each node's `on_interrupt` unless it sets its own (default `rerun`).
+    on_interrupt: Option<super::OnInterrupt>,
 }
 
 /// `nodes`: at least one, each a [`NativeNode`]. Written by hand for
@@ -68,6 +70,10 @@ pub struct NativeNode {
     grants: Option<NativeGrants>,
     /// Secrets as environment variables: name → `vault:PATH#KEY`.
     secrets: Option<BTreeMap<String, String>>,
+    /// When drover itself stopped (a crash, a restart) while the node ran:
+    /// `rerun` it when the run is carried on (the default; not counted
+    /// against `retries`), or `fail` it, for work that must not run twice.
+    on_interrupt: Option<super::OnInterrupt>,
 }
 
 /// A node's retry policy.

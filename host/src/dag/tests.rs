@@ -240,13 +240,13 @@ fn unknown_field_names_node_and_field() {
     assert_eq!(
         found,
         [
-            "node `fetch`: unknown field `timout`, expected one of `driver`, `artifact`, `args`, `env`, `needs`, `outputs`, `timeout`, `retries`, `pool`, `grants`, `secrets`"
+            "node `fetch`: unknown field `timout`, expected one of `driver`, `artifact`, `args`, `env`, `needs`, `outputs`, `timeout`, `retries`, `pool`, `grants`, `secrets`, `on_interrupt`"
         ]
     );
     let found = problems(r#"{"name": "x", "nodez": {}, "nodes": {"a": {"driver": "noop"}}}"#);
     assert_eq!(
         found,
-        ["top level: unknown field `nodez`, expected one of `name`, `nodes`"]
+        ["top level: unknown field `nodez`, expected one of `name`, `nodes`, `on_interrupt`"]
     );
 }
 
@@ -1137,5 +1137,24 @@ fn many_outputs_secrets_and_fields_take_linear_time() {
         began.elapsed() < std::time::Duration::from_secs(20),
         "took {:?}",
         began.elapsed()
+    );
+}
+
+#[test]
+fn on_interrupt_is_a_nodes_own_or_else_the_dags() {
+    let dag = ok(
+        "name: x\non_interrupt: fail\nnodes:\n  a: {driver: noop}\n  b: {driver: noop, on_interrupt: rerun}\n",
+    );
+    assert_eq!(dag.nodes[0].on_interrupt, OnInterrupt::Fail);
+    assert_eq!(dag.nodes[1].on_interrupt, OnInterrupt::Rerun);
+    let dag = ok("name: x\nnodes:\n  a: {driver: noop}\n");
+    assert_eq!(dag.nodes[0].on_interrupt, OnInterrupt::Rerun);
+    let found = problems("name: x\nnodes:\n  a: {driver: noop, on_interrupt: retry}\n");
+    assert_eq!(
+        found,
+        [
+            "node `a`, field `on_interrupt`: `retry` is not a choice here: expected `rerun` or `fail`"
+        ],
+        "{found:?}"
     );
 }

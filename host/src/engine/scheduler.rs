@@ -14,12 +14,14 @@ use super::logcap::{LogLimits, LogTally};
 use super::prepare::{self, OutputLookup};
 use super::record::{AttemptRecord, NodeRecord, RunRecord, RunState};
 use super::{Dispatch, Event, EventSink, NodeRun, Options};
-use crate::dag::{Dag, NodeIndex, NodeState};
+use crate::dag::{Dag, NodeIndex, NodeState, OnInterrupt};
 use crate::rfc3339;
 use crate::task::{LogLine, NodeStatus, Outcome};
 
 /// How many log lines may wait for the event sink before nodes slow down.
 const LOG_BUFFER: usize = 1024;
+/// What an attempt that drover's own stop cut short says.
+const INTERRUPTED: &str = "interrupted: drover stopped while this attempt ran";
 /// How many ended attempts the loop takes in one go.
 const BATCH: usize = 64;
 
@@ -247,20 +249,45 @@ impl<E: EventSink> Scheduler<E> {
     }
 
     /// Records the attempt of `index` that was running when the run was
-    /// interrupted as failed, then retries or fails the node.
+    /// interrupted as such, then runs the node again (its retries left as
+    /// they were), or fails it when it says `on_interrupt: fail`.
     async fn interrupted(&mut self, index: NodeIndex) {
         let now = rfc3339::now();
         let record = &mut self.records[index];
         let attempt = AttemptRecord {
             attempt: record.current_attempt(),
-            state: NodeState::Failure,
+            state: NodeState::Interrupted,
             exit_code: None,
             started_at: record.running_since.take().unwrap_or(now),
             finished_at: now,
-            error: Some("interrupted: drover stopped while this attempt ran".to_owned()),
+            error: Some(INTERRUPTED.to_owned()),
         };
         tracing::info!(node = %record.name, attempt = attempt.attempt, "attempt interrupted by a restart");
-        self.after_attempt(index, attempt, BTreeMap::new()).await;
+        let number = attempt.attempt;
+        record.started_at.get_or_insert(attempt.started_at);
+        record.attempts.push(attempt.clone());
+        self.events
+            .emit(Event::Attempt {
+                node: index,
+                record: attempt,
+            })
+            .await;
+        if self.dag.nodes[index].on_interrupt == OnInterrupt::Fail {
+            let message = format!("{INTERRUPTED}; the node says `on_interrupt: fail`");
+            self.finish(index, NodeState::Failure, message).await;
+            return;
+        }
+        self.records[index].set_state(NodeState::ToRun);
+        self.events
+            .emit(Event::Retry {
+                node: index,
+                attempt: number,
+                state: NodeState::Interrupted,
+                delay: Duration::ZERO,
+                error: INTERRUPTED.to_owned(),
+            })
+            .await;
+        self.make_ready(index, number + 1).await;
     }
 
     /// Hands the attempt of `index` that was running when the run was
@@ -457,8 +484,15 @@ impl<E: EventSink> Scheduler<E> {
         let retry = &self.dag.nodes[index].retries;
         let retryable =
             matches!(state, NodeState::Failure | NodeState::Timeout) && self.stop.is_none();
-        if retryable && attempt <= retry.max {
-            let delay = retry.delay_before(attempt + 1);
+        // Attempts drover's own stop cut short are not the node's to count.
+        let counted = record
+            .attempts
+            .iter()
+            .filter(|a| a.state != NodeState::Interrupted)
+            .count();
+        let counted = u32::try_from(counted).unwrap_or(u32::MAX);
+        if retryable && counted <= retry.max {
+            let delay = retry.delay_before(counted + 1);
             tracing::debug!(node = %record.name, attempt, ?delay, "attempt failed; will retry");
             record.set_state(NodeState::ToRun);
             self.events

@@ -139,7 +139,7 @@ async fn after_drover_serve_crashes_with_a_container_running_the_next_start_remo
     let drover = drover_with("[drivers.docker]\nimages = [\"drover-test/*\"]\n");
     let name = "serve-crash";
     let dag = format!(
-        "name: crash\nnodes:\n  {name}:\n    driver: docker\n    artifact: {IMAGE:?}\n    args: [\"echo started; sleep 1000\"]\n"
+        "name: crash\nnodes:\n  {name}:\n    driver: docker\n    artifact: {IMAGE:?}\n    args: [\"echo started; sleep 1000\"]\n    on_interrupt: fail\n"
     );
     let mut first = Server::start(&drover, &[]);
     let id = server::submit(&first, &dag).await;
@@ -169,8 +169,8 @@ async fn after_drover_serve_crashes_with_a_container_running_the_next_start_remo
         "the crashed drover's container survived the restart: {after:?} {:?}",
         second.log.lock().unwrap()
     );
-    // The attempt that was running is not run again (the node has no
-    // retries): the run ends, and no container comes back.
+    // The attempt that was running is not run again (`on_interrupt:
+    // fail`): the run ends, and no container comes back.
     let record = server::wait_end(&second, &id).await;
     assert_eq!(record["state"], "failure", "{record:#}");
     let n = node(&record, name);

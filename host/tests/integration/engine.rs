@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Act, Fold, TestDispatch, dag, node, parallel, retries, run_with};
-use drover::dag::NodeState;
+use drover::dag::{NodeState, OnInterrupt};
 use drover::engine::{self, Event, LogLimits, LogTally, NoEvents, Options, RunRecord, RunState};
 use drover::task::Task;
 use serde_json::{Value, json};
@@ -1013,7 +1013,7 @@ async fn a_canceled_run_reattaches_its_running_attempt_to_cancel_it() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_resumed_run_retries_the_interrupted_node_and_skips_finished_ones() {
+async fn a_resumed_run_reruns_the_interrupted_node_without_using_a_retry() {
     let dag = dag()
         .node("a", &[])
         .node("b", &["a"])
@@ -1026,7 +1026,8 @@ async fn a_resumed_run_retries_the_interrupted_node_and_skips_finished_ones() {
     assert_eq!(record.state, RunState::Running);
     assert_eq!(record.nodes[0].state, NodeState::Success);
 
-    let after = TestDispatch::new(&[]);
+    // The re-run fails: its one retry is still there to use.
+    let after = TestDispatch::new(&[("b", Act::FailTimes(2))]);
     let done = resume(&dag, &after, record).await;
     assert_eq!(done.state, RunState::Success, "{done:#?}");
     assert!(
@@ -1034,8 +1035,15 @@ async fn a_resumed_run_retries_the_interrupted_node_and_skips_finished_ones() {
         "a finished before; not run again"
     );
     let b = node(&done, "b");
-    assert_eq!(b.attempts.len(), 2);
-    assert_eq!(b.attempts[0].state, NodeState::Failure);
+    let attempts: Vec<NodeState> = b.attempts.iter().map(|a| a.state).collect();
+    assert_eq!(
+        attempts,
+        [
+            NodeState::Interrupted,
+            NodeState::Failure,
+            NodeState::Success
+        ]
+    );
     assert!(
         b.attempts[0]
             .error
@@ -1045,21 +1053,21 @@ async fn a_resumed_run_retries_the_interrupted_node_and_skips_finished_ones() {
         "{:?}",
         b.attempts[0]
     );
-    assert_eq!(b.attempts[1].state, NodeState::Success);
-    let calls = after.probe.calls_of("b");
-    assert_eq!(
-        calls.len(),
-        1,
-        "the interrupted node runs once more, not twice"
-    );
-    assert_eq!(calls[0].task.attempt, 2);
+    let numbers: Vec<u32> = after
+        .probe
+        .calls_of("b")
+        .iter()
+        .map(|c| c.task.attempt)
+        .collect();
+    assert_eq!(numbers, [2, 3]);
     assert_eq!(task_of(&after, "c").args, vec!["from-a".to_owned()]);
 }
 
 #[tokio::test(start_paused = true)]
-async fn an_interrupted_node_without_retries_fails_and_its_children_do_not_run() {
+async fn interrupted_nodes_saying_on_interrupt_fail_fail_and_the_others_run_again() {
     let dag = dag()
         .node("a", &[])
+        .with(|n| n.on_interrupt = OnInterrupt::Fail)
         .node("b", &["a"])
         .node("other", &[])
         .build();
@@ -1080,10 +1088,21 @@ async fn an_interrupted_node_without_retries_fails_and_its_children_do_not_run()
         vec![
             ("a", NodeState::Failure, 4),
             ("b", NodeState::NotRunnable, 5),
-            ("other", NodeState::Failure, 4),
+            ("other", NodeState::Success, 3),
         ]
     );
-    assert!(after.probe.calls().is_empty());
+    let a = node(&done, "a");
+    assert_eq!(a.attempts.len(), 1);
+    assert_eq!(a.attempts[0].state, NodeState::Interrupted);
+    assert!(
+        a.error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("on_interrupt: fail"),
+        "{a:?}"
+    );
+    assert!(after.probe.calls_of("a").is_empty());
+    assert_eq!(after.probe.calls_of("other").len(), 1);
 }
 
 #[tokio::test(start_paused = true)]

@@ -559,8 +559,8 @@ async fn a_run_carried_on_after_a_crash_keeps_the_components_it_was_accepted_wit
     assert_eq!(status, StatusCode::CREATED, "{v1}");
     let id = submit(
         &server,
-        // The interrupted attempt of `wait` counts as one: allow a retry.
-        "name: slow\nnodes:\n  wait: {driver: sleep, artifact: 3s, retries: 1}\n  \
+        // The interrupted attempt of `wait` runs again after the crash.
+        "name: slow\nnodes:\n  wait: {driver: sleep, artifact: 3s}\n  \
          g: {driver: greet, artifact: bob, needs: [wait]}\n",
     )
     .await;
