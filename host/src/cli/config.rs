@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
-use drover::config::Config;
+use drover::config::{Config, VaultSettings};
 
 use super::{CliError, exit};
 
@@ -49,10 +49,20 @@ pub fn run(command: ConfigCommand, config: &Config, file: Option<&Path>) -> Resu
                 Some(file) => println!("# from {}, with defaults filled in", file.display()),
                 None => println!("# no configuration file: every setting is its default"),
             }
+            println!("# {}", vault_source(config.vault.as_ref()));
             print!("{}", toml::to_string_pretty(&value)?);
         }
     }
     Ok(exit::SUCCESS)
+}
+
+/// Where the `[vault]` shown comes from: the file, or the environment when the file has no
+/// such section (see `drover::config::resolve_vault`), or nowhere.
+fn vault_source(vault: Option<&VaultSettings>) -> String {
+    match vault {
+        Some(settings) => format!("[vault] from {}", settings.source.describe(settings)),
+        None => "no [vault] section and no VAULT_ADDR: nodes cannot have secrets".to_owned(),
+    }
 }
 
 /// What stands for a secret in `drover config show`.

@@ -203,6 +203,18 @@ fn load_config(cli: &Cli, file: Option<&std::path::Path>) -> Result<Config, CliE
     if let Some(data) = &cli.data {
         config.data_dir = Some(data.clone());
     }
+    // The one place the environment's VAULT_* variables count, so that serve, run, drone
+    // and `config show` all see the same Vault, and its token file is checked below.
+    config.vault = drover::config::resolve_vault(
+        config.vault.take(),
+        &drover::config::VaultEnv::from_process(),
+    )
+    .map_err(|e| match (file, &e) {
+        (Some(path), drover::config::VaultSettingsError::Partial { .. }) => CliError::bad_input(
+            anyhow::Error::new(e).context(format!("invalid config file {}", path.display())),
+        ),
+        _ => CliError::bad_input(e),
+    })?;
     check_private_paths(&config, file, &[])?;
     Ok(config)
 }

@@ -112,6 +112,15 @@ pub async fn serve(args: ServeArgs, config: Config) -> Result<u8, CliError> {
                 .with_context(|| "is another `drover serve` using the same data folder?")?,
         ),
     };
+    // Which Vault secrets come from, and why: the environment's counts only without a
+    // [vault] section, which surprises whoever set both.
+    let vault = config.vault.as_ref().map(|v| {
+        format!(
+            "secrets from Vault at {}, set by {}",
+            v.address,
+            v.source.describe(v)
+        )
+    });
     let registry = open_registry(Runtime::new(config)?).await?;
     // Containers of drovers that died are removed before new ones start.
     registry.runtime().containers().remove_leftovers().await;
@@ -152,6 +161,9 @@ pub async fn serve(args: ServeArgs, config: Config) -> Result<u8, CliError> {
             ""
         }
     );
+    if let Some(vault) = vault {
+        eprintln!("{vault}");
+    }
     let shutdown = CancellationToken::new();
     let router = api::router(
         AppState::new(runs.clone(), auth, shutdown.clone())

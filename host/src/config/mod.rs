@@ -15,7 +15,10 @@ mod vault;
 pub use policy::{DriverLimit, Policy};
 use units::{RawDuration, duration_setting, serialize_duration, size_setting};
 pub use units::{SettingError, format_duration};
-pub use vault::{AppRoleSettings, VaultSettings};
+pub use vault::{
+    AppRoleSettings, VaultEnv, VaultSettings, VaultSettingsError, VaultSource,
+    resolve as resolve_vault,
+};
 
 /// Everything an operator can set. Every field has a sane default, so an
 /// empty file (or none) is a valid configuration.

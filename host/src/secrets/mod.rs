@@ -62,7 +62,7 @@ pub fn grant_problems(
         problems.push(Problem::new(
             &at,
             "no Vault is configured: add a [vault] section (address and a way to log in) to \
-             drover's configuration",
+             drover's configuration, or set VAULT_ADDR and VAULT_TOKEN where drover runs",
         ));
         return problems;
     };
@@ -97,7 +97,8 @@ pub async fn fetch(
 ) -> Result<Values, FetchError> {
     let Some(vault) = vault else {
         return Err(FetchError::Failed(
-            "the node has secrets but no Vault is configured ([vault] in drover's configuration)"
+            "the node has secrets but no Vault is configured ([vault] in drover's configuration, \
+             or VAULT_ADDR and VAULT_TOKEN where drover runs)"
                 .into(),
         ));
     };

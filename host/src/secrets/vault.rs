@@ -12,7 +12,7 @@ use vaultrs::client::{VaultClient, VaultClientSettings};
 use vaultrs::error::ClientError;
 
 use super::policy::PathPolicy;
-use crate::config::VaultSettings;
+use crate::config::{VaultSettings, VaultSource};
 use crate::dag::secret_ref::{KvEngine, SecretRef};
 
 /// How long a request may take unless `vault.timeout` says.
@@ -43,6 +43,8 @@ pub struct Vault {
     http: reqwest::Client,
     timeout: Duration,
     auth: Auth,
+    /// The namespace every request goes to (`X-Vault-Namespace`), if any.
+    namespace: Option<String>,
     /// The token of the last AppRole login, until it expires.
     login: Mutex<Option<(String, Option<Instant>)>>,
     /// The paths references may name.
@@ -53,7 +55,8 @@ pub struct Vault {
 
 enum Auth {
     Token(String),
-    TokenFile(PathBuf),
+    /// The file, and what to call it in errors: where its path came from.
+    TokenFile(PathBuf, &'static str),
     AppRole {
         mount: String,
         role_id: String,
@@ -70,7 +73,16 @@ impl Vault {
     /// Checks the settings (address, exactly one way to log in, timeout)
     /// without contacting the server.
     pub fn new(settings: &VaultSettings) -> Result<Vault, VaultConfigError> {
-        let bad = |m: String| VaultConfigError(m);
+        // Settings from the environment say so: there is no [vault] section to look at.
+        let bad = |m: String| match settings.source {
+            VaultSource::ConfigFile => VaultConfigError(m),
+            VaultSource::Environment { .. } => {
+                VaultConfigError(format!("from {}: {m}", settings.source.describe(settings)))
+            }
+        };
+        if settings.address.trim().is_empty() {
+            return Err(bad("address is not set".into()));
+        }
         let address = url::Url::parse(&settings.address)
             .map_err(|e| bad(format!("address `{}` is not a URL: {e}", settings.address)))?;
         if !matches!(address.scheme(), "http" | "https") || address.host().is_none() {
@@ -90,7 +102,13 @@ impl Vault {
         }
         let auth = match (&settings.token, &settings.token_file, &settings.approle) {
             (Some(token), None, None) => Auth::Token(token.clone()),
-            (None, Some(file), None) => Auth::TokenFile(file.clone()),
+            (None, Some(file), None) => Auth::TokenFile(
+                file.clone(),
+                match settings.source {
+                    VaultSource::ConfigFile => "vault.token_file",
+                    VaultSource::Environment { token } => token,
+                },
+            ),
             (None, None, Some(approle)) => {
                 let secret_id = match (&approle.secret_id, &approle.secret_id_file) {
                     (Some(id), None) => SecretId::Inline(id.clone()),
@@ -115,16 +133,27 @@ impl Vault {
                 ));
             }
         };
-        let http = reqwest::Client::builder()
-            .use_rustls_tls()
-            .timeout(timeout)
+        let mut http = reqwest::Client::builder().use_rustls_tls().timeout(timeout);
+        if let Some(file) = &settings.ca_cert {
+            for certificate in ca_certificates(file).map_err(bad)? {
+                http = http.add_root_certificate(certificate);
+            }
+        }
+        let http = http
             .build()
             .map_err(|e| bad(format!("cannot make an HTTP client: {e}")))?;
+        let namespace = settings
+            .namespace
+            .as_deref()
+            .map(|ns| ns.trim().trim_matches('/'))
+            .filter(|ns| !ns.is_empty())
+            .map(str::to_owned);
         Ok(Vault {
             address,
             http,
             timeout,
             auth,
+            namespace,
             login: Mutex::new(None),
             paths: PathPolicy::new(settings.paths.as_deref()),
             kv_mounts: Mutex::new(HashMap::new()),
@@ -201,10 +230,11 @@ impl Vault {
             .pop_if_empty()
             .extend(["v1", "sys", "internal", "ui", "mounts"])
             .extend(path.split('/'));
-        let response = self
-            .http
-            .get(url)
-            .header("X-Vault-Token", token)
+        let mut request = self.http.get(url).header("X-Vault-Token", token);
+        if let Some(namespace) = &self.namespace {
+            request = request.header("X-Vault-Namespace", namespace);
+        }
+        let response = request
             .send()
             .await
             .map_err(|e| Failure::Unreachable(format!("{e:#}")))?;
@@ -237,7 +267,7 @@ impl Vault {
                 token: token.to_owned(),
                 version: "v1".into(),
                 wrap: None,
-                namespace: None,
+                namespace: self.namespace.clone(),
             },
             settings: VaultClientSettings {
                 address: self.address.clone(),
@@ -248,7 +278,7 @@ impl Vault {
                 verify: true,
                 version: 1,
                 wrapping: false,
-                namespace: None,
+                namespace: self.namespace.clone(),
             },
         }
     }
@@ -258,7 +288,7 @@ impl Vault {
     async fn token(&self) -> Result<String, ReadError> {
         match &self.auth {
             Auth::Token(token) => Ok(token.clone()),
-            Auth::TokenFile(path) => read_trimmed(path, "vault.token_file").await,
+            Auth::TokenFile(path, name) => read_trimmed(path, name).await,
             Auth::AppRole {
                 mount,
                 role_id,
@@ -302,6 +332,29 @@ impl Vault {
     fn forget_login(&self) {
         *self.cached() = None;
     }
+}
+
+/// The certificates of a PEM file (`vault.ca_cert`, `VAULT_CACERT`), or why there are none.
+fn ca_certificates(file: &Path) -> Result<Vec<reqwest::Certificate>, String> {
+    let pem = std::fs::read(file).map_err(|e| {
+        format!(
+            "cannot read the CA certificate file {}: {e}",
+            file.display()
+        )
+    })?;
+    let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+        format!(
+            "the CA certificate file {} is not PEM certificates: {e}",
+            file.display()
+        )
+    })?;
+    if certificates.is_empty() {
+        return Err(format!(
+            "the CA certificate file {} holds no certificate",
+            file.display()
+        ));
+    }
+    Ok(certificates)
 }
 
 async fn read_trimmed(path: &Path, field: &str) -> Result<String, ReadError> {

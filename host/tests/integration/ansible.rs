@@ -243,3 +243,119 @@ nodes:
         "1.4.2 at http://localhost:8080 x3"
     );
 }
+
+/// The one file of that name a run left in a workspace, and its contents.
+fn workspace_file(drover: &Drover, name: &str) -> String {
+    let files = drover.files_in_runs(name);
+    assert_eq!(files.len(), 1, "{name}: {files:?}");
+    std::fs::read_to_string(&files[0]).unwrap()
+}
+
+#[test]
+fn relative_paths_in_tasks_mean_the_workspace_not_the_playbooks_folder() {
+    let drover = drover();
+    drover.write(
+        "site.yml",
+        r#"- hosts: all
+  gather_facts: false
+  tasks:
+    - ansible.builtin.copy: {dest: ./marker.txt, content: "marked\n"}
+    - ansible.builtin.command: pwd
+      register: where
+    - ansible.builtin.set_stats:
+        data: {cwd: "{{ where.stdout }}"}
+"#,
+    );
+    let dag = drover.write(
+        "dag.yaml",
+        "name: marker\nnodes:\n  mark:\n    driver: ansible\n    artifact: site.yml\n    \
+         outputs: [cwd]\n",
+    );
+    let (code, record) = drover.record(&["run", &dag, "--keep-workspaces"]);
+    assert_eq!(code, 0, "{record:#}");
+    assert_eq!(workspace_file(&drover, "marker.txt"), "marked\n");
+    let marker = &drover.files_in_runs("marker.txt")[0];
+    let workspace = marker.parent().unwrap().canonicalize().unwrap();
+    let mark = node(&record, "mark");
+    assert_eq!(
+        Path::new(output(mark, "cwd")).canonicalize().unwrap(),
+        workspace,
+        "{mark:#}"
+    );
+    assert!(!drover.path("marker.txt").exists());
+}
+
+/// An ansible project beside the DAG: a playbook with a role, a template and a file next
+/// to it, each writing into the workspace by a relative path.
+fn write_project(drover: &Drover, folder: &str, playbook: &str) {
+    for dir in [
+        "roles/greet/tasks",
+        "roles/greet/templates",
+        "templates",
+        "files",
+    ] {
+        std::fs::create_dir_all(drover.path(&format!("{folder}/{dir}"))).unwrap();
+    }
+    drover.write(
+        &format!("{folder}/{playbook}"),
+        r#"- hosts: all
+  gather_facts: false
+  vars: {who: world}
+  roles: [greet]
+  tasks:
+    - ansible.builtin.template: {src: hello.j2, dest: ./hello.txt}
+    - ansible.builtin.copy: {src: notes.txt, dest: ./notes.txt}
+    - ansible.builtin.copy: {dest: ./marker.txt, content: "marked\n"}
+"#,
+    );
+    drover.write(&format!("{folder}/templates/hello.j2"), "hello {{ who }}\n");
+    drover.write(&format!("{folder}/files/notes.txt"), "from files/\n");
+    drover.write(
+        &format!("{folder}/roles/greet/tasks/main.yml"),
+        "- ansible.builtin.template: {src: role.j2, dest: ./role.txt}\n",
+    );
+    drover.write(
+        &format!("{folder}/roles/greet/templates/role.j2"),
+        "role greets {{ who }}\n",
+    );
+}
+
+#[test]
+fn a_project_folder_gives_roles_templates_and_files_beside_the_playbook() {
+    let drover = drover();
+    write_project(&drover, "deploy", "web.yml");
+    let dag = drover.write(
+        "dag.yaml",
+        "name: project\nnodes:\n  deploy:\n    driver: ansible\n    artifact: deploy\n    \
+         args: [--playbook, web.yml]\n",
+    );
+    let (code, record) = drover.record(&["run", &dag, "--keep-workspaces"]);
+    assert_eq!(code, 0, "{record:#}");
+    assert_eq!(output(node(&record, "deploy"), "changed"), "4");
+    assert_eq!(workspace_file(&drover, "hello.txt"), "hello world\n");
+    assert_eq!(workspace_file(&drover, "role.txt"), "role greets world\n");
+    assert_eq!(workspace_file(&drover, "notes.txt"), "from files/\n");
+    assert_eq!(workspace_file(&drover, "marker.txt"), "marked\n");
+    // The project stays as it was: read-only to the node.
+    assert!(!drover.path("deploy/hello.txt").exists());
+}
+
+#[test]
+fn a_role_beside_a_playbook_file_fails_saying_how_to_make_it_readable() {
+    let drover = drover();
+    write_project(&drover, "deploy", "site.yml");
+    let dag = drover.write(
+        "dag.yaml",
+        "name: file\nnodes:\n  deploy:\n    driver: ansible\n    artifact: deploy/site.yml\n",
+    );
+    let (code, record) = drover.record(&["run", &dag]);
+    assert_eq!(code, 1, "{record:#}");
+    let error = node(&record, "deploy")["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        error.contains("Permission denied") && error.contains("name its folder as the artifact"),
+        "{record:#}"
+    );
+}

@@ -524,3 +524,75 @@ fn config_show_masks_secrets_and_the_default_file_is_found() {
         stderr(&out)
     );
 }
+
+/// Without a `[vault]` section, `drover config show` shows the Vault of the `VAULT_*`
+/// variables, says so, and masks the token; a section wins over them, and a section that
+/// lacks what they would give is refused rather than completed from them.
+#[test]
+fn config_show_names_the_environment_as_vaults_source_and_masks_the_token() {
+    let drover = Drover::new();
+    let show = |env: &[(&str, &str)]| {
+        let mut cmd = drover.command(&["config", "show"]);
+        cmd.envs(env.iter().copied());
+        cmd.output().unwrap()
+    };
+    let env = [
+        ("VAULT_ADDR", "http://127.0.0.1:8200"),
+        ("VAULT_TOKEN", "hvs.s3cret-env-token"),
+        ("VAULT_NAMESPACE", "team"),
+    ];
+    let out = show(&env);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        text.contains("# [vault] from the environment (VAULT_ADDR, VAULT_TOKEN, VAULT_NAMESPACE)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("address = \"http://127.0.0.1:8200\"")
+            && text.contains("namespace = \"team\"")
+            && text.contains("token = \"********\""),
+        "{text}"
+    );
+    assert!(!text.contains("s3cret"), "{text}");
+
+    let out = show(&[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("# no [vault] section and no VAULT_ADDR"),
+        "{text}"
+    );
+
+    drover
+        .configure("[vault]\naddress = \"http://vault.internal:8200\"\ntoken_file = \"/run/t\"\n");
+    let out = show(&env);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        text.contains("# [vault] from the configuration file's [vault] section")
+            && text.contains("vault.internal")
+            && !text.contains("127.0.0.1:8200")
+            && !text.contains("namespace"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_vault_section_without_a_way_to_log_in_is_not_completed_from_the_environment() {
+    let drover = Drover::new();
+    drover.configure("[vault]\naddress = \"http://127.0.0.1:8200\"\n");
+    let out = drover
+        .command(&["config", "show"])
+        .env("VAULT_TOKEN", "hvs.s3cret")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("drover.toml")
+            && err.contains("[vault] has no way to log in")
+            && err.contains("(set: VAULT_TOKEN) fill in nothing"),
+        "{err}"
+    );
+    assert!(!err.contains("s3cret"), "{err}");
+}

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use drover::config::VaultSource;
 use drover::secrets::{AppRoleSettings, REDACTED, SecretRef, Vault, VaultSettings};
 use drover::task::{LogLine, NodeStatus, Outcome, Task};
 use serde_json::{Value, json};
@@ -27,7 +28,7 @@ fn settings(address: &str, token: &str) -> VaultSettings {
         token_file: None,
         approle: None,
         timeout: Some("5s".into()),
-        paths: None,
+        ..VaultSettings::default()
     }
 }
 
@@ -215,6 +216,8 @@ async fn a_token_file_and_approle_log_in() {
 #[test]
 fn vault_settings_are_checked() {
     let base = settings("http://127.0.0.1:8200", "t");
+    let not_pem = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(not_pem.path(), "not a certificate\n").unwrap();
     for (bad, says) in [
         (
             VaultSettings {
@@ -243,6 +246,30 @@ fn vault_settings_are_checked() {
                 ..base.clone()
             },
             "timeout",
+        ),
+        (
+            VaultSettings {
+                ca_cert: Some("/nonexistent/ca.pem".into()),
+                ..base.clone()
+            },
+            "cannot read the CA certificate file /nonexistent/ca.pem",
+        ),
+        (
+            VaultSettings {
+                ca_cert: Some(not_pem.path().to_path_buf()),
+                ..base.clone()
+            },
+            "holds no certificate",
+        ),
+        (
+            VaultSettings {
+                address: "vault:8200".into(),
+                source: VaultSource::Environment {
+                    token: "VAULT_TOKEN",
+                },
+                ..base.clone()
+            },
+            "from the environment (VAULT_ADDR, VAULT_TOKEN): address `vault:8200`",
         ),
     ] {
         let err = Vault::new(&bad).err().expect("refused").to_string();
@@ -568,6 +595,78 @@ async fn drover_run_gives_the_shell_its_secret_and_shows_it_nowhere() {
     assert!(
         !stdout.contains(VALUE) && !text.contains(VALUE),
         "{stdout}\n{text}"
+    );
+}
+
+/// With no `[vault]` section, the `VAULT_*` variables configure Vault as they do the `vault`
+/// and `bao` CLIs: `VAULT_TOKEN`, else `VAULT_TOKEN_FILE`, else `~/.vault-token`.
+#[tokio::test]
+async fn drover_run_takes_vault_addr_and_vault_token_from_the_environment() {
+    let bao = seeded().await;
+    let drover = Drover::new();
+    drover.write("dag.yaml", &shell_dag());
+    let run = |env: &[(&str, &str)]| {
+        let mut cmd = drover.command(&["run", "dag.yaml", "--output", "json"]);
+        cmd.envs(env.iter().copied());
+        let out = cmd.output().unwrap();
+        let (stdout, text) = (support::stdout(&out), stderr(&out));
+        assert!(
+            !stdout.contains(VALUE) && !text.contains(VALUE),
+            "{stdout}\n{text}"
+        );
+        (out.status.code(), stdout, text)
+    };
+    let (code, stdout, text) = run(&[("VAULT_ADDR", &bao.address), ("VAULT_TOKEN", &bao.token)]);
+    assert_eq!(code, Some(0), "{stdout}\n{text}");
+    let record: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(node(&record, "deploy")["outputs"]["seen"], "[redacted]");
+
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, format!("{}\n", bao.token)).unwrap();
+    let token_file = token_file.display().to_string();
+    let (code, stdout, text) = run(&[
+        ("VAULT_ADDR", &bao.address),
+        ("VAULT_TOKEN_FILE", &token_file),
+    ]);
+    assert_eq!(code, Some(0), "{stdout}\n{text}");
+
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(home.path().join(".vault-token"), &bao.token).unwrap();
+    let home = home.path().display().to_string();
+    let (code, stdout, text) = run(&[("VAULT_ADDR", &bao.address), ("HOME", &home)]);
+    assert_eq!(code, Some(0), "{stdout}\n{text}");
+
+    // A token the server refuses fails the node, naming the Vault it asked.
+    let (code, stdout, text) = run(&[("VAULT_ADDR", &bao.address), ("VAULT_TOKEN", "wrong")]);
+    assert_eq!(code, Some(1), "{stdout}\n{text}");
+    assert!(
+        stdout.contains(&format!("Vault at {}", bao.address)) && stdout.contains("403"),
+        "{stdout}"
+    );
+}
+
+/// A `[vault]` section wins over the environment: here the variables name a server that is
+/// not there, and the node still gets its secret from the configured one.
+#[tokio::test]
+async fn a_vault_section_wins_over_the_environment() {
+    let bao = seeded().await;
+    let drover = Drover::new();
+    config_with_vault(&drover, &bao, "");
+    drover.write("dag.yaml", &shell_dag());
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    let out = drover
+        .command(&["run", "dag.yaml", "--output", "json"])
+        .env("VAULT_ADDR", &nowhere)
+        .env("VAULT_TOKEN", "not-the-token")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        support::stdout(&out),
+        stderr(&out)
     );
 }
 

@@ -5,6 +5,8 @@
 pub(crate) struct PlaybookArgs {
     /// `-i/--inventory`: a host list (`web1,web2,`) or a path processes can read.
     pub(crate) inventory: Option<String>,
+    /// `--playbook`: the playbook inside a project folder artifact, relative to it.
+    pub(crate) playbook: Option<String>,
     /// Everything else, as ansible-playbook arguments, in order.
     pub(crate) passthrough: Vec<String>,
 }
@@ -20,7 +22,8 @@ const WITH_VALUE: &[(Option<&str>, &str)] = &[
 const FLAGS: &[&str] = &["--check", "--diff", "-v", "-vv", "-vvv", "-vvvv"];
 
 const USAGE: &str = "the ansible driver takes -i/--inventory INVENTORY, -e/--extra-vars VARS, \
-                     -l/--limit HOSTS, -t/--tags TAGS, --skip-tags TAGS, --check, --diff and -v..-vvvv";
+                     -l/--limit HOSTS, -t/--tags TAGS, --skip-tags TAGS, --check, --diff, -v..-vvvv \
+                     and --playbook FILE";
 
 impl PlaybookArgs {
     /// Parses `args`, or says which one is wrong.
@@ -50,6 +53,13 @@ impl PlaybookArgs {
                     return Err("the inventory (-i/--inventory) is empty".to_owned());
                 }
                 parsed.inventory = Some(inventory);
+            } else if flag == "--playbook" {
+                if parsed.playbook.is_some() {
+                    return Err("the playbook is given twice (--playbook)".to_owned());
+                }
+                let playbook = value("--playbook")?;
+                check_playbook_name(&playbook)?;
+                parsed.playbook = Some(playbook);
             } else if let Some((_, long)) = WITH_VALUE
                 .iter()
                 .find(|(short, long)| Some(flag) == *short || flag == *long)
@@ -65,6 +75,22 @@ impl PlaybookArgs {
         }
         Ok(parsed)
     }
+}
+
+/// A `--playbook` must stay inside the project folder: elsewhere the sandbox would not let
+/// ansible read it anyway, and saying so now is clearer than ansible's "could not be found".
+fn check_playbook_name(name: &str) -> Result<(), String> {
+    let trimmed = name.trim();
+    if trimmed.is_empty() {
+        return Err("the playbook (--playbook) is empty".to_owned());
+    }
+    if trimmed.starts_with('/') || trimmed.split('/').any(|part| part == "..") {
+        return Err(format!(
+            "--playbook `{name}` must be a path inside the project folder (the artifact), \
+             without a leading `/` or `..`"
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -108,6 +134,11 @@ mod tests {
         .unwrap();
         assert_eq!(p.inventory.as_deref(), Some("hosts.ini"));
         assert_eq!(p.passthrough, ["--tags", "x", "--skip-tags", "y", "-vv"]);
+        let p = parse(&["--playbook", "web/site.yml", "--playbook=x.yml"]);
+        assert!(p.unwrap_err().contains("twice"));
+        let p = parse(&["--playbook=web/site.yml", "--check"]).unwrap();
+        assert_eq!(p.playbook.as_deref(), Some("web/site.yml"));
+        assert_eq!(p.passthrough, ["--check"]);
         assert_eq!(parse(&[]).unwrap(), PlaybookArgs::default());
     }
 
@@ -122,5 +153,8 @@ mod tests {
         );
         assert!(parse(&["-i", " "]).unwrap_err().contains("empty"));
         assert!(parse(&["--check=yes"]).unwrap_err().contains("unknown"));
+        for bad in ["/etc/site.yml", "../site.yml", "a/../../b.yml", " "] {
+            assert!(parse(&["--playbook", bad]).is_err(), "{bad}");
+        }
     }
 }

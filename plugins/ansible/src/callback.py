@@ -1,7 +1,8 @@
 # drover's stdout callback for ansible-playbook: a readable line per play, task and
 # host result on stdout (which drover streams to the node's log), and one JSON object
 # per event, one per line, in the file named by $DROVER_ANSIBLE_EVENTS (which the
-# ansible driver reads to make the node's outputs and report).
+# ansible driver reads to make the node's outputs and report). Loading it also makes
+# tasks on local connections run in the node's workspace (_run_local_modules_here).
 from __future__ import annotations
 
 import json
@@ -18,6 +19,25 @@ description:
   - One line per play, task and host result on stdout.
   - One JSON object per event in the file named by DROVER_ANSIBLE_EVENTS.
 """
+
+def _run_local_modules_here():
+    """Run the modules of local connections in ansible-playbook's own working directory
+    (the node's workspace), not in the playbook's folder.
+
+    For the local connection, ansible sets the connection's `cwd` to the playbook's folder
+    before every command (ActionBase._low_level_execute_command), so `dest: ./out.txt`
+    would mean the playbook's folder, which the sandbox keeps read-only. Pinning `cwd` on
+    the class (this module is imported before any worker forks) makes relative paths mean
+    the workspace. Lookups of templates, files and roles do not depend on it: ansible
+    finds them from the playbook's and roles' paths.
+    """
+    from ansible.plugins.connection import local
+
+    here = os.getcwd().encode()
+    local.Connection.cwd = property(lambda self: here, lambda self, value: None)
+
+
+_run_local_modules_here()
 
 SET_FACT = ("set_fact", "ansible.builtin.set_fact", "ansible.legacy.set_fact")
 MAX_MSG = 4000

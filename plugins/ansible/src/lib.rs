@@ -27,6 +27,8 @@ const STATE_DIR: &str = ".drover-ansible";
 /// An inline playbook is written here, at the workspace's top, so that paths relative to
 /// the playbook resolve inside the workspace.
 const INLINE_PLAYBOOK: &str = "playbook.yml";
+/// The playbook of a project folder when the node names none: ansible's own convention.
+const DEFAULT_PLAYBOOK: &str = "site.yml";
 
 /// The callback plugin that reports what ansible does (see `callback.py`).
 const CALLBACK: &str = include_str!("callback.py");
@@ -42,15 +44,19 @@ impl Driver for Ansible {
         Description::new("ansible", env!("CARGO_PKG_VERSION"))
             .with_summary("Runs an ansible playbook with `ansible-playbook`.")
             .with_artifact(
-                "A playbook: a file relative to the DAG file's folder, or inline YAML (written \
-                 to playbook.yml in the workspace). Only the playbook file itself is readable \
-                 outside the workspace: roles and templates belong inline or in read-only paths.",
+                "A playbook: a `.yml`/`.yaml` file relative to the DAG file's folder (only that \
+                 file is readable in the sandbox), a project folder relative to it whose \
+                 playbook is `site.yml` or `--playbook` (the whole folder is readable: roles, \
+                 templates and files beside the playbook), or inline YAML (written to \
+                 playbook.yml in the workspace). Tasks run in the node's workspace: relative \
+                 paths such as `dest: ./out.txt` land there.",
             )
             .with_args(
                 "`-i/--inventory INVENTORY` (a host list such as `web1,web2,` or a readable \
                  path; default: localhost with a local connection), `-e/--extra-vars \
                  key=value|JSON|@file` (repeatable), `-l/--limit`, `-t/--tags`, `--skip-tags`, \
-                 `--check`, `--diff`, `-v`..`-vvvv`.",
+                 `--check`, `--diff`, `-v`..`-vvvv`; `--playbook FILE`: the playbook inside a \
+                 project folder artifact (default `site.yml`).",
             )
             .with_outputs(
                 "`ok`, `changed`, `failed`, `unreachable`, `skipped`, `rescued`, `ignored`: \
@@ -72,20 +78,25 @@ impl Driver for Ansible {
         if task.artifact.trim().is_empty() {
             problems.push(Problem::new(
                 "artifact",
-                "a playbook is required: a playbook file or inline YAML",
+                "a playbook is required: a playbook file, a project folder or inline YAML",
             ));
-        } else if task.artifact_file.is_none() && looks_like_a_file_name(&task.artifact) {
+        } else if task.artifact_file.is_none() && looks_like_a_path(&task.artifact) {
             problems.push(Problem::new(
                 "artifact",
                 format!(
-                    "the playbook file `{}` does not exist (relative to the DAG file's folder); \
-                     inline YAML would be a list of plays",
+                    "`{}` does not exist relative to the DAG file's folder (a playbook file or \
+                     a project folder); inline YAML would be a list of plays",
                     task.artifact.trim()
                 ),
             ));
         }
-        if let Err(message) = PlaybookArgs::parse(&task.args) {
-            problems.push(Problem::new("args", message));
+        match PlaybookArgs::parse(&task.args) {
+            Ok(args) => {
+                if let Err(message) = Playbook::of(task, &args) {
+                    problems.push(Problem::new("args", message));
+                }
+            }
+            Err(message) => problems.push(Problem::new("args", message)),
         }
         problems
     }
@@ -104,6 +115,52 @@ drover_sdk::export_driver!(Ansible);
 fn looks_like_a_file_name(artifact: &str) -> bool {
     let text = artifact.trim();
     !text.contains('\n') && (text.ends_with(".yml") || text.ends_with(".yaml"))
+}
+
+/// A file name, or one word that is no YAML list of plays (a folder name): a path that was
+/// meant to exist, not inline YAML.
+fn looks_like_a_path(artifact: &str) -> bool {
+    let text = artifact.trim();
+    looks_like_a_file_name(text)
+        || (!text.chars().any(char::is_whitespace) && !text.starts_with(['-', '[', '#']))
+}
+
+/// Where the node's playbook comes from.
+#[derive(Debug, PartialEq, Eq)]
+enum Playbook {
+    /// Inline YAML, written into the workspace.
+    Inline,
+    /// A playbook file beside the DAG: processes may read that one file.
+    File(String),
+    /// A playbook inside a project folder beside the DAG: processes may read the whole
+    /// folder, so roles, templates and files next to the playbook are found.
+    Project { playbook: String },
+}
+
+impl Playbook {
+    /// The node's playbook, or why `--playbook` does not fit its artifact. The driver cannot
+    /// look outside the workspace, so a `.yml`/`.yaml` artifact is a file and any other
+    /// existing one a folder.
+    fn of(task: &Task, args: &PlaybookArgs) -> Result<Playbook, String> {
+        let playbook = match &task.artifact_file {
+            None => Playbook::Inline,
+            Some(file) if looks_like_a_file_name(&task.artifact) => Playbook::File(file.clone()),
+            Some(folder) => {
+                let name = args.playbook.as_deref().unwrap_or(DEFAULT_PLAYBOOK).trim();
+                return Ok(Playbook::Project {
+                    playbook: format!("{}/{name}", folder.trim_end_matches('/')),
+                });
+            }
+        };
+        if args.playbook.is_some() {
+            return Err(
+                "--playbook names the playbook inside a project folder, but the artifact is \
+                 not a folder: name the folder beside the DAG as the artifact"
+                    .to_owned(),
+            );
+        }
+        Ok(playbook)
+    }
 }
 
 /// The workspace-relative paths of the driver's files, and the same as processes see them.
@@ -149,9 +206,11 @@ fn run_playbook(task: &Task) -> Result<Outcome, String> {
     write(&Files::local("callbacks/drover.py"), CALLBACK)?;
     write(&Files::local("events.jsonl"), "")?;
 
-    let playbook = match &task.artifact_file {
-        Some(file) => file.clone(),
-        None => {
+    let source = Playbook::of(task, &args)?;
+    let playbook = match &source {
+        Playbook::File(file) => file.clone(),
+        Playbook::Project { playbook } => playbook.clone(),
+        Playbook::Inline => {
             write(INLINE_PLAYBOOK, &task.artifact)?;
             files.host_top(INLINE_PLAYBOOK)
         }
@@ -207,10 +266,10 @@ fn run_playbook(task: &Task) -> Result<Outcome, String> {
         .map_err(|e| format!("cannot read ansible's events: {e}"))?;
     let run = Run::parse(&events);
     let mut outcome = match run.failure() {
-        Some(message) => Outcome::failure(message),
+        Some(message) => Outcome::failure(with_hint(&source, message)),
         None if status.success() => Outcome::success(),
         None if status.timed_out => Outcome::failure("ansible-playbook timed out"),
-        None => Outcome::failure(ansible_error(&status)),
+        None => Outcome::failure(with_hint(&source, ansible_error(&status))),
     };
     outcome = outcome.with_exit_code(status.exit_code());
     if run.stats.is_some() {
@@ -277,6 +336,22 @@ fn run_ansible(
     ))
 }
 
+/// A failure to read what lies beside a playbook file says how to make it readable: only
+/// the file itself is granted, which surprises whoever keeps roles next to it.
+fn with_hint(source: &Playbook, message: String) -> String {
+    let unreadable = ["Permission denied", "Could not find or access"]
+        .iter()
+        .any(|sign| message.contains(sign));
+    if !unreadable || !matches!(source, Playbook::File(_)) {
+        return message;
+    }
+    format!(
+        "{message} (only the playbook file itself is readable in the sandbox: to use roles, \
+         templates or files beside it, name its folder as the artifact and the playbook with \
+         --playbook)"
+    )
+}
+
 /// Why ansible-playbook failed, in its own words, from its log file (its stderr already went
 /// to the node's log).
 fn ansible_error(status: &ExitStatus) -> String {
@@ -313,5 +388,65 @@ mod tests {
         let problems = Ansible::validate(&task);
         assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].field, "args");
+        let missing_folder = Ansible::validate(&Task::new("n", "deploy"));
+        assert_eq!(missing_folder.len(), 1, "{missing_folder:?}");
+        assert!(missing_folder[0].message.contains("project folder"));
+    }
+
+    fn with_file(artifact: &str, file: &str, args: &[&str]) -> (Task, PlaybookArgs) {
+        let mut task = Task::new("n", artifact);
+        task.artifact_file = Some(file.to_owned());
+        task.args = args.iter().map(|a| a.to_string()).collect();
+        let parsed = PlaybookArgs::parse(&task.args).unwrap();
+        (task, parsed)
+    }
+
+    #[test]
+    fn a_folder_artifact_is_a_project_whose_playbook_is_site_yml_or_named() {
+        let (task, args) = with_file("deploy", "/dags/deploy", &[]);
+        assert_eq!(
+            Playbook::of(&task, &args),
+            Ok(Playbook::Project {
+                playbook: "/dags/deploy/site.yml".into()
+            })
+        );
+        let (task, args) = with_file("deploy/", "/dags/deploy/", &["--playbook", "web.yml"]);
+        assert_eq!(
+            Playbook::of(&task, &args),
+            Ok(Playbook::Project {
+                playbook: "/dags/deploy/web.yml".into()
+            })
+        );
+        let (task, args) = with_file("site.yml", "/dags/site.yml", &[]);
+        assert_eq!(
+            Playbook::of(&task, &args),
+            Ok(Playbook::File("/dags/site.yml".into()))
+        );
+        let (task, _) = with_file("site.yml", "/dags/site.yml", &["--playbook", "x.yml"]);
+        let problems = Ansible::validate(&task);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].message.contains("not a folder"));
+        let mut inline = Task::new("n", "- hosts: all\n");
+        inline.args = vec!["--playbook".into(), "x.yml".into()];
+        assert_eq!(Ansible::validate(&inline).len(), 1);
+    }
+
+    #[test]
+    fn unreadable_files_beside_a_playbook_file_get_a_hint() {
+        let denied = "ERROR! [Errno 13] Permission denied: '/dags/roles/x/tasks/main.yml'";
+        let hinted = with_hint(&Playbook::File("/dags/site.yml".into()), denied.into());
+        assert!(
+            hinted.starts_with(denied) && hinted.contains("--playbook"),
+            "{hinted}"
+        );
+        let project = Playbook::Project {
+            playbook: "/dags/p/site.yml".into(),
+        };
+        assert_eq!(with_hint(&project, denied.into()), denied);
+        let other = "task `x` failed on localhost: boom";
+        assert_eq!(
+            with_hint(&Playbook::File("/s.yml".into()), other.into()),
+            other
+        );
     }
 }
