@@ -3,6 +3,7 @@
 mod config;
 mod driver;
 mod drone;
+mod log_writer;
 mod plugin;
 mod run;
 mod serve;
@@ -113,7 +114,8 @@ pub fn cancel_on_ctrl_c(message: &'static str) -> tokio_util::sync::Cancellation
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
+    let log = log_writer::StderrThread::start();
+    let subscriber = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("DROVER_LOG").unwrap_or_else(|_| {
                 // A server logs each request it answers; the rest of drover
@@ -124,11 +126,13 @@ pub fn main() -> ExitCode {
                 })
             }),
         )
-        .with_writer(std::io::stderr)
         // Colours only for a person watching: a log sent to a file or a
         // pipe stays plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match &log {
+        Some(log) => subscriber.with_writer(log.clone()).init(),
+        None => subscriber.with_writer(std::io::stderr).init(),
+    }
     // `drover run` drives its nodes from one thread (see
     // `transport::NodeThreads`): on few cores, every wake-up between the
     // worker threads of a multi-threaded runtime shows on short nodes.
@@ -169,6 +173,10 @@ pub fn main() -> ExitCode {
             Command::Config(cmd) => config::run(cmd, &config, file.as_deref()),
         }
     });
+    // What was logged goes out before the process ends.
+    if let Some(log) = &log {
+        log.flush();
+    }
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
