@@ -12,14 +12,15 @@ if ! id -u "$user" >/dev/null 2>&1; then
 fi
 
 # The integration test binary (whose sandbox and hostile modules run here), and drover
-# itself, as cargo built them.
+# itself, as cargo built them. The same selection as tests/run.sh's `cargo test
+# --workspace`, so nothing is built again: `-p drover` would unify the dependencies'
+# features differently and build a second copy of drover and of wasmtime (a gigabyte).
 mapfile -t binaries < <(
-    cargo test -p drover --test integration --no-run --locked \
-        --message-format=json 2>/dev/null |
+    cargo test --workspace --no-run --locked --message-format=json 2>/dev/null |
         python3 -c 'import json, sys
 for line in sys.stdin:
     m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["kind"] == ["test"]:
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "integration":
         print(m["executable"])'
 )
 if [ "${#binaries[@]}" -ne 1 ]; then
