@@ -756,8 +756,6 @@ fn published(id: &str, stored: Vec<(u64, Vec<u8>)>) -> Result<Vec<Arc<Published>
     Ok(found)
 }
 
-pub use crate::backend::MAX_DISTRIBUTED_PARALLELISM;
-
 /// A new run id: 16 hex digits of the time in nanoseconds, strictly
 /// increasing within a process (so ids sort in submission order), then 4
 /// of the process id (so that two processes sharing a folder differ).
