@@ -16,6 +16,9 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
+/// How long a client has to complete its TLS handshake.
+pub const HANDSHAKE_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// How long connections in progress may go on after shutdown.
 pub const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -95,10 +98,16 @@ pub(super) async fn serve(
         ));
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let tls = match acceptor.accept(stream).await {
-                Ok(tls) => tls,
-                Err(e) => {
+            // A client that connects and never finishes its handshake
+            // would hold a descriptor and a task for as long as it liked.
+            let tls = match tokio::time::timeout(HANDSHAKE_LIMIT, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "no TLS handshake within {HANDSHAKE_LIMIT:?}; closing");
                     return;
                 }
             };

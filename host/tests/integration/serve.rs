@@ -844,6 +844,39 @@ async fn https_lets_the_requests_in_progress_finish_at_shutdown() {
 }
 
 #[tokio::test]
+async fn https_closes_a_connection_that_never_finishes_its_handshake() {
+    use std::io::Read;
+    let drover = Drover::new();
+    let (cert, key) = certificate(&drover);
+    let server = Server::start(&drover, &["--tls-cert", &cert, "--tls-key", &key]);
+    let addr = server.base.trim_start_matches("https://").to_owned();
+    // Connects and says nothing, as a slow or hostile client would.
+    let mut idle = std::net::TcpStream::connect(&addr).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let began = Instant::now();
+    let mut byte = [0u8; 1];
+    let read = idle.read(&mut byte);
+    assert!(
+        matches!(read, Ok(0)) || read.is_err() && began.elapsed() < Duration::from_secs(25),
+        "the idle connection was not closed: {read:?} after {:?}",
+        began.elapsed()
+    );
+    let waited = began.elapsed();
+    assert!(
+        waited >= Duration::from_secs(9) && waited < Duration::from_secs(25),
+        "closed after {waited:?}"
+    );
+    // Others are served meanwhile and after.
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--cacert", &cert])
+        .arg(server.url("/healthz"))
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n");
+}
+
+#[tokio::test]
 async fn a_run_survives_a_server_killed_mid_run() {
     let drover = Drover::new();
     let mut server = Server::start(&drover, &[]);
