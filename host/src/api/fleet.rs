@@ -16,20 +16,10 @@ use crate::transport::redis::{DroneStatus, PoolStatus};
 /// How long Redis may take to say what it knows of the drones.
 const LOOKUP: Duration = Duration::from_secs(3);
 
-/// How this server runs nodes.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub(super) enum Mode {
-    /// In this process.
-    Embedded,
-    /// On drones, through Redis.
-    Distributed,
-}
-
 /// The drones behind this leader, and each pool's queue.
 #[derive(Debug, Serialize, ToSchema)]
 pub(super) struct DroneList {
-    mode: Mode,
+    mode: backend::Mode,
     drones: Vec<Drone>,
     pools: Vec<PoolStatus>,
 }
@@ -63,7 +53,7 @@ pub(super) async fn drones(State(state): State<AppState>) -> Result<Json<DroneLi
     let backend = state.runs.backend();
     if backend.mode() == backend::Mode::Embedded {
         return Ok(Json(DroneList {
-            mode: Mode::Embedded,
+            mode: backend::Mode::Embedded,
             drones: Vec::new(),
             pools: Vec::new(),
         }));
@@ -76,7 +66,7 @@ pub(super) async fn drones(State(state): State<AppState>) -> Result<Json<DroneLi
     .map_err(|_| unavailable(format!("redis: no answer within {LOOKUP:?}")))?
     .map_err(|e| unavailable(e.to_string()))?;
     Ok(Json(DroneList {
-        mode: Mode::Distributed,
+        mode: backend::Mode::Distributed,
         drones: drones.iter().map(drone).collect(),
         pools,
     }))

@@ -63,14 +63,6 @@ impl Backend for Embedded {
 
     fn dispatch(&self, run: RunStart<'_>) -> RunDispatch {
         let folder = self.workspaces.join(run.id);
-        // A run carried on after a crash finds the folders its interrupted
-        // attempts used: their re-runs start afresh, and the folders of
-        // nodes that ended were removed as they ended.
-        if std::fs::symlink_metadata(&folder).is_ok()
-            && let Err(e) = std::fs::remove_dir_all(&folder)
-        {
-            tracing::warn!(run = %run.id, folder = %folder.display(), error = %e, "cannot clear the workspaces of an interrupted run");
-        }
         let local = LocalDispatch::resolved(self.runtime.clone(), run.drivers, folder.clone())
             .recycling_workspaces();
         let workspaces = Arc::clone(local.workspaces());
@@ -101,6 +93,15 @@ impl Backend for Embedded {
         let unfinished = self.store.unfinished()?;
         let count = unfinished.len();
         for meta in unfinished {
+            // The run's folder holds what its interrupted attempts left:
+            // their re-runs start afresh (the folders of nodes that ended
+            // were removed as they ended).
+            let folder = self.workspaces.join(&meta.id);
+            if let Err(e) = tokio::fs::remove_dir_all(&folder).await
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(run = %meta.id, folder = %folder.display(), error = %e, "cannot clear the workspaces of an interrupted run");
+            }
             host.carry_on(meta).await?;
         }
         Ok(count)

@@ -20,8 +20,9 @@ use crate::engine::Dispatch;
 use crate::store::{RunMeta, RunStore, StoreError};
 use crate::transport::redis::{DroneStatus, PoolStatus};
 
-/// Which kind of backend a server has.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which kind of backend a server has (`GET /api/v1/drones` says it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// One process keeps its runs and runs their nodes.
     Embedded,

@@ -249,8 +249,7 @@ impl<E: EventSink> Scheduler<E> {
     }
 
     /// Records the attempt of `index` that was running when the run was
-    /// interrupted as such, then runs the node again (its retries left as
-    /// they were), or fails it when it says `on_interrupt: fail`.
+    /// interrupted as such (see [`Self::after_interrupt`] for what follows).
     async fn interrupted(&mut self, index: NodeIndex) {
         let now = rfc3339::now();
         let record = &mut self.records[index];
@@ -263,15 +262,13 @@ impl<E: EventSink> Scheduler<E> {
             error: Some(INTERRUPTED.to_owned()),
         };
         tracing::info!(node = %record.name, attempt = attempt.attempt, "attempt interrupted by a restart");
-        let number = attempt.attempt;
-        record.started_at.get_or_insert(attempt.started_at);
-        record.attempts.push(attempt.clone());
-        self.events
-            .emit(Event::Attempt {
-                node: index,
-                record: attempt,
-            })
-            .await;
+        self.after_attempt(index, attempt, BTreeMap::new()).await;
+    }
+
+    /// After an attempt drover's own stop cut short: runs the node again
+    /// (its retries left as they were), or fails it when it says
+    /// `on_interrupt: fail`.
+    async fn after_interrupt(&mut self, index: NodeIndex, number: u32) {
         if self.dag.nodes[index].on_interrupt == OnInterrupt::Fail {
             let message = format!("{INTERRUPTED}; the node says `on_interrupt: fail`");
             self.finish(index, NodeState::Failure, message).await;
@@ -479,6 +476,10 @@ impl<E: EventSink> Scheduler<E> {
                 record: attempt,
             })
             .await;
+        if state == NodeState::Interrupted {
+            self.after_interrupt(index, number).await;
+            return;
+        }
         let attempt = number;
         let record = &mut self.records[index];
         let retry = &self.dag.nodes[index].retries;

@@ -326,7 +326,7 @@ impl Runs {
         });
         let sink = Persist {
             live: Arc::clone(&live),
-            backend: Arc::clone(&self.inner.backend),
+            store: Arc::clone(self.inner.backend.store()),
             runs: Arc::clone(&self.inner),
             id: id.clone(),
             next: AtomicU64::new(next),
@@ -612,7 +612,7 @@ impl RunHost for Runs {
 /// for the store, and publishes it once it is durable.
 struct Persist {
     live: Arc<LiveRun>,
-    backend: Arc<dyn Backend>,
+    store: Arc<dyn RunStore>,
     runs: Arc<Inner>,
     id: String,
     next: AtomicU64,
@@ -651,7 +651,7 @@ impl EventSink for Persist {
             }
             live.publish(numbered, json, &event, &runs.metrics);
         });
-        if let Err(e) = self.backend.store().write_then(vec![write], then).await {
+        if let Err(e) = self.store.write_then(vec![write], then).await {
             tracing::error!(run = %self.id, error = %e, "the store has stopped; event lost");
         }
     }
