@@ -4,12 +4,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{AUTHORIZATION, HOST, ORIGIN};
+use axum::http::{HeaderMap, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
 use sha2::{Digest, Sha256};
 
+use super::session::{self, Caller};
 use super::{ApiError, AppState};
 use crate::config::{Role, TokenSetting};
 
@@ -72,14 +74,50 @@ impl Auth {
         self.tokens.is_empty()
     }
 
-    /// The role of a request with this `Authorization` header.
-    fn role_of(&self, header: Option<&str>) -> Result<Role, ApiError> {
+    /// The key of `token`'s sessions, if it is one of the server's tokens.
+    pub(super) fn key_of(&self, token: &str) -> Option<[u8; 32]> {
+        let key = digest(token);
+        self.tokens.contains_key(&key).then_some(key)
+    }
+
+    /// Who a request is: by its `Authorization` header if it has one, else
+    /// by its session cookie.
+    pub(super) fn caller(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
         if self.is_open() {
-            return Ok(Role::Admin);
+            return Ok(Caller {
+                role: Role::Admin,
+                session_expires: None,
+            });
         }
-        let header = header.ok_or_else(|| {
-            ApiError::unauthorized("this server needs `Authorization: Bearer <token>`")
-        })?;
+        if let Some(header) = headers.get(AUTHORIZATION) {
+            let header = header.to_str().unwrap_or("");
+            return self.role_of_bearer(header).map(|role| Caller {
+                role,
+                session_expires: None,
+            });
+        }
+        let Some(value) = session::cookie(headers) else {
+            return Err(ApiError::unauthorized(
+                "this server needs `Authorization: Bearer <token>` (or, from a browser, \
+                 a session: POST /api/v1/session)",
+            ));
+        };
+        let now = session::now();
+        self.tokens
+            .iter()
+            .find(|(key, _)| session::verify(key, value, now))
+            .map(|(_, role)| Caller {
+                role: *role,
+                session_expires: value.split_once('.').and_then(|(at, _)| at.parse().ok()),
+            })
+            .ok_or_else(|| {
+                ApiError::unauthorized(
+                    "the session has expired or its token was removed: log in again",
+                )
+            })
+    }
+
+    fn role_of_bearer(&self, header: &str) -> Result<Role, ApiError> {
         let token = header
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
@@ -118,18 +156,59 @@ async fn check(
     request: Request,
     next: Next,
 ) -> Response {
-    let header = request
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    match auth.role_of(header) {
-        Ok(role) if role >= needed => next.run(request).await,
-        Ok(role) => ApiError::forbidden(format!(
-            "this needs the `{}` role; the token has `{}`",
+    let caller = match auth.caller(request.headers()) {
+        Ok(caller) => caller,
+        Err(e) => return e.into_response(),
+    };
+    if caller.role < needed {
+        return ApiError::forbidden(format!(
+            "this needs the `{}` role; the caller has `{}`",
             needed.as_str(),
-            role.as_str()
+            caller.role.as_str()
         ))
-        .into_response(),
-        Err(e) => e.into_response(),
+        .into_response();
     }
+    if caller.session_expires.is_some()
+        && let Some(refusal) = cross_site(&request)
+    {
+        tracing::warn!(method = %request.method(), uri = %request.uri(), reason = %refusal.detail(), "refused a cross-site request with a session cookie");
+        return refusal.into_response();
+    }
+    next.run(request).await
+}
+
+/// A state-changing request that rides on a session cookie must come from
+/// a page of this very server. SameSite=Strict already keeps the cookie off
+/// other sites' requests; this also holds against a sibling site on the
+/// same registrable domain, which SameSite counts as the same site.
+fn cross_site(request: &Request) -> Option<ApiError> {
+    if ![Method::POST, Method::PUT, Method::PATCH, Method::DELETE].contains(request.method()) {
+        return None;
+    }
+    let headers = request.headers();
+    if headers
+        .get("sec-fetch-site")
+        .is_some_and(|site| site != "same-origin" && site != "none")
+    {
+        return Some(ApiError::forbidden(
+            "a session may change things only from drover's own pages (Sec-Fetch-Site is not same-origin)",
+        ));
+    }
+    let origin = headers.get(ORIGIN)?.to_str().unwrap_or("");
+    let host = headers
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| request.uri().authority().map(|a| a.as_str()))
+        .unwrap_or("");
+    let authority = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+        .unwrap_or("");
+    if authority.is_empty() || !authority.eq_ignore_ascii_case(host) {
+        return Some(ApiError::forbidden(format!(
+            "a session may change things only from drover's own pages; Origin `{}` is not this server",
+            origin.escape_default()
+        )));
+    }
+    None
 }

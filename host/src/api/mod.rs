@@ -16,6 +16,7 @@ mod plugins;
 mod probes;
 pub mod problem;
 mod routes;
+mod session;
 mod tls;
 
 use std::net::SocketAddr;
@@ -44,6 +45,8 @@ pub struct AppState {
     /// Whether the server listens on more than loopback: without tokens
     /// (`--insecure`), any IP address is then a fine `Host`.
     pub beyond_loopback: bool,
+    /// Whether the server speaks HTTPS: session cookies are then `Secure`.
+    pub secure_cookies: bool,
 }
 
 impl AppState {
@@ -54,12 +57,19 @@ impl AppState {
             auth: Arc::new(auth),
             shutdown,
             beyond_loopback: false,
+            secure_cookies: false,
         }
     }
 
     /// The same state for a server that listens on more than loopback.
     pub fn beyond_loopback(mut self, beyond: bool) -> Self {
         self.beyond_loopback = beyond;
+        self
+    }
+
+    /// The same state for a server that speaks HTTPS.
+    pub fn secure_cookies(mut self, secure: bool) -> Self {
+        self.secure_cookies = secure;
         self
     }
 }

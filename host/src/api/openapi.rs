@@ -47,6 +47,8 @@ pub enum Media {
     Text,
     /// Server-Sent Events.
     Sse,
+    /// No body (204).
+    Empty,
 }
 
 /// The schema of `T`, registered under its name.
@@ -114,11 +116,17 @@ pub fn build() -> Value {
             .tag(route.tag)
             .parameters(Some(parameters));
         for (status, description, media) in route.responses {
+            if let Media::Empty = media {
+                let response = ResponseBuilder::new().description(*description).build();
+                operation = operation.response(status.to_string(), response);
+                continue;
+            }
             let (media_type, schema) = match media {
                 Media::Json(schema) => ("application/json", schema(&mut found)),
                 Media::Problem => (PROBLEM, schema::<Details>(&mut found)),
                 Media::Text => ("text/plain", String::schema()),
                 Media::Sse => ("text/event-stream", String::schema()),
+                Media::Empty => continue,
             };
             let response = ResponseBuilder::new()
                 .description(*description)

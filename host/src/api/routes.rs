@@ -4,7 +4,9 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{MethodRouter, delete, get, post};
 
 use super::openapi::{Body, Media, Params, no_params, params, schema};
-use super::{AppState, auth, events, fleet, gorchestrator, native, openapi, plugins, probes};
+use super::{
+    AppState, auth, events, fleet, gorchestrator, native, openapi, plugins, probes, session,
+};
 use crate::config::Role;
 use crate::dag::schema::Graph;
 use crate::engine::RunRecord;
@@ -52,6 +54,10 @@ const PLUGIN_BODY: Body = Body {
         ("application/wasm", openapi::binary),
         ("application/octet-stream", openapi::binary),
     ],
+};
+const LOGIN_BODY: Body = Body {
+    description: "`{\"token\": \"…\"}`: one of the server's tokens",
+    media: &[("application/json", schema::<session::Login>)],
 };
 /// gorchestrator's errors keep its `{"code", "message"}`.
 const TASK_ERROR: Media = Media::Json(schema::<super::error::Gorchestrator<'static>>);
@@ -399,6 +405,58 @@ pub const ROUTES: &[Route] = &[
             OPEN_FORBIDDEN,
         ],
         handler: |s, r| auth::guard(get(native::health), s, r),
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/session",
+        role: None,
+        summary: "Who the caller is: its role by bearer token or session cookie, and whether the server has tokens at all",
+        tag: "session",
+        params: no_params,
+        body: None,
+        responses: &[
+            (200, "The caller", Media::Json(schema::<session::Whoami>)),
+            OPEN_FORBIDDEN,
+        ],
+        handler: |s, r| auth::guard(get(session::whoami), s, r),
+    },
+    Route {
+        method: "POST",
+        path: "/api/v1/session",
+        role: None,
+        summary: "Log in from a browser: trade a token for an HttpOnly, SameSite=Strict session cookie (12 h)",
+        tag: "session",
+        params: no_params,
+        body: Some(LOGIN_BODY),
+        responses: &[
+            (204, "Logged in; the answer sets the cookie", Media::Empty),
+            (400, "Not `{\"token\": \"…\"}`", Media::Problem),
+            (401, "Unknown token", Media::Problem),
+            (
+                409,
+                "The server has no tokens: there is nothing to log in to",
+                Media::Problem,
+            ),
+            (413, "Body over server.max_body_mib", Media::Problem),
+            OPEN_FORBIDDEN,
+            UNSUPPORTED,
+        ],
+        handler: |s, r| auth::guard(post(session::login), s, r),
+    },
+    Route {
+        method: "DELETE",
+        path: "/api/v1/session",
+        role: None,
+        summary: "Log out: the answer clears the session cookie",
+        tag: "session",
+        params: no_params,
+        body: None,
+        responses: &[
+            (204, "The cookie is cleared", Media::Empty),
+            OPEN_FORBIDDEN,
+            UNSUPPORTED,
+        ],
+        handler: |s, r| auth::guard(delete(session::logout), s, r),
     },
     Route {
         method: "GET",

@@ -167,7 +167,8 @@ pub async fn serve(args: ServeArgs, config: Config) -> Result<u8, CliError> {
     let shutdown = CancellationToken::new();
     let router = api::router(
         AppState::new(runs.clone(), auth, shutdown.clone())
-            .beyond_loopback(!addr.ip().is_loopback()),
+            .beyond_loopback(!addr.ip().is_loopback())
+            .secure_cookies(tls.is_some()),
         max_body,
     );
     {

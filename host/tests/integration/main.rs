@@ -25,3 +25,4 @@ mod runtime;
 mod sandbox;
 mod secrets;
 mod serve;
+mod session;
