@@ -10,6 +10,7 @@ mod events;
 mod extract;
 mod fleet;
 mod gorchestrator;
+mod listen;
 mod native;
 mod openapi;
 mod plugins;
@@ -19,17 +20,16 @@ mod routes;
 mod session;
 mod tls;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use auth::{Auth, TOKENS_ENV};
 pub use error::ApiError;
+pub use listen::Listen;
 pub use routes::{ROUTES, Route};
 pub use tls::{TlsError, load_tls};
 
@@ -98,23 +98,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .with_state(state)
 }
 
-/// Serves `router` on `listener` (HTTPS when `tls` is given) until
-/// `shutdown` fires; connections in progress are then let finish.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    tls: Option<Arc<rustls::ServerConfig>>,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    match tls {
-        None => {
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
-        }
-        Some(config) => tls::serve(listener, router, config, shutdown).await,
-    }
+/// Serves [`Listen::router`] until [`Listen::shutdown`] fires; connections
+/// in progress are then let finish (see [`listen`]).
+pub async fn serve(listen: Listen) -> std::io::Result<()> {
+    listen::serve(listen).await
 }

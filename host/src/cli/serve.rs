@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
 use clap::Args;
-use drover::api::{self, AppState, Auth};
+use drover::api::{self, AppState, Auth, Listen};
 use drover::backend::{Backend, Distributed, Embedded};
 use drover::config::Config;
 use drover::runs::{Runs, Stopped};
@@ -95,6 +95,7 @@ pub async fn serve(args: ServeArgs, config: Config) -> Result<u8, CliError> {
         )));
     }
     let max_body = config.server.max_body_bytes();
+    let max_connections = config.server.max_connections;
     let lease_ms = config.redis.lease_ms();
     // The store is opened before the runtime so that a second server on
     // the same data folder stops before touching anything.
@@ -178,7 +179,14 @@ pub async fn serve(args: ServeArgs, config: Config) -> Result<u8, CliError> {
             shutdown.cancel();
         });
     }
-    api::serve(listener, router, tls, shutdown).await?;
+    api::serve(Listen {
+        listener,
+        router,
+        tls,
+        max_connections,
+        shutdown,
+    })
+    .await?;
     match runs.stop().await {
         Stopped::HandedOver(0) | Stopped::Left(0) => {}
         Stopped::HandedOver(n) => {

@@ -269,6 +269,10 @@ pub struct ServerSettings {
     /// How much memory those events may take, in MiB (the latest event is
     /// kept whatever its size).
     pub live_window_mib: u64,
+    /// The most client connections open at once; one more is answered 503
+    /// and closed (HTTPS: closed), so idle sockets cannot use up the
+    /// process's file descriptors.
+    pub max_connections: usize,
 }
 
 impl Default for ServerSettings {
@@ -280,6 +284,7 @@ impl Default for ServerSettings {
             parallelism: None,
             live_window_events: 10_000,
             live_window_mib: 8,
+            max_connections: 1024,
         }
     }
 }
@@ -302,6 +307,7 @@ struct ServerFile {
     parallelism: Option<usize>,
     live_window_events: Option<usize>,
     live_window_mib: Option<u64>,
+    max_connections: Option<usize>,
     max_body_bytes: Option<u64>,
 }
 
@@ -324,6 +330,7 @@ impl TryFrom<ServerFile> for ServerSettings {
                 .live_window_events
                 .unwrap_or(default.live_window_events),
             live_window_mib: file.live_window_mib.unwrap_or(default.live_window_mib),
+            max_connections: file.max_connections.unwrap_or(default.max_connections),
         })
     }
 }
@@ -627,6 +634,11 @@ impl Config {
             "[server] live_window_mib",
             self.server.live_window_mib,
             1..=65_536,
+        )?;
+        in_range(
+            "[server] max_connections",
+            self.server.max_connections,
+            1..=1_000_000,
         )
     }
 
@@ -750,6 +762,10 @@ mod tests {
             (
                 "[server]\nlive_window_mib = 0\n",
                 "[server] live_window_mib",
+            ),
+            (
+                "[server]\nmax_connections = 0\n",
+                "[server] max_connections",
             ),
         ] {
             std::fs::write(&path, text).unwrap();

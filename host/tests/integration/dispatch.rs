@@ -856,12 +856,13 @@ async fn serve(runs: Runs) -> (String, CancellationToken) {
     let state = AppState::new(runs, auth, shutdown.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(api::serve(
+    tokio::spawn(api::serve(api::Listen {
         listener,
-        api::router(state, 1 << 20),
-        None,
-        shutdown.clone(),
-    ));
+        router: api::router(state, 1 << 20),
+        tls: None,
+        max_connections: 64,
+        shutdown: shutdown.clone(),
+    }));
     (base, shutdown)
 }
 

@@ -877,6 +877,98 @@ async fn https_closes_a_connection_that_never_finishes_its_handshake() {
 }
 
 #[tokio::test]
+async fn a_client_that_trickles_its_headers_is_closed_and_blocks_no_one() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let drover = Drover::new();
+    let server = Server::start(&drover, &[]);
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let began = Instant::now();
+    // Slowloris: 40 connections that each send a header a byte at a time.
+    let slow: Vec<_> = (0..40)
+        .map(|_| {
+            let addr = addr.clone();
+            tokio::spawn(async move {
+                let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+                let request = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ";
+                for byte in request.iter().chain(std::iter::repeat(&b'a')) {
+                    if stream.write_all(&[*byte]).await.is_err() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    if began.elapsed() > Duration::from_secs(40) {
+                        break;
+                    }
+                }
+                let mut rest = Vec::new();
+                let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest))
+                    .await;
+                began.elapsed()
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Others are answered at once meanwhile.
+    for _ in 0..5 {
+        let asked = Instant::now();
+        let answer = client().get(server.url("/healthz")).send().await.unwrap();
+        assert_eq!(answer.status(), StatusCode::OK);
+        assert!(
+            asked.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            asked.elapsed()
+        );
+    }
+    for task in slow {
+        let closed_after = task.await.unwrap();
+        assert!(
+            closed_after >= Duration::from_secs(9) && closed_after < Duration::from_secs(20),
+            "a slow client was closed after {closed_after:?}, not about 10 s"
+        );
+    }
+}
+
+#[tokio::test]
+async fn over_the_connection_cap_a_client_is_told_so_and_let_in_once_one_closes() {
+    use std::io::{Read, Write};
+    let drover = Drover::new();
+    drover.configure("[server]\nmax_connections = 3");
+    let server = Server::start(&drover, &[]);
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let mut held: Vec<_> = (0..3)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    // Let the server accept them before the fourth comes.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut fourth = std::net::TcpStream::connect(&addr).unwrap();
+    fourth
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    fourth
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    fourth.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 503 "), "{answer}");
+    assert!(answer.contains("Retry-After: 1"), "{answer}");
+    assert!(answer.contains("application/problem+json"), "{answer}");
+    assert!(answer.contains("server.max_connections"), "{answer}");
+    held.pop();
+    std::thread::sleep(Duration::from_millis(300));
+    let ok = client().get(server.url("/healthz")).send().await.unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    assert!(
+        server
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|line| line.contains("connection refused") && line.contains("max_connections")),
+        "{:?}",
+        server.log.lock().unwrap()
+    );
+}
+
+#[tokio::test]
 async fn a_run_survives_a_server_killed_mid_run() {
     let drover = Drover::new();
     let mut server = Server::start(&drover, &[]);
