@@ -737,11 +737,13 @@ async fn the_json_record_has_the_documented_shape() {
     assert_eq!(nodes.len(), 3);
     let node_keys = vec![
         "attempts",
+        "driver",
         "driver_digest",
         "error",
         "exit_code",
         "finished_at",
         "name",
+        "needs",
         "outputs",
         "started_at",
         "state",

@@ -47,6 +47,11 @@ async fn a_submitted_dag_runs_and_its_record_matches_drover_run() {
     assert_eq!(record["name"], "small");
     assert_eq!(node(&record, "hello")["outputs"]["greeting"], "hi there");
     assert_eq!(node(&record, "use")["state_code"], 3);
+    // The graph: each node's driver as named, and its needs.
+    assert_eq!(node(&record, "use")["driver"], "shell");
+    assert_eq!(node(&record, "use")["needs"], json!(["hello"]));
+    assert_eq!(node(&record, "idle")["driver"], "noop");
+    assert_eq!(node(&record, "idle")["needs"], json!([]));
 
     // The same DAG through `drover run`: the same shape, key for key.
     drover.write("small.yaml", SMALL);
