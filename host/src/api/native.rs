@@ -1,5 +1,7 @@
 //! drover's own API under `/api/v1`: submit, list, read and cancel runs; drivers, health, metrics.
 
+use std::time::SystemTime;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -13,7 +15,7 @@ use crate::backend;
 use crate::engine::{RunRecord, RunState};
 use crate::registry::Origin;
 use crate::rfc3339;
-use crate::runs::Submission;
+use crate::runs::{RunFilter, Submission};
 use crate::runtime::Description;
 use crate::store::{Api, RunMeta};
 use drover_duration::parse_duration;
@@ -80,11 +82,33 @@ pub(super) struct ListQuery {
     /// Only runs in this state.
     #[param(inline)]
     state: Option<RunState>,
+    /// Only runs whose DAG name contains this, whatever the case.
+    name: Option<String>,
+    /// Only runs submitted at or after this time (RFC 3339).
+    #[param(format = DateTime)]
+    since: Option<String>,
+    /// Only runs submitted before this time (RFC 3339).
+    #[param(format = DateTime)]
+    until: Option<String>,
     /// At most this many (default 50).
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<u16>,
     /// The `next` of the previous page.
     before: Option<String>,
+}
+
+/// The time of query parameter `name`, if given.
+fn time_parameter(name: &str, value: Option<&str>) -> Result<Option<SystemTime>, ApiError> {
+    value
+        .map(|text| {
+            rfc3339::parse(text).ok_or_else(|| {
+                ApiError::invalid_parameter(format!(
+                    "query parameter `{name}`: `{text}` is not an RFC 3339 time such as \
+                     2026-01-02T03:04:05Z"
+                ))
+            })
+        })
+        .transpose()
 }
 
 /// The most runs one page lists.
@@ -99,10 +123,15 @@ pub(super) struct Summary<'a> {
     state: RunState,
     /// How many nodes it has.
     nodes: usize,
+    /// When it was accepted, which is when it started.
     #[schema(format = DateTime)]
     submitted_at: String,
     #[schema(format = DateTime)]
     finished_at: Option<String>,
+    /// From `submitted_at` to `finished_at`; `null` while it runs.
+    duration_ms: Option<u64>,
+    /// Which API it was submitted through.
+    api: Api,
     /// The run's path.
     url: String,
 }
@@ -124,6 +153,11 @@ impl<'a> Summary<'a> {
             nodes: meta.nodes,
             submitted_at: rfc3339::format(meta.submitted_at),
             finished_at: meta.finished_at.map(rfc3339::format),
+            duration_ms: meta.finished_at.map(|end| {
+                let took = end.duration_since(meta.submitted_at).unwrap_or_default();
+                u64::try_from(took.as_millis()).unwrap_or(u64::MAX)
+            }),
+            api: meta.api,
             url: format!("/api/v1/runs/{}", meta.id),
         }
     }
@@ -142,9 +176,15 @@ pub(super) async fn list(
             )));
         }
     };
+    let filter = RunFilter {
+        state: query.state,
+        name: query.name,
+        since: time_parameter("since", query.since.as_deref())?,
+        until: time_parameter("until", query.until.as_deref())?,
+    };
     let runs = state
         .runs
-        .list(query.state, query.before.as_deref(), limit)
+        .list(&filter, query.before.as_deref(), limit)
         .await?;
     let next = (runs.len() == limit)
         .then(|| runs.last().map(|m| m.id.clone()))

@@ -10,7 +10,7 @@ mod wire;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio_util::task::TaskTracker;
 
@@ -76,6 +76,19 @@ impl<'a> Submission<'a> {
             timeout: None,
         }
     }
+}
+
+/// Which runs [`Runs::list`] lists; every condition given must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunFilter {
+    /// In this state.
+    pub state: Option<RunState>,
+    /// With a DAG name that holds this, whatever the case.
+    pub name: Option<String>,
+    /// Submitted at or after this time.
+    pub since: Option<SystemTime>,
+    /// Submitted before this time.
+    pub until: Option<SystemTime>,
 }
 
 /// The run service; cheap to clone.
@@ -461,18 +474,24 @@ impl Runs {
             .ok_or_else(|| RunsError::NotFound(id.to_owned()))
     }
 
-    /// Up to `limit` runs, newest first, after run `before`, only those in
-    /// `state` when given.
+    /// Up to `limit` runs that `filter` keeps, newest first, after run
+    /// `before`.
     pub async fn list(
         &self,
-        state: Option<RunState>,
+        filter: &RunFilter,
         before: Option<&str>,
         limit: usize,
     ) -> Result<Vec<RunMeta>, RunsError> {
-        Ok(self
-            .store()
-            .runs(before, limit, &|meta| state.is_none_or(|s| s == meta.state))
-            .await?)
+        let name = filter.name.as_deref().map(str::to_lowercase);
+        let keep = |meta: &RunMeta| {
+            filter.state.is_none_or(|s| s == meta.state)
+                && filter.since.is_none_or(|t| meta.submitted_at >= t)
+                && filter.until.is_none_or(|t| meta.submitted_at < t)
+                && name
+                    .as_deref()
+                    .is_none_or(|part| meta.name.to_lowercase().contains(part))
+        };
+        Ok(self.store().runs(before, limit, &keep).await?)
     }
 
     /// Cancels run `id`. The cancel is durable: a run carried on after a

@@ -10,7 +10,7 @@ use crate::engine::RunState;
 use crate::rfc3339;
 
 /// Which API a run was submitted through; it decides how the run is shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Api {
     /// `/api/v1/runs`, or the command line.

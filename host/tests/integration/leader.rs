@@ -661,3 +661,12 @@ async fn readyz_says_when_redis_does_not_answer() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test]
+async fn the_run_list_filters_runs_kept_in_redis_as_the_embedded_store_does() {
+    let redis = Redis::start();
+    let _drone = drone(&redis);
+    let drover = drover(5000);
+    let a = leader(&drover, &redis);
+    crate::serve::check_list_filters(&a).await;
+}

@@ -1662,3 +1662,120 @@ async fn a_watcher_from_the_start_gets_every_event_after_the_window_moved() {
     assert_eq!(sse(&server.base, &id, None, usize::MAX).await, live);
     assert_eq!(text_of(&server, &path).await, expected);
 }
+
+/// The ids of the runs `GET /api/v1/runs` lists with `query`, and its `next`.
+async fn listed(server: &Server, query: &[(&str, &str)]) -> (Vec<String>, Value) {
+    let response = client()
+        .get(server.url("/api/v1/runs"))
+        .query(query)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let list: Value = response.json().await.unwrap();
+    let ids = list["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|run| run["id"].as_str().unwrap().to_owned())
+        .collect();
+    (ids, list["next"].clone())
+}
+
+/// Checks the run list's filters on `server`, whose store holds no run yet:
+/// by name, time, state, together, through pages, and bad values refused.
+pub(crate) async fn check_list_filters(server: &Server) {
+    let mut ids = Vec::new();
+    for name in ["Alpha-build", "beta", "alphabet"] {
+        let id = submit(
+            server,
+            &format!("name: {name}\nnodes:\n  a: {{driver: noop}}\n"),
+        )
+        .await;
+        let record = wait_end(server, &id).await;
+        assert_eq!(record["state"], "success", "{record}");
+        ids.push(id);
+    }
+    let [alpha, beta, alphabet] = [&ids[0], &ids[1], &ids[2]].map(String::clone);
+    let (_, all) = get_json(server, "/api/v1/runs").await;
+    let runs = all["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 3, "{all}");
+    for run in runs {
+        assert_eq!(run["api"], "native", "{run}");
+        assert!(run["duration_ms"].is_u64(), "{run}");
+    }
+    let submitted = |id: &str| {
+        runs.iter().find(|r| r["id"] == id).unwrap()["submitted_at"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (at_beta, at_alphabet) = (submitted(&beta), submitted(&alphabet));
+
+    // A part of the name, whatever the case; newest first.
+    let (found, next) = listed(server, &[("name", "ALPHA")]).await;
+    assert_eq!(found, [alphabet.as_str(), alpha.as_str()]);
+    assert_eq!(next, Value::Null);
+    assert_eq!(
+        listed(server, &[("name", "zeta")]).await.0,
+        Vec::<String>::new()
+    );
+    // Pages of matches only: a full page names the next.
+    let (found, next) = listed(server, &[("name", "alpha"), ("limit", "1")]).await;
+    assert_eq!(found, [alphabet.as_str()]);
+    assert_eq!(next, alphabet.as_str());
+    let (found, next) = listed(
+        server,
+        &[("name", "alpha"), ("limit", "1"), ("before", &alphabet)],
+    )
+    .await;
+    assert_eq!(found, [alpha.as_str()]);
+    let (found, next) = listed(
+        server,
+        &[
+            ("name", "alpha"),
+            ("limit", "1"),
+            ("before", next.as_str().unwrap()),
+        ],
+    )
+    .await;
+    assert_eq!((found, next), (Vec::<String>::new(), Value::Null));
+
+    // `since` holds its time, `until` does not.
+    let (found, _) = listed(server, &[("since", &at_beta)]).await;
+    assert_eq!(found, [alphabet.as_str(), beta.as_str()]);
+    let (found, _) = listed(server, &[("until", &at_beta)]).await;
+    assert_eq!(found, [alpha.as_str()]);
+    let (found, _) = listed(server, &[("since", &at_beta), ("until", &at_alphabet)]).await;
+    assert_eq!(found, [beta.as_str()]);
+    let (found, _) = listed(server, &[("until", "2000-01-01T01:00:00+01:00")]).await;
+    assert_eq!(found, Vec::<String>::new());
+    let (found, _) = listed(server, &[("since", "2000-01-01T00:00:00Z"), ("name", "b")]).await;
+    assert_eq!(found, [alphabet.as_str(), beta.as_str(), alpha.as_str()]);
+    // With the state too.
+    let (found, _) = listed(server, &[("state", "success"), ("name", "BETA")]).await;
+    assert_eq!(found, [beta.as_str()]);
+    let (found, _) = listed(server, &[("state", "failure"), ("name", "beta")]).await;
+    assert_eq!(found, Vec::<String>::new());
+
+    for (name, value) in [("since", "yesterday"), ("until", "2026-13-01T00:00:00Z")] {
+        let response = client()
+            .get(server.url("/api/v1/runs"))
+            .query(&[(name, value)])
+            .send()
+            .await
+            .unwrap();
+        let error = problem(response, StatusCode::BAD_REQUEST, "invalid-parameter").await;
+        assert!(
+            detail(&error).contains(&format!("`{name}`")) && detail(&error).contains(value),
+            "{error}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_run_list_filters_by_name_and_time_through_pages() {
+    let drover = Drover::new();
+    let server = Server::start(&drover, &[]);
+    check_list_filters(&server).await;
+}
