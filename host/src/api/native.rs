@@ -1,4 +1,4 @@
-//! drover's own API under `/api/v1`: submit, list, read and cancel runs; drivers, health, metrics.
+//! drover's own API under `/api/v1`: submit, validate, list, read and cancel runs; drivers, health, metrics.
 
 use std::time::SystemTime;
 
@@ -73,6 +73,49 @@ pub(super) async fn submit(
         Json(Created { id: &meta.id, url }),
     )
         .into_response())
+}
+
+/// A DAG that would be accepted as it is.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ValidDag)]
+pub(super) struct Valid {
+    /// The DAG's name.
+    name: String,
+    /// How many nodes it has.
+    nodes: usize,
+    /// Each driver it names, once, in name order.
+    drivers: Vec<DagDriver>,
+}
+
+/// A driver as a DAG names it, and the component a run would get now.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct DagDriver {
+    /// As the DAG writes it: `shell`, `greet@1`, …
+    name: String,
+    #[schema(pattern = "^sha256:[0-9a-f]{64}$")]
+    digest: String,
+}
+
+pub(super) async fn validate(
+    State(state): State<AppState>,
+    Body(body): Body,
+) -> Result<Json<Valid>, ApiError> {
+    let text = text(body)?;
+    let accepted = state.runs.validate(&text).await?;
+    let drivers = accepted
+        .drivers
+        .pins()
+        .into_iter()
+        .map(|(name, digest)| DagDriver {
+            name,
+            digest: format!("sha256:{digest}"),
+        })
+        .collect();
+    Ok(Json(Valid {
+        name: accepted.dag.name.clone(),
+        nodes: accepted.dag.nodes.len(),
+        drivers,
+    }))
 }
 
 /// Which runs to list.

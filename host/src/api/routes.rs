@@ -126,6 +126,37 @@ pub const ROUTES: &[Route] = &[
         handler: |s, r| auth::guard(post(native::submit), s, r),
     },
     Route {
+        method: "POST",
+        path: "/api/v1/dags/validate",
+        role: Some(Role::Operator),
+        summary: "Check a DAG as a submission would, without storing or running it",
+        tag: "runs",
+        params: no_params,
+        body: Some(DAG_BODY),
+        responses: &[
+            (
+                200,
+                "The DAG would be accepted",
+                Media::Json(schema::<native::Valid>),
+            ),
+            (
+                400,
+                "Not UTF-8, YAML or JSON (with line and column)",
+                Media::Problem,
+            ),
+            (413, "Body over server.max_body_mib", Media::Problem),
+            (
+                422,
+                "The DAG breaks the rules; every problem listed",
+                Media::Problem,
+            ),
+            UNAUTHORIZED,
+            FORBIDDEN,
+            UNSUPPORTED,
+        ],
+        handler: |s, r| auth::guard(post(native::validate), s, r),
+    },
+    Route {
         method: "GET",
         path: "/api/v1/runs",
         role: Some(Role::Viewer),

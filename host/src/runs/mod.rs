@@ -220,6 +220,18 @@ impl Runs {
         Ok(meta)
     }
 
+    /// Checks `text` as [`Self::submit`] would, storing and running nothing.
+    pub async fn validate(&self, text: &str) -> Result<Accepted, RunsError> {
+        Ok(admission::accept(
+            &self.inner.registry,
+            text,
+            None,
+            self.inner.parallelism,
+            &BTreeMap::new(),
+        )
+        .await?)
+    }
+
     /// Carries on every run a previous server left unfinished (in
     /// distributed mode, those no other leader holds). Call once, before
     /// serving.

@@ -1779,3 +1779,144 @@ async fn the_run_list_filters_by_name_and_time_through_pages() {
     let server = Server::start(&drover, &[]);
     check_list_filters(&server).await;
 }
+
+#[tokio::test]
+async fn a_dag_is_validated_as_a_submission_would_be_and_nothing_is_stored() {
+    let drover = Drover::new();
+    let server = Server::start(&drover, &[]);
+    let (_, drivers) = get_json(&server, "/api/v1/drivers").await;
+    let digest = |name: &str| {
+        drivers["drivers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["name"] == name)
+            .unwrap()["digest"]
+            .clone()
+    };
+    let expected = json!({
+        "name": "small",
+        "nodes": 3,
+        "drivers": [{"name": "noop", "digest": digest("noop")},
+                    {"name": "shell", "digest": digest("shell")}],
+    });
+    let response = post(&server, "/api/v1/dags/validate", SMALL).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.json::<Value>().await.unwrap(), expected);
+    // The same DAG as JSON, and gorchestrator's format.
+    let as_json = serde_json::to_string(&serde_yaml_value(SMALL)).unwrap();
+    let response = client()
+        .post(server.url("/api/v1/dags/validate"))
+        .header("content-type", "application/json")
+        .body(as_json)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.json::<Value>().await.unwrap(), expected);
+    let response = client()
+        .post(server.url("/api/v1/dags/validate"))
+        .header("content-type", "application/json")
+        .body(gorchestrator_graph("0").to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let valid: Value = response.json().await.unwrap();
+    assert_eq!(valid["name"], "legacy");
+    assert_eq!(valid["nodes"], 3);
+    assert_eq!(valid["drivers"], expected["drivers"], "{valid}");
+
+    // Refused with the very problems a submission gets, each located.
+    let bad = "name: bad\nnodes:\n  a: {driver: noop, needs: [b]}\n  \
+               b: {driver: noop, needs: [a]}\n  c: {driver: nosuchdriver}\n  \
+               d: {driver: shell}\n";
+    let response = post(&server, "/api/v1/dags/validate", bad).await;
+    let checked = problem(response, StatusCode::UNPROCESSABLE_ENTITY, "invalid-dag").await;
+    assert_eq!(checked["instance"], "/api/v1/dags/validate");
+    let response = post(&server, "/api/v1/runs", bad).await;
+    let submitted = problem(response, StatusCode::UNPROCESSABLE_ENTITY, "invalid-dag").await;
+    assert_eq!(checked["problems"], submitted["problems"]);
+    let problems = checked["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 3, "{checked}");
+    for problem in problems {
+        assert!(
+            problem["location"].as_str().is_some_and(|l| !l.is_empty()),
+            "{checked}"
+        );
+        assert!(
+            problem["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{checked}"
+        );
+    }
+    let locations: Vec<&str> = problems
+        .iter()
+        .map(|p| p["location"].as_str().unwrap())
+        .collect();
+    assert!(locations.contains(&"graph"), "{checked}");
+    assert!(locations.contains(&"node `c`, field `driver`"), "{checked}");
+    assert!(
+        locations.contains(&"node `d`, field `artifact`"),
+        "{checked}"
+    );
+    let response = post(
+        &server,
+        "/api/v1/dags/validate",
+        "name: x\nnodes: [unclosed\n",
+    )
+    .await;
+    let error = problem(response, StatusCode::BAD_REQUEST, "unreadable-body").await;
+    assert!(
+        error["problems"][0]["location"]
+            .as_str()
+            .unwrap()
+            .starts_with("line "),
+        "{error}"
+    );
+    let response = post(&server, "/api/v1/dags/validate", "").await;
+    problem(response, StatusCode::BAD_REQUEST, "unreadable-body").await;
+    // Without tokens, a body a web page could send is refused as for a submission.
+    let response = client()
+        .post(server.url("/api/v1/dags/validate"))
+        .header("content-type", "text/plain")
+        .body(SMALL)
+        .send()
+        .await
+        .unwrap();
+    problem(
+        response,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported-media-type",
+    )
+    .await;
+
+    let (_, list) = get_json(&server, "/api/v1/runs").await;
+    assert_eq!(list["runs"], json!([]), "validating stores nothing");
+
+    // Operators may validate; viewers may not.
+    let drover = Drover::new();
+    let server = Server::start_with(
+        &drover,
+        &["serve", "--listen", "127.0.0.1:0"],
+        &[("DROVER_TOKENS", "operator:op-secret,viewer:view-secret")],
+    );
+    let validate = |token: &'static str| {
+        client()
+            .post(server.url("/api/v1/dags/validate"))
+            .bearer_auth(token)
+            .header("content-type", "application/yaml")
+            .body(SMALL)
+            .send()
+    };
+    let response = validate("view-secret").await.unwrap();
+    problem(response, StatusCode::FORBIDDEN, "forbidden").await;
+    assert_eq!(
+        validate("op-secret").await.unwrap().status(),
+        StatusCode::OK
+    );
+}
+
+/// YAML text as the JSON value it means.
+fn serde_yaml_value(yaml: &str) -> Value {
+    serde_yaml_ng::from_str(yaml).unwrap()
+}
