@@ -1,4 +1,4 @@
-//! drover's own API under `/api/v1`: submit, validate, list, read and cancel runs; drivers, health, metrics.
+//! drover's own API under `/api/v1`: submit, validate, list, read, cancel and re-run runs; drivers, health, metrics.
 
 use std::time::SystemTime;
 
@@ -15,7 +15,7 @@ use crate::backend;
 use crate::engine::{RunRecord, RunState};
 use crate::registry::Origin;
 use crate::rfc3339;
-use crate::runs::{RunFilter, Submission};
+use crate::runs::{Rerun, RunFilter, Submission};
 use crate::runtime::Description;
 use crate::store::{Api, RunMeta};
 use drover_duration::parse_duration;
@@ -66,13 +66,40 @@ pub(super) async fn submit(
             timeout,
         })
         .await?;
-    let url = format!("/api/v1/runs/{}", meta.id);
-    Ok((
+    Ok(created(&meta.id))
+}
+
+/// `201 Created` for the new run `id`, with its path as `Location`.
+fn created(id: &str) -> Response {
+    let url = format!("/api/v1/runs/{id}");
+    (
         StatusCode::CREATED,
         [(header::LOCATION, url.clone())],
-        Json(Created { id: &meta.id, url }),
+        Json(Created { id, url }),
     )
-        .into_response())
+        .into_response()
+}
+
+/// What a re-run runs again.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct RerunQuery {
+    /// `all` (the default): every node. `failed`: the nodes that did not
+    /// succeed and those that need them; the others keep their outputs.
+    #[param(inline)]
+    from: Option<Rerun>,
+}
+
+pub(super) async fn rerun(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<RerunQuery>,
+) -> Result<Response, ApiError> {
+    let meta = state
+        .runs
+        .rerun(&id, query.from.unwrap_or_default())
+        .await?;
+    Ok(created(&meta.id))
 }
 
 /// A DAG that would be accepted as it is.
@@ -175,6 +202,8 @@ pub(super) struct Summary<'a> {
     duration_ms: Option<u64>,
     /// Which API it was submitted through.
     api: Api,
+    /// The run it re-runs, if it is a re-run.
+    rerun_of: Option<&'a str>,
     /// The run's path.
     url: String,
 }
@@ -201,6 +230,7 @@ impl<'a> Summary<'a> {
                 u64::try_from(took.as_millis()).unwrap_or(u64::MAX)
             }),
             api: meta.api,
+            rerun_of: meta.rerun_of.as_deref(),
             url: format!("/api/v1/runs/{}", meta.id),
         }
     }

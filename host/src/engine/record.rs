@@ -58,6 +58,9 @@ pub struct RunRecord {
     pub name: String,
     /// How the run ended.
     pub state: RunState,
+    /// The run this one re-runs, if it is a re-run.
+    #[serde(default)]
+    pub rerun_of: Option<String>,
     /// One record per node, in DAG order.
     pub nodes: Vec<NodeRecord>,
 }
@@ -70,6 +73,7 @@ impl RunRecord {
             id,
             name: dag.name.clone(),
             state: RunState::Running,
+            rerun_of: None,
             nodes: dag
                 .nodes
                 .iter()
@@ -99,12 +103,16 @@ impl RunRecord {
                 at,
                 error,
                 outputs,
+                reused_from,
                 ..
             } => {
                 let Some(record) = self.nodes.get_mut(*node) else {
                     return;
                 };
                 record.set_state(*state);
+                if reused_from.is_some() {
+                    record.reused_from.clone_from(reused_from);
+                }
                 match state {
                     NodeState::Running => {
                         record.started_at.get_or_insert(*at);
@@ -180,6 +188,10 @@ pub struct NodeRecord {
     /// when the run was accepted.
     #[serde(default)]
     pub driver_digest: Option<String>,
+    /// For a node of a re-run that was not run again but took its outputs
+    /// from the run it re-runs: that run's id. Such a node has no attempts.
+    #[serde(default)]
+    pub reused_from: Option<String>,
     /// When the attempt running now started; `None` when none is running.
     /// Kept so that a resumed run can record the attempt it interrupted.
     #[serde(skip)]
@@ -202,6 +214,7 @@ impl NodeRecord {
             finished_at: None,
             error: None,
             driver_digest: None,
+            reused_from: None,
             running_since: None,
         }
     }
@@ -245,15 +258,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_record_stored_before_the_graph_was_recorded_still_loads() {
+    fn a_record_stored_before_the_graph_and_reruns_were_recorded_still_loads() {
         let stored = r#"{"id": "r", "name": "old", "state": "success", "nodes": [
             {"name": "a", "state": "success", "state_code": 3, "exit_code": 0,
              "outputs": {"k": "v"}, "attempts": [], "started_at": null,
              "finished_at": null, "error": null}]}"#;
         let record: RunRecord = serde_json::from_str(stored).unwrap();
+        assert_eq!(record.rerun_of, None);
         let node = &record.nodes[0];
         assert_eq!(node.driver, "");
         assert!(node.needs.is_empty());
+        assert_eq!(node.reused_from, None);
         assert_eq!(node.driver_digest, None);
         assert_eq!(node.outputs["k"], "v");
     }
@@ -273,5 +288,7 @@ mod tests {
         assert_eq!(y.needs, ["z", "x"]);
         let json = serde_json::to_value(&record).unwrap();
         assert_eq!(json["nodes"][1]["needs"], serde_json::json!(["z", "x"]));
+        assert_eq!(json["rerun_of"], serde_json::Value::Null);
+        assert_eq!(json["nodes"][1]["reused_from"], serde_json::Value::Null);
     }
 }

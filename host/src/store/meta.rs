@@ -69,6 +69,9 @@ pub struct RunMeta {
     /// a run carried on after a restart uses the very same components.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub drivers: BTreeMap<String, String>,
+    /// The run this one re-runs, if it is a re-run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerun_of: Option<String>,
 }
 
 impl RunMeta {

@@ -491,6 +491,7 @@ async fn writes_of_a_leader_that_lost_the_lease_are_refused() {
         finished_at: None,
         cancel_requested: false,
         drivers: Default::default(),
+        rerun_of: None,
     };
     let id = meta.id.clone();
     let event = |seq: u64, who: &str| Write::Event {
@@ -606,6 +607,7 @@ async fn writes_of_a_leader_that_lost_the_lease_are_refused() {
         id: id.clone(),
         name: "fenced".to_owned(),
         state: RunState::Success,
+        rerun_of: None,
         nodes: Vec::new(),
     };
     let mut done = meta.clone();

@@ -52,6 +52,8 @@ async fn a_submitted_dag_runs_and_its_record_matches_drover_run() {
     assert_eq!(node(&record, "use")["needs"], json!(["hello"]));
     assert_eq!(node(&record, "idle")["driver"], "noop");
     assert_eq!(node(&record, "idle")["needs"], json!([]));
+    assert_eq!(node(&record, "use")["reused_from"], Value::Null);
+    assert_eq!(record["rerun_of"], Value::Null);
 
     // The same DAG through `drover run`: the same shape, key for key.
     drover.write("small.yaml", SMALL);
@@ -1702,6 +1704,7 @@ pub(crate) async fn check_list_filters(server: &Server) {
     assert_eq!(runs.len(), 3, "{all}");
     for run in runs {
         assert_eq!(run["api"], "native", "{run}");
+        assert_eq!(run["rerun_of"], Value::Null, "{run}");
         assert!(run["duration_ms"].is_u64(), "{run}");
     }
     let submitted = |id: &str| {
