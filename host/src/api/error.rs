@@ -139,7 +139,9 @@ impl From<RunsError> for ApiError {
             }
             RunsError::BadOption(message) => ApiError::invalid_parameter(message),
             RunsError::NotFound(_) => ApiError::not_found(error.to_string()),
-            RunsError::Ended(_) => ApiError::new(Kind::Conflict, error.to_string()),
+            RunsError::Ended(_) | RunsError::Running(_) => {
+                ApiError::new(Kind::Conflict, error.to_string())
+            }
             RunsError::Store(e) => {
                 tracing::error!(error = %e, "store error");
                 ApiError::other(

@@ -346,6 +346,7 @@ mod tests {
             finished_at: Some(SystemTime::UNIX_EPOCH),
             cancel_requested: false,
             drivers: Default::default(),
+            rerun_of: None,
         };
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("runs.redb")).unwrap();

@@ -16,7 +16,7 @@ use super::extract::{Body, Path, text};
 use super::{ApiError, AppState};
 use crate::engine::RunState;
 use crate::rfc3339;
-use crate::runs::Submission;
+use crate::runs::{RunFilter, Submission};
 use crate::store::{Api, RunMeta};
 
 /// Whether `path` is under gorchestrator's API, whose errors keep its shape.
@@ -113,7 +113,10 @@ pub(super) async fn list(State(state): State<AppState>) -> Result<Json<TaskList>
     let mut tasks = Vec::new();
     let mut before: Option<String> = None;
     loop {
-        let page = state.runs.list(None, before.as_deref(), 1000).await?;
+        let page = state
+            .runs
+            .list(&RunFilter::default(), before.as_deref(), 1000)
+            .await?;
         let Some(last) = page.last() else { break };
         before = Some(last.id.clone());
         tasks.extend(

@@ -1,4 +1,6 @@
-//! drover's own API under `/api/v1`: submit, list, read and cancel runs; drivers, health, metrics.
+//! drover's own API under `/api/v1`: submit, validate, list, read, cancel and re-run runs; drivers, health, metrics.
+
+use std::time::SystemTime;
 
 use axum::Json;
 use axum::extract::State;
@@ -13,7 +15,7 @@ use crate::backend;
 use crate::engine::{RunRecord, RunState};
 use crate::registry::Origin;
 use crate::rfc3339;
-use crate::runs::Submission;
+use crate::runs::{Rerun, RunFilter, Submission};
 use crate::runtime::Description;
 use crate::store::{Api, RunMeta};
 use drover_duration::parse_duration;
@@ -64,13 +66,83 @@ pub(super) async fn submit(
             timeout,
         })
         .await?;
-    let url = format!("/api/v1/runs/{}", meta.id);
-    Ok((
+    Ok(created(&meta.id))
+}
+
+/// `201 Created` for the new run `id`, with its path as `Location`.
+fn created(id: &str) -> Response {
+    let url = format!("/api/v1/runs/{id}");
+    (
         StatusCode::CREATED,
         [(header::LOCATION, url.clone())],
-        Json(Created { id: &meta.id, url }),
+        Json(Created { id, url }),
     )
-        .into_response())
+        .into_response()
+}
+
+/// What a re-run runs again.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct RerunQuery {
+    /// `all` (the default): every node. `failed`: the nodes that did not
+    /// succeed and those that need them; the others keep their outputs.
+    #[param(inline)]
+    from: Option<Rerun>,
+}
+
+pub(super) async fn rerun(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<RerunQuery>,
+) -> Result<Response, ApiError> {
+    let meta = state
+        .runs
+        .rerun(&id, query.from.unwrap_or_default())
+        .await?;
+    Ok(created(&meta.id))
+}
+
+/// A DAG that would be accepted as it is.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ValidDag)]
+pub(super) struct Valid {
+    /// The DAG's name.
+    name: String,
+    /// How many nodes it has.
+    nodes: usize,
+    /// Each driver it names, once, in name order.
+    drivers: Vec<DagDriver>,
+}
+
+/// A driver as a DAG names it, and the component a run would get now.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct DagDriver {
+    /// As the DAG writes it: `shell`, `greet@1`, …
+    name: String,
+    #[schema(pattern = "^sha256:[0-9a-f]{64}$")]
+    digest: String,
+}
+
+pub(super) async fn validate(
+    State(state): State<AppState>,
+    Body(body): Body,
+) -> Result<Json<Valid>, ApiError> {
+    let text = text(body)?;
+    let accepted = state.runs.validate(&text).await?;
+    let drivers = accepted
+        .drivers
+        .pins()
+        .into_iter()
+        .map(|(name, digest)| DagDriver {
+            name,
+            digest: format!("sha256:{digest}"),
+        })
+        .collect();
+    Ok(Json(Valid {
+        name: accepted.dag.name.clone(),
+        nodes: accepted.dag.nodes.len(),
+        drivers,
+    }))
 }
 
 /// Which runs to list.
@@ -80,11 +152,33 @@ pub(super) struct ListQuery {
     /// Only runs in this state.
     #[param(inline)]
     state: Option<RunState>,
+    /// Only runs whose DAG name contains this, whatever the case.
+    name: Option<String>,
+    /// Only runs submitted at or after this time (RFC 3339).
+    #[param(format = DateTime)]
+    since: Option<String>,
+    /// Only runs submitted before this time (RFC 3339).
+    #[param(format = DateTime)]
+    until: Option<String>,
     /// At most this many (default 50).
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<u16>,
     /// The `next` of the previous page.
     before: Option<String>,
+}
+
+/// The time of query parameter `name`, if given.
+fn time_parameter(name: &str, value: Option<&str>) -> Result<Option<SystemTime>, ApiError> {
+    value
+        .map(|text| {
+            rfc3339::parse(text).ok_or_else(|| {
+                ApiError::invalid_parameter(format!(
+                    "query parameter `{name}`: `{text}` is not an RFC 3339 time such as \
+                     2026-01-02T03:04:05Z"
+                ))
+            })
+        })
+        .transpose()
 }
 
 /// The most runs one page lists.
@@ -99,10 +193,17 @@ pub(super) struct Summary<'a> {
     state: RunState,
     /// How many nodes it has.
     nodes: usize,
+    /// When it was accepted, which is when it started.
     #[schema(format = DateTime)]
     submitted_at: String,
     #[schema(format = DateTime)]
     finished_at: Option<String>,
+    /// From `submitted_at` to `finished_at`; `null` while it runs.
+    duration_ms: Option<u64>,
+    /// Which API it was submitted through.
+    api: Api,
+    /// The run it re-runs, if it is a re-run.
+    rerun_of: Option<&'a str>,
     /// The run's path.
     url: String,
 }
@@ -124,6 +225,12 @@ impl<'a> Summary<'a> {
             nodes: meta.nodes,
             submitted_at: rfc3339::format(meta.submitted_at),
             finished_at: meta.finished_at.map(rfc3339::format),
+            duration_ms: meta.finished_at.map(|end| {
+                let took = end.duration_since(meta.submitted_at).unwrap_or_default();
+                u64::try_from(took.as_millis()).unwrap_or(u64::MAX)
+            }),
+            api: meta.api,
+            rerun_of: meta.rerun_of.as_deref(),
             url: format!("/api/v1/runs/{}", meta.id),
         }
     }
@@ -142,9 +249,15 @@ pub(super) async fn list(
             )));
         }
     };
+    let filter = RunFilter {
+        state: query.state,
+        name: query.name,
+        since: time_parameter("since", query.since.as_deref())?,
+        until: time_parameter("until", query.until.as_deref())?,
+    };
     let runs = state
         .runs
-        .list(query.state, query.before.as_deref(), limit)
+        .list(&filter, query.before.as_deref(), limit)
         .await?;
     let next = (runs.len() == limit)
         .then(|| runs.last().map(|m| m.id.clone()))

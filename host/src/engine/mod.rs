@@ -5,6 +5,7 @@ mod events;
 mod logcap;
 mod prepare;
 mod record;
+mod reuse;
 mod scheduler;
 
 use std::collections::BTreeMap;
@@ -23,6 +24,7 @@ use crate::task::{LogLine, LogSink, Outcome, Task};
 pub use events::{EventSink, NoEvents};
 pub use logcap::{CUT_MARKER, DEFAULT_LOG_BYTES, DEFAULT_LOG_LINES, LogLimits, LogTally};
 pub use record::{AttemptRecord, NodeRecord, Outputs, RunRecord, RunState};
+pub use reuse::reused;
 
 /// How long a dispatcher may take to return after its token is canceled
 /// before the engine gives up on it, drops its future and frees its slot.
@@ -124,6 +126,9 @@ pub enum Event {
         error: Option<String>,
         /// The outputs of a node that succeeded, or that failed with some.
         outputs: Option<Outputs>,
+        /// For a node of a re-run that is not run again (see [`reused`]):
+        /// the run whose outputs it keeps. Never set by the scheduler.
+        reused_from: Option<String>,
     },
     /// An attempt of a node ended; comes before the node's `Retry` or final state.
     Attempt {
@@ -182,7 +187,8 @@ pub async fn run(
 /// attempt number, its timeout counted from when that attempt started);
 /// `to-run` nodes start again; descendants of nodes that ended badly
 /// are `not-runnable`. With a record fresh from [`RunRecord::new`] this is
-/// [`run`].
+/// [`run`]; with one that the events of [`reused`] were folded into, it is
+/// a re-run from an earlier run's failures.
 pub async fn resume(
     dag: Arc<Dag>,
     record: RunRecord,

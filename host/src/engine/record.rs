@@ -58,6 +58,9 @@ pub struct RunRecord {
     pub name: String,
     /// How the run ended.
     pub state: RunState,
+    /// The run this one re-runs, if it is a re-run.
+    #[serde(default)]
+    pub rerun_of: Option<String>,
     /// One record per node, in DAG order.
     pub nodes: Vec<NodeRecord>,
 }
@@ -70,11 +73,18 @@ impl RunRecord {
             id,
             name: dag.name.clone(),
             state: RunState::Running,
+            rerun_of: None,
             nodes: dag
                 .nodes
                 .iter()
                 .map(|node| {
                     let mut record = NodeRecord::new(node.name.clone(), Arc::clone(&no_outputs));
+                    record.driver.clone_from(&node.driver);
+                    record.needs = node
+                        .needs
+                        .iter()
+                        .filter_map(|&need| dag.nodes.get(need).map(|n| n.name.clone()))
+                        .collect();
                     record.driver_digest =
                         node.driver_digest.as_ref().map(|d| format!("sha256:{d}"));
                     record
@@ -93,12 +103,16 @@ impl RunRecord {
                 at,
                 error,
                 outputs,
+                reused_from,
                 ..
             } => {
                 let Some(record) = self.nodes.get_mut(*node) else {
                     return;
                 };
                 record.set_state(*state);
+                if reused_from.is_some() {
+                    record.reused_from.clone_from(reused_from);
+                }
                 match state {
                     NodeState::Running => {
                         record.started_at.get_or_insert(*at);
@@ -140,6 +154,13 @@ impl RunRecord {
 pub struct NodeRecord {
     /// The node's name.
     pub name: String,
+    /// The driver as the DAG names it (`shell`, `greet@1`, …).
+    #[serde(default)]
+    pub driver: String,
+    /// The names of the nodes it needs, in DAG order: with the nodes'
+    /// names, the graph.
+    #[serde(default)]
+    pub needs: Vec<String>,
     /// The node's state.
     pub state: NodeState,
     /// gorchestrator's code for `state`; always `state.code()`.
@@ -167,6 +188,10 @@ pub struct NodeRecord {
     /// when the run was accepted.
     #[serde(default)]
     pub driver_digest: Option<String>,
+    /// For a node of a re-run that was not run again but took its outputs
+    /// from the run it re-runs: that run's id. Such a node has no attempts.
+    #[serde(default)]
+    pub reused_from: Option<String>,
     /// When the attempt running now started; `None` when none is running.
     /// Kept so that a resumed run can record the attempt it interrupted.
     #[serde(skip)]
@@ -178,6 +203,8 @@ impl NodeRecord {
     pub(super) fn new(name: String, outputs: Outputs) -> Self {
         NodeRecord {
             name,
+            driver: String::new(),
+            needs: Vec::new(),
             state: NodeState::Initial,
             state_code: NodeState::Initial.code(),
             exit_code: None,
@@ -187,6 +214,7 @@ impl NodeRecord {
             finished_at: None,
             error: None,
             driver_digest: None,
+            reused_from: None,
             running_since: None,
         }
     }
@@ -223,4 +251,44 @@ pub struct AttemptRecord {
     pub finished_at: SystemTime,
     /// Why the attempt did not succeed; `None` on success.
     pub error: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_stored_before_the_graph_and_reruns_were_recorded_still_loads() {
+        let stored = r#"{"id": "r", "name": "old", "state": "success", "nodes": [
+            {"name": "a", "state": "success", "state_code": 3, "exit_code": 0,
+             "outputs": {"k": "v"}, "attempts": [], "started_at": null,
+             "finished_at": null, "error": null}]}"#;
+        let record: RunRecord = serde_json::from_str(stored).unwrap();
+        assert_eq!(record.rerun_of, None);
+        let node = &record.nodes[0];
+        assert_eq!(node.driver, "");
+        assert!(node.needs.is_empty());
+        assert_eq!(node.reused_from, None);
+        assert_eq!(node.driver_digest, None);
+        assert_eq!(node.outputs["k"], "v");
+    }
+
+    #[test]
+    fn a_new_record_names_each_nodes_driver_and_needs_in_dag_order() {
+        let dag = crate::dag::parse(
+            "name: g\nnodes:\n  z: {driver: noop}\n  y: {driver: 'shell@0.1', needs: [z, x]}\n  \
+             x: {driver: noop}\n",
+            None,
+            &|_| true,
+        )
+        .unwrap();
+        let record = RunRecord::new(&dag, "r".to_owned());
+        let y = &record.nodes[1];
+        assert_eq!(y.driver, "shell@0.1");
+        assert_eq!(y.needs, ["z", "x"]);
+        let json = serde_json::to_value(&record).unwrap();
+        assert_eq!(json["nodes"][1]["needs"], serde_json::json!(["z", "x"]));
+        assert_eq!(json["rerun_of"], serde_json::Value::Null);
+        assert_eq!(json["nodes"][1]["reused_from"], serde_json::Value::Null);
+    }
 }

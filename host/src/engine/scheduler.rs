@@ -37,6 +37,8 @@ enum Stop {
 pub(super) struct Scheduler<E> {
     dag: Arc<Dag>,
     run_id: String,
+    /// Carried from the record the run starts from to the one it returns.
+    rerun_of: Option<String>,
     dispatch: Arc<dyn Dispatch>,
     parallelism: usize,
     fail_fast: bool,
@@ -80,6 +82,7 @@ impl<E: EventSink> Scheduler<E> {
     ) -> Self {
         let RunRecord {
             id: run_id,
+            rerun_of,
             nodes: mut records,
             ..
         } = record;
@@ -111,6 +114,7 @@ impl<E: EventSink> Scheduler<E> {
         }
         Scheduler {
             run_id,
+            rerun_of,
             dispatch,
             parallelism: options.parallelism.max(1),
             fail_fast: options.fail_fast,
@@ -205,6 +209,7 @@ impl<E: EventSink> Scheduler<E> {
             id: self.run_id,
             name: self.dag.name.clone(),
             state,
+            rerun_of: self.rerun_of,
             nodes: self.records,
         }
     }
@@ -714,6 +719,7 @@ impl<E: EventSink> Scheduler<E> {
                 at: at.unwrap_or_else(rfc3339::now),
                 error,
                 outputs,
+                reused_from: None,
             })
             .await;
     }

@@ -10,7 +10,7 @@ mod wire;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio_util::task::TaskTracker;
 
@@ -45,6 +45,9 @@ pub enum RunsError {
     /// The run has ended: it cannot be canceled any more.
     #[error("run `{0}` has already ended")]
     Ended(String),
+    /// The run has not ended: it cannot be re-run yet.
+    #[error("run `{0}` is still running: re-run it once it has ended (or cancel it first)")]
+    Running(String),
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -76,6 +79,31 @@ impl<'a> Submission<'a> {
             timeout: None,
         }
     }
+}
+
+/// What a re-run runs again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rerun {
+    /// Every node.
+    #[default]
+    All,
+    /// Only what did not succeed, and what needs it: the nodes that
+    /// succeeded keep their outputs (see [`engine::reused`]).
+    Failed,
+}
+
+/// Which runs [`Runs::list`] lists; every condition given must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunFilter {
+    /// In this state.
+    pub state: Option<RunState>,
+    /// With a DAG name that holds this, whatever the case.
+    pub name: Option<String>,
+    /// Submitted at or after this time.
+    pub since: Option<SystemTime>,
+    /// Submitted before this time.
+    pub until: Option<SystemTime>,
 }
 
 /// The run service; cheap to clone.
@@ -168,18 +196,7 @@ impl Runs {
             Some(n) => n.min(self.inner.max_parallelism),
             None => self.inner.parallelism,
         };
-        let no_pins = BTreeMap::new();
-        let accepted = admission::accept(
-            &self.inner.registry,
-            submission.text,
-            None,
-            parallelism,
-            &no_pins,
-        )
-        .await
-        .inspect_err(|_| {
-            self.inner.metrics.refused.fetch_add(1, Ordering::Relaxed);
-        })?;
+        let accepted = self.admit(submission.text, parallelism).await?;
         let meta = RunMeta {
             id: new_run_id(),
             name: accepted.dag.name.clone(),
@@ -197,12 +214,108 @@ impl Runs {
             finished_at: None,
             cancel_requested: false,
             drivers: accepted.drivers.pins(),
+            rerun_of: None,
         };
-        self.store()
-            .write(vec![Write::submit(&meta, submission.text)])
-            .await?;
+        self.begin(meta, accepted, submission.text, Vec::new())
+            .await
+    }
+
+    /// Runs the DAG of run `id`, which has ended, again as a new run with
+    /// the same options: every node, or with [`Rerun::Failed`] only those
+    /// that did not succeed and what needs them. The DAG is accepted
+    /// afresh, as a submission of its text would be: driver names resolve
+    /// to what the registry has now.
+    pub async fn rerun(&self, id: &str, from: Rerun) -> Result<RunMeta, RunsError> {
+        let old = self.meta(id).await?;
+        if old.finished_at.is_none() {
+            return Err(RunsError::Running(id.to_owned()));
+        }
+        let text = self.source(id).await?;
+        let parallelism = old.options.parallelism.clamp(1, self.inner.max_parallelism);
+        let accepted = self.admit(&text, parallelism).await?;
+        let now = rfc3339::now();
+        let first = match from {
+            Rerun::All => Vec::new(),
+            Rerun::Failed => engine::reused(&accepted.dag, &self.record(id).await?, now),
+        };
+        let meta = RunMeta {
+            id: new_run_id(),
+            name: accepted.dag.name.clone(),
+            state: RunState::Running,
+            nodes: accepted.dag.nodes.len(),
+            // Made through drover's API, whichever the old run came through.
+            api: Api::Native,
+            options: RunOptions {
+                parallelism,
+                ..old.options
+            },
+            submitted_at: now,
+            finished_at: None,
+            cancel_requested: false,
+            drivers: accepted.drivers.pins(),
+            rerun_of: Some(old.id),
+        };
+        self.begin(meta, accepted, &text, first).await
+    }
+
+    /// Checks `text` as [`Self::submit`] would, storing and running nothing.
+    pub async fn validate(&self, text: &str) -> Result<Accepted, RunsError> {
+        Ok(admission::accept(
+            &self.inner.registry,
+            text,
+            None,
+            self.inner.parallelism,
+            &BTreeMap::new(),
+        )
+        .await?)
+    }
+
+    /// Accepts `text` for a new run, resolving its drivers afresh.
+    async fn admit(&self, text: &str, parallelism: usize) -> Result<Accepted, RunsError> {
+        let no_pins = BTreeMap::new();
+        let accepted = admission::accept(&self.inner.registry, text, None, parallelism, &no_pins)
+            .await
+            .inspect_err(|_| {
+                self.inner.metrics.refused.fetch_add(1, Ordering::Relaxed);
+            })?;
+        Ok(accepted)
+    }
+
+    /// Stores the new run `meta` of `accepted` (its DAG `text`), with
+    /// `first` as its first events, all in one write; then starts it from
+    /// the record those events make, as a restart would.
+    async fn begin(
+        &self,
+        meta: RunMeta,
+        accepted: Accepted,
+        text: &str,
+        first: Vec<Event>,
+    ) -> Result<RunMeta, RunsError> {
+        let dag = &accepted.dag;
+        let mut replay = Replay::new(fresh_record(dag, &meta));
+        let mut writes = Vec::with_capacity(1 + first.len());
+        writes.push(Write::submit(&meta, text));
+        for (seq, event) in (1..).zip(&first) {
+            let numbered = Numbered {
+                seq,
+                event: WireEvent::from_event(dag, event),
+            };
+            // Plain data: serializing it cannot fail.
+            let json = serde_json::to_string(&numbered).unwrap_or_default();
+            writes.push(Write::Event {
+                run: meta.id.clone(),
+                seq,
+                event: json.clone().into_bytes(),
+            });
+            let published = Published {
+                seq,
+                event: numbered.event,
+                json,
+            };
+            replay.push(dag, Arc::new(published), self.inner.window.events);
+        }
+        self.store().write(writes).await?;
         self.inner.metrics.submitted.fetch_add(1, Ordering::Relaxed);
-        let replay = Replay::new(RunRecord::new(&accepted.dag, meta.id.clone()));
         self.start(meta.clone(), accepted, replay);
         Ok(meta)
     }
@@ -240,6 +353,7 @@ impl Runs {
                     id: id.clone(),
                     name: meta.name.clone(),
                     state: RunState::Failure,
+                    rerun_of: meta.rerun_of.clone(),
                     nodes: Vec::new(),
                 };
                 self.store()
@@ -249,7 +363,7 @@ impl Runs {
             }
         };
         // Folded batch by batch: only the window's worth stays in memory.
-        let mut replay = Replay::new(RunRecord::new(&accepted.dag, id.clone()));
+        let mut replay = Replay::new(fresh_record(&accepted.dag, &meta));
         self.replay(&id, &accepted.dag, &mut replay, self.inner.window.events)
             .await?;
         tracing::info!(run = %id, events = replay.last, "carrying on a run after a restart");
@@ -419,15 +533,15 @@ impl Runs {
         if let Some(record) = self.store().record(id).await? {
             return Ok(record);
         }
-        if self.store().run(id).await?.is_none() {
+        let Some(meta) = self.store().run(id).await? else {
             return Err(RunsError::NotFound(id.to_owned()));
-        }
+        };
         let text = self.source(id).await?;
         let dag = dag::parse(&text, None, &|_| true).map_err(|e| StoreError::Corrupt {
             what: "DAG",
             message: format!("run {id}: {e}"),
         })?;
-        let mut replay = Replay::new(RunRecord::new(&dag, id.to_owned()));
+        let mut replay = Replay::new(fresh_record(&dag, &meta));
         self.replay(id, &dag, &mut replay, 0).await?;
         Ok(replay.record)
     }
@@ -461,18 +575,24 @@ impl Runs {
             .ok_or_else(|| RunsError::NotFound(id.to_owned()))
     }
 
-    /// Up to `limit` runs, newest first, after run `before`, only those in
-    /// `state` when given.
+    /// Up to `limit` runs that `filter` keeps, newest first, after run
+    /// `before`.
     pub async fn list(
         &self,
-        state: Option<RunState>,
+        filter: &RunFilter,
         before: Option<&str>,
         limit: usize,
     ) -> Result<Vec<RunMeta>, RunsError> {
-        Ok(self
-            .store()
-            .runs(before, limit, &|meta| state.is_none_or(|s| s == meta.state))
-            .await?)
+        let name = filter.name.as_deref().map(str::to_lowercase);
+        let keep = |meta: &RunMeta| {
+            filter.state.is_none_or(|s| s == meta.state)
+                && filter.since.is_none_or(|t| meta.submitted_at >= t)
+                && filter.until.is_none_or(|t| meta.submitted_at < t)
+                && name
+                    .as_deref()
+                    .is_none_or(|part| meta.name.to_lowercase().contains(part))
+        };
+        Ok(self.store().runs(before, limit, &keep).await?)
     }
 
     /// Cancels run `id`. The cancel is durable: a run carried on after a
@@ -738,6 +858,13 @@ impl Replay {
     }
 }
 
+/// The record a run described by `meta` starts from: every node `initial`.
+fn fresh_record(dag: &dag::Dag, meta: &RunMeta) -> RunRecord {
+    let mut record = RunRecord::new(dag, meta.id.clone());
+    record.rerun_of.clone_from(&meta.rerun_of);
+    record
+}
+
 /// Stored events of run `id` as published events.
 fn published(id: &str, stored: Vec<(u64, Vec<u8>)>) -> Result<Vec<Arc<Published>>, StoreError> {
     let mut found = Vec::with_capacity(stored.len());
@@ -812,6 +939,7 @@ mod tests {
             at: SystemTime::UNIX_EPOCH,
             error: None,
             outputs: None,
+            reused_from: None,
         };
         let cut = format!("{CUT_MARKER}2 lines / 6 bytes (…); later lines are dropped");
         let events = [

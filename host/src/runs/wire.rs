@@ -36,6 +36,10 @@ pub enum WireEvent {
         error: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         outputs: Option<BTreeMap<String, String>>,
+        /// On the `success` of a node a re-run did not run again: the run
+        /// whose outputs it keeps.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reused_from: Option<String>,
     },
     /// An attempt of a node ended.
     Attempt {
@@ -78,6 +82,7 @@ impl WireEvent {
                 at,
                 error,
                 outputs,
+                reused_from,
             } => WireEvent::Node {
                 node: name(*node),
                 state: *state,
@@ -86,6 +91,7 @@ impl WireEvent {
                 at: *at,
                 error: error.clone(),
                 outputs: outputs.as_ref().map(|o| (**o).clone()),
+                reused_from: reused_from.clone(),
             },
             Event::Attempt { node, record } => WireEvent::Attempt {
                 node: name(*node),
@@ -125,6 +131,7 @@ impl WireEvent {
                 at,
                 error,
                 outputs,
+                reused_from,
                 ..
             } => Event::NodeState {
                 node: dag.index_of(node)?,
@@ -133,6 +140,7 @@ impl WireEvent {
                 at: *at,
                 error: error.clone(),
                 outputs: outputs.clone().map(Arc::new),
+                reused_from: reused_from.clone(),
             },
             WireEvent::Attempt { node, attempt } => Event::Attempt {
                 node: dag.index_of(node)?,

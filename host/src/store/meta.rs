@@ -10,7 +10,7 @@ use crate::engine::RunState;
 use crate::rfc3339;
 
 /// Which API a run was submitted through; it decides how the run is shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Api {
     /// `/api/v1/runs`, or the command line.
@@ -69,6 +69,9 @@ pub struct RunMeta {
     /// a run carried on after a restart uses the very same components.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub drivers: BTreeMap<String, String>,
+    /// The run this one re-runs, if it is a re-run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerun_of: Option<String>,
 }
 
 impl RunMeta {

@@ -21,6 +21,7 @@ fn meta(id: &str, state: RunState) -> RunMeta {
         finished_at: (state != RunState::Running).then(SystemTime::now),
         cancel_requested: false,
         drivers: Default::default(),
+        rerun_of: None,
     }
 }
 
@@ -143,4 +144,17 @@ async fn many_concurrent_writes_are_grouped_and_all_durable() {
         task.await.expect("join").expect("write");
     }
     assert_eq!(store.runs(None, 1000, |_| true).expect("list").len(), 500);
+}
+
+#[test]
+fn a_summary_stored_before_reruns_loads_as_no_rerun() {
+    let mut stored: serde_json::Value =
+        serde_json::from_slice(&meta("r", RunState::Success).to_json()).unwrap();
+    assert!(stored.get("rerun_of").is_none(), "not written when unset");
+    stored.as_object_mut().unwrap().remove("rerun_of");
+    let loaded = RunMeta::from_json(stored.to_string().as_bytes()).unwrap();
+    assert_eq!(loaded.rerun_of, None);
+    let mut rerun = meta("s", RunState::Running);
+    rerun.rerun_of = Some("r".to_owned());
+    assert_eq!(RunMeta::from_json(&rerun.to_json()).unwrap(), rerun);
 }

@@ -729,7 +729,11 @@ async fn the_json_record_has_the_documented_shape() {
         k.sort();
         k
     };
-    assert_eq!(keys(&value), vec!["id", "name", "nodes", "state"]);
+    assert_eq!(
+        keys(&value),
+        vec!["id", "name", "nodes", "rerun_of", "state"]
+    );
+    assert_eq!(value["rerun_of"], Value::Null);
     assert_eq!(value["id"], "run-42");
     assert_eq!(value["name"], "test-dag");
     assert_eq!(value["state"], "failure");
@@ -737,12 +741,15 @@ async fn the_json_record_has_the_documented_shape() {
     assert_eq!(nodes.len(), 3);
     let node_keys = vec![
         "attempts",
+        "driver",
         "driver_digest",
         "error",
         "exit_code",
         "finished_at",
         "name",
+        "needs",
         "outputs",
+        "reused_from",
         "started_at",
         "state",
         "state_code",

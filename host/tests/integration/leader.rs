@@ -491,6 +491,7 @@ async fn writes_of_a_leader_that_lost_the_lease_are_refused() {
         finished_at: None,
         cancel_requested: false,
         drivers: Default::default(),
+        rerun_of: None,
     };
     let id = meta.id.clone();
     let event = |seq: u64, who: &str| Write::Event {
@@ -606,6 +607,7 @@ async fn writes_of_a_leader_that_lost_the_lease_are_refused() {
         id: id.clone(),
         name: "fenced".to_owned(),
         state: RunState::Success,
+        rerun_of: None,
         nodes: Vec::new(),
     };
     let mut done = meta.clone();
@@ -660,4 +662,13 @@ async fn readyz_says_when_redis_does_not_answer() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+#[tokio::test]
+async fn the_run_list_filters_runs_kept_in_redis_as_the_embedded_store_does() {
+    let redis = Redis::start();
+    let _drone = drone(&redis);
+    let drover = drover(5000);
+    let a = leader(&drover, &redis);
+    crate::serve::check_list_filters(&a).await;
 }

@@ -20,6 +20,7 @@ mod layering;
 mod leader;
 mod npm_test;
 mod plugins;
+mod rerun;
 mod run;
 mod runtime;
 mod sandbox;

@@ -47,6 +47,13 @@ async fn a_submitted_dag_runs_and_its_record_matches_drover_run() {
     assert_eq!(record["name"], "small");
     assert_eq!(node(&record, "hello")["outputs"]["greeting"], "hi there");
     assert_eq!(node(&record, "use")["state_code"], 3);
+    // The graph: each node's driver as named, and its needs.
+    assert_eq!(node(&record, "use")["driver"], "shell");
+    assert_eq!(node(&record, "use")["needs"], json!(["hello"]));
+    assert_eq!(node(&record, "idle")["driver"], "noop");
+    assert_eq!(node(&record, "idle")["needs"], json!([]));
+    assert_eq!(node(&record, "use")["reused_from"], Value::Null);
+    assert_eq!(record["rerun_of"], Value::Null);
 
     // The same DAG through `drover run`: the same shape, key for key.
     drover.write("small.yaml", SMALL);
@@ -1748,4 +1755,263 @@ async fn a_watcher_from_the_start_gets_every_event_after_the_window_moved() {
     wait_end(&server, &id).await;
     assert_eq!(sse(&server.base, &id, None, usize::MAX).await, live);
     assert_eq!(text_of(&server, &path).await, expected);
+}
+
+/// The ids of the runs `GET /api/v1/runs` lists with `query`, and its `next`.
+async fn listed(server: &Server, query: &[(&str, &str)]) -> (Vec<String>, Value) {
+    let response = client()
+        .get(server.url("/api/v1/runs"))
+        .query(query)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let list: Value = response.json().await.unwrap();
+    let ids = list["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|run| run["id"].as_str().unwrap().to_owned())
+        .collect();
+    (ids, list["next"].clone())
+}
+
+/// Checks the run list's filters on `server`, whose store holds no run yet:
+/// by name, time, state, together, through pages, and bad values refused.
+pub(crate) async fn check_list_filters(server: &Server) {
+    let mut ids = Vec::new();
+    for name in ["Alpha-build", "beta", "alphabet"] {
+        let id = submit(
+            server,
+            &format!("name: {name}\nnodes:\n  a: {{driver: noop}}\n"),
+        )
+        .await;
+        let record = wait_end(server, &id).await;
+        assert_eq!(record["state"], "success", "{record}");
+        ids.push(id);
+    }
+    let [alpha, beta, alphabet] = [&ids[0], &ids[1], &ids[2]].map(String::clone);
+    let (_, all) = get_json(server, "/api/v1/runs").await;
+    let runs = all["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 3, "{all}");
+    for run in runs {
+        assert_eq!(run["api"], "native", "{run}");
+        assert_eq!(run["rerun_of"], Value::Null, "{run}");
+        assert!(run["duration_ms"].is_u64(), "{run}");
+    }
+    let submitted = |id: &str| {
+        runs.iter().find(|r| r["id"] == id).unwrap()["submitted_at"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (at_beta, at_alphabet) = (submitted(&beta), submitted(&alphabet));
+
+    // A part of the name, whatever the case; newest first.
+    let (found, next) = listed(server, &[("name", "ALPHA")]).await;
+    assert_eq!(found, [alphabet.as_str(), alpha.as_str()]);
+    assert_eq!(next, Value::Null);
+    assert_eq!(
+        listed(server, &[("name", "zeta")]).await.0,
+        Vec::<String>::new()
+    );
+    // Pages of matches only: a full page names the next.
+    let (found, next) = listed(server, &[("name", "alpha"), ("limit", "1")]).await;
+    assert_eq!(found, [alphabet.as_str()]);
+    assert_eq!(next, alphabet.as_str());
+    let (found, next) = listed(
+        server,
+        &[("name", "alpha"), ("limit", "1"), ("before", &alphabet)],
+    )
+    .await;
+    assert_eq!(found, [alpha.as_str()]);
+    let (found, next) = listed(
+        server,
+        &[
+            ("name", "alpha"),
+            ("limit", "1"),
+            ("before", next.as_str().unwrap()),
+        ],
+    )
+    .await;
+    assert_eq!((found, next), (Vec::<String>::new(), Value::Null));
+
+    // `since` holds its time, `until` does not.
+    let (found, _) = listed(server, &[("since", &at_beta)]).await;
+    assert_eq!(found, [alphabet.as_str(), beta.as_str()]);
+    let (found, _) = listed(server, &[("until", &at_beta)]).await;
+    assert_eq!(found, [alpha.as_str()]);
+    let (found, _) = listed(server, &[("since", &at_beta), ("until", &at_alphabet)]).await;
+    assert_eq!(found, [beta.as_str()]);
+    let (found, _) = listed(server, &[("until", "2000-01-01T01:00:00+01:00")]).await;
+    assert_eq!(found, Vec::<String>::new());
+    let (found, _) = listed(server, &[("since", "2000-01-01T00:00:00Z"), ("name", "b")]).await;
+    assert_eq!(found, [alphabet.as_str(), beta.as_str(), alpha.as_str()]);
+    // With the state too.
+    let (found, _) = listed(server, &[("state", "success"), ("name", "BETA")]).await;
+    assert_eq!(found, [beta.as_str()]);
+    let (found, _) = listed(server, &[("state", "failure"), ("name", "beta")]).await;
+    assert_eq!(found, Vec::<String>::new());
+
+    for (name, value) in [("since", "yesterday"), ("until", "2026-13-01T00:00:00Z")] {
+        let response = client()
+            .get(server.url("/api/v1/runs"))
+            .query(&[(name, value)])
+            .send()
+            .await
+            .unwrap();
+        let error = problem(response, StatusCode::BAD_REQUEST, "invalid-parameter").await;
+        assert!(
+            detail(&error).contains(&format!("`{name}`")) && detail(&error).contains(value),
+            "{error}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_run_list_filters_by_name_and_time_through_pages() {
+    let drover = Drover::new();
+    let server = Server::start(&drover, &[]);
+    check_list_filters(&server).await;
+}
+
+#[tokio::test]
+async fn a_dag_is_validated_as_a_submission_would_be_and_nothing_is_stored() {
+    let drover = Drover::new();
+    let server = Server::start(&drover, &[]);
+    let (_, drivers) = get_json(&server, "/api/v1/drivers").await;
+    let digest = |name: &str| {
+        drivers["drivers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["name"] == name)
+            .unwrap()["digest"]
+            .clone()
+    };
+    let expected = json!({
+        "name": "small",
+        "nodes": 3,
+        "drivers": [{"name": "noop", "digest": digest("noop")},
+                    {"name": "shell", "digest": digest("shell")}],
+    });
+    let response = post(&server, "/api/v1/dags/validate", SMALL).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.json::<Value>().await.unwrap(), expected);
+    // The same DAG as JSON, and gorchestrator's format.
+    let as_json = serde_json::to_string(&serde_yaml_value(SMALL)).unwrap();
+    let response = client()
+        .post(server.url("/api/v1/dags/validate"))
+        .header("content-type", "application/json")
+        .body(as_json)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.json::<Value>().await.unwrap(), expected);
+    let response = client()
+        .post(server.url("/api/v1/dags/validate"))
+        .header("content-type", "application/json")
+        .body(gorchestrator_graph("0").to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let valid: Value = response.json().await.unwrap();
+    assert_eq!(valid["name"], "legacy");
+    assert_eq!(valid["nodes"], 3);
+    assert_eq!(valid["drivers"], expected["drivers"], "{valid}");
+
+    // Refused with the very problems a submission gets, each located.
+    let bad = "name: bad\nnodes:\n  a: {driver: noop, needs: [b]}\n  \
+               b: {driver: noop, needs: [a]}\n  c: {driver: nosuchdriver}\n  \
+               d: {driver: shell}\n";
+    let response = post(&server, "/api/v1/dags/validate", bad).await;
+    let checked = problem(response, StatusCode::UNPROCESSABLE_ENTITY, "invalid-dag").await;
+    assert_eq!(checked["instance"], "/api/v1/dags/validate");
+    let response = post(&server, "/api/v1/runs", bad).await;
+    let submitted = problem(response, StatusCode::UNPROCESSABLE_ENTITY, "invalid-dag").await;
+    assert_eq!(checked["problems"], submitted["problems"]);
+    let problems = checked["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 3, "{checked}");
+    for problem in problems {
+        assert!(
+            problem["location"].as_str().is_some_and(|l| !l.is_empty()),
+            "{checked}"
+        );
+        assert!(
+            problem["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{checked}"
+        );
+    }
+    let locations: Vec<&str> = problems
+        .iter()
+        .map(|p| p["location"].as_str().unwrap())
+        .collect();
+    assert!(locations.contains(&"graph"), "{checked}");
+    assert!(locations.contains(&"node `c`, field `driver`"), "{checked}");
+    assert!(
+        locations.contains(&"node `d`, field `artifact`"),
+        "{checked}"
+    );
+    let response = post(
+        &server,
+        "/api/v1/dags/validate",
+        "name: x\nnodes: [unclosed\n",
+    )
+    .await;
+    let error = problem(response, StatusCode::BAD_REQUEST, "unreadable-body").await;
+    assert!(
+        error["problems"][0]["location"]
+            .as_str()
+            .unwrap()
+            .starts_with("line "),
+        "{error}"
+    );
+    let response = post(&server, "/api/v1/dags/validate", "").await;
+    problem(response, StatusCode::BAD_REQUEST, "unreadable-body").await;
+    // Without tokens, a body a web page could send is refused as for a submission.
+    let response = client()
+        .post(server.url("/api/v1/dags/validate"))
+        .header("content-type", "text/plain")
+        .body(SMALL)
+        .send()
+        .await
+        .unwrap();
+    problem(
+        response,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported-media-type",
+    )
+    .await;
+
+    let (_, list) = get_json(&server, "/api/v1/runs").await;
+    assert_eq!(list["runs"], json!([]), "validating stores nothing");
+
+    // Operators may validate; viewers may not.
+    let drover = Drover::new();
+    let server = Server::start_with(
+        &drover,
+        &["serve", "--listen", "127.0.0.1:0"],
+        &[("DROVER_TOKENS", "operator:op-secret,viewer:view-secret")],
+    );
+    let validate = |token: &'static str| {
+        client()
+            .post(server.url("/api/v1/dags/validate"))
+            .bearer_auth(token)
+            .header("content-type", "application/yaml")
+            .body(SMALL)
+            .send()
+    };
+    let response = validate("view-secret").await.unwrap();
+    problem(response, StatusCode::FORBIDDEN, "forbidden").await;
+    assert_eq!(
+        validate("op-secret").await.unwrap().status(),
+        StatusCode::OK
+    );
+}
+
+/// YAML text as the JSON value it means.
+fn serde_yaml_value(yaml: &str) -> Value {
+    serde_yaml_ng::from_str(yaml).unwrap()
 }
