@@ -9,6 +9,7 @@ use super::problem::{Details, Kind, MEDIA_TYPE};
 use crate::admission::Refused;
 use crate::dag::Problem;
 use crate::runs::RunsError;
+use crate::store::StoreError;
 
 /// An error answer. Handlers build it; [`super::edge`] then places it: the
 /// request path becomes `instance`, and under gorchestrator's `/v1` the
@@ -141,6 +142,20 @@ impl From<RunsError> for ApiError {
             RunsError::NotFound(_) => ApiError::not_found(error.to_string()),
             RunsError::Ended(_) | RunsError::Running(_) => {
                 ApiError::new(Kind::Conflict, error.to_string())
+            }
+            RunsError::Store(StoreError::Unwritable { reason, full }) => ApiError::other(
+                if full {
+                    StatusCode::INSUFFICIENT_STORAGE
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                },
+                format!(
+                    "nothing was stored: {reason}; drover takes writes again by itself once it \
+                     can (GET /readyz tells)"
+                ),
+            ),
+            RunsError::Store(e @ StoreError::Reopening { .. }) => {
+                ApiError::other(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
             }
             RunsError::Store(e) => {
                 tracing::error!(error = %e, "store error");

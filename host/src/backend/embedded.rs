@@ -132,9 +132,9 @@ impl Backend for Embedded {
     }
 
     async fn ready(&self) -> Result<(), StoreError> {
-        match self.store.writer_alive() {
-            true => Ok(()),
-            false => Err(StoreError::Stopped),
+        if !self.store.writer_alive() {
+            return Err(StoreError::Stopped);
         }
+        self.store.unwritable().map_or(Ok(()), Err)
     }
 }

@@ -5,13 +5,20 @@
 //! Writes go through one writer thread that commits whatever has queued up
 //! in a single durable transaction (group commit), so many small writes cost
 //! one `fsync` between them. A write is reported done only once committed.
+//!
+//! When a commit fails for want of disk space (or any I/O error), redb
+//! refuses every later write until the database is opened again: the writer
+//! then reports the store unwritable, fails queued writes at once rather than
+//! holding their callers, opens the database again and tries a small commit
+//! every second, and takes writes again once one goes through.
 
 mod meta;
 pub mod redis;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::{mpsc, oneshot};
@@ -36,7 +43,14 @@ const QUEUE: usize = 16 * 1024;
 /// How many queued writes go into one transaction at most.
 const GROUP: usize = 4096;
 /// How long the writer waits for more writes when several came at once.
-const LINGER: std::time::Duration = std::time::Duration::from_micros(1000);
+const LINGER: Duration = Duration::from_micros(1000);
+/// How often an unwritable store tries again.
+const RETRY: Duration = Duration::from_secs(1);
+/// How long the writer waits for readers to let go of a database it must
+/// open again.
+const LET_GO: Duration = Duration::from_secs(5);
+/// A key the writer writes to learn whether the store takes writes again.
+const PROBE: TableDefinition<&str, &[u8]> = TableDefinition::new("probe");
 
 /// What can go wrong with the store.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +70,14 @@ pub enum StoreError {
     /// Redis failed or refused a command.
     #[error("redis: {0}")]
     Redis(String),
+    /// Writes fail: the disk is full (`full`) or the database's file cannot
+    /// be written; the store takes writes again by itself once it can.
+    #[error("the store cannot write now: {reason}")]
+    Unwritable { reason: String, full: bool },
+    /// The database is being opened again after writes failed: nothing can
+    /// be read until it is.
+    #[error("the store is being opened again ({reason})")]
+    Reopening { reason: String },
     /// Another leader schedules the run now: this one must stop it.
     #[error("run `{run}` is scheduled by another leader now (its lease was lost)")]
     LeaseLost { run: String },
@@ -128,9 +150,51 @@ struct Job {
 /// The database, shared: cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<Database>,
+    shared: Arc<Shared>,
     jobs: mpsc::Sender<Job>,
     path: Arc<Path>,
+}
+
+/// What the writer and the readers share.
+struct Shared {
+    /// `None` while the writer opens the database again.
+    db: RwLock<Option<Arc<Database>>>,
+    /// Why writes fail now; `None` while they go through.
+    trouble: Mutex<Option<StoreError>>,
+}
+
+impl Shared {
+    fn db(&self) -> Result<Arc<Database>, StoreError> {
+        let db = self.db.read().unwrap_or_else(PoisonError::into_inner);
+        db.clone().ok_or_else(|| StoreError::Reopening {
+            reason: self.unwritable().to_string(),
+        })
+    }
+
+    fn unwritable(&self) -> StoreError {
+        let trouble = self.trouble.lock().unwrap_or_else(PoisonError::into_inner);
+        match &*trouble {
+            Some(StoreError::Unwritable { reason, full }) => StoreError::Unwritable {
+                reason: reason.clone(),
+                full: *full,
+            },
+            _ => StoreError::Unwritable {
+                reason: "the database is being opened again".into(),
+                full: false,
+            },
+        }
+    }
+
+    fn set_trouble(&self, trouble: Option<StoreError>) {
+        *self.trouble.lock().unwrap_or_else(PoisonError::into_inner) = trouble;
+    }
+
+    fn troubled(&self) -> bool {
+        self.trouble
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -160,18 +224,22 @@ impl Store {
         txn.open_table(RECORDS).map_err(StoreError::db)?;
         txn.commit().map_err(StoreError::db)?;
 
-        let db = Arc::new(db);
+        let shared = Arc::new(Shared {
+            db: RwLock::new(Some(Arc::new(db))),
+            trouble: Mutex::new(None),
+        });
         let (jobs, rx) = mpsc::channel(QUEUE);
-        let writer_db = Arc::clone(&db);
+        let writer_shared = Arc::clone(&shared);
+        let writer_path = path.to_owned();
         std::thread::Builder::new()
             .name("drover-store".into())
-            .spawn(move || writer(&writer_db, rx))
+            .spawn(move || writer(&writer_shared, &writer_path, rx))
             .map_err(|e| StoreError::Open {
                 path: path.to_owned(),
                 source: redb::Error::Io(e),
             })?;
         Ok(Store {
-            db,
+            shared,
             jobs,
             path: path.into(),
         })
@@ -185,6 +253,11 @@ impl Store {
     /// Whether the writer thread still takes writes.
     pub fn writer_alive(&self) -> bool {
         !self.jobs.is_closed()
+    }
+
+    /// Why writes fail now, if they do (a full disk, say).
+    pub fn unwritable(&self) -> Option<StoreError> {
+        self.shared.troubled().then(|| self.shared.unwritable())
     }
 
     /// Queues `writes` (committed together, in order after every write
@@ -206,9 +279,15 @@ impl Store {
         self.write_then(writes, then).await?;
         match rx.await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(StoreError::Corrupt {
-                what: "write",
-                message: e.to_string(),
+            Ok(Err(e)) => Err(match &*e {
+                StoreError::Unwritable { reason, full } => StoreError::Unwritable {
+                    reason: reason.clone(),
+                    full: *full,
+                },
+                other => StoreError::Corrupt {
+                    what: "write",
+                    message: other.to_string(),
+                },
             }),
             Err(_) => Err(StoreError::Stopped),
         }
@@ -216,7 +295,7 @@ impl Store {
 
     /// The summary of run `id`.
     pub fn run(&self, id: &str) -> Result<Option<RunMeta>, StoreError> {
-        let txn = self.db.begin_read().map_err(StoreError::db)?;
+        let txn = self.shared.db()?.begin_read().map_err(StoreError::db)?;
         let table = txn.open_table(RUNS).map_err(StoreError::db)?;
         let Some(bytes) = table.get(id).map_err(StoreError::db)? else {
             return Ok(None);
@@ -232,7 +311,7 @@ impl Store {
         limit: usize,
         keep: impl Fn(&RunMeta) -> bool,
     ) -> Result<Vec<RunMeta>, StoreError> {
-        let txn = self.db.begin_read().map_err(StoreError::db)?;
+        let txn = self.shared.db()?.begin_read().map_err(StoreError::db)?;
         let table = txn.open_table(RUNS).map_err(StoreError::db)?;
         let range = match before {
             Some(before) => table.range::<&str>(..before),
@@ -255,7 +334,7 @@ impl Store {
 
     /// Every run not finished, oldest first: the runs to carry on after a restart.
     pub fn unfinished(&self) -> Result<Vec<RunMeta>, StoreError> {
-        let txn = self.db.begin_read().map_err(StoreError::db)?;
+        let txn = self.shared.db()?.begin_read().map_err(StoreError::db)?;
         let table = txn.open_table(RUNS).map_err(StoreError::db)?;
         let mut found = Vec::new();
         for entry in table.iter().map_err(StoreError::db)? {
@@ -270,7 +349,7 @@ impl Store {
 
     /// The DAG text run `id` was submitted with.
     pub fn source(&self, id: &str) -> Result<Option<String>, StoreError> {
-        let txn = self.db.begin_read().map_err(StoreError::db)?;
+        let txn = self.shared.db()?.begin_read().map_err(StoreError::db)?;
         let table = txn.open_table(SOURCES).map_err(StoreError::db)?;
         Ok(table
             .get(id)
@@ -280,7 +359,7 @@ impl Store {
 
     /// The final record of run `id`, once it has one.
     pub fn record(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
-        let txn = self.db.begin_read().map_err(StoreError::db)?;
+        let txn = self.shared.db()?.begin_read().map_err(StoreError::db)?;
         let table = txn.open_table(RECORDS).map_err(StoreError::db)?;
         let Some(bytes) = table.get(id).map_err(StoreError::db)? else {
             return Ok(None);
@@ -301,7 +380,7 @@ impl Store {
         after: u64,
         limit: usize,
     ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        let txn = self.db.begin_read().map_err(StoreError::db)?;
+        let txn = self.shared.db()?.begin_read().map_err(StoreError::db)?;
         let table = txn.open_table(EVENTS).map_err(StoreError::db)?;
         let Some(wanted) = after.checked_add(1) else {
             return Ok(Vec::new());
@@ -427,7 +506,7 @@ impl RunStore for Store {
 
 /// The writer thread: takes every job queued, commits them in one
 /// transaction, then tells each job how it went.
-fn writer(db: &Database, mut jobs: mpsc::Receiver<Job>) {
+fn writer(shared: &Shared, path: &Path, mut jobs: mpsc::Receiver<Job>) {
     let mut batch: Vec<Job> = Vec::with_capacity(GROUP);
     while jobs.blocking_recv().map(|job| batch.push(job)).is_some() {
         drain(&mut jobs, &mut batch);
@@ -438,15 +517,132 @@ fn writer(db: &Database, mut jobs: mpsc::Receiver<Job>) {
             std::thread::sleep(LINGER);
             drain(&mut jobs, &mut batch);
         }
-        let result = commit(db, &batch).map_err(Arc::new);
+        let result = shared
+            .db()
+            .and_then(|db| commit(&db, &batch))
+            .map_err(|e| Arc::new(trouble_of(e)));
         if let Err(e) = &result {
             tracing::error!(error = %e, writes = batch.len(), "store commit failed");
         }
+        let unwritable = match &result {
+            Err(e) if matches!(**e, StoreError::Unwritable { .. }) => {
+                shared.set_trouble(Some(copy(e)));
+                true
+            }
+            _ => false,
+        };
         for job in batch.drain(..) {
             (job.then)(result.clone());
         }
+        if unwritable && !recover(shared, path, &mut jobs) {
+            break;
+        }
     }
     tracing::debug!("store writer stops");
+}
+
+/// The error a failed commit stands for: [`StoreError::Unwritable`] when
+/// the file could not be written (redb then needs the database opened
+/// again), else the error itself.
+fn trouble_of(error: StoreError) -> StoreError {
+    let io = match &error {
+        StoreError::Database(redb::Error::Io(io)) => Some(io),
+        StoreError::Database(redb::Error::PreviousIo | redb::Error::TransactionPoisoned) => None,
+        _ => return error,
+    };
+    let full = io.is_some_and(|io| {
+        io.kind() == std::io::ErrorKind::StorageFull
+            || io.kind() == std::io::ErrorKind::QuotaExceeded
+            || io.raw_os_error() == Some(libc::ENOSPC)
+            || io.raw_os_error() == Some(libc::EDQUOT)
+    });
+    StoreError::Unwritable {
+        reason: match io {
+            Some(io) if full => format!("the data folder's disk is full ({io})"),
+            Some(io) => format!("the database cannot be written ({io})"),
+            None => "an earlier write failed".into(),
+        },
+        full,
+    }
+}
+
+fn copy(error: &StoreError) -> StoreError {
+    match error {
+        StoreError::Unwritable { reason, full } => StoreError::Unwritable {
+            reason: reason.clone(),
+            full: *full,
+        },
+        other => StoreError::Corrupt {
+            what: "write",
+            message: other.to_string(),
+        },
+    }
+}
+
+/// Opens the database again and waits until a small commit goes through,
+/// failing every write queued meanwhile at once (a caller learns of the
+/// full disk rather than waiting on it). `false` when the store is closing.
+fn recover(shared: &Shared, path: &Path, jobs: &mut mpsc::Receiver<Job>) -> bool {
+    let old = shared
+        .db
+        .write()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take();
+    if let Some(old) = old {
+        // Readers hold it for one read transaction at most.
+        let since = Instant::now();
+        while Arc::strong_count(&old) > 1 && since.elapsed() < LET_GO {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        drop(old);
+    }
+    let mut reopened: Option<Database> = None;
+    loop {
+        loop {
+            match jobs.try_recv() {
+                Ok(job) => (job.then)(Err(Arc::new(shared.unwritable()))),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => return false,
+            }
+        }
+        if reopened.is_none() {
+            match Database::create(path) {
+                Ok(db) => reopened = Some(db),
+                Err(e) => tracing::debug!(error = %e, "the store cannot be opened again yet"),
+            }
+        }
+        if let Some(db) = &reopened {
+            match probe(db) {
+                Ok(()) => {
+                    *shared.db.write().unwrap_or_else(PoisonError::into_inner) =
+                        reopened.take().map(Arc::new);
+                    shared.set_trouble(None);
+                    tracing::info!("the store takes writes again");
+                    return true;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "the store still cannot write");
+                    // redb refuses every write after an I/O error.
+                    if matches!(trouble_of(e), StoreError::Unwritable { .. }) {
+                        reopened = None;
+                    }
+                }
+            }
+        }
+        std::thread::sleep(RETRY);
+    }
+}
+
+/// A commit of a few kilobytes, to learn whether the disk takes writes.
+fn probe(db: &Database) -> Result<(), StoreError> {
+    let txn = db.begin_write().map_err(StoreError::db)?;
+    {
+        let mut table = txn.open_table(PROBE).map_err(StoreError::db)?;
+        table
+            .insert("probe", [0u8; 16 * 1024].as_slice())
+            .map_err(StoreError::db)?;
+    }
+    txn.commit().map_err(StoreError::db)
 }
 
 /// Moves every queued job into `batch`, up to [`GROUP`].

@@ -975,6 +975,111 @@ async fn over_the_connection_cap_a_client_is_told_so_and_let_in_once_one_closes(
     );
 }
 
+/// A tmpfs mounted for one test, unmounted when dropped.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &std::path::Path, size: &str) -> Tmpfs {
+        assert!(
+            // SAFETY: geteuid has no preconditions.
+            unsafe { libc::geteuid() } == 0,
+            "this test mounts a small tmpfs as the data folder: run it as root"
+        );
+        std::fs::create_dir_all(at).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .output()
+            .expect("mount");
+        assert!(out.status.success(), "mount: {}", support::stderr(&out));
+        Tmpfs(at.to_owned())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_is_reported_and_the_store_takes_writes_again_once_space_is_freed() {
+    use std::io::Write;
+    let drover = Drover::new();
+    let _tmpfs = Tmpfs::mount(&drover.data(), "8m");
+    let server = Server::start(&drover, &[]);
+    let before = submit(&server, SMALL).await;
+    wait_end(&server, &before).await;
+
+    // Fill the disk to the last byte.
+    let ballast = drover.data().join("ballast");
+    let mut file = std::fs::File::create(&ballast).unwrap();
+    let chunk = vec![0u8; 64 * 1024];
+    while file.write_all(&chunk).is_ok() {}
+    while file.write_all(&chunk[..512]).is_ok() {}
+    drop(file);
+
+    let mut refused = None;
+    for _ in 0..50 {
+        let response = post(&server, "/api/v1/runs", SMALL).await;
+        if response.status() != StatusCode::CREATED {
+            refused = Some(response);
+            break;
+        }
+    }
+    let refused = problem(
+        refused.expect("a submission to a full disk was accepted 50 times"),
+        StatusCode::INSUFFICIENT_STORAGE,
+        "about:blank",
+    )
+    .await;
+    assert!(detail(&refused).contains("disk is full"), "{refused}");
+    let ready = client().get(server.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let why: Value = ready.json().await.unwrap();
+    assert!(detail(&why).contains("disk is full"), "{why}");
+    // A read answers, or says why it cannot (redb opens the database again
+    // after a failed write, which a full disk may not allow yet).
+    let (status, read) = get_json(&server, &format!("/api/v1/runs/{before}")).await;
+    assert!(
+        status == StatusCode::OK
+            || status == StatusCode::SERVICE_UNAVAILABLE && detail(&read).contains("disk is full"),
+        "{status}: {read}"
+    );
+
+    std::fs::remove_file(&ballast).unwrap();
+    let began = Instant::now();
+    loop {
+        let ready = client().get(server.url("/readyz")).send().await.unwrap();
+        if ready.status() == StatusCode::OK {
+            break;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(15),
+            "not ready 15 s after space was freed: {}",
+            ready.text().await.unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let after = submit(&server, SMALL).await;
+    let record = wait_end(&server, &after).await;
+    assert_eq!(record["state"], "success", "{record}");
+    let (_, list) = get_json(&server, "/api/v1/runs?limit=1000").await;
+    let ids: Vec<&str> = list["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|run| run["id"].as_str())
+        .collect();
+    assert!(
+        ids.contains(&before.as_str()) && ids.contains(&after.as_str()),
+        "{list}"
+    );
+}
+
 #[tokio::test]
 async fn a_run_survives_a_server_killed_mid_run() {
     let drover = Drover::new();
