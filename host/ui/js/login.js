@@ -30,7 +30,7 @@ export function mount(main, view) {
       await context.login(token.value);
       context.navigate(target(query), { replace: true });
     } catch (e) {
-      error.textContent = e.status === 401 ? `Unknown token: ${e.detail || 'the server does not know it'}` : e.message;
+      error.textContent = e.status === 401 ? 'The server does not know this token.' : e.message;
       error.hidden = false;
       token.select();
     } finally {

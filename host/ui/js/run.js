@@ -403,7 +403,7 @@ class RunPage {
     const parts = [h('dl', { class: 'facts' }, rows.map(([term, value]) => h('div', null, h('dt', null, term), h('dd', null, value))))];
     if (node.error) parts.push(h('p', { id: 'node-error', class: 'error node-error' }, node.error));
     if (node.attempts.length) {
-      parts.push(h('table', { class: 'grid attempts' },
+      parts.push(h('table', { class: 'grid attempts-table' },
         h('thead', null, h('tr', null, ['#', 'state', 'started', 'took', 'exit', 'error'].map((label) => h('th', { scope: 'col' }, label)))),
         h('tbody', null, node.attempts.map((attempt) => h('tr', { 'data-attempt': attempt.attempt },
           h('td', { class: 'num' }, String(attempt.attempt)),
@@ -415,7 +415,7 @@ class RunPage {
     }
     const outputs = Object.entries(node.outputs || {});
     if (outputs.length) {
-      parts.push(h('h3', null, 'Outputs'), h('table', { class: 'grid outputs', id: 'node-outputs' },
+      parts.push(h('h3', null, 'Outputs'), h('table', { class: 'grid outputs-table', id: 'node-outputs' },
         h('tbody', null, outputs.map(([key, value]) => h('tr', { 'data-output': key }, h('th', { scope: 'row' }, key), h('td', { class: 'mono wrap-text' }, value))))));
     }
     fill(this.details, parts);
