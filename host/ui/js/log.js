@@ -216,6 +216,5 @@ function lineElement(segments, query, n) {
     if (cursor < end) span.appendChild(document.createTextNode(text.slice(cursor, end)));
     el.appendChild(segment.classes || segment.color || segment.background || marks.length ? span : document.createTextNode(segment.text));
   }
-  if (!segments.length) el.appendChild(document.createTextNode('\u200b'));
   return el;
 }

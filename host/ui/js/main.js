@@ -36,8 +36,9 @@ async function loadSession() {
 
 function showSession() {
   const role = document.getElementById('role');
-  setText(role, session.role ? (session.open ? `${session.role} (no tokens)` : session.role) : 'not logged in');
+  setText(role, session.role || '');
   role.dataset.role = session.role || '';
+  setText(document.getElementById('role-note'), session.open ? 'no tokens' : session.role ? '' : 'not logged in');
   document.getElementById('logout').hidden = session.open || !session.role;
 }
 
@@ -84,6 +85,8 @@ router.before = (path) => {
 
 router.after = (path) => {
   const section = path === '/' || path === '/ui' || path === '/ui/' ? 'runs' : path.split('/')[2] || 'runs';
+  // A run's page names itself once its record is in.
+  if (!/^\/ui\/runs\/[^/]+/.test(path)) document.title = `${section} · drover`;
   for (const link of document.querySelectorAll('a[data-nav]')) {
     if (link.dataset.nav === section) link.setAttribute('aria-current', 'page');
     else link.removeAttribute('aria-current');

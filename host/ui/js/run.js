@@ -124,6 +124,9 @@ class RunPage {
         h('button', { id: 'graph-fit', type: 'button', class: 'quiet', title: 'Fit the graph to the screen', onclick: () => { this.graph.touched = true; this.graph.fit(); } }, 'Fit'));
     }
     this.panel = h('aside', { id: 'node-panel', class: 'node-panel', hidden: true, 'aria-label': 'Node' });
+    this.panel.addEventListener('keydown', (event) => {
+      if (event.key === 'Escape' && event.target.tagName !== 'INPUT') this.closePanel(true);
+    });
     this.graphTab = h('div', { class: 'tab-body', 'data-body': 'graph', role: 'tabpanel' },
       h('div', { class: 'graph-tools' }, this.searchInput, this.summary, h('div', { class: 'zoom' }, tools)),
       large ? h('p', { class: 'muted note' }, `${m.nodes.length} nodes: too many to draw, so they are listed. Search, or pick states above.`) : null,
@@ -249,6 +252,7 @@ class RunPage {
 
   paintHead() {
     const m = this.model;
+    document.title = `${m.name} (${m.state}) · drover`;
     setText(this.runState, m.state);
     this.runState.className = stateClass(m.state);
     const { first, last } = m.span();
