@@ -19,6 +19,7 @@ pub mod problem;
 mod routes;
 mod session;
 mod tls;
+mod ui;
 
 use std::sync::Arc;
 
@@ -77,13 +78,15 @@ impl AppState {
 /// The whole API, built from [`ROUTES`] so that the OpenAPI document and
 /// the router cannot disagree. Bodies over `max_body_bytes` get 413.
 /// Without tokens, requests a web page could send are refused first
-/// (see [`browser`]). Every error answer leaves through [`edge`].
+/// (see [`browser`]). Every error answer leaves through [`edge`]. The web
+/// dashboard ([`ui`]) is served beside the API, behind the same guards.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     let mut router = Router::new();
     for route in ROUTES {
         router = router.route(route.path, (route.handler)(&state, route.role));
     }
     let mut router = router
+        .merge(ui::routes())
         .fallback(error::not_found)
         .layer(DefaultBodyLimit::max(max_body_bytes));
     if state.auth.is_open() {

@@ -27,3 +27,4 @@ mod sandbox;
 mod secrets;
 mod serve;
 mod session;
+mod ui;
