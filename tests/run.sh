@@ -36,6 +36,9 @@ bash tests/rootless.sh
 step "schemathesis against drover serve and its own OpenAPI document (tests/schemathesis.sh)"
 bash tests/schemathesis.sh
 
+step "the dashboard in headless Chromium against drover serve (tests/browser.sh)"
+bash tests/browser.sh
+
 # A fresh clone's build and tests must leave nothing in the source tree
 # (build output belongs under target/). Only in CI, whose clone is clean.
 if [ "${CI:-}" = true ] && git rev-parse --is-inside-work-tree >/dev/null 2>&1; then

@@ -30,6 +30,9 @@ command -v npm >/dev/null || need_apt+=(npm)
 command -v redis-server >/dev/null || need_apt+=(redis-server)
 # OpenBao's venv (below) needs ensurepip, which Debian ships apart.
 /usr/bin/python3 -c 'import ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+# The dashboard's browser tests (tests/browser.sh) drive Debian's Chromium
+# headless; Playwright never downloads a browser of its own.
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
 if ((${#need_apt[@]})); then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 "${need_apt[@]}"
@@ -54,6 +57,21 @@ if ! "$schemathesis_venv/bin/schemathesis" --version 2>/dev/null | grep -qx "sch
     rm -rf "$schemathesis_venv"
     /usr/bin/python3 -m venv "$schemathesis_venv"
     "$schemathesis_venv/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+
+# Playwright for Python and pytest, with which tests/browser.sh drives
+# Debian's Chromium (the wheel carries Playwright's driver; `playwright
+# install`, which would download a browser, is never run).
+PLAYWRIGHT_VERSION=1.65.2
+PYTEST_VERSION=9.2.0
+playwright_venv="$HOME/.cache/drover/tools/playwright-venv"
+if ! "$playwright_venv/bin/python" -c "
+import importlib.metadata as m, sys
+sys.exit(m.version('playwright') != '$PLAYWRIGHT_VERSION' or m.version('pytest') != '$PYTEST_VERSION')" 2>/dev/null; then
+    rm -rf "$playwright_venv"
+    /usr/bin/python3 -m venv "$playwright_venv"
+    "$playwright_venv/bin/pip" install -q --disable-pip-version-check \
+        "playwright==$PLAYWRIGHT_VERSION" "pytest==$PYTEST_VERSION"
 fi
 
 # The example drivers in other languages, each built by its own script, which
