@@ -279,16 +279,7 @@ impl Store {
         self.write_then(writes, then).await?;
         match rx.await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(match &*e {
-                StoreError::Unwritable { reason, full } => StoreError::Unwritable {
-                    reason: reason.clone(),
-                    full: *full,
-                },
-                other => StoreError::Corrupt {
-                    what: "write",
-                    message: other.to_string(),
-                },
-            }),
+            Ok(Err(e)) => Err(copy(&e)),
             Err(_) => Err(StoreError::Stopped),
         }
     }
@@ -566,6 +557,8 @@ fn trouble_of(error: StoreError) -> StoreError {
     }
 }
 
+/// A failed write's error as its own value: what a full disk says stays
+/// that; anything else is reported as a failed write.
 fn copy(error: &StoreError) -> StoreError {
     match error {
         StoreError::Unwritable { reason, full } => StoreError::Unwritable {
