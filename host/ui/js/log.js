@@ -105,7 +105,13 @@ export class LogView {
 
   showStatus() {
     const total = this.lines.length + this.dropped;
-    if (total === 0) {
+    const reused = this.model.byName.get(this.node)?.reusedFrom;
+    if (total === 0 && reused) {
+      // A reused node did not run in this run: its log is the earlier run's.
+      this.status.replaceChildren('Reused: this node did not run here. Its log is in ',
+        h('a', { href: `/ui/runs/${encodeURIComponent(reused)}?node=${encodeURIComponent(this.node)}` }, `run ${reused}`), '.');
+      this.status.hidden = false;
+    } else if (total === 0) {
       this.status.textContent = this.model.running ? 'No log lines yet.' : 'This node logged nothing.';
       this.status.hidden = false;
     } else if (this.dropped) {
@@ -115,6 +121,8 @@ export class LogView {
       this.status.hidden = true;
     }
     this.count.textContent = `${total} line${total === 1 ? '' : 's'}`;
+    // An empty log of a node that is done needs no empty frame.
+    this.body.hidden = total === 0 && !this.model.running;
   }
 
   add(messages) {

@@ -43,7 +43,8 @@ function urlOf(filters) {
 /** How a run came to be: a re-run, or the API it was submitted through. */
 function trigger(run) {
   if (run.rerun_of) return ['rerun of ', h('a', { href: `/ui/runs/${encodeURIComponent(run.rerun_of)}` }, run.rerun_of)];
-  if (run.api) return [String(run.api)];
+  // drover's own API is the usual way in; gorchestrator's is worth naming.
+  if (run.api && run.api !== 'native') return [`${run.api} api`];
   return ['api'];
 }
 
