@@ -74,7 +74,10 @@ fn refusal(guard: Guard, request: &Request) -> Option<ApiError> {
     }
     if let Some(origin) = headers.get(ORIGIN) {
         let origin = origin.to_str().unwrap_or("");
-        if !origin_is_loopback(origin) {
+        // The server's own pages (the dashboard, served under an IP address
+        // with `--insecure`) send their own origin: the Host check above
+        // already vouched for it.
+        if !origin_is_loopback(origin) && !host.is_some_and(|host| same_origin(origin, host)) {
             return Some(ApiError::forbidden(format!(
                 "requests from the web page at `{}` are refused: a server without tokens \
                  takes requests from loopback origins only",
@@ -157,6 +160,14 @@ fn host_of(authority: &str) -> Option<&str> {
     }
 }
 
+/// Whether `origin` is the page's own: `http(s)://` and the request's `Host`.
+fn same_origin(origin: &str, host: &str) -> bool {
+    origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .is_some_and(|authority| !host.is_empty() && authority.eq_ignore_ascii_case(host))
+}
+
 /// Whether a browser's `Origin` is a page served from this machine.
 fn origin_is_loopback(origin: &str) -> bool {
     origin
@@ -199,6 +210,21 @@ mod tests {
         }
         assert!(authority_is_loopback("10.0.0.1:8080", true));
         assert!(!authority_is_loopback("evil.example", true));
+    }
+
+    #[test]
+    fn a_page_of_the_server_itself_is_its_own_origin() {
+        assert!(same_origin("http://10.0.0.1:8080", "10.0.0.1:8080"));
+        assert!(same_origin("https://10.0.0.1", "10.0.0.1"));
+        for (origin, host) in [
+            ("http://evil.example", "10.0.0.1:8080"),
+            ("http://10.0.0.1:8081", "10.0.0.1:8080"),
+            ("null", "10.0.0.1"),
+            ("http://", ""),
+            ("10.0.0.1:8080", "10.0.0.1:8080"),
+        ] {
+            assert!(!same_origin(origin, host), "{origin} vs {host}");
+        }
     }
 
     #[test]

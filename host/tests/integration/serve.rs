@@ -754,6 +754,28 @@ async fn insecure_allows_a_public_address_without_tokens() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
+    // The dashboard, served under a public address, posts with its own
+    // origin; another site's page may not.
+    let host = "10.1.2.3";
+    let submit = |origin: &'static str| {
+        client()
+            .post(format!("http://127.0.0.1:{port}/api/v1/runs"))
+            .header("host", format!("{host}:{port}"))
+            .header("origin", origin.replace("PORT", &port))
+            .header("content-type", "application/yaml")
+            .body(SMALL)
+            .send()
+    };
+    assert_eq!(
+        submit("http://10.1.2.3:PORT").await.unwrap().status(),
+        StatusCode::CREATED
+    );
+    problem(
+        submit("http://evil.example").await.unwrap(),
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
 }
 
 #[tokio::test]
