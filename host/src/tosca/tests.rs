@@ -692,6 +692,8 @@ topology_template:
     assert_eq!(unsupported, expected);
     let dag = &imported.dag;
     assert_eq!(names(dag), ["web:create", "web:configure", "server:noop"]);
+    // A script `sh` would misread is left out: its node runs nothing.
+    assert_eq!(node(dag, "web:configure").driver, "noop");
     assert_eq!(needs(dag, "web:create"), ["server:noop"]);
     // The unsupported input is left out; the others stay.
     let create = node(dag, "web:create");

@@ -293,7 +293,7 @@ impl Translator<'_> {
                 where_,
                 format!("`{file}` is a URL: drover runs scripts next to the template"),
             );
-            return Some(file.to_owned());
+            return None;
         }
         let path = normalize(&folder.join(file));
         let Some(text) = path.to_str() else {
@@ -310,6 +310,7 @@ impl Translator<'_> {
         }
         let extension = path.extension().and_then(|e| e.to_str());
         if !matches!(extension, None | Some("sh" | "bash")) {
+            // Left out (the node runs nothing): `sh` would misread it.
             self.issues.unsupported(
                 where_,
                 format!(
@@ -317,7 +318,9 @@ impl Translator<'_> {
                     operation.step.name()
                 ),
             );
-        } else if !path.is_file() {
+            return None;
+        }
+        if !path.is_file() {
             self.missing_scripts.push(file.to_owned());
         }
         Some(text.to_owned())
