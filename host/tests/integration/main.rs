@@ -26,3 +26,4 @@ mod sandbox;
 mod secrets;
 mod serve;
 mod session;
+mod tosca;
