@@ -921,3 +921,44 @@ topology_template:
     assert_eq!(json["nodes"]["a:create"]["timeout"], "90s");
     assert_eq!(json["nodes"]["a:create"]["driver"], "shell");
 }
+
+#[test]
+fn yaml_aliases_are_followed_but_cannot_blow_up() {
+    // Anchors are common in TOSCA (`dsl_definitions`), and merge keys too.
+    let dag = ok(r#"
+dsl_definitions:
+  defaults: &defaults
+    type: tosca.nodes.SoftwareComponent
+  ops: &ops
+    Standard: {create: a.sh}
+topology_template:
+  node_templates:
+    a:
+      <<: *defaults
+      interfaces: *ops
+    b:
+      <<: *defaults
+      interfaces: *ops
+      requirements: [{dependency: a}]
+"#)
+    .dag;
+    assert_eq!(names(&dag), ["a:create", "b:create"]);
+    assert_eq!(needs(&dag, "b:create"), ["a:create"]);
+
+    let mut bomb = String::from(
+        "tosca_definitions_version: tosca_simple_yaml_1_0\nl0: &l0 [x, x, x, x, x, x, x, x, x, x]\n",
+    );
+    for level in 1..12 {
+        let previous = level - 1;
+        bomb.push_str(&format!(
+            "l{level}: &l{level} [*l{previous}, *l{previous}, *l{previous}, *l{previous}, *l{previous}, *l{previous}, *l{previous}, *l{previous}, *l{previous}, *l{previous}]\n"
+        ));
+    }
+    let started = std::time::Instant::now();
+    let result = from_text(&bomb, Path::new(FOLDER), "t", None, false);
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    let Err(ImportError::Refused { issues }) = result else {
+        panic!("{result:?}");
+    };
+    assert!(issues[0].message.contains("YAML aliases"), "{issues:?}");
+}

@@ -57,7 +57,7 @@ impl Plan {
     }
 }
 
-/// Everything the functions need while one template's nodes are made.
+/// The templates being translated, what each becomes, and what the functions found.
 pub(super) struct Translator<'a> {
     pub templates: &'a [NodeTemplate],
     pub inputs: &'a Values,
@@ -287,10 +287,10 @@ impl Translator<'_> {
                 implementation.folder.as_path(),
             ),
         };
-        let where_ = &implementation.at;
+        let location = &implementation.at;
         if file.contains("://") {
             self.issues.unsupported(
-                where_,
+                location,
                 format!("`{file}` is a URL: drover runs scripts next to the template"),
             );
             return None;
@@ -298,12 +298,12 @@ impl Translator<'_> {
         let path = normalize(&folder.join(file));
         let Some(text) = path.to_str() else {
             self.issues
-                .error(where_, format!("the path of `{file}` is not UTF-8"));
+                .error(location, format!("the path of `{file}` is not UTF-8"));
             return None;
         };
         if text.contains(['\n', '\r']) || text.contains("${{") {
             self.issues.error(
-                where_,
+                location,
                 format!("`{file}`: a script's path must not hold a line break or `${{{{`"),
             );
             return None;
@@ -312,7 +312,7 @@ impl Translator<'_> {
         if !matches!(extension, None | Some("sh" | "bash")) {
             // Left out (the node runs nothing): `sh` would misread it.
             self.issues.unsupported(
-                where_,
+                location,
                 format!(
                     "`{file}` is not a shell script: drover runs `{}` with the `shell` driver (`sh FILE`)",
                     operation.step.name()
