@@ -21,4 +21,5 @@ pub mod sandbox;
 pub mod secrets;
 pub mod store;
 pub mod task;
+pub mod tosca;
 pub mod transport;

@@ -3,6 +3,7 @@
 mod config;
 mod driver;
 mod drone;
+mod import;
 mod log_writer;
 mod plugin;
 mod run;
@@ -38,6 +39,9 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Print a DAG file as a graph (Graphviz dot or Mermaid).
     Graph(run::GraphArgs),
+    /// Turn another tool's file into a DAG (TOSCA service templates), or run it at once.
+    #[command(subcommand)]
+    Import(import::ImportCommand),
     /// Try a driver on its own: run one node, describe a driver, list the built-in ones.
     #[command(subcommand)]
     Driver(driver::DriverCommand),
@@ -136,10 +140,15 @@ pub fn main() -> ExitCode {
     // `drover run` drives its nodes from one thread (see
     // `transport::NodeThreads`): on few cores, every wake-up between the
     // worker threads of a multi-threaded runtime shows on short nodes.
-    if matches!(cli.command, Command::Run(_)) {
+    let runs_dag = match &cli.command {
+        Command::Run(_) => true,
+        Command::Import(import) => import.runs(),
+        _ => false,
+    };
+    if runs_dag {
         crate::keep_freed_memory();
     }
-    let mut builder = if matches!(cli.command, Command::Run(_)) {
+    let mut builder = if runs_dag {
         tokio::runtime::Builder::new_current_thread()
     } else {
         tokio::runtime::Builder::new_multi_thread()
@@ -166,6 +175,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Run(args) => run::run(args, config).await,
             Command::Graph(args) => run::graph(args, config),
+            Command::Import(cmd) => import::run(cmd, config).await,
             Command::Serve(args) => serve::serve(args, config).await,
             Command::Driver(cmd) => driver::run(cmd, config).await,
             Command::Plugin(cmd) => plugin::run(cmd).await,

@@ -26,21 +26,36 @@ use super::{CliError, OutputFormat, cancel_on_ctrl_c, exit, new_run_id, open_reg
 pub struct RunArgs {
     /// The DAG file: drover's YAML/JSON format or gorchestrator's JSON.
     file: PathBuf,
+    #[command(flatten)]
+    options: RunOptions,
+}
+
+/// How a DAG runs: `drover run`'s flags, which `drover import tosca --run` shares.
+#[derive(Debug, Args)]
+pub struct RunOptions {
     /// How many nodes may run at once (default: the number of cores).
     #[arg(long, short = 'j')]
-    parallelism: Option<usize>,
+    pub parallelism: Option<usize>,
     /// Stop the run at the first node that fails for good.
     #[arg(long)]
-    fail_fast: bool,
+    pub fail_fast: bool,
     /// Stop the whole run after this long (`10m`, `1h`, ...).
     #[arg(long)]
-    timeout: Option<String>,
+    pub timeout: Option<String>,
     /// Keep the nodes' workspaces after the run (under the data folder).
     #[arg(long)]
-    keep_workspaces: bool,
+    pub keep_workspaces: bool,
     /// Output format: live progress and a summary, or the run record as JSON.
     #[arg(long, value_enum, default_value_t)]
-    output: OutputFormat,
+    pub output: OutputFormat,
+}
+
+/// A DAG to run: its text, the folder its relative paths are in, and the
+/// file it is named by in messages.
+pub struct DagSource {
+    pub text: String,
+    pub base: Option<PathBuf>,
+    pub file: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -69,24 +84,22 @@ fn read_dag(file: &Path, registry: &Registry) -> Result<Dag, CliError> {
     dag::parse(&text, base.as_deref(), &exists).map_err(|e| invalid(file, e))
 }
 
-/// Reads a DAG file for running and checks everything before it runs:
-/// every problem, of the graph and of each node's driver, in one answer.
-async fn accept_file(
-    file: &Path,
+/// Checks a DAG for running, everything before it runs: every problem, of
+/// the graph and of each node's driver, in one answer.
+async fn accept_source(
+    source: &DagSource,
     registry: &Registry,
     parallelism: usize,
 ) -> Result<admission::Accepted, CliError> {
-    let text = read_text(file)?;
-    let base = base_dir(file);
     admission::accept(
         registry,
-        &text,
-        base.as_deref(),
+        &source.text,
+        source.base.as_deref(),
         parallelism,
         &BTreeMap::new(),
     )
     .await
-    .map_err(|refused| invalid(file, refused.problems().clone()))
+    .map_err(|refused| invalid(&source.file, refused.problems().clone()))
 }
 
 fn read_text(file: &Path) -> Result<String, CliError> {
@@ -108,7 +121,7 @@ fn base_dir(file: &Path) -> Option<PathBuf> {
         .and_then(|p| p.canonicalize().ok())
 }
 
-fn invalid(file: &Path, e: DagError) -> CliError {
+pub(super) fn invalid(file: &Path, e: DagError) -> CliError {
     CliError::bad_input(anyhow!(
         "{} is not a valid DAG ({} problem{}):\n{}",
         file.display(),
@@ -134,6 +147,20 @@ pub fn graph(args: GraphArgs, config: Config) -> Result<u8, CliError> {
 }
 
 pub async fn run(args: RunArgs, config: Config) -> Result<u8, CliError> {
+    let source = DagSource {
+        text: read_text(&args.file)?,
+        base: base_dir(&args.file),
+        file: args.file,
+    };
+    run_source(source, args.options, config).await
+}
+
+/// Runs a DAG with live progress and a summary (or the run record as JSON).
+pub async fn run_source(
+    source: DagSource,
+    args: RunOptions,
+    config: Config,
+) -> Result<u8, CliError> {
     let started = Instant::now();
     let run_timeout = args
         .timeout
@@ -164,7 +191,7 @@ pub async fn run(args: RunArgs, config: Config) -> Result<u8, CliError> {
     // Containers of drovers that died are removed before new ones start.
     runtime.containers().remove_leftovers().await;
     let admission::Accepted { dag, drivers } =
-        accept_file(&args.file, &registry, parallelism).await?;
+        accept_source(&source, &registry, parallelism).await?;
 
     let run_id = new_run_id();
     let workspaces = runtime.config().workspace_dir().join(&run_id);

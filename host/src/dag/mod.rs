@@ -6,7 +6,7 @@ mod gorchestrator;
 mod graph;
 pub mod model;
 mod native;
-mod raw;
+pub(crate) mod raw;
 pub mod render;
 pub mod schema;
 pub mod secret_ref;

@@ -10,7 +10,7 @@ use super::error::Problem;
 
 /// A YAML or JSON value with mapping order kept and duplicate keys kept.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) enum Raw {
+pub(crate) enum Raw {
     Null,
     Bool(bool),
     Int(i128),
@@ -22,7 +22,7 @@ pub(super) enum Raw {
 
 impl Raw {
     /// What kind of value this is, for messages: "a string", "a list", ...
-    pub(super) fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             Raw::Null => "null",
             Raw::Bool(_) => "a boolean",
@@ -35,7 +35,7 @@ impl Raw {
     }
 
     /// A scalar as text (`1` → "1", `true` → "true"); `None` for null, lists and mappings.
-    pub(super) fn scalar_text(&self) -> Option<String> {
+    pub(crate) fn scalar_text(&self) -> Option<String> {
         match self {
             Raw::Str(s) => Some(s.clone()),
             Raw::Int(i) => Some(i.to_string()),
@@ -487,21 +487,36 @@ pub(super) fn read_yaml(text: &str) -> Result<Top, Problem> {
         return Err(Problem::new("file", "the file is empty"));
     }
     let _budget = budget::start(budget::for_text(text.len()));
-    serde_yaml_ng::from_str::<Top>(text).map_err(|e| {
-        let message = e.to_string();
-        match e.location() {
-            Some(at) => {
-                let (line, column) = (at.line(), at.column());
-                let mark = format!(" at line {line} column {column}");
-                let message = message.replacen(&mark, "", 1);
-                Problem::new(
-                    format!("line {line}, column {column}"),
-                    format!("invalid YAML: {message}"),
-                )
-            }
-            None => Problem::new("file", format!("invalid YAML: {message}")),
+    serde_yaml_ng::from_str::<Top>(text).map_err(yaml_problem)
+}
+
+/// A YAML error as a problem at its line and column.
+fn yaml_problem(e: serde_yaml_ng::Error) -> Problem {
+    let message = e.to_string();
+    match e.location() {
+        Some(at) => {
+            let (line, column) = (at.line(), at.column());
+            let mark = format!(" at line {line} column {column}");
+            let message = message.replacen(&mark, "", 1);
+            Problem::new(
+                format!("line {line}, column {column}"),
+                format!("invalid YAML: {message}"),
+            )
         }
-    })
+        None => Problem::new("file", format!("invalid YAML: {message}")),
+    }
+}
+
+/// Reads a whole YAML document (JSON is YAML too) into a tree, under the
+/// same alias budget as a DAG: for other files read by hand, such as TOSCA
+/// service templates.
+pub(crate) fn read_document(text: &str) -> Result<Raw, Problem> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if text.trim().is_empty() {
+        return Err(Problem::new("file", "the file is empty"));
+    }
+    let _budget = budget::start(budget::for_text(text.len()));
+    serde_yaml_ng::from_str::<Raw>(text).map_err(yaml_problem)
 }
 
 /// Reads YAML or JSON, telling them apart by the first character.

@@ -21,7 +21,7 @@ pub struct NativeDag {
     #[schema(min_length = 1)]
     name: String,
     /// The nodes by name. A name has no whitespace, control character,
-    /// `:`, `{`, `}` or `/`, and is not `.` or `..`.
+    /// `{`, `}` or `/`, and is not `.` or `..`.
     #[schema(schema_with = node_map)]
     nodes: BTreeMap<String, NativeNode>,
     /// Each node's `on_interrupt` unless it sets its own (default `rerun`).

@@ -39,13 +39,21 @@ pub(crate) enum Piece<'a> {
     },
 }
 
-/// Whether `s` can be a node name or output key: not empty, no whitespace
-/// or control characters, none of `:`, `{`, `}`.
+/// Whether `s` can be an output key: not empty, no whitespace or control
+/// characters, none of `:`, `{`, `}`.
 pub fn is_valid_name(s: &str) -> bool {
+    is_valid_node_name(s) && !s.contains(':')
+}
+
+/// Whether `s` can be a node name: as an output key, but `:` is allowed
+/// (`web:create`, as gorchestrator's TOSCA client named a template's
+/// operations). A reference still reads unambiguously: a key has no `:`, so
+/// `get_attribute NAME:KEY` splits at the last one.
+pub fn is_valid_node_name(s: &str) -> bool {
     !s.is_empty()
         && !s
             .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, ':' | '{' | '}'))
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '{' | '}'))
 }
 
 /// Reads the inside of `${{ ... }}`.
@@ -53,7 +61,7 @@ fn parse_expression(inner: &str) -> Option<(&str, &str)> {
     let rest = inner.trim().strip_prefix("nodes.")?;
     let at = rest.rfind(".outputs.")?;
     let (node, key) = (&rest[..at], &rest[at + ".outputs.".len()..]);
-    (is_valid_name(node) && is_valid_name(key)).then_some((node, key))
+    (is_valid_node_name(node) && is_valid_name(key)).then_some((node, key))
 }
 
 /// Splits `text` into pieces at `${{ }}` references. When `strict`, a
@@ -104,10 +112,9 @@ fn get_attribute(value: &str) -> Option<Option<(&str, &str)>> {
     if !target.is_empty() && !target.starts_with(char::is_whitespace) {
         return None;
     }
-    let parsed = target
-        .trim()
-        .split_once(':')
-        .and_then(|(node, key)| (is_valid_name(node) && is_valid_name(key)).then_some((node, key)));
+    let parsed = target.trim().rsplit_once(':').and_then(|(node, key)| {
+        (is_valid_node_name(node) && is_valid_name(key)).then_some((node, key))
+    });
     Some(parsed)
 }
 
@@ -310,6 +317,15 @@ mod tests {
         assert_eq!(arg_references("get_attributes d:ip"), Ok(vec![]));
         assert_eq!(arg_references("echo get_attribute d:ip"), Ok(vec![]));
         assert_eq!(arg_references("a=b=get_attribute d:ip"), Ok(vec![]));
+        // A node name may hold `:`; a key may not, so the last `:` splits them.
+        assert_eq!(
+            arg_references("IP=get_attribute web:create:ip"),
+            Ok(vec![r("web:create", "ip")])
+        );
+        assert_eq!(
+            references("${{ nodes.web:create.outputs.ip }}"),
+            Ok(vec![r("web:create", "ip")])
+        );
         // Only in args.
         assert_eq!(references("get_attribute d:ip"), Ok(vec![]));
         for bad in [
@@ -385,6 +401,10 @@ mod tests {
         assert!(is_valid_name("héllo"));
         for bad in ["", "a b", "a:b", "a\tb", "a}", "{a", "a\u{0}"] {
             assert!(!is_valid_name(bad), "{bad:?}");
+        }
+        assert!(is_valid_node_name("web:create"));
+        for bad in ["", "a b", "a\tb", "a}", "{a", "a\u{0}"] {
+            assert!(!is_valid_node_name(bad), "{bad:?}");
         }
     }
 }

@@ -373,14 +373,38 @@ fn unknown_drivers_get_the_whole_string() {
 #[test]
 fn names_are_checked() {
     let found = problems(
-        r#"{"name": "x", "nodes": {"": {"driver": "noop"}, "a b": {"driver": "noop"}, "c:d": {"driver": "noop"}, "ok.name-1_x": {"driver": "noop"}}}"#,
+        r#"{"name": "x", "nodes": {"": {"driver": "noop"}, "a b": {"driver": "noop"}, "c{d": {"driver": "noop"}, "ok.name-1_x": {"driver": "noop"}, "web:create": {"driver": "noop"}}}"#,
     );
     assert_eq!(
         found,
         [
             "nodes[0]: the node has an empty name",
-            "node `a b`: a node name must not contain whitespace, control characters, `:`, `{` or `}`",
-            "node `c:d`: a node name must not contain whitespace, control characters, `:`, `{` or `}`",
+            "node `a b`: a node name must not contain whitespace, control characters, `{` or `}`",
+            "node `c{d`: a node name must not contain whitespace, control characters, `{` or `}`",
+        ]
+    );
+}
+
+#[test]
+fn names_with_colons_are_referenced_both_ways() {
+    // gorchestrator's TOSCA client named nodes `template:operation`.
+    let dag = ok(
+        r#"{"name": "x", "digraph": [0, 1, 1, 0, 0, 0, 0, 0, 0], "nodes": [
+            {"id": 0, "name": "db:start", "engine": "nil"},
+            {"id": 1, "name": "web:create", "engine": "nil", "args": ["DB=get_attribute db:start:ip"]},
+            {"id": 2, "name": "web:configure", "engine": "nil", "args": ["${{ nodes.db:start.outputs.ip }}"]}]}"#,
+    );
+    let names: Vec<&str> = dag.nodes.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, ["db:start", "web:create", "web:configure"]);
+    let found = problems(
+        r#"{"name": "x", "digraph": [0, 0, 0, 0], "nodes": [
+            {"id": 0, "name": "db:start", "engine": "nil"},
+            {"id": 1, "name": "web", "engine": "nil", "args": ["DB=get_attribute db:start:ip"]}]}"#,
+    );
+    assert_eq!(
+        found,
+        [
+            "node `web`, field `args[0]`: `get_attribute db:start:ip` refers to `db:start`, which is not an upstream node of `web`"
         ]
     );
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::error::{DagError, Problem};
 use super::graph::{children_of, kahn};
 use super::model::{Dag, Node, NodeIndex, SourceFormat};
-use super::template::{self, Piece, is_valid_name};
+use super::template::{self, Piece, is_valid_name, is_valid_node_name};
 
 /// The most retries a node may ask for.
 pub const MAX_RETRIES: u32 = 100;
@@ -188,10 +188,10 @@ fn check_names_and_ids(
     for (i, node) in nodes.iter().enumerate() {
         if node.name.is_empty() {
             problems.push(Problem::new(&labels[i], "the node has an empty name"));
-        } else if !is_valid_name(&node.name) {
+        } else if !is_valid_node_name(&node.name) {
             problems.push(Problem::new(
                 &labels[i],
-                "a node name must not contain whitespace, control characters, `:`, `{` or `}`",
+                "a node name must not contain whitespace, control characters, `{` or `}`",
             ));
         } else if node.name == "." || node.name == ".." || node.name.contains('/') {
             // The name is the node's workspace folder under the run's.

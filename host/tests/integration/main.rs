@@ -27,4 +27,5 @@ mod sandbox;
 mod secrets;
 mod serve;
 mod session;
+mod tosca;
 mod ui;
