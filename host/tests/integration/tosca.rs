@@ -11,15 +11,24 @@ use serde_json::Value;
 use crate::support::{Drover, node, stderr, stdout};
 
 /// gorchestrator's TOSCA fixtures. Not copied into the repository: the tests read them where
-/// the team keeps them.
+/// the team keeps them, `$DROVER_FIXTURES`, else `../shared/fixtures` beside the repository,
+/// else `/work/shared/fixtures` (where a clone elsewhere still finds them).
 fn fixtures() -> PathBuf {
-    let dir =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/gorchestrator/tosca");
-    assert!(
-        dir.join("tosca_helloworld.yaml").is_file(),
-        "the TOSCA fixtures are missing: expected gorchestrator's under {} (the shared folder beside the repository)",
-        dir.display()
-    );
+    let beside = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures");
+    let candidates: Vec<PathBuf> = match std::env::var_os("DROVER_FIXTURES") {
+        Some(dir) => vec![PathBuf::from(dir)],
+        None => vec![beside, PathBuf::from("/work/shared/fixtures")],
+    };
+    let found = candidates
+        .iter()
+        .map(|dir| dir.join("gorchestrator/tosca"))
+        .find(|dir| dir.join("tosca_helloworld.yaml").is_file());
+    let Some(dir) = found else {
+        panic!(
+            "the TOSCA fixtures are missing: expected gorchestrator's under gorchestrator/tosca/ in one of {candidates:?} \
+             (the shared folder beside the repository; DROVER_FIXTURES overrides)"
+        );
+    };
     dir.canonicalize().unwrap()
 }
 
