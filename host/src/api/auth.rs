@@ -4,13 +4,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::header::{AUTHORIZATION, HOST, ORIGIN};
-use axum::http::{HeaderMap, Method};
+use axum::http::HeaderMap;
+use axum::http::header::{AUTHORIZATION, ORIGIN};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
 use sha2::{Digest, Sha256};
 
+use super::browser;
 use super::session::{self, Caller};
 use super::{ApiError, AppState};
 use crate::config::{Role, TokenSetting};
@@ -182,7 +183,7 @@ async fn check(
 /// other sites' requests; this also holds against a sibling site on the
 /// same registrable domain, which SameSite counts as the same site.
 fn cross_site(request: &Request) -> Option<ApiError> {
-    if ![Method::POST, Method::PUT, Method::PATCH, Method::DELETE].contains(request.method()) {
+    if !browser::changes_state(request.method()) {
         return None;
     }
     let headers = request.headers();
@@ -195,16 +196,7 @@ fn cross_site(request: &Request) -> Option<ApiError> {
         ));
     }
     let origin = headers.get(ORIGIN)?.to_str().unwrap_or("");
-    let host = headers
-        .get(HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| request.uri().authority().map(|a| a.as_str()))
-        .unwrap_or("");
-    let authority = origin
-        .strip_prefix("https://")
-        .or_else(|| origin.strip_prefix("http://"))
-        .unwrap_or("");
-    if authority.is_empty() || !authority.eq_ignore_ascii_case(host) {
+    if !browser::host(request).is_some_and(|host| browser::same_origin(origin, host)) {
         return Some(ApiError::forbidden(format!(
             "a session may change things only from drover's own pages; Origin `{}` is not this server",
             origin.escape_default()

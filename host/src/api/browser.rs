@@ -58,11 +58,7 @@ pub async fn check(State(guard): State<Guard>, request: Request, next: Next) -> 
 
 fn refusal(guard: Guard, request: &Request) -> Option<ApiError> {
     let headers = request.headers();
-    // HTTP/2 carries the host in the URI's authority rather than a header.
-    let host = match headers.get(HOST) {
-        Some(value) => Some(value.to_str().unwrap_or("")),
-        None => request.uri().authority().map(|a| a.as_str()),
-    };
+    let host = host(request);
     if let Some(host) = host
         && !authority_is_loopback(host, guard.any_ip_host)
     {
@@ -125,7 +121,15 @@ fn unsupported(what: String) -> ApiError {
     )
 }
 
-fn changes_state(method: &Method) -> bool {
+/// The host a request names: its `Host` header, or (HTTP/2) its URI's authority.
+pub(super) fn host(request: &Request) -> Option<&str> {
+    match request.headers().get(HOST) {
+        Some(value) => Some(value.to_str().unwrap_or("")),
+        None => request.uri().authority().map(|a| a.as_str()),
+    }
+}
+
+pub(super) fn changes_state(method: &Method) -> bool {
     [Method::POST, Method::PUT, Method::PATCH, Method::DELETE].contains(method)
 }
 
@@ -161,7 +165,7 @@ fn host_of(authority: &str) -> Option<&str> {
 }
 
 /// Whether `origin` is the page's own: `http(s)://` and the request's `Host`.
-fn same_origin(origin: &str, host: &str) -> bool {
+pub(super) fn same_origin(origin: &str, host: &str) -> bool {
     origin
         .strip_prefix("http://")
         .or_else(|| origin.strip_prefix("https://"))
